@@ -1,0 +1,5 @@
+import sys
+
+from callpop.cli import main
+
+sys.exit(main())

@@ -1,0 +1,396 @@
+"""Typed, frozen settings read from settings.toml.
+
+Every key has a default here and a documented line in settings.toml (a test keeps the two
+in step). A bad value stops start-up with the key's name, the expected form and what was
+found, so an operator never has to guess which line of the file is wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+__all__ = [
+    "AmiSettings",
+    "BonusKpi",
+    "BonusLevel",
+    "BonusSettings",
+    "DatabaseSettings",
+    "DemoSettings",
+    "HistorySettings",
+    "KpiSettings",
+    "LoggingSettings",
+    "PbxSettings",
+    "PhoneSettings",
+    "PushSettings",
+    "Settings",
+    "SettingsError",
+    "WebSettings",
+    "load_settings",
+]
+
+
+class SettingsError(ValueError):
+    """A settings file that cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class AmiSettings:
+    host: str = ""
+    port: int = 5038
+    username: str = "callpop"
+    secret: str = field(default="", repr=False)
+    events: str = "call,agent,system"
+    ping_interval: float = 10.0
+    pong_timeout: float = 5.0
+    reconnect_min: float = 1.0
+    reconnect_max: float = 30.0
+    queue_warn: int = 10000
+
+    @property
+    def simulated(self) -> bool:
+        """No Asterisk configured: callpop starts its own simulated PBX."""
+        return not self.host
+
+
+@dataclass(frozen=True, slots=True)
+class PbxSettings:
+    id: str = "main"
+    agent_extension_pattern: str = r"^\d{2,6}$"
+    trunk_devices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneSettings:
+    default_region: str = "RU"
+    min_external_digits: int = 7
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    url: str = field(default="sqlite+aiosqlite:///var/callpop.db", repr=False)
+    echo: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HistorySettings:
+    promises: int = 20
+    agreements: int = 10
+    calls: int = 10
+    notes: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class WebSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    secret_key: str = field(default="", repr=False)
+    cookie_secure: bool = False
+    session_hours: int = 12
+    default_language: str = "ru"
+
+
+@dataclass(frozen=True, slots=True)
+class PushSettings:
+    queue_size: int = 256
+    send_timeout: float = 5.0
+    dismiss_after: float = 8.0
+
+
+@dataclass(frozen=True, slots=True)
+class KpiSettings:
+    min_talk_seconds: int = 30
+    count_inbound: bool = True
+    count_outbound: bool = True
+    one_per_client_per_day: bool = True
+    regular_min_paid_agreements: int = 2
+    regular_window_months: int = 12
+    working_days: tuple[int, ...] = (1, 2, 3, 4, 5)
+    timezone: str = "Europe/Moscow"
+
+
+@dataclass(frozen=True, slots=True)
+class BonusKpi:
+    weight: float = 0.25
+    threshold: float = 50.0
+    target: float = 100.0
+    accelerator: float = 1.0
+    cap: float = 150.0
+
+
+@dataclass(frozen=True, slots=True)
+class BonusLevel:
+    name: str
+    from_pct: float
+    pay_pct: float
+
+
+def _default_bonus_kpis() -> dict[str, BonusKpi]:
+    return {
+        "contacts": BonusKpi(0.4, 50, 100, 1.5, 150),
+        "collections": BonusKpi(0.3, 50, 100, 1.5, 150),
+        "win_rate": BonusKpi(0.2, 50, 100, 1.0, 120),
+        "new_vs_regular": BonusKpi(0.1, 50, 100, 1.0, 120),
+    }
+
+
+def _default_levels() -> tuple[BonusLevel, ...]:
+    return (
+        BonusLevel("unacceptable", 0, 0),
+        BonusLevel("low", 70, 50),
+        BonusLevel("plan", 100, 100),
+        BonusLevel("excellent", 120, 130),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BonusSettings:
+    scheme: str = "linear"
+    base: float = 50000.0
+    currency: str = "RUB"
+    kpi: Mapping[str, BonusKpi] = field(default_factory=_default_bonus_kpis)
+    levels: tuple[BonusLevel, ...] = field(default_factory=_default_levels)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoSettings:
+    clients: int = 3000
+    managers: int = 4
+    call_interval: float = 6.0
+    seed: int = 42
+    ami_port: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingSettings:
+    level: str = "INFO"
+    format: str = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    ami: AmiSettings = field(default_factory=AmiSettings)
+    pbx: PbxSettings = field(default_factory=PbxSettings)
+    phones: PhoneSettings = field(default_factory=PhoneSettings)
+    agents: Mapping[str, str] = field(default_factory=dict)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    history: HistorySettings = field(default_factory=HistorySettings)
+    web: WebSettings = field(default_factory=WebSettings)
+    push: PushSettings = field(default_factory=PushSettings)
+    kpi: KpiSettings = field(default_factory=KpiSettings)
+    bonus: BonusSettings = field(default_factory=BonusSettings)
+    demo: DemoSettings = field(default_factory=DemoSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    source: str = "defaults"
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with whole sections replaced (tests and the demo use it)."""
+        return dataclasses.replace(self, **changes)
+
+
+# --- validation -------------------------------------------------------------------------
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "bonus.scheme": ("linear", "levels"),
+    "web.default_language": ("ru", "en"),
+    "logging.level": ("DEBUG", "INFO", "WARNING", "ERROR"),
+    "logging.format": ("text", "json"),
+}
+_NON_NEGATIVE = (int, float)
+_ENV_SECRETS = {
+    ("ami", "secret"): "CALLPOP_AMI_SECRET",
+    ("ami", "host"): "CALLPOP_AMI_HOST",
+    ("database", "url"): "CALLPOP_DATABASE_URL",
+    ("web", "secret_key"): "CALLPOP_SECRET_KEY",
+}
+
+T = TypeVar("T")
+
+
+def _describe(value: object) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _coerce(key: str, value: object, annotation: Any) -> Any:
+    origin = typing.get_origin(annotation)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise SettingsError(f"{key}: expected true or false, found {_describe(value)}")
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        raise SettingsError(f"{key}: expected a whole number >= 0, found {_describe(value)}")
+    if annotation is float:
+        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+            return float(value)
+        raise SettingsError(f"{key}: expected a number >= 0, found {_describe(value)}")
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        raise SettingsError(f"{key}: expected a quoted string, found {_describe(value)}")
+    if origin is tuple:
+        (item_type, _ellipsis) = typing.get_args(annotation)
+        if not isinstance(value, list):
+            raise SettingsError(f"{key}: expected a list like [1, 2], found {_describe(value)}")
+        return tuple(_coerce(f"{key}[{i}]", v, item_type) for i, v in enumerate(value))
+    raise SettingsError(f"{key}: unsupported setting type {annotation!r}")  # pragma: no cover
+
+
+def _build(cls: type[T], section: str, raw: object) -> T:
+    if not isinstance(raw, dict):
+        raise SettingsError(f"[{section}]: expected a table, found {_describe(raw)}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise SettingsError(
+            f"[{section}] {unknown[0]}: unknown key (known keys: {', '.join(sorted(known))})"
+        )
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        key = f"{section}.{name}"
+        coerced = _coerce(key, value, hints[name])
+        choices = _CHOICES.get(key)
+        if choices is not None and coerced not in choices:
+            raise SettingsError(f"{key}: expected one of {', '.join(choices)}, found {_describe(value)}")
+        values[name] = coerced
+    return cls(**values)
+
+
+def _build_agents(raw: object) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        raise SettingsError(f"[agents]: expected a table of device = \"extension\", found {_describe(raw)}")
+    agents: dict[str, str] = {}
+    for device, ext in raw.items():
+        if not isinstance(ext, str | int) or isinstance(ext, bool) or not str(ext).strip():
+            raise SettingsError(
+                f'agents."{device}": expected an extension like "101", found {_describe(ext)}'
+            )
+        if "/" not in device:
+            raise SettingsError(
+                f'agents."{device}": expected a device like "PJSIP/101" (technology/resource)'
+            )
+        agents[device] = str(ext).strip()
+    return agents
+
+
+def _build_bonus(raw: object) -> BonusSettings:
+    if not isinstance(raw, dict):
+        raise SettingsError(f"[bonus]: expected a table, found {_describe(raw)}")
+    raw = dict(raw)
+    kpi_raw = raw.pop("kpi", None)
+    levels_raw = raw.pop("levels", None)
+    plain = _build(BonusSettings, "bonus", raw)
+    kpis = dict(_default_bonus_kpis())
+    if kpi_raw is not None:
+        if not isinstance(kpi_raw, dict):
+            raise SettingsError(f"[bonus.kpi]: expected tables, found {_describe(kpi_raw)}")
+        for name, table in kpi_raw.items():
+            if name not in kpis:
+                raise SettingsError(
+                    f"[bonus.kpi.{name}]: unknown KPI (known: {', '.join(sorted(kpis))})"
+                )
+            merged = {**dataclasses.asdict(kpis[name]), **(table if isinstance(table, dict) else {})}
+            if not isinstance(table, dict):
+                raise SettingsError(f"[bonus.kpi.{name}]: expected a table, found {_describe(table)}")
+            kpis[name] = _build(BonusKpi, f"bonus.kpi.{name}", merged)
+    levels = _default_levels()
+    if levels_raw is not None:
+        if not isinstance(levels_raw, dict) or not levels_raw:
+            raise SettingsError(f"[bonus.levels]: expected a table of levels, found {_describe(levels_raw)}")
+        parsed = []
+        for name, spec in levels_raw.items():
+            key = f"bonus.levels.{name}"
+            if not isinstance(spec, dict) or set(spec) != {"from", "pay"}:
+                raise SettingsError(f"{key}: expected {{ from = <% of plan>, pay = <% of base> }}, "
+                                    f"found {_describe(spec)}")
+            parsed.append(BonusLevel(name, _coerce(f"{key}.from", spec["from"], float),
+                                     _coerce(f"{key}.pay", spec["pay"], float)))
+        levels = tuple(sorted(parsed, key=lambda lv: lv.from_pct))
+    return dataclasses.replace(plain, kpi=kpis, levels=levels)
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "ami": AmiSettings,
+    "pbx": PbxSettings,
+    "phones": PhoneSettings,
+    "database": DatabaseSettings,
+    "history": HistorySettings,
+    "web": WebSettings,
+    "push": PushSettings,
+    "kpi": KpiSettings,
+    "demo": DemoSettings,
+    "logging": LoggingSettings,
+}
+
+
+def settings_from_mapping(data: Mapping[str, Any], *, source: str = "<mapping>",
+                          environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from parsed TOML; missing keys keep their defaults."""
+    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    env = os.environ if environ is None else environ
+    for (section, key), var in _ENV_SECRETS.items():
+        if env.get(var):
+            data.setdefault(section, {})[key] = env[var]
+    unknown = sorted(set(data) - set(_SECTIONS) - {"agents", "bonus"})
+    if unknown:
+        raise SettingsError(f"[{unknown[0]}]: unknown section (known: "
+                            f"{', '.join(sorted([*_SECTIONS, 'agents', 'bonus']))})")
+    sections: dict[str, Any] = {name: _build(cls, name, data.get(name, {})) for name, cls in _SECTIONS.items()}
+    try:
+        re.compile(sections["pbx"].agent_extension_pattern)
+    except re.error as exc:
+        raise SettingsError(f"pbx.agent_extension_pattern: expected a regular expression, found "
+                            f"{sections['pbx'].agent_extension_pattern!r} ({exc})") from None
+    try:
+        import phonenumbers
+
+        if sections["phones"].default_region not in phonenumbers.SUPPORTED_REGIONS:
+            raise SettingsError(f"phones.default_region: expected a two-letter region like RU or GB, "
+                                f"found {sections['phones'].default_region!r}")
+    except ImportError:  # pragma: no cover - phonenumbers is a dependency
+        pass
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(sections["kpi"].timezone)
+    except Exception:
+        raise SettingsError(f"kpi.timezone: expected an IANA zone like Europe/Moscow, "
+                            f"found {sections['kpi'].timezone!r}") from None
+    bad_days = [d for d in sections["kpi"].working_days if not 1 <= d <= 7]
+    if bad_days:
+        raise SettingsError(f"kpi.working_days: expected days 1 (Monday) to 7, found {bad_days[0]}")
+    return Settings(
+        **sections,
+        agents=_build_agents(data.get("agents", {})),
+        bonus=_build_bonus(data.get("bonus", {})),
+        source=source,
+    )
+
+
+def load_settings(path: str | Path | None = None, *, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read settings.toml (or *path*); no file at the default path means all defaults."""
+    env = os.environ if environ is None else environ
+    explicit = path is not None or bool(env.get("CALLPOP_SETTINGS"))
+    p = Path(path or env.get("CALLPOP_SETTINGS") or "settings.toml")
+    if not p.exists():
+        if explicit:
+            raise SettingsError(f"{p}: settings file not found")
+        return settings_from_mapping({}, source="defaults", environ=env)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{p}: not valid TOML: {exc}") from None
+    try:
+        return settings_from_mapping(data, source=str(p), environ=env)
+    except SettingsError as exc:
+        raise SettingsError(f"{p}: {exc}") from None
+

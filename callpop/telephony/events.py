@@ -1,0 +1,103 @@
+"""Call events: what the tracker tells the rest of callpop.
+
+Frozen snapshots, never live tracker objects, so a consumer (lookup, push, journal) can
+keep them without seeing later changes. ``as_dict`` is the public JSON form printed by
+``callpop replay`` and must keep exactly the documented fields; the extra context a pop
+needs (caller name, times) travels in the dataclass fields that ``as_dict`` leaves out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Direction = Literal["inbound", "outbound", "internal"]
+RingStopReason = Literal["answered_elsewhere", "caller_hangup", "no_answer", "busy", "rejected", "unavailable"]
+TransferKind = Literal["blind", "attended"]
+Outcome = Literal["answered", "missed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Ringing:
+    """An agent's phone started ringing for a call (inbound) or an agent dialled out."""
+
+    call: str
+    direction: Direction
+    client: str | None
+    agent: str
+    caller_name: str | None = field(default=None, compare=False)
+    at: float | None = field(default=None, compare=False)
+    event: Literal["ringing"] = field(default="ringing", init=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"event": self.event, "call": self.call, "direction": self.direction,
+                "client": self.client, "agent": self.agent}
+
+
+@dataclass(frozen=True, slots=True)
+class RingStopped:
+    call: str
+    agent: str
+    reason: RingStopReason
+    at: float | None = field(default=None, compare=False)
+    event: Literal["ring_stopped"] = field(default="ring_stopped", init=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"event": self.event, "call": self.call, "agent": self.agent, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    call: str
+    agent: str
+    at: float | None = field(default=None, compare=False)
+    event: Literal["answered"] = field(default="answered", init=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"event": self.event, "call": self.call, "agent": self.agent}
+
+
+@dataclass(frozen=True, slots=True)
+class Transferred:
+    call: str
+    from_agent: str
+    to_agent: str
+    kind: TransferKind
+    at: float | None = field(default=None, compare=False)
+    event: Literal["transferred"] = field(default="transferred", init=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"event": self.event, "call": self.call, "from_agent": self.from_agent,
+                "to_agent": self.to_agent, "kind": self.kind}
+
+
+@dataclass(frozen=True, slots=True)
+class AgentTalk:
+    """How long one agent talked in a call (a transferred call has several)."""
+
+    agent: str
+    talk_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    call: str
+    direction: Direction
+    client: str | None
+    outcome: Outcome
+    answered_by: tuple[str, ...]
+    talk_seconds: int
+    caller_name: str | None = field(default=None, compare=False)
+    started_at: float | None = field(default=None, compare=False)
+    ended_at: float | None = field(default=None, compare=False)
+    agents_rang: tuple[str, ...] = field(default=(), compare=False)
+    talks: tuple[AgentTalk, ...] = field(default=(), compare=False)
+    event: Literal["ended"] = field(default="ended", init=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"event": self.event, "call": self.call, "direction": self.direction,
+                "client": self.client, "outcome": self.outcome,
+                "answered_by": list(self.answered_by), "talk_seconds": self.talk_seconds}
+
+
+CallEvent = Ringing | RingStopped | Answered | Transferred | Ended
