@@ -101,3 +101,18 @@ class Ended:
 
 
 CallEvent = Ringing | RingStopped | Answered | Transferred | Ended
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveCall:
+    """A call in progress, as the tracker sees it now: what a reconnecting browser is sent
+    before live events. ``ringing`` are the agents whose phones ring now, ``talking`` the
+    agents in conversation now."""
+
+    call: str
+    direction: Direction
+    client: str | None
+    caller_name: str | None
+    ringing: tuple[str, ...]
+    talking: tuple[str, ...]
+    started_at: float | None = None

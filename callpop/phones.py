@@ -1,0 +1,100 @@
+"""Phone numbers: one normal form for the tracker, the directory and the importer.
+
+Callers reach the PBX as ``89161234567``, ``+79161234567``, ``0079161234567`` or with
+spaces; a client typed into 1C as ``8 (916) 123-45-67`` must match all of them. We
+normalise to E.164 with ``phonenumbers`` (the numbering plans are data, not code we
+should write) and keep the last 10 national digits as a fallback key: 8 would be too few,
+Moscow's 495-xxx-xx-xx and 985-xxx-xx-xx numbers share their last 8.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import phonenumbers
+
+__all__ = ["WITHHELD", "PhoneKey", "format_display", "is_withheld", "phone_key"]
+
+# What Asterisk and SIP carriers put in CallerIDNum when there is no number to show.
+WITHHELD = frozenset({"", "<unknown>", "unknown", "anonymous", "restricted", "private",
+                      "unavailable", "withheld", "s"})
+
+_DIGITS = re.compile(r"\d")
+_ALLOWED = re.compile(r"^[\d\s()+\-./]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneKey:
+    """How a number is stored and looked up.
+
+    ``e164`` is None when the number cannot be read as a valid public number in the
+    default region; ``tail10`` is the last 10 digits (None when there are fewer than 10);
+    ``external`` is False for short internal extensions, which are never looked up.
+    """
+
+    raw: str
+    e164: str | None
+    tail10: str | None
+    external: bool
+
+    @property
+    def display_key(self) -> str:
+        """The form shown to users and sent in call events: E.164, else the raw digits."""
+        return self.e164 or self.raw
+
+
+def is_withheld(number: str | None) -> bool:
+    return number is None or number.strip().lower() in WITHHELD
+
+
+@lru_cache(maxsize=65536)
+def phone_key(raw: str, region: str = "RU", min_external_digits: int = 7) -> PhoneKey:
+    """Normalise *raw*; cached because the same callers ring again and again."""
+    text = raw.strip()
+    digits = "".join(_DIGITS.findall(text))
+    if is_withheld(text) or not digits or not _ALLOWED.match(text):
+        return PhoneKey(raw=text, e164=None, tail10=None, external=False)
+    if len(digits) < min_external_digits:
+        return PhoneKey(raw=text, e164=None, tail10=None, external=False)
+    e164: str | None = None
+    candidate = text
+    if candidate.startswith("00"):
+        candidate = "+" + candidate[2:].lstrip()
+    elif region == "RU" and candidate.startswith("810"):
+        # Russian international prefix (8, wait for tone, 10)
+        candidate = "+" + candidate[3:]
+    try:
+        parsed = phonenumbers.parse(candidate, region)
+        if phonenumbers.is_possible_number(parsed) and phonenumbers.is_valid_number(parsed):
+            e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    except phonenumbers.NumberParseException:
+        e164 = None
+    if e164 is None and not text.startswith("+"):
+        # "79161234567" without a plus: a full international number typed without "+"
+        try:
+            parsed = phonenumbers.parse("+" + digits, None)
+            if phonenumbers.is_valid_number(parsed):
+                e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        except phonenumbers.NumberParseException:
+            e164 = None
+    national = e164[1:] if e164 else digits
+    if e164:
+        parsed = phonenumbers.parse(e164, None)
+        national = str(parsed.national_number)
+    tail10 = national[-10:] if len(national) >= 10 else None
+    return PhoneKey(raw=text, e164=e164, tail10=tail10, external=True)
+
+
+def format_display(number: str | None, region: str = "RU") -> str:
+    """A number as people read it: ``+7 916 123-45-67``; anything unreadable as given."""
+    if not number:
+        return ""
+    try:
+        parsed = phonenumbers.parse(number, region)
+    except phonenumbers.NumberParseException:
+        return number
+    if not phonenumbers.is_valid_number(parsed):
+        return number
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
