@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     Boolean,
@@ -56,7 +56,7 @@ Money = Numeric(14, 2)
 
 
 class Base(DeclarativeBase):
-    type_annotation_map: dict[Any, Any] = {dt.datetime: UTCDateTime, Decimal: Money}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dt.datetime: UTCDateTime, Decimal: Money}
 
 
 class Employee(Base):

@@ -1,0 +1,195 @@
+"""Who is asking: signed session cookies, argon2 passwords, roles and CSRF tokens.
+
+The session cookie holds only the employee id, an expiry and a random nonce, signed with
+HMAC-SHA256; the employee row is read on each request so a deactivated account or a
+changed role takes effect at once. Every unsafe request (POST, PUT, PATCH, DELETE) must
+carry the CSRF token bound to the session nonce — forms in a hidden ``csrf_token`` field,
+scripts in the ``X-CSRF-Token`` header — so a page on another site cannot act for the
+manager even if the browser sends the cookie.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+
+from callpop.server.keys import DB, SECRET, SETTINGS
+from callpop.store.models import Employee
+
+__all__ = [
+    "COOKIE",
+    "CurrentUser",
+    "auth_middleware",
+    "check_password",
+    "csrf_token",
+    "hash_password",
+    "login_user",
+    "logout_user",
+    "require_role",
+    "require_user",
+]
+
+COOKIE = "callpop_session"
+_USER_KEY = "callpop.user"
+_SESSION_KEY = "callpop.session"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Login must work before there is a session; it is protected by the anonymous session's token.
+_hasher = PasswordHasher()
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentUser:
+    id: int
+    login: str
+    name: str
+    role: str  # manager | supervisor | admin
+    extensions: tuple[str, ...]
+    language: str
+
+    @property
+    def is_supervisor(self) -> bool:
+        return self.role in ("supervisor", "admin")
+
+
+@dataclass(frozen=True, slots=True)
+class _Session:
+    uid: int | None
+    nonce: str
+    expires: float
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def check_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _sign(secret: bytes, payload: bytes) -> str:
+    return base64.urlsafe_b64encode(hmac.new(secret, payload, hashlib.sha256).digest()).decode().rstrip("=")
+
+
+def _encode(secret: bytes, session: _Session) -> str:
+    payload = json.dumps({"u": session.uid, "n": session.nonce, "e": int(session.expires)}).encode()
+    body = base64.urlsafe_b64encode(payload).decode().rstrip("=")
+    return f"{body}.{_sign(secret, payload)}"
+
+
+def _decode(secret: bytes, value: str) -> _Session | None:
+    body, _, sig = value.partition(".")
+    try:
+        payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    except (ValueError, TypeError):
+        return None
+    if not sig or not hmac.compare_digest(sig, _sign(secret, payload)):
+        return None
+    try:
+        data = json.loads(payload)
+        session = _Session(uid=data["u"], nonce=str(data["n"]), expires=float(data["e"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+    if session.expires < time.time():
+        return None
+    return session
+
+
+def csrf_token(request: web.Request) -> str:
+    """The token a form or script must send back with any unsafe request."""
+    session: _Session = request[_SESSION_KEY]
+    return _sign(request.app[SECRET], f"csrf:{session.nonce}".encode())
+
+
+def _set_cookie(request: web.Request, response: web.StreamResponse, session: _Session) -> None:
+    settings = request.app[SETTINGS].web
+    response.set_cookie(COOKIE, _encode(request.app[SECRET], session), httponly=True, samesite="Lax",
+                        secure=settings.cookie_secure, path="/", max_age=settings.session_hours * 3600)
+
+
+async def _load_user(request: web.Request, uid: int) -> CurrentUser | None:
+    async with request.app[DB].sessions() as db:
+        emp = (await db.execute(select(Employee).where(Employee.id == uid))).scalar_one_or_none()
+        if emp is None or not emp.active:
+            return None
+        return CurrentUser(
+            id=emp.id, login=emp.login, name=emp.name, role=emp.role,
+            extensions=tuple(sorted(e.extension for e in emp.extensions)),
+            language=emp.language or request.app[SETTINGS].web.default_language,
+        )
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Attach the session and user; refuse unsafe requests without the session's CSRF token."""
+    secret = request.app[SECRET]
+    raw = request.cookies.get(COOKIE)
+    session = _decode(secret, raw) if raw else None
+    fresh = session is None
+    if session is None:
+        session = _Session(uid=None, nonce=secrets.token_urlsafe(16),
+                           expires=time.time() + request.app[SETTINGS].web.session_hours * 3600)
+    request[_SESSION_KEY] = session
+    request[_USER_KEY] = await _load_user(request, session.uid) if session.uid is not None else None
+    if request.method not in _SAFE_METHODS and not request.path.startswith("/static/"):
+        sent = request.headers.get("X-CSRF-Token")
+        if sent is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            sent = str((await request.post()).get("csrf_token", ""))
+        if not sent or not hmac.compare_digest(sent, csrf_token(request)):
+            raise web.HTTPForbidden(text="CSRF token missing or wrong: reload the page and try again.")
+    response = await handler(request)
+    if fresh and not response.prepared:
+        _set_cookie(request, response, request[_SESSION_KEY])
+    return response
+
+
+def current_user(request: web.Request) -> CurrentUser | None:
+    user: CurrentUser | None = request.get(_USER_KEY)
+    return user
+
+
+def require_user(request: web.Request) -> CurrentUser:
+    """The logged-in user; pages redirect to the login form, the API and /ws answer 401."""
+    user = current_user(request)
+    if user is None:
+        if request.path.startswith(("/api/", "/ws")) or request.headers.get("Accept") == "application/json":
+            raise web.HTTPUnauthorized(text=json.dumps({"error": "login required"}),
+                                       content_type="application/json")
+        raise web.HTTPFound(f"/login?next={request.rel_url.path_qs}" if request.path != "/" else "/login")
+    return user
+
+
+def require_role(request: web.Request, *roles: str) -> CurrentUser:
+    user = require_user(request)
+    if user.role not in roles:
+        raise web.HTTPForbidden(text=json.dumps({"error": f"needs role {' or '.join(roles)}"}),
+                                content_type="application/json")
+    return user
+
+
+def login_user(request: web.Request, response: web.StreamResponse, employee_id: int) -> None:
+    """Start a new session (new nonce: a token seen before login is useless after it)."""
+    session = _Session(uid=employee_id, nonce=secrets.token_urlsafe(16),
+                       expires=time.time() + request.app[SETTINGS].web.session_hours * 3600)
+    request[_SESSION_KEY] = session
+    _set_cookie(request, response, session)
+
+
+def logout_user(request: web.Request, response: web.StreamResponse) -> None:
+    response.del_cookie(COOKIE, path="/")
