@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    MetaData,
     Numeric,
     String,
     Text,
@@ -55,7 +56,18 @@ def utcnow() -> dt.datetime:
 Money = Numeric(14, 2)
 
 
+# Named constraints: SQLite migrations (batch mode) can only drop what has a name.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
 class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {dt.datetime: UTCDateTime, Decimal: Money}
 
 
@@ -123,7 +135,10 @@ class ClientPhone(Base):
 
 class Agreement(Base):
     __tablename__ = "agreements"
-    __table_args__ = (Index("ix_agreements_client_status", "client_id", "status"),)
+    __table_args__ = (
+        Index("ix_agreements_client_status", "client_id", "status"),
+        Index("ix_agreements_client_created", "client_id", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))

@@ -1,0 +1,221 @@
+"""Opening the database, and keeping its schema in step with the code.
+
+One URL picks the backend: an SQLite file (aiosqlite, WAL, the embedded default) or
+PostgreSQL (asyncpg). Schema changes are Alembic migrations shipped inside the package;
+``callpop db upgrade`` applies them, and start-up refuses an older (or newer) schema
+rather than failing later on a missing column in the middle of a call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, inspect
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from callpop.settings import DatabaseSettings, Settings
+
+__all__ = [
+    "Database",
+    "SchemaError",
+    "alembic_config",
+    "create_engine",
+    "current_revision",
+    "head_revision",
+    "main",
+    "open_database",
+    "upgrade",
+    "verify_schema",
+]
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+class SchemaError(RuntimeError):
+    """The database is not at the schema this code needs; the message says what to run."""
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """An open database: the engine and the session factory everyone shares."""
+
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    url: str
+
+    @property
+    def dialect(self) -> Literal["sqlite", "postgresql"]:
+        name = self.engine.dialect.name
+        if name not in ("sqlite", "postgresql"):  # pragma: no cover - guarded in open_database
+            raise RuntimeError(f"unsupported database dialect {name!r}")
+        return "sqlite" if name == "sqlite" else "postgresql"
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _safe(url: URL) -> str:
+    """The URL for logs and messages: never the password."""
+    return url.render_as_string(hide_password=True)
+
+
+def _prepare_sqlite_file(url: URL) -> None:
+    """Create the directory of an SQLite file: first start must just work."""
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return
+    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    """Per-connection SQLite settings: WAL lets the web pages read while the journal writes;
+    foreign keys are off by default in SQLite and our cascades depend on them."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cursor.close()
+
+
+def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+    """An async engine for *url* with the per-backend settings callpop relies on."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if parsed.get_driver_name() != "aiosqlite":
+            raise SchemaError(f"database.url: expected sqlite+aiosqlite:///PATH, found {_safe(parsed)}")
+        _prepare_sqlite_file(parsed)
+        engine = create_async_engine(parsed, echo=echo)
+        event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
+        return engine
+    if backend == "postgresql":
+        if parsed.get_driver_name() != "asyncpg":
+            raise SchemaError(f"database.url: expected postgresql+asyncpg://..., found {_safe(parsed)}")
+        return create_async_engine(parsed, echo=echo, pool_size=10, max_overflow=20,
+                                   pool_pre_ping=True, pool_recycle=1800)
+    raise SchemaError(f"database.url: expected an sqlite+aiosqlite or postgresql+asyncpg URL, "
+                      f"found {_safe(parsed)}")
+
+
+def alembic_config() -> Config:
+    """Alembic configured in code, so the migrations ship inside the installed package."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
+    return cfg
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:  # pragma: no cover - the package always ships migrations
+        raise RuntimeError("no Alembic migrations found in callpop/store/migrations")
+    return head
+
+
+def _revision_sync(connection: Connection) -> tuple[str | None, bool]:
+    """(revision, whether any table exists) read on a sync connection."""
+    revision = MigrationContext.configure(connection).get_current_revision()
+    has_tables = bool(inspect(connection).get_table_names())
+    return revision, has_tables
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    async with engine.connect() as conn:
+        revision, _ = await conn.run_sync(_revision_sync)
+    return revision
+
+
+async def verify_schema(engine: AsyncEngine) -> None:
+    """Raise SchemaError unless the database is exactly at the code's head revision."""
+    async with engine.connect() as conn:
+        revision, has_tables = await conn.run_sync(_revision_sync)
+    head = head_revision()
+    if revision == head:
+        return
+    if revision is None:
+        if has_tables:
+            raise SchemaError("database has tables but no callpop schema revision "
+                              "(is it another application's database?): check database.url")
+        raise SchemaError("database is empty: run `callpop db upgrade`")
+    raise SchemaError(f"database schema is at revision {revision}, callpop needs {head}: "
+                      f"run `callpop db upgrade`")
+
+
+async def open_database(settings: DatabaseSettings, *, check_schema: bool = True) -> Database:
+    """Open the database named in settings; with *check_schema*, refuse a stale schema."""
+    engine = create_engine(settings.url, echo=settings.echo)
+    try:
+        if check_schema:
+            await verify_schema(engine)
+    except BaseException:
+        await engine.dispose()
+        raise
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    log.info("database open: %s", _safe(engine.url))
+    return Database(engine=engine, sessions=sessions, url=settings.url)
+
+
+def _upgrade_sync(connection: Connection, cfg: Config, target: str) -> None:
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, target)
+
+
+async def upgrade(url: str, target: str = "head") -> None:
+    """Apply migrations up to *target* on *url* (both backends, one code path: Alembic
+    runs on the sync face of an async connection)."""
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade_sync, alembic_config(), target)
+    finally:
+        await engine.dispose()
+    log.info("database upgraded to %s: %s", target, _safe(make_url(url)))
+
+
+# --- callpop db upgrade|current ---------------------------------------------------------------
+
+
+async def _run(action: str, url: str) -> int:
+    head = head_revision()
+    if action == "upgrade":
+        await upgrade(url)
+        print(f"database is at revision {head} (head)")
+        return 0
+    engine = create_engine(url)
+    try:
+        revision = await current_revision(engine)
+    finally:
+        await engine.dispose()
+    state = "head" if revision == head else f"head is {head}: run `callpop db upgrade`"
+    print(f"database revision: {revision or 'none (empty database)'} ({state})")
+    return 0 if revision == head else 1
+
+
+def main(args: argparse.Namespace, settings: Settings) -> int:
+    """``callpop db upgrade`` applies migrations; ``callpop db current`` shows the revision
+    (exit status 1 when it is not the head)."""
+    try:
+        return asyncio.run(_run(args.action, settings.database.url))
+    except SchemaError as exc:
+        print(f"callpop db: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"callpop db: cannot reach the database at "
+              f"{_safe(make_url(settings.database.url))}: {exc}", file=sys.stderr)
+        return 2
