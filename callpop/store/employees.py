@@ -1,0 +1,221 @@
+"""Employees: who may log in, in which role, and which phone extensions are theirs.
+
+The extension map is what turns the tracker's "extension 101 answered" into "Anna
+answered": the journal, the KPI and the push hub all read it from here. An extension
+belongs to one employee at a time; giving it to someone else moves it (and says so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callpop.server.auth import hash_password
+from callpop.settings import Settings
+from callpop.store.models import Employee, Extension
+
+__all__ = [
+    "ROLES",
+    "EmployeeError",
+    "EmployeeUpdate",
+    "create_employee",
+    "employees_by_extension",
+    "main",
+    "save_employee",
+]
+
+log = logging.getLogger(__name__)
+
+ROLES = ("manager", "supervisor", "admin")
+MIN_PASSWORD = 8
+_LOGIN = re.compile(r"^[A-Za-z0-9._@-]{1,100}$")
+_EXTENSION = re.compile(r"^[A-Za-z0-9*#_.-]{1,40}$")
+
+
+class EmployeeError(ValueError):
+    """Bad input for an employee; the message names the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class EmployeeUpdate:
+    """What ``save_employee`` changed, in words for the operator (never the password)."""
+
+    employee_id: int
+    created: bool
+    changes: tuple[str, ...] = field(default=())
+
+
+def _check_login(login: str) -> str:
+    login = login.strip()
+    if not _LOGIN.match(login):
+        raise EmployeeError(f"login: expected 1-100 letters, digits or . _ @ -, found {login!r}")
+    return login
+
+
+def _check_extensions(extensions: Iterable[str]) -> list[str]:
+    result: list[str] = []
+    for raw in extensions:
+        ext = str(raw).strip()
+        if not _EXTENSION.match(ext):
+            raise EmployeeError(f"extension: expected something like 101, found {raw!r}")
+        if ext not in result:
+            result.append(ext)
+    return result
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise EmployeeError("name: expected 1-200 characters")
+    return name
+
+
+def _check_role(role: str) -> str:
+    if role not in ROLES:
+        raise EmployeeError(f"role: expected one of {', '.join(ROLES)}, found {role!r}")
+    return role
+
+
+async def employees_by_extension(session: AsyncSession) -> dict[str, int]:
+    """Extension -> employee id, for every extension on record."""
+    rows = await session.execute(select(Extension.extension, Extension.employee_id))
+    return {ext: emp for ext, emp in rows}
+
+
+async def _assign_extensions(session: AsyncSession, employee: Employee, wanted: Sequence[str]) -> list[str]:
+    """Make *wanted* exactly the employee's extensions; returns what happened, in words."""
+    changes: list[str] = []
+    current = {e.extension: e for e in (await session.scalars(
+        select(Extension).where(Extension.extension.in_(wanted)))).all()}
+    mine = {e.extension: e for e in (await session.scalars(
+        select(Extension).where(Extension.employee_id == employee.id))).all()}
+    for ext, old in mine.items():
+        if ext not in wanted:
+            await session.delete(old)
+            changes.append(f"extension {ext} removed")
+    for ext in wanted:
+        row = current.get(ext)
+        if row is None:
+            session.add(Extension(extension=ext, employee_id=employee.id))
+            changes.append(f"extension {ext} added")
+        elif row.employee_id != employee.id:
+            previous = await session.get(Employee, row.employee_id)
+            row.employee_id = employee.id
+            who = previous.login if previous else f"#{row.employee_id}"
+            changes.append(f"extension {ext} moved from {who}")
+    await session.flush()
+    return changes
+
+
+async def save_employee(session: AsyncSession, login: str, *, name: str | None = None,
+                        role: str | None = None, password: str | None = None,
+                        extensions: Sequence[str] | None = None,
+                        active: bool | None = None) -> EmployeeUpdate:
+    """Create the employee *login* or change the given fields; None leaves a field alone.
+    A new employee needs a password. Flushes, the caller commits."""
+    login = _check_login(login)
+    wanted = _check_extensions(extensions) if extensions is not None else None
+    employee = await session.scalar(select(Employee).where(Employee.login == login))
+    changes: list[str] = []
+    created = employee is None
+    if employee is None:
+        if not password:
+            raise EmployeeError("password: a new employee needs a password")
+        employee = Employee(login=login, name=_check_name(name or login), role=_check_role(role or "manager"),
+                            password_hash=hash_password(password), active=True if active is None else active)
+        session.add(employee)
+        await session.flush()
+        changes.append(f"created {login} ({employee.name}, {employee.role})")
+    else:
+        if name is not None and _check_name(name) != employee.name:
+            employee.name = _check_name(name)
+            changes.append(f"name set to {employee.name}")
+        if role is not None and _check_role(role) != employee.role:
+            employee.role = role
+            changes.append(f"role set to {role}")
+        if password:
+            employee.password_hash = hash_password(password)
+            changes.append("password changed")
+        if active is not None and active != employee.active:
+            employee.active = active
+            changes.append("activated" if active else "deactivated")
+    if wanted is not None:
+        changes.extend(await _assign_extensions(session, employee, wanted))
+    await session.flush()
+    log.info("employee saved: login=%s id=%s changes=%s", login, employee.id, changes)
+    return EmployeeUpdate(employee_id=employee.id, created=created, changes=tuple(changes))
+
+
+async def create_employee(session: AsyncSession, login: str, name: str, role: str, password: str,
+                          extensions: Sequence[str] = ()) -> Employee:
+    """A new employee with extensions (the demo seed and tests use it); flushes, no commit."""
+    if await session.scalar(select(Employee.id).where(Employee.login == login.strip())) is not None:
+        raise EmployeeError(f"login: {login!r} already exists")
+    update = await save_employee(session, login, name=name, role=role, password=password,
+                                 extensions=list(extensions))
+    employee = await session.get(Employee, update.employee_id)
+    assert employee is not None
+    await session.refresh(employee, ["extensions"])
+    return employee
+
+
+# --- callpop user LOGIN ... ------------------------------------------------------------------
+
+
+def _ask_password(login: str) -> str:
+    """The password from CALLPOP_PASSWORD or the terminal, typed twice; never echoed."""
+    env = os.environ.get("CALLPOP_PASSWORD")
+    if env:
+        return env
+    if not sys.stdin.isatty():
+        raise EmployeeError("password: give --password, set CALLPOP_PASSWORD, or run on a terminal")
+    first = getpass.getpass(f"password for {login}: ")
+    if getpass.getpass("again: ") != first:
+        raise EmployeeError("password: the two entries differ")
+    return first
+
+
+async def _run_user(args: argparse.Namespace, settings: Settings) -> EmployeeUpdate:
+    from callpop.store.db import open_database
+
+    db = await open_database(settings.database)
+    try:
+        async with db.sessions() as session:
+            exists = await session.scalar(select(Employee.id).where(Employee.login == args.login.strip()))
+            password = args.password
+            if exists is None and not password:
+                password = _ask_password(args.login)
+            if password is not None and len(password) < MIN_PASSWORD:
+                raise EmployeeError(f"password: at least {MIN_PASSWORD} characters")
+            update = await save_employee(session, args.login, name=args.name, role=args.role,
+                                         password=password, extensions=args.extension or None)
+            await session.commit()
+            return update
+    finally:
+        await db.close()
+
+
+def main(args: argparse.Namespace, settings: Settings) -> int:
+    """``callpop user LOGIN [--name N] [--role R] [--extension 101 ...] [--password P]``."""
+    from callpop.store.db import SchemaError
+
+    try:
+        update = asyncio.run(_run_user(args, settings))
+    except (EmployeeError, SchemaError) as exc:
+        print(f"callpop user: {exc}", file=sys.stderr)
+        return 2
+    if not update.changes:
+        print(f"{args.login}: nothing to change")
+    for change in update.changes:
+        print(f"{args.login}: {change}")
+    return 0
