@@ -1,0 +1,181 @@
+"""Cell values as 1C and spreadsheets write them: ``1 234,56 руб.``, ``05.03.2026 14:30``,
+``Выполнено``, ``8 (916) 123-45-67; +7 495 765-43-21``.
+
+Each parser returns the value or raises LineError with a reason that names the column
+and quotes what was found, which the importer reports next to the line number.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
+
+from callpop.phones import PhoneKey, phone_key
+
+__all__ = [
+    "AGREEMENT_STATUSES",
+    "CLIENT_STATUSES",
+    "PROMISE_STATUSES",
+    "LineError",
+    "parse_amount",
+    "parse_currency",
+    "parse_moment",
+    "parse_status",
+    "split_phones",
+    "text_field",
+]
+
+
+class LineError(ValueError):
+    """This line cannot be imported; the message is the reason shown to the user."""
+
+
+AGREEMENT_STATUSES: dict[str, str] = {
+    "open": "open", "в работе": "open", "открыт": "open", "открыта": "open", "открыто": "open",
+    "новый": "open", "новая": "open", "переговоры": "open", "active": "open",
+    "won": "won", "выигран": "won", "выиграна": "won", "успешно": "won", "заключен": "won",
+    "заключена": "won", "подписан": "won", "выполнен": "won", "оплачен": "won", "closed won": "won",
+    "lost": "lost", "проигран": "lost", "проиграна": "lost", "отказ": "lost", "неуспешно": "lost",
+    "closed lost": "lost",
+    "cancelled": "cancelled", "canceled": "cancelled", "отменен": "cancelled", "отменена": "cancelled",
+    "аннулирован": "cancelled", "расторгнут": "cancelled",
+}
+PROMISE_STATUSES: dict[str, str] = {
+    "open": "open", "открыто": "open", "открыт": "open", "в работе": "open", "ожидает": "open",
+    "kept": "kept", "done": "kept", "выполнено": "kept", "выполнен": "kept", "исполнено": "kept",
+    "broken": "broken", "missed": "broken", "нарушено": "broken", "не выполнено": "broken",
+    "просрочено": "broken", "сорвано": "broken",
+    "cancelled": "cancelled", "canceled": "cancelled", "отменено": "cancelled", "отменен": "cancelled",
+}
+CLIENT_STATUSES: dict[str, str] = {
+    "new": "new", "новый": "new", "regular": "regular", "постоянный": "regular", "постоянная": "regular",
+}
+
+_PHONE_SPLIT = re.compile(r"[,;/\n\r]+")
+_AMOUNT_NOISE = re.compile(r"(?i)\s|\u00a0|\u202f|руб\.?|р\.|₽|rub|коп\.?")
+_CURRENCIES = {"rub": "RUB", "руб": "RUB", "руб.": "RUB", "р.": "RUB", "₽": "RUB", "rur": "RUB",
+               "usd": "USD", "$": "USD", "eur": "EUR", "€": "EUR", "долл": "USD", "евро": "EUR"}
+_DATE_FORMATS = ("%d.%m.%Y", "%d.%m.%y", "%Y-%m-%d", "%d/%m/%Y")
+_TIME_FORMATS = ("%H:%M:%S", "%H:%M")
+
+
+def text_field(values: dict[str, str], name: str, *, limit: int, required: bool = False) -> str | None:
+    """A text cell, trimmed; None when empty; LineError when required and empty or too long."""
+    value = " ".join(values.get(name, "").split()) if name != "terms" and name != "text" \
+        else values.get(name, "").strip()
+    if not value:
+        if required:
+            raise LineError(f"empty {name}")
+        return None
+    if len(value) > limit:
+        raise LineError(f"{name} is longer than {limit} characters ({len(value)})")
+    return value
+
+
+def parse_amount(text: str, name: str = "amount") -> Decimal:
+    """``1 234,56`` / ``1234.56`` / ``1,234.56`` / ``1 234 руб.``: the last of ``.`` and ``,``
+    is the decimal mark when both appear; a lone ``,`` is the Russian decimal comma."""
+    cleaned = _AMOUNT_NOISE.sub("", text)
+    if "," in cleaned and "." in cleaned:
+        if cleaned.rfind(",") > cleaned.rfind("."):
+            cleaned = cleaned.replace(".", "").replace(",", ".")
+        else:
+            cleaned = cleaned.replace(",", "")
+    else:
+        cleaned = cleaned.replace(",", ".")
+    try:
+        amount = Decimal(cleaned)
+    except InvalidOperation:
+        raise LineError(f"{name} {text!r} is not a number") from None
+    if not amount.is_finite():
+        raise LineError(f"{name} {text!r} is not a number")
+    if amount < 0:
+        raise LineError(f"{name} {text!r} is negative")
+    if amount >= Decimal("1e12"):
+        raise LineError(f"{name} {text!r} is too large")
+    return amount.quantize(Decimal("0.01"))
+
+
+def parse_currency(text: str | None) -> str:
+    if not text:
+        return "RUB"
+    key = text.strip().casefold()
+    if key in _CURRENCIES:
+        return _CURRENCIES[key]
+    if re.fullmatch(r"[a-z]{3}", key):
+        return key.upper()
+    raise LineError(f"currency {text!r} is not a 3-letter code like RUB")
+
+
+def parse_status(text: str | None, table: dict[str, str], name: str, default: str) -> str:
+    if not text:
+        return default
+    key = " ".join(text.casefold().replace("ё", "е").split())
+    if key in table:
+        return table[key]
+    known = ", ".join(sorted(set(table.values())))
+    raise LineError(f"{name} {text!r} is not one of {known}")
+
+
+def parse_moment(text: str, name: str, zone: ZoneInfo, *, end_of_day: bool = False) -> dt.datetime:
+    """A date or date and time, in the company's time zone unless it carries an offset;
+    returned in UTC. A date alone means the start of that day, or its end (23:59:59) for
+    deadlines, so a promise due today is not overdue in the morning."""
+    value = " ".join(text.replace("T", " ").split())
+    try:
+        parsed = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        parsed = None
+    if parsed is not None and ("T" in text or ":" in text):
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=zone)
+        return parsed.astimezone(dt.UTC)
+    date_part, _, time_part = value.partition(" ")
+    day: dt.date | None = None
+    for fmt in _DATE_FORMATS:
+        try:
+            day = dt.datetime.strptime(date_part, fmt).date()
+            break
+        except ValueError:
+            continue
+    if day is None:
+        raise LineError(f"{name} {text!r} is not a date like 31.12.2026 or 2026-12-31")
+    if not 1990 <= day.year <= 2100:
+        raise LineError(f"{name} {text!r} is out of range")
+    if not time_part:
+        clock = dt.time(23, 59, 59) if end_of_day else dt.time(0, 0)
+    else:
+        clock_or_none: dt.time | None = None
+        for fmt in _TIME_FORMATS:
+            try:
+                clock_or_none = dt.datetime.strptime(time_part, fmt).time()
+                break
+            except ValueError:
+                continue
+        if clock_or_none is None:
+            raise LineError(f"{name} {text!r} has a time that is not like 14:30")
+        clock = clock_or_none
+    return dt.datetime.combine(day, clock, tzinfo=zone).astimezone(dt.UTC)
+
+
+def split_phones(cell: str, region: str, min_digits: int) -> tuple[list[PhoneKey], list[str]]:
+    """The numbers in one cell, separated by ``,`` ``;`` ``/`` or newlines, each normalised,
+    without repeats; plus the pieces that are not readable numbers (kept raw, reported)."""
+    keys: list[PhoneKey] = []
+    unreadable: list[str] = []
+    seen: set[str] = set()
+    for piece in _PHONE_SPLIT.split(cell):
+        raw = " ".join(piece.split())[:64]
+        if not raw:
+            continue
+        key = phone_key(raw, region, min_digits)
+        identity = key.e164 or "".join(ch for ch in raw if ch.isdigit()) or raw
+        if identity in seen:
+            continue
+        seen.add(identity)
+        keys.append(key)
+        if key.e164 is None:
+            unreadable.append(raw)
+    return keys, unreadable
