@@ -65,6 +65,7 @@ class PbxSettings:
     id: str = "main"
     agent_extension_pattern: str = r"^\d{2,6}$"
     trunk_devices: tuple[str, ...] = ()
+    originate_context: str = "from-internal"
 
 
 @dataclass(frozen=True, slots=True)
