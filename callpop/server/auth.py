@@ -41,8 +41,6 @@ __all__ = [
 ]
 
 COOKIE = "callpop_session"
-_USER_KEY = "callpop.user"
-_SESSION_KEY = "callpop.session"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Login must work before there is a session; it is protected by the anonymous session's token.
 _hasher = PasswordHasher()
@@ -67,6 +65,11 @@ class _Session:
     uid: int | None
     nonce: str
     expires: float
+
+
+# typed request storage (aiohttp warns on plain string keys, and tests turn warnings into errors)
+_USER_KEY: web.RequestKey[CurrentUser | None] = web.RequestKey("callpop.user")
+_SESSION_KEY: web.RequestKey[_Session] = web.RequestKey("callpop.session", _Session)
 
 
 def hash_password(password: str) -> str:
