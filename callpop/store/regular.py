@@ -1,0 +1,98 @@
+"""The regular-client rule: who counts as a company's regular client.
+
+A client is **regular** when either
+
+* a person set it by hand (``clients.status_source = "manual"``; the rule never touches
+  such a client, whatever its payments), or
+* the rule finds at least ``kpi.regular_min_paid_agreements`` *paid agreements* in the last
+  ``kpi.regular_window_months`` months.
+
+A **paid agreement** is an agreement of the client, not ``cancelled`` and not ``lost``,
+with at least one payment linked to it (``payments.agreement_id``) whose ``paid_at`` lies
+in the window ``(now - M calendar months, now]``. Payments with no agreement, and several
+payments on one agreement, add nothing beyond that one agreement. Every other rule-sourced
+client is **new**. Call ``recompute_status`` after a payment or agreement of the client
+changes; ``recompute_all`` re-applies the rule to everyone (a nightly job, or after an
+import), because clients also drop out of the window with time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callpop.settings import Settings
+from callpop.store.models import Agreement, Client, Payment
+
+__all__ = ["months_before", "recompute_all", "recompute_status", "window_start"]
+
+log = logging.getLogger(__name__)
+
+_NOT_PAID_STATUSES = ("cancelled", "lost")
+
+
+def months_before(moment: dt.datetime, months: int) -> dt.datetime:
+    """The same instant *months* calendar months earlier (31 March - 1 month = 28/29 Feb)."""
+    total = moment.year * 12 + (moment.month - 1) - months
+    year, month0 = divmod(total, 12)
+    month = month0 + 1
+    next_first = dt.date(year + (month == 12), month % 12 + 1, 1)
+    last_day = (next_first - dt.timedelta(days=1)).day
+    return moment.replace(year=year, month=month, day=min(moment.day, last_day))
+
+
+def window_start(settings: Settings, now: dt.datetime) -> dt.datetime:
+    return months_before(now, settings.kpi.regular_window_months)
+
+
+def _paid_agreements(settings: Settings, now: dt.datetime) -> Select[int, int]:
+    """client_id, number of paid agreements in the window (clients with at least one)."""
+    start = window_start(settings, now)
+    return (
+        select(Agreement.client_id, func.count(func.distinct(Agreement.id)))
+        .join(Payment, Payment.agreement_id == Agreement.id)
+        .where(Payment.paid_at > start, Payment.paid_at <= now,
+               Agreement.status.not_in(_NOT_PAID_STATUSES))
+        .group_by(Agreement.client_id)
+    )
+
+
+async def recompute_status(session: AsyncSession, client_id: int, settings: Settings, now: dt.datetime) -> str:
+    """Apply the rule to one client and return its status (a manual one is returned as is)."""
+    client = await session.get(Client, client_id)
+    if client is None:
+        raise LookupError(f"client {client_id} not found")
+    if client.status_source == "manual":
+        return client.status
+    row = (await session.execute(_paid_agreements(settings, now).where(Agreement.client_id == client_id))).first()
+    paid = int(row[1]) if row else 0
+    status = "regular" if paid >= settings.kpi.regular_min_paid_agreements else "new"
+    if client.status != status:
+        log.info("client %s: status %s -> %s (%d paid agreements)", client_id, client.status, status, paid)
+        client.status = status
+        await session.flush()
+    return status
+
+
+async def recompute_all(session: AsyncSession, settings: Settings, now: dt.datetime) -> int:
+    """Apply the rule to every rule-sourced client; returns how many changed status.
+
+    Two UPDATE statements whatever the number of clients, so it runs in seconds on a
+    large directory."""
+    paid = _paid_agreements(settings, now).having(
+        func.count(func.distinct(Agreement.id)) >= settings.kpi.regular_min_paid_agreements).subquery()
+    regular_ids = select(paid.c.client_id)
+    up = await session.execute(
+        update(Client).where(Client.status_source != "manual", Client.status != "regular",
+                             Client.id.in_(regular_ids)).values(status="regular")
+        .execution_options(synchronize_session=False))
+    down = await session.execute(
+        update(Client).where(Client.status_source != "manual", Client.status != "new",
+                             Client.id.not_in(regular_ids)).values(status="new")
+        .execution_options(synchronize_session=False))
+    changed = int(getattr(up, "rowcount", 0) or 0) + int(getattr(down, "rowcount", 0) or 0)
+    log.info("regular-client rule re-applied: %d client(s) changed status", changed)
+    return changed

@@ -1,0 +1,84 @@
+"""Small row factories shared by the KPI, contact and dashboard tests (helper-7's tests)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callpop.server.auth import hash_password
+from callpop.store.models import Agreement, Call, Client, Contact, Employee, Extension, Payment
+
+_seq = itertools.count(1)
+_HASH = hash_password("secret-password")
+
+
+def utc(y: int, m: int, d: int, hh: int = 12, mm: int = 0, ss: int = 0) -> dt.datetime:
+    return dt.datetime(y, m, d, hh, mm, ss, tzinfo=dt.UTC)
+
+
+async def employee(session: AsyncSession, name: str, *extensions: str, role: str = "manager",
+                   login: str | None = None) -> Employee:
+    emp = Employee(name=name, login=login or f"{name.lower()}{next(_seq)}", password_hash=_HASH, role=role)
+    session.add(emp)
+    await session.flush()
+    for ext in extensions:
+        session.add(Extension(extension=ext, employee_id=emp.id))
+    await session.flush()
+    return emp
+
+
+async def client(session: AsyncSession, name: str = "Client", *, status: str = "regular",
+                 responsible: Employee | None = None, source: str = "rule",
+                 created_at: dt.datetime | None = None) -> Client:
+    c = Client(name=name, status=status, status_source=source,
+               responsible_id=responsible.id if responsible else None)
+    if created_at is not None:
+        c.created_at = created_at
+    session.add(c)
+    await session.flush()
+    return c
+
+
+async def call(session: AsyncSession, cl: Client | None, started: dt.datetime, *,
+               direction: str = "inbound", outcome: str = "answered", talk: int = 60) -> Call:
+    n = next(_seq)
+    row = Call(pbx_id="main", call_key=f"c{n}", direction=direction, client_number="+79990000000",
+               client_id=cl.id if cl else None, started_at=started,
+               answered_at=started if outcome == "answered" else None,
+               ended_at=started + dt.timedelta(seconds=talk), outcome=outcome, talk_seconds=talk)
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def contact(session: AsyncSession, emp: Employee, cl: Client, started: dt.datetime, *,
+                  counted: bool = True, reason: str | None = None, talk: int = 60) -> Contact:
+    c = await call(session, cl, started, talk=talk)
+    row = Contact(call_id=c.id, employee_id=emp.id, client_id=cl.id, direction="inbound",
+                  started_at=started, talk_seconds=talk, counted=counted, reason=reason)
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def agreement(session: AsyncSession, cl: Client, *, status: str = "won", made_by: Employee | None = None,
+                    created: dt.datetime | None = None, closed: dt.datetime | None = None) -> Agreement:
+    a = Agreement(client_id=cl.id, title="deal", status=status, made_by_id=made_by.id if made_by else None,
+                  closed_at=closed)
+    if created is not None:
+        a.created_at = created
+    session.add(a)
+    await session.flush()
+    return a
+
+
+async def payment(session: AsyncSession, cl: Client, paid_at: dt.datetime, amount: str = "100",
+                  agreement_row: Agreement | None = None) -> Payment:
+    p = Payment(client_id=cl.id, agreement_id=agreement_row.id if agreement_row else None,
+                amount=Decimal(amount), paid_at=paid_at)
+    session.add(p)
+    await session.flush()
+    return p
