@@ -1,0 +1,155 @@
+"""Clients files: one client per line, keyed by the 1C code (external id).
+
+A line without a code is matched by its exact name among clients that have no code
+either. Phones are merged (a number already stored is never added twice, numbers not in
+the file are kept); an empty cell leaves the stored value as it is; a number that cannot
+be read is kept raw and reported, and the client still goes in.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callpop.phones import PhoneKey
+from callpop.store.csvfields import CLIENT_STATUSES, parse_status, split_phones, text_field
+from callpop.store.csvread import Row
+from callpop.store.import_base import ChunkResult, ImportContext, LineProblem
+from callpop.store.models import Client, ClientPhone
+
+__all__ = ["ClientLine", "parse_client", "store_clients"]
+
+
+@dataclass(slots=True)
+class ClientLine:
+    line: int
+    key: str  # identity inside the file: "code:<external id>" or "name:<name>"
+    external_id: str | None
+    name: str
+    company: str | None
+    responsible_id: int | None
+    status: str | None
+    phones: list[PhoneKey]
+    warnings: list[str] = field(default_factory=list)
+
+
+def parse_client(row: Row, ctx: ImportContext) -> ClientLine:
+    values = row.values
+    name = text_field(values, "name", limit=300, required=True)
+    assert name is not None
+    external_id = text_field(values, "external_id", limit=100)
+    company = text_field(values, "company", limit=300)
+    status = parse_status(values.get("status"), CLIENT_STATUSES, "status", "") or None
+    warnings: list[str] = []
+    manager = values.get("manager", "").strip()
+    responsible_id = ctx.employee(manager)
+    if manager and responsible_id is None:
+        warnings.append(f"manager {manager!r} is not an employee: responsible left unchanged")
+    region, digits = ctx.settings.phones.default_region, ctx.settings.phones.min_external_digits
+    phones, unreadable = split_phones(values.get("phones", ""), region, digits)
+    for raw in unreadable:
+        warnings.append(f"phone {raw!r} is not a readable number: kept as written")
+    key = f"code:{external_id}" if external_id else f"name:{name}"
+    return ClientLine(row.line, key, external_id, name, company, responsible_id, status, phones, warnings)
+
+
+def _status_fields(status: str | None) -> dict[str, str]:
+    """A status in the file is a decision by hand for "regular"; "new" hands the client
+    back to the rule (which may make it regular again from its payments)."""
+    if status == "regular":
+        return {"status": "regular", "status_source": "manual"}
+    if status == "new":
+        return {"status": "new", "status_source": "rule"}
+    return {}
+
+
+def _phone_identity(raw: str, e164: str | None) -> str:
+    return e164 or "".join(ch for ch in raw if ch.isdigit()) or raw
+
+
+async def store_clients(session: AsyncSession, lines: list[ClientLine], ctx: ImportContext) -> ChunkResult:
+    """Upsert one chunk: three reads (clients by code, by name, their phones) and bulk writes."""
+    result = ChunkResult()
+    codes = [c.external_id for c in lines if c.external_id]
+    names = [c.name for c in lines if not c.external_id]
+    existing: dict[str, Any] = {}
+    cols = (Client.id, Client.external_id, Client.name, Client.company, Client.responsible_id,
+            Client.status, Client.status_source)
+    if codes:
+        for row in (await session.execute(select(*cols).where(Client.external_id.in_(codes)))).all():
+            existing[f"code:{row.external_id}"] = row
+    ambiguous: set[str] = set()
+    if names:
+        found = (await session.execute(
+            select(*cols).where(Client.external_id.is_(None), Client.name.in_(names)))).all()
+        by_name: dict[str, list[Any]] = defaultdict(list)
+        for row in found:
+            by_name[row.name].append(row)
+        for name, rows in by_name.items():
+            if len(rows) == 1:
+                existing[f"name:{name}"] = rows[0]
+            else:
+                ambiguous.add(name)
+    phones_by_client: dict[int, set[str]] = defaultdict(set)
+    ids = [row.id for row in existing.values()]
+    if ids:
+        for cid, raw, e164 in (await session.execute(
+                select(ClientPhone.client_id, ClientPhone.raw, ClientPhone.e164)
+                .where(ClientPhone.client_id.in_(ids)))).all():
+            phones_by_client[cid].add(_phone_identity(raw, e164))
+
+    new_clients: list[ClientLine] = []
+    updates: list[dict[str, Any]] = []
+    new_phones: list[dict[str, Any]] = []
+    for line in lines:
+        if not line.external_id and line.name in ambiguous:
+            result.errors.append(LineProblem(line.line, f"name {line.name!r} matches several clients "
+                                                        f"without a code: add the client code column"))
+            continue
+        result.warnings += [LineProblem(line.line, w) for w in line.warnings]
+        current = existing.get(line.key)
+        if current is None:
+            new_clients.append(line)
+            continue
+        wanted: dict[str, Any] = {"name": line.name}
+        if line.company is not None:
+            wanted["company"] = line.company
+        if line.responsible_id is not None:
+            wanted["responsible_id"] = line.responsible_id
+        wanted.update(_status_fields(line.status))
+        changes = {k: v for k, v in wanted.items() if getattr(current, k) != v}
+        known = phones_by_client[current.id]
+        added = [p for p in line.phones if _phone_identity(p.raw, p.e164) not in known]
+        for p in added:
+            known.add(_phone_identity(p.raw, p.e164))
+            new_phones.append(_phone_row(current.id, p))
+        if changes:
+            updates.append({"id": current.id, **changes, "updated_at": ctx.now})
+        if changes or added:
+            result.updated += 1
+        else:
+            result.unchanged += 1
+
+    if new_clients:
+        rows = [{"name": c.name, "company": c.company, "responsible_id": c.responsible_id,
+                 "external_id": c.external_id, "status": "new", "status_source": "rule",
+                 "created_at": ctx.now, "updated_at": ctx.now, **_status_fields(c.status)}
+                for c in new_clients]
+        new_ids = (await session.scalars(
+            insert(Client).returning(Client.id, sort_by_parameter_order=True), rows)).all()
+        for client_id, line in zip(new_ids, new_clients, strict=True):
+            new_phones += [_phone_row(client_id, p) for p in line.phones]
+        result.imported += len(new_clients)
+    if updates:
+        await session.execute(update(Client), updates)
+    if new_phones:
+        await session.execute(insert(ClientPhone), new_phones)
+    return result
+
+
+def _phone_row(client_id: int, key: PhoneKey) -> dict[str, Any]:
+    return {"client_id": client_id, "raw": key.raw, "e164": key.e164, "tail10": key.tail10, "label": None}
