@@ -81,9 +81,16 @@ def _prepare_sqlite_file(url: URL) -> None:
     Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
+def _fold(value: str | None) -> str | None:
+    return value.casefold() if isinstance(value, str) else None
+
+
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     """Per-connection SQLite settings: WAL lets the web pages read while the journal writes;
-    foreign keys are off by default in SQLite and our cascades depend on them."""
+    foreign keys are off by default in SQLite and our cascades depend on them.
+    ``callpop_fold(text)`` is Unicode case folding for searches (see store/directory.py)."""
+    # SQLite's lower() and LIKE fold ASCII only; client search needs Cyrillic folded too.
+    dbapi_connection.create_function("callpop_fold", 1, _fold, deterministic=True)
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")

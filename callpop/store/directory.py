@@ -1,0 +1,293 @@
+"""Who is calling: the number → client lookup behind every pop, and client search.
+
+Matching rules (issue 3): the number is normalised with ``phones.phone_key``; withheld,
+anonymous and short internal numbers are never looked up. An exact E.164 match wins;
+only when there is none do we fall back on the last 10 national digits (a number stored
+without its country code, or a caller whose code the carrier mangled) — 10, not 8,
+because Moscow's 495 and 985 numbers share their last 8 digits. Several clients with
+the number are all returned: the manager chooses, callpop never guesses.
+
+A lookup is a constant number of statements whatever the history holds: match, clients,
+phones, then one per history section (store/history.py) and one for who was on the calls.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from callpop.phones import format_display, phone_key
+from callpop.settings import Settings
+from callpop.store.history import (
+    SECTIONS,
+    AgreementItem,
+    CallItem,
+    NoteItem,
+    PersonRef,
+    PromiseItem,
+    Section,
+    SectionRows,
+    iso,
+    load_sections,
+)
+from callpop.store.models import Client, ClientPhone, Employee
+
+__all__ = [
+    "ClientCard",
+    "ClientInfo",
+    "ClientSummary",
+    "Lookup",
+    "PhoneItem",
+    "client_card",
+    "client_history",
+    "lookup",
+    "search_clients",
+]
+
+log = logging.getLogger(__name__)
+
+MatchedBy = Literal["e164", "tail10", "id"]
+MAX_PAGE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneItem:
+    id: int
+    raw: str
+    e164: str | None
+    label: str | None
+    display: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "raw": self.raw, "e164": self.e164, "label": self.label, "display": self.display}
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    id: int
+    name: str
+    company: str | None
+    status: str
+    status_source: str
+    external_id: str | None
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCard:
+    """Everything a manager needs on the screen while the phone rings."""
+
+    client: ClientInfo
+    responsible: PersonRef | None
+    phones: tuple[PhoneItem, ...]
+    promises: tuple[PromiseItem, ...]
+    promises_more: bool
+    agreements: tuple[AgreementItem, ...]
+    agreements_more: bool
+    calls: tuple[CallItem, ...]
+    calls_more: bool
+    notes: tuple[NoteItem, ...]
+    notes_more: bool
+    matched_by: MatchedBy
+
+    @property
+    def overdue_count(self) -> int:
+        return sum(1 for p in self.promises if p.overdue)
+
+    def to_json(self) -> dict[str, Any]:
+        c = self.client
+        return {
+            "id": c.id, "name": c.name, "company": c.company, "status": c.status,
+            "status_source": c.status_source, "external_id": c.external_id, "created_at": iso(c.created_at),
+            "responsible": self.responsible.to_json() if self.responsible else None,
+            "phones": [p.to_json() for p in self.phones],
+            "promises": [p.to_json() for p in self.promises], "promises_more": self.promises_more,
+            "overdue_promises": self.overdue_count,
+            "agreements": [a.to_json() for a in self.agreements], "agreements_more": self.agreements_more,
+            "last_calls": [x.to_json() for x in self.calls], "calls_more": self.calls_more,
+            "notes": [n.to_json() for n in self.notes], "notes_more": self.notes_more,
+            "matched_by": self.matched_by,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """The answer for one number. ``looked_up`` is False for withheld, short or unreadable
+    numbers (nothing was asked of the database); ``matches`` may hold several clients."""
+
+    number: str
+    e164: str | None
+    looked_up: bool
+    matches: tuple[ClientCard, ...] = ()
+
+    @property
+    def ambiguous(self) -> bool:
+        return len(self.matches) > 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {"number": self.number, "e164": self.e164, "looked_up": self.looked_up,
+                "matches": [m.to_json() for m in self.matches]}
+
+
+def _bounds(settings: Settings) -> dict[Section, int]:
+    h = settings.history
+    return {"promises": h.promises, "agreements": h.agreements, "calls": h.calls, "notes": h.notes}
+
+
+async def _match(conn: AsyncConnection, e164: str | None, tail10: str | None) -> tuple[list[int], MatchedBy]:
+    """Client ids for the number: exact E.164 matches if any, else the tail10 ones."""
+    conditions: list[ColumnElement[bool]] = []
+    if e164:
+        conditions.append(ClientPhone.e164 == e164)
+    if tail10:
+        conditions.append(ClientPhone.tail10 == tail10)
+    rows = (await conn.execute(select(ClientPhone.client_id, ClientPhone.e164).where(or_(*conditions)))).all()
+    exact = sorted({cid for cid, number in rows if e164 and number == e164})
+    if exact:
+        return exact, "e164"
+    return sorted({cid for cid, _ in rows}), "tail10"
+
+
+async def _cards(conn: AsyncConnection, client_ids: Sequence[int], matched_by: MatchedBy,
+                 settings: Settings, now: dt.datetime) -> tuple[ClientCard, ...]:
+    clients = (await conn.execute(
+        select(Client.id, Client.name, Client.company, Client.status, Client.status_source, Client.external_id,
+               Client.created_at, Employee.id, Employee.name)
+        .outerjoin(Employee, Employee.id == Client.responsible_id)
+        .where(Client.id.in_(client_ids)))).all()
+    phones: dict[int, list[PhoneItem]] = defaultdict(list)
+    region = settings.phones.default_region
+    for pid, cid, raw, e164, label in await conn.execute(
+            select(ClientPhone.id, ClientPhone.client_id, ClientPhone.raw, ClientPhone.e164, ClientPhone.label)
+            .where(ClientPhone.client_id.in_(client_ids)).order_by(ClientPhone.id)):
+        phones[cid].append(PhoneItem(pid, raw, e164, label, format_display(e164, region) if e164 else raw))
+    sections = await load_sections(conn, client_ids, _bounds(settings), now)
+    by_id = {row[0]: row for row in clients}
+    cards = []
+    for cid in client_ids:
+        row = by_id.get(cid)
+        if row is None:  # deleted between the match and now
+            continue
+        s = sections[cid]
+        cards.append(ClientCard(
+            client=ClientInfo(*row[:7]),
+            responsible=PersonRef(row[7], row[8]) if row[7] is not None else None,
+            phones=tuple(phones.get(cid, ())),
+            promises=s["promises"].items, promises_more=s["promises"].has_more,
+            agreements=s["agreements"].items, agreements_more=s["agreements"].has_more,
+            calls=s["calls"].items, calls_more=s["calls"].has_more,
+            notes=s["notes"].items, notes_more=s["notes"].has_more,
+            matched_by=matched_by))
+    return tuple(cards)
+
+
+async def lookup(session: AsyncSession, number: str | None, settings: Settings, *,
+                 now: dt.datetime | None = None) -> Lookup:
+    """The card(s) for a caller's number, as of *now* (for the ``overdue`` flags)."""
+    now = now or dt.datetime.now(dt.UTC)
+    key = phone_key(number or "", settings.phones.default_region, settings.phones.min_external_digits)
+    if not key.external or not (key.e164 or key.tail10):
+        return Lookup(number=key.raw, e164=key.e164, looked_up=False)
+    conn = await session.connection()
+    client_ids, matched_by = await _match(conn, key.e164, key.tail10)
+    if not client_ids:
+        return Lookup(number=key.raw, e164=key.e164, looked_up=True)
+    cards = await _cards(conn, client_ids, matched_by, settings, now)
+    if len(cards) > 1:
+        log.info("number %s matches %d clients (by %s)", key.display_key, len(cards), matched_by)
+    return Lookup(number=key.raw, e164=key.e164, looked_up=True, matches=cards)
+
+
+async def client_card(session: AsyncSession, client_id: int, settings: Settings, *,
+                      now: dt.datetime | None = None) -> ClientCard | None:
+    """The same card for a client picked by id (a candidate chosen, the client page)."""
+    conn = await session.connection()
+    cards = await _cards(conn, [client_id], "id", settings, now or dt.datetime.now(dt.UTC))
+    return cards[0] if cards else None
+
+
+async def client_history(session: AsyncSession, client_id: int, section: str, *, offset: int = 0,
+                         limit: int = 20, now: dt.datetime | None = None) -> SectionRows:
+    """A further page of one card section ("more"), in the card's order."""
+    if section not in SECTIONS:
+        raise ValueError(f"section: expected one of {', '.join(SECTIONS)}, found {section!r}")
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValueError(f"limit: expected 1 to {MAX_PAGE}, found {limit}")
+    if offset < 0:
+        raise ValueError(f"offset: expected 0 or more, found {offset}")
+    conn = await session.connection()
+    sec: Section = section
+    result = await load_sections(conn, [client_id], {sec: limit}, now or dt.datetime.now(dt.UTC), offset=offset)
+    return result[client_id][sec]
+
+
+# --- search -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSummary:
+    """A search hit: enough to tell two clients apart and attach a number to one."""
+
+    id: int
+    name: str
+    company: str | None
+    status: str
+    responsible: PersonRef | None
+    phones: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "company": self.company, "status": self.status,
+                "responsible": self.responsible.to_json() if self.responsible else None,
+                "phones": list(self.phones)}
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def search_clients(session: AsyncSession, query: str, limit: int = 20, *,
+                         settings: Settings | None = None) -> list[ClientSummary]:
+    """Clients whose name or company contains *query* (any case, Cyrillic too), whose
+    external id is *query*, or — for a query of digits — whose phone contains them."""
+    text = " ".join(query.split())[:100]
+    limit = max(1, min(limit, MAX_PAGE))
+    if len(text) < 2:
+        return []
+    conn = await session.connection()
+    digits = "".join(ch for ch in text if ch.isdigit())
+    letters = any(ch.isalpha() for ch in text)
+    if not letters and len(digits) >= 3:
+        key = phone_key(text, settings.phones.default_region if settings else "RU")
+        conds: list[ColumnElement[bool]] = [ClientPhone.e164.like(_like(digits), escape="\\"),
+                                            ClientPhone.raw.like(_like(text), escape="\\")]
+        if key.e164:
+            conds.append(ClientPhone.e164 == key.e164)
+        if key.tail10:
+            conds.append(ClientPhone.tail10 == key.tail10)
+        where: Any = Client.id.in_(select(ClientPhone.client_id).where(or_(*conds)))
+    else:
+        fold = func.callpop_fold if conn.dialect.name == "sqlite" else func.lower
+        pattern = _like(text.casefold())
+        where = or_(fold(Client.name).like(pattern, escape="\\"), fold(Client.company).like(pattern, escape="\\"),
+                    Client.external_id == text)
+    rows = (await conn.execute(
+        select(Client.id, Client.name, Client.company, Client.status, Employee.id, Employee.name)
+        .outerjoin(Employee, Employee.id == Client.responsible_id)
+        .where(where).order_by(Client.name, Client.id).limit(limit))).all()
+    ids = [r[0] for r in rows]
+    phones: dict[int, list[str]] = defaultdict(list)
+    if ids:
+        for cid, raw, e164 in await conn.execute(
+                select(ClientPhone.client_id, ClientPhone.raw, ClientPhone.e164)
+                .where(ClientPhone.client_id.in_(ids)).order_by(ClientPhone.id)):
+            phones[cid].append(e164 or raw)
+    return [ClientSummary(r[0], r[1], r[2], r[3], PersonRef(r[4], r[5]) if r[4] is not None else None,
+                          tuple(phones.get(r[0], ()))) for r in rows]

@@ -1,0 +1,283 @@
+"""A client's history as the card shows it: open promises, agreements, last calls, notes.
+
+Each section is one bounded query for a whole set of clients (``client_id IN (...)``),
+asking one row more than it shows so the card knows whether to offer "more"; the number
+of statements never depends on how much history there is. The items are frozen
+snapshots with ``to_json()`` (times ISO-8601 UTC, money as strings: JSON numbers would
+round kopecks).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+from sqlalchemy import Select, and_, case, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import aliased
+
+from callpop.store.models import Agreement, Call, CallParticipant, Employee, Note, Promise
+
+__all__ = [
+    "AgreementItem",
+    "CallItem",
+    "NoteItem",
+    "PersonRef",
+    "PromiseItem",
+    "Section",
+    "SectionRows",
+    "iso",
+    "load_sections",
+]
+
+Section = Literal["promises", "agreements", "calls", "notes"]
+SECTIONS: tuple[Section, ...] = ("promises", "agreements", "calls", "notes")
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    """ISO-8601 in UTC with a Z, the one time format of the JSON we send."""
+    if value is None:
+        return None
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else f"{value:.2f}"
+
+
+@dataclass(frozen=True, slots=True)
+class PersonRef:
+    """An employee as a card names them."""
+
+    id: int
+    name: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name}
+
+
+def _person(ident: int | None, name: str | None) -> PersonRef | None:
+    return PersonRef(ident, name or "") if ident is not None else None
+
+
+def _person_json(person: PersonRef | None) -> dict[str, Any] | None:
+    return person.to_json() if person else None
+
+
+@dataclass(frozen=True, slots=True)
+class PromiseItem:
+    id: int
+    text: str
+    due_at: dt.datetime | None
+    status: str
+    made_by: PersonRef | None
+    call_id: int | None
+    created_at: dt.datetime
+    overdue: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "text": self.text, "due_at": iso(self.due_at), "status": self.status,
+                "overdue": self.overdue, "made_by": _person_json(self.made_by), "call_id": self.call_id,
+                "created_at": iso(self.created_at)}
+
+
+@dataclass(frozen=True, slots=True)
+class AgreementItem:
+    id: int
+    title: str
+    terms: str | None
+    amount: Decimal | None
+    currency: str
+    status: str
+    made_by: PersonRef | None
+    created_at: dt.datetime
+    closed_at: dt.datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "title": self.title, "terms": self.terms, "amount": _money(self.amount),
+                "currency": self.currency, "status": self.status, "made_by": _person_json(self.made_by),
+                "created_at": iso(self.created_at), "closed_at": iso(self.closed_at)}
+
+
+@dataclass(frozen=True, slots=True)
+class CallItem:
+    """One past call: who talked (answered) and who else only rang."""
+
+    id: int
+    direction: str
+    number: str | None
+    started_at: dt.datetime
+    ended_at: dt.datetime | None
+    outcome: str | None
+    talk_seconds: int
+    talked: tuple[PersonRef, ...]
+    rang: tuple[PersonRef, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "direction": self.direction, "number": self.number,
+                "started_at": iso(self.started_at), "ended_at": iso(self.ended_at), "outcome": self.outcome,
+                "talk_seconds": self.talk_seconds, "talked": [p.to_json() for p in self.talked],
+                "rang": [p.to_json() for p in self.rang]}
+
+
+@dataclass(frozen=True, slots=True)
+class NoteItem:
+    id: int
+    text: str
+    author: PersonRef | None
+    call_id: int | None
+    created_at: dt.datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "text": self.text, "author": _person_json(self.author), "call_id": self.call_id,
+                "created_at": iso(self.created_at)}
+
+
+Item = PromiseItem | AgreementItem | CallItem | NoteItem
+
+
+@dataclass(frozen=True, slots=True)
+class SectionRows:
+    """One section for one client: the items shown and whether more exist."""
+
+    items: tuple[Any, ...]
+    has_more: bool
+
+
+# --- the queries ------------------------------------------------------------------------------
+
+_maker = aliased(Employee, name="maker")
+
+
+def _order(section: Section) -> list[Any]:
+    """The order a section is shown in (also the paging order)."""
+    if section == "promises":
+        # overdue first falls out of "earliest due first"; undated promises last
+        return [case((Promise.due_at.is_(None), 1), else_=0), Promise.due_at, Promise.id]
+    if section == "agreements":
+        # active (open) ones first, then the most recent
+        return [case((Agreement.status == "open", 0), else_=1), Agreement.created_at.desc(), Agreement.id.desc()]
+    if section == "calls":
+        return [Call.started_at.desc(), Call.id.desc()]
+    return [Note.created_at.desc(), Note.id.desc()]
+
+
+def _base(section: Section) -> Select[*tuple[Any, ...]]:
+    if section == "promises":
+        return (select(Promise.id, Promise.client_id, Promise.text, Promise.due_at, Promise.status,
+                       Promise.made_by_id, _maker.name, Promise.call_id, Promise.created_at)
+                .outerjoin(_maker, _maker.id == Promise.made_by_id)
+                .where(Promise.status == "open"))
+    if section == "agreements":
+        return (select(Agreement.id, Agreement.client_id, Agreement.title, Agreement.terms, Agreement.amount,
+                       Agreement.currency, Agreement.status, Agreement.made_by_id, _maker.name,
+                       Agreement.created_at, Agreement.closed_at)
+                .outerjoin(_maker, _maker.id == Agreement.made_by_id))
+    if section == "calls":
+        return select(Call.id, Call.client_id, Call.direction, Call.client_number, Call.started_at, Call.ended_at,
+                      Call.outcome, Call.talk_seconds)
+    return (select(Note.id, Note.client_id, Note.text, Note.author_id, _maker.name, Note.call_id, Note.created_at)
+            .outerjoin(_maker, _maker.id == Note.author_id))
+
+
+def _client_col(section: Section) -> Any:
+    return {"promises": Promise.client_id, "agreements": Agreement.client_id,
+            "calls": Call.client_id, "notes": Note.client_id}[section]
+
+
+def section_query(section: Section, client_ids: Sequence[int], *, limit: int,
+                  offset: int = 0) -> Select[*tuple[Any, ...]]:
+    """Rows of *section* for *client_ids*: at most *limit* per client after *offset*.
+
+    One client (the usual pop, and paging) is a plain ORDER BY ... LIMIT that walks an
+    index; several clients use ROW_NUMBER() per client, still one statement."""
+    base = _base(section)
+    client_col = _client_col(section)
+    if len(client_ids) == 1:
+        return (base.where(client_col == client_ids[0]).order_by(*_order(section))
+                .limit(limit).offset(offset))
+    ranked = base.add_columns(
+        func.row_number().over(partition_by=client_col, order_by=_order(section)).label("rn")
+    ).where(client_col.in_(client_ids)).subquery()
+    return (select(*[c for c in ranked.c if c.name != "rn"])
+            .where(and_(ranked.c.rn > offset, ranked.c.rn <= offset + limit)))
+
+
+def _item(section: Section, row: Any, now: dt.datetime,
+          people: Mapping[int, tuple[list[PersonRef], list[PersonRef]]]) -> Item:
+    if section == "promises":
+        return PromiseItem(id=row[0], text=row[2], due_at=row[3], status=row[4], made_by=_person(row[5], row[6]),
+                           call_id=row[7], created_at=row[8], overdue=row[3] is not None and row[3] < now)
+    if section == "agreements":
+        return AgreementItem(id=row[0], title=row[2], terms=row[3], amount=row[4], currency=row[5], status=row[6],
+                             made_by=_person(row[7], row[8]), created_at=row[9], closed_at=row[10])
+    if section == "calls":
+        talked, rang = people.get(row[0], ([], []))
+        return CallItem(id=row[0], direction=row[2], number=row[3], started_at=row[4], ended_at=row[5],
+                        outcome=row[6], talk_seconds=row[7], talked=tuple(talked), rang=tuple(rang))
+    return NoteItem(id=row[0], text=row[2], author=_person(row[3], row[4]), call_id=row[5], created_at=row[6])
+
+
+async def _call_people(conn: AsyncConnection,
+                       call_ids: Iterable[int]) -> dict[int, tuple[list[PersonRef], list[PersonRef]]]:
+    """Who talked and who only rang, for a batch of calls (one statement)."""
+    ids = list(call_ids)
+    people: dict[int, tuple[list[PersonRef], list[PersonRef]]] = defaultdict(lambda: ([], []))
+    if not ids:
+        return people
+    rows = await conn.execute(
+        select(CallParticipant.call_id, CallParticipant.extension, CallParticipant.employee_id, Employee.name,
+               CallParticipant.answered)
+        .outerjoin(Employee, Employee.id == CallParticipant.employee_id)
+        .where(CallParticipant.call_id.in_(ids))
+        .order_by(CallParticipant.call_id, CallParticipant.answered.desc(), CallParticipant.talk_seconds.desc(),
+                  CallParticipant.id))
+    for call_id, extension, employee_id, name, answered in rows:
+        # an extension nobody owns is still named, by its number
+        ref = PersonRef(employee_id, name) if employee_id is not None else PersonRef(0, extension)
+        people[call_id][0 if answered else 1].append(ref)
+    return people
+
+
+async def load_sections(conn: AsyncConnection, client_ids: Sequence[int], bounds: Mapping[Section, int],
+                        now: dt.datetime, *, offset: int = 0) -> dict[int, dict[Section, SectionRows]]:
+    """Every requested section for every client: one statement per section, plus one for
+    the people on the calls. Missing clients get empty sections."""
+    result: dict[int, dict[Section, SectionRows]] = {
+        cid: {s: SectionRows((), False) for s in bounds} for cid in client_ids}
+    if not client_ids:
+        return result
+    raw: dict[Section, dict[int, list[Any]]] = {}
+    for section, limit in bounds.items():
+        rows = (await conn.execute(section_query(section, client_ids, limit=limit + 1, offset=offset))).all()
+        per_client: dict[int, list[Any]] = defaultdict(list)
+        for row in rows:
+            per_client[row[1]].append(row)
+        raw[section] = per_client
+    people = await _call_people(conn, (r[0] for rows in raw.get("calls", {}).values()
+                                       for r in rows[:bounds["calls"]])) if "calls" in raw else {}
+    for section, per_client in raw.items():
+        limit = bounds[section]
+        for cid, rows in per_client.items():
+            if len(client_ids) > 1:
+                rows = _sort_rows(section, rows)
+            result[cid][section] = SectionRows(tuple(_item(section, r, now, people) for r in rows[:limit]),
+                                               len(rows) > limit)
+    return result
+
+
+def _sort_rows(section: Section, rows: list[Any]) -> list[Any]:
+    """Python order equal to ``_order`` for the ROW_NUMBER path (SQL gives no row order)."""
+    far = dt.datetime.max.replace(tzinfo=dt.UTC)
+    if section == "promises":
+        return sorted(rows, key=lambda r: (r[3] is None, r[3] or far, r[0]))
+    if section == "agreements":
+        open_first = sorted(rows, key=lambda r: (r[9], r[0]), reverse=True)
+        return sorted(open_first, key=lambda r: r[6] != "open")
+    if section == "calls":
+        return sorted(rows, key=lambda r: (r[4], r[0]), reverse=True)
+    return sorted(rows, key=lambda r: (r[6], r[0]), reverse=True)
