@@ -1,0 +1,84 @@
+"""Shared plumbing of the API handlers: JSON in and out, one transaction per request, and
+the single place where domain errors become HTTP answers."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callpop.server.auth import require_user
+from callpop.server.keys import DB
+from callpop.store.errors import Conflict, Forbidden, NotFound, StoreError, ValidationError
+from callpop.store.records import Actor
+
+__all__ = ["Handler", "actor_of", "error_response", "json_response", "path_id", "read_json", "session_for",
+           "translate_errors"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_MAX_ID = 2**31 - 1
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(text=json.dumps(data, ensure_ascii=False), status=status,
+                        content_type="application/json", headers={"Cache-Control": "no-store"})
+
+
+def error_response(status: int, message: str, field: str | None = None) -> web.Response:
+    return json_response({"error": message, "field": field}, status)
+
+
+def translate_errors(handler: Handler) -> Handler:
+    """Domain errors → HTTP, in one place."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ValidationError as exc:
+            return error_response(422, str(exc), exc.field)
+        except NotFound as exc:
+            return error_response(404, str(exc), exc.field)
+        except Forbidden as exc:
+            return error_response(403, str(exc), exc.field)
+        except Conflict as exc:
+            return error_response(409, str(exc), exc.field)
+        except StoreError as exc:  # pragma: no cover - every subclass is handled above
+            return error_response(400, str(exc))
+
+    return wrapped
+
+
+async def read_json(request: web.Request) -> object:
+    """The request body as JSON; anything else is a 422 on ``body``."""
+    if request.content_type != "application/json":
+        raise ValidationError("body", f"expected Content-Type application/json, got {request.content_type!r}")
+    try:
+        return json.loads(await request.text())
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationError("body", "is not valid JSON") from None
+
+
+@asynccontextmanager
+async def session_for(request: web.Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request: committed if the handler finishes, else rolled back."""
+    async with request.app[DB].sessions() as session:
+        yield session
+        await session.commit()
+
+
+def path_id(request: web.Request, name: str = "id") -> int:
+    value = int(request.match_info[name])
+    if not 1 <= value <= _MAX_ID:
+        raise NotFound(name.removesuffix("_id") or "record", value)
+    return value
+
+
+def actor_of(request: web.Request) -> Actor:
+    user = require_user(request)
+    return Actor(user.id, user.role)

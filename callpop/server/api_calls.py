@@ -1,0 +1,164 @@
+"""The manager's own API shortcuts: who am I, my due promises, a client's card and its
+history pages, and click-to-call.
+
+Click-to-call rings the manager's *own* phone first and then dials the client (AMI
+Originate): the device is the ``[agents]`` entry mapped to the manager's extension, or
+``PJSIP/<extension>`` when there is none; the number is dialled as E.164 digits without
+the "+" in ``[pbx] originate_context``. A manager without an extension cannot originate.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import update
+
+from callpop.phones import phone_key
+from callpop.server.api_base import actor_of, json_response, path_id, read_json, session_for, translate_errors
+from callpop.server.auth import csrf_token, require_user
+from callpop.server.keys import AMI, SETTINGS
+from callpop.server.openapi import Endpoint
+from callpop.settings import Settings
+from callpop.store import records
+from callpop.store.errors import Conflict, NotFound, ValidationError
+from callpop.store.models import Employee
+from callpop.store.schemas import RESOURCES
+from callpop.store.validation import Field, Schema
+
+__all__ = ["ENDPOINTS", "device_for"]
+
+log = logging.getLogger(__name__)
+
+LANGUAGES = ("ru", "en")
+ME_OUT = Schema("Me", (
+    Field("id", "id", read_only=True), Field("login", "string", read_only=True),
+    Field("name", "string", read_only=True), Field("role", "string", "manager | supervisor | admin", read_only=True),
+    Field("extensions", "list", read_only=True), Field("language", "string", read_only=True),
+    Field("csrf_token", "string", "send it back in X-CSRF-Token with every write", read_only=True),
+))
+ME_PATCH = Schema("MePatch", (Field("language", "choice", "UI language", required=True, choices=LANGUAGES),))
+ORIGINATE_IN = Schema("OriginateInput", (
+    Field("client_phone", "phone", "the number to call", required=True, max_length=64),
+))
+ORIGINATE_OUT = Schema("OriginateResult", (
+    Field("status", "string", "queued: your phone rings, then the client's", read_only=True),
+    Field("channel", "string", "your device", read_only=True),
+    Field("number", "string", "what is dialled", read_only=True),
+))
+HISTORY_QUERY = Schema("HistoryQuery", (
+    Field("section", "choice", required=True, choices=("promises", "agreements", "calls", "notes")),
+    Field("offset", "int", minimum=0, maximum=1_000_000),
+    Field("limit", "int", minimum=1, maximum=100),
+))
+_CARD_DOC: dict[str, Any] = {"type": "object", "description": (
+    "The ClientCard of docs/websocket.md: client, status, responsible, phones, open promises "
+    "(overdue first), agreements, last_calls, notes; *_more says a section has more (see /history).")}
+_HISTORY_DOC: dict[str, Any] = {"type": "object", "properties": {
+    "items": {"type": "array", "items": {"type": "object"}}, "has_more": {"type": "boolean"}}}
+
+
+def _me_json(request: web.Request) -> dict[str, Any]:
+    user = require_user(request)
+    return ME_OUT.dump({"id": user.id, "login": user.login, "name": user.name, "role": user.role,
+                        "extensions": list(user.extensions), "language": user.language,
+                        "csrf_token": csrf_token(request)})
+
+
+@translate_errors
+async def get_me(request: web.Request) -> web.StreamResponse:
+    return json_response(_me_json(request))
+
+
+@translate_errors
+async def update_me(request: web.Request) -> web.StreamResponse:
+    actor = actor_of(request)
+    values = ME_PATCH.parse(await read_json(request), records.parse_context(request.app[SETTINGS]))
+    async with session_for(request) as s:
+        await s.execute(update(Employee).where(Employee.id == actor.id).values(language=values["language"]))
+    data = _me_json(request)
+    data["language"] = values["language"]
+    return json_response(data)
+
+
+@translate_errors
+async def due_promises(request: web.Request) -> web.StreamResponse:
+    user = require_user(request)
+    async with session_for(request) as s:
+        items = await records.due_promises(s, user.id, request.app[SETTINGS])
+    return json_response({"items": items, "total": len(items), "limit": len(items), "offset": 0})
+
+
+@translate_errors
+async def client_card(request: web.Request) -> web.StreamResponse:
+    require_user(request)
+    from callpop.store import directory
+
+    ident = path_id(request)
+    async with session_for(request) as s:
+        card = await directory.client_card(s, ident, request.app[SETTINGS])
+    if card is None:
+        raise NotFound("client", ident)
+    return json_response(card.to_json())
+
+
+@translate_errors
+async def client_history(request: web.Request) -> web.StreamResponse:
+    require_user(request)
+    from callpop.store import directory
+
+    ident = path_id(request)
+    query = HISTORY_QUERY.parse(request.query, records.parse_context(request.app[SETTINGS]))
+    async with session_for(request) as s:
+        rows = await directory.client_history(s, ident, query["section"], offset=query.get("offset") or 0,
+                                              limit=query.get("limit") or 20)
+    return json_response({"items": [item.to_json() for item in rows.items], "has_more": rows.has_more})
+
+
+def device_for(extension: str, settings: Settings) -> str:
+    """The phone to ring first: the device mapped to the extension, else PJSIP/<ext>."""
+    for device, ext in settings.agents.items():
+        if ext == extension:
+            return device
+    return f"PJSIP/{extension}"
+
+
+@translate_errors
+async def originate(request: web.Request) -> web.StreamResponse:
+    user = require_user(request)
+    settings = request.app[SETTINGS]
+    values = ORIGINATE_IN.parse(await read_json(request), records.parse_context(settings))
+    if not user.extensions:
+        raise Conflict("client_phone", "you have no extension to call from: ask an administrator to add one")
+    key = phone_key(values["client_phone"], settings.phones.default_region, settings.phones.min_external_digits)
+    if key.e164 is None:
+        raise ValidationError("client_phone", f"cannot dial {key.raw!r}: not a valid public number")
+    number = key.e164.lstrip("+")
+    channel = device_for(user.extensions[0], settings)
+    ami = request.app.get(AMI)
+    if ami is None:
+        return json_response({"error": "the PBX is not connected", "field": None}, 503)
+    try:
+        await ami.originate(channel, number, settings.pbx.originate_context, caller_id=number)
+    except Exception as exc:  # AmiNotConnected, AmiRefused, a timeout: all mean "not now"
+        log.warning("originate %s -> %s failed: %s", channel, number, exc)
+        return json_response({"error": f"the PBX did not place the call: {exc}", "field": None}, 503)
+    log.info("click-to-call by employee %s: %s -> %s", user.id, channel, number)
+    return json_response(ORIGINATE_OUT.dump({"status": "queued", "channel": channel, "number": number}), 202)
+
+
+_PROMISE = RESOURCES["promise"].out
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint("GET", "/api/me", get_me, "Who is logged in (and the CSRF token for writes)", "me",
+             response=ME_OUT),
+    Endpoint("PATCH", "/api/me", update_me, "Choose your UI language", "me", body=ME_PATCH, response=ME_OUT),
+    Endpoint("GET", "/api/promises/due", due_promises, "My open promises due today and overdue, overdue first",
+             "promises", response=_PROMISE, paged=True),
+    Endpoint("GET", r"/api/clients/{id:\d+}/card", client_card, "A client's card (as in the pop)", "clients",
+             response_doc=_CARD_DOC),
+    Endpoint("GET", r"/api/clients/{id:\d+}/history", client_history, "More of one card section", "clients",
+             query=HISTORY_QUERY, response_doc=_HISTORY_DOC),
+    Endpoint("POST", "/api/originate", originate, "Click-to-call from your own phone", "calls",
+             body=ORIGINATE_IN, response=ORIGINATE_OUT, status=202),
+)
