@@ -4,10 +4,10 @@ answered with a 4xx that names the field, filters, promise closing, click-to-cal
 from __future__ import annotations
 
 import pytest
+from api_helpers import FakeAmi, add_employee, logged_in, serve
 
 from callpop.settings import Settings
 from callpop.store.db import Database
-from api_helpers import FakeAmi, add_employee, logged_in, serve
 
 
 async def test_without_login_the_api_answers_401(db: Database, db_settings: Settings) -> None:
@@ -23,8 +23,8 @@ async def test_writes_without_the_csrf_token_are_refused(db: Database, db_settin
     async with serve(db_settings, db) as server, logged_in(server, anna) as user:
         status, _ = await user.call("POST", "/api/clients", {"name": "Forged"}, csrf=False)
         assert status == 403
-        status, body = await user.call("POST", "/api/clients", {"name": "Forged"}, csrf=False,
-                                       headers={"X-CSRF-Token": "guess"})
+        status, _ = await user.call("POST", "/api/clients", {"name": "Forged"}, csrf=False,
+                                    headers={"X-CSRF-Token": "guess"})
         assert status == 403
         status, page = await user.call("GET", "/api/clients")
     assert page["total"] == 0  # nothing was created
