@@ -1,0 +1,204 @@
+"""One call as the tracker follows it, and the call events it gives rise to.
+
+A call is everything that shares a Linkedid. Inside it, each agent has one state: ringing
+(one or more *legs*, dialled channels, ring for them: a Local pair and the real phone
+behind it are one agent ringing, not three), talking, or neither. Events are emitted on
+the agent's transitions, never per channel, which is what makes "at most one ``ringing``
+per ringing episode" and "missed per call, never per leg" hold by construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from callpop.telephony.channels import Channel
+from callpop.telephony.events import (
+    AgentTalk,
+    Answered,
+    CallEvent,
+    Direction,
+    Ended,
+    Ringing,
+    RingStopped,
+    RingStopReason,
+    TransferKind,
+    Transferred,
+)
+
+__all__ = ["AgentState", "Call", "Leg", "stop_reason"]
+
+# Q.850 causes that mean "the phone could not be reached" (unregistered, no route, out of order...).
+_UNAVAILABLE = frozenset({1, 2, 3, 20, 22, 27, 28, 34, 38, 41, 42, 44, 47, 58, 65, 66, 69, 79, 88})
+CAUSE_BUSY = 17
+CAUSE_REJECTED = 21
+CAUSE_ANSWERED_ELSEWHERE = 26
+
+
+@dataclass(slots=True, eq=False)
+class Leg:
+    """A channel dialled on behalf of an agent: the agent's phone (inbound, internal) or,
+    for an outbound call, the trunk channel towards the client (the agent "rings out")."""
+
+    agent: str
+    channel: Channel
+    dialer: Channel | None
+    status: str = ""  # last DialEnd DialStatus
+    no_answer: bool = False  # DialEnd NOANSWER or a queue's AgentRingNoAnswer
+    answered: bool = False
+    done: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class AgentState:
+    agent: str
+    legs: set[str] = field(default_factory=set)  # uniqueids of legs ringing now
+    channels: set[str] = field(default_factory=set)  # the agent's own channels in this call
+    ringing: bool = False
+    talking: bool = False
+    talk_since: float | None = None
+    talked: float = 0.0
+    clockless: bool = False  # some talk had no clock: fall back on talk_hint
+    talk_hint: int | None = None  # the queue's AgentComplete TalkTime
+
+
+def stop_reason(call: Call, leg: Leg, cause: int | None) -> RingStopReason:
+    """Why an agent's phone stopped ringing. Order matters: a colleague who answered
+    explains everything else (a ring-group member did not miss the call), then what the
+    phone itself said (busy, declined, unreachable), then timeouts, then the caller."""
+    for other in call.agents.values():
+        if other.talking and other.agent != leg.agent:
+            return "answered_elsewhere"
+    if cause == CAUSE_ANSWERED_ELSEWHERE:
+        return "answered_elsewhere"
+    if cause == CAUSE_BUSY or leg.status == "BUSY":
+        return "busy"
+    if cause == CAUSE_REJECTED:
+        return "rejected"
+    if leg.status in ("CHANUNAVAIL", "CONGESTION") or (cause is not None and cause in _UNAVAILABLE):
+        return "unavailable"
+    if leg.no_answer:
+        return "no_answer"
+    dialer = leg.dialer
+    if call.caller_gone or (dialer is not None and (dialer.hangup_requested or dialer.gone)):
+        return "caller_hangup"
+    return "no_answer"
+
+
+@dataclass(slots=True, eq=False)
+class Call:
+    id: str
+    started_at: float | None
+    origin: Channel | None = None
+    direction: Direction | None = None
+    client: str | None = None
+    caller_name: str | None = None
+    channels: dict[str, Channel] = field(default_factory=dict)
+    agents: dict[str, AgentState] = field(default_factory=dict)
+    answered_by: list[str] = field(default_factory=list)
+    rang: list[str] = field(default_factory=list)
+    announced: bool = False
+    caller_gone: bool = False
+    pending_blind: str | None = None  # transferer of a blind transfer nobody answered yet
+    ended: bool = False
+    keys: list[str] = field(default_factory=list)  # Linkedids that lead to this call
+
+    def state(self, agent: str) -> AgentState:
+        st = self.agents.get(agent)
+        if st is None:
+            st = self.agents[agent] = AgentState(agent)
+        return st
+
+    # --- transitions -------------------------------------------------------------------
+
+    def ring(self, leg: Leg, now: float | None, out: list[CallEvent]) -> None:
+        """A leg starts ringing; the agent rings unless already ringing or talking here."""
+        st = self.state(leg.agent)
+        st.legs.add(leg.channel.uniqueid)
+        if st.ringing or st.talking or self.direction is None:
+            return
+        st.ringing = True
+        self.announced = True
+        if leg.agent not in self.rang:
+            self.rang.append(leg.agent)
+        out.append(Ringing(self.id, self.direction, self.client, leg.agent,
+                           caller_name=self.caller_name, at=now))
+
+    def answer(self, leg: Leg, now: float | None, out: list[CallEvent]) -> None:
+        if leg.answered or leg.done:
+            return
+        leg.answered = True
+        st = self.state(leg.agent)
+        st.legs.discard(leg.channel.uniqueid)
+        self.start_talk(leg.agent, now, out)
+
+    def start_talk(self, agent: str, now: float | None, out: list[CallEvent],
+                   transfer: tuple[str, TransferKind] | None = None) -> None:
+        st = self.state(agent)
+        if st.talking:
+            return
+        st.ringing = False
+        st.talking = True
+        st.talk_since = now
+        self.announced = True
+        if agent not in self.answered_by:
+            self.answered_by.append(agent)
+        if transfer is None and self.pending_blind is not None and self.pending_blind != agent:
+            transfer = (self.pending_blind, "blind")
+        if transfer is not None:
+            self.pending_blind = None
+            out.append(Transferred(self.id, transfer[0], agent, transfer[1], at=now))
+        out.append(Answered(self.id, agent, at=now))
+
+    def stop_talk(self, agent: str, now: float | None) -> None:
+        st = self.agents.get(agent)
+        if st is None or not st.talking:
+            return
+        st.talking = False
+        if now is not None and st.talk_since is not None:
+            st.talked += max(0.0, now - st.talk_since)
+        else:
+            st.clockless = True
+        st.talk_since = None
+
+    def stop_leg(self, leg: Leg, cause: int | None, now: float | None, out: list[CallEvent]) -> None:
+        """A leg ended without being answered; the agent stops ringing when it was the last."""
+        if leg.done or leg.answered:
+            return
+        leg.done = True
+        st = self.state(leg.agent)
+        st.legs.discard(leg.channel.uniqueid)
+        if st.ringing and not st.legs:
+            st.ringing = False
+            out.append(RingStopped(self.id, leg.agent, stop_reason(self, leg, cause), at=now))
+
+    def end(self, now: float | None, out: list[CallEvent]) -> None:
+        """The last channel is gone: close every agent and say how the call went."""
+        if self.ended:
+            return
+        self.ended = True
+        for st in self.agents.values():
+            if st.ringing:
+                st.ringing = False
+                reason: RingStopReason = "caller_hangup" if self.caller_gone else "no_answer"
+                out.append(RingStopped(self.id, st.agent, reason, at=now))
+            self.stop_talk(st.agent, now)
+        if not self.announced or self.direction is None:
+            return
+        talks = tuple(AgentTalk(a, self.talk_seconds(a)) for a in self.answered_by)
+        out.append(Ended(
+            self.id, self.direction, self.client,
+            "answered" if self.answered_by else "missed",
+            tuple(self.answered_by), sum(t.talk_seconds for t in talks),
+            caller_name=self.caller_name, started_at=self.started_at, ended_at=now,
+            agents_rang=tuple(self.rang), talks=talks,
+        ))
+
+    def talk_seconds(self, agent: str) -> int:
+        """Whole seconds (floored, as Asterisk's billsec). Without a clock the queue's
+        AgentComplete TalkTime is the only measure there is; otherwise 0."""
+        st = self.agents.get(agent)
+        if st is None:
+            return 0
+        if st.clockless:
+            return st.talk_hint if st.talk_hint is not None else int(st.talked)
+        return int(st.talked)
