@@ -1,0 +1,259 @@
+/* callpop: a client's card (the same on the desk's pop and on the client page), the
+ * after-call form, and the offers for an unknown number. All text goes in via el() /
+ * textContent; nothing from the server is ever parsed as HTML.
+ */
+"use strict";
+
+const cards = (() => {
+  const { t, el, api, when, day, duration, money, localInput, showError } = callpop;
+
+  const PROMISE_STATUS = { open: "open", kept: "kept", broken: "broken", cancelled: "cancelled" };
+  const AGREEMENT_STATUS = { open: "open", won: "won", lost: "lost", cancelled: "cancelled" };
+
+  function person(ref) {
+    return ref && ref.name ? ref.name : t("unknown");
+  }
+
+  function section(title, items, renderItem, more) {
+    const list = el("ul", { class: "items" }, items.map(renderItem));
+    const box = el("section", { class: "card-section" }, el("h4", { text: title }));
+    if (!items.length) box.append(el("p", { class: "muted", text: t("None") }));
+    else box.append(list);
+    if (more) box.append(more(list));
+    return box;
+  }
+
+  /** A "more" button paging one section through /api/clients/{id}/history. */
+  function moreButton(clientId, name, renderItem, shown) {
+    return (list) => {
+      let offset = shown;
+      const button = el("button", { type: "button", class: "link", text: t("Show more") });
+      button.addEventListener("click", async () => {
+        button.disabled = true;
+        try {
+          const page = await api("GET", `/api/clients/${clientId}/history?section=${name}&offset=${offset}&limit=20`);
+          page.items.forEach((item) => list.append(renderItem(item)));
+          offset += page.items.length;
+          button.disabled = false;
+          button.hidden = !page.has_more;
+        } catch (err) {
+          button.replaceWith(el("p", { class: "error", text: err.message }));
+        }
+      });
+      return button;
+    };
+  }
+
+  function promiseItem(p, onChange) {
+    const li = el("li", { class: "promise" + (p.overdue ? " overdue" : ""), dataset: { promise: p.id } },
+      el("span", { class: "promise-text", text: p.text }),
+      el("span", { class: "meta" },
+        p.due_at ? (p.overdue ? t("overdue since %(when)s", { when: when(p.due_at) })
+          : t("due %(when)s", { when: when(p.due_at) })) : t("no due date"),
+        " · ", t("promised by %(name)s", { name: person(p.made_by) })));
+    if (p.status === "open") {
+      const status = el("span", { class: "promise-actions" });
+      for (const [value, label] of [["kept", t("Kept")], ["broken", t("Broken")]]) {
+        status.append(el("button", {
+          type: "button", class: "small", text: label,
+          onclick: async (ev) => {
+            ev.target.disabled = true;
+            try {
+              await api("PATCH", `/api/promises/${p.id}`, { status: value });
+              li.classList.add("closed");
+              status.replaceChildren(el("span", { class: "badge", text: t(PROMISE_STATUS[value]) }));
+              if (onChange) onChange();
+            } catch (err) {
+              ev.target.disabled = false;
+              status.append(el("span", { class: "error", text: err.message }));
+            }
+          },
+        }));
+      }
+      li.append(status);
+    } else {
+      li.append(el("span", { class: "badge", text: t(PROMISE_STATUS[p.status] || p.status) }));
+    }
+    return li;
+  }
+
+  function agreementItem(a) {
+    return el("li", { class: "agreement status-" + a.status },
+      el("span", { text: a.title }),
+      a.amount ? el("span", { class: "amount", text: money(a.amount, a.currency) }) : null,
+      el("span", { class: "badge", text: t(AGREEMENT_STATUS[a.status] || a.status) }),
+      el("span", { class: "meta", text: `${person(a.made_by)} · ${day(a.created_at)}` }));
+  }
+
+  function callItem(c) {
+    const who = (c.talked || []).map(person).join(", ");
+    const outcome = c.outcome === "answered" ? t("talked %(duration)s", { duration: duration(c.talk_seconds) })
+      : t("missed");
+    return el("li", { class: "call outcome-" + (c.outcome || "unknown") },
+      el("span", { text: when(c.started_at) }),
+      el("span", { class: "meta", text: `${c.direction === "outbound" ? t("outgoing") : t("incoming")} · ${outcome}` }),
+      who ? el("span", { class: "who", text: who }) : null);
+  }
+
+  function noteItem(n) {
+    return el("li", { class: "note" },
+      el("span", { class: "note-text", text: n.text }),
+      el("span", { class: "meta", text: `${person(n.author)} · ${when(n.created_at)}` }));
+  }
+
+  /** The history of one client: what the directory's ClientCard.to_json() holds. */
+  function clientDetails(client, options = {}) {
+    const id = client.id;
+    const badge = client.status === "regular" ? t("regular") : t("new");
+    const head = el("div", { class: "client-head" },
+      el("a", { class: "client-name", href: `/clients/${id}`, text: client.name }),
+      client.company ? el("span", { class: "company", text: client.company }) : null,
+      el("span", { class: "badge status-" + client.status, text: badge }),
+      el("span", { class: "responsible", text: client.responsible
+        ? t("Responsible: %(name)s", { name: client.responsible.name }) : t("No responsible manager") }));
+    const phones = el("div", { class: "phones" },
+      (client.phones || []).map((p) => el("span", { class: "phone" },
+        el("span", { text: p.display || p.raw }), p.label ? el("span", { class: "meta", text: ` (${p.label})` }) : null,
+        options.dial ? el("button", { type: "button", class: "small call-button", text: t("Call"),
+          onclick: (ev) => options.dial(p, ev.target) }) : null)));
+    const pm = client.promises || [];
+    return el("div", { class: "client" }, head, phones,
+      section(t("Open promises"), pm, (p) => promiseItem(p, options.onChange),
+        client.promises_more ? moreButton(id, "promises", promiseItem, pm.length) : null),
+      section(t("Agreements"), client.agreements || [], agreementItem,
+        client.agreements_more ? moreButton(id, "agreements", agreementItem, client.agreements.length) : null),
+      section(t("Last contacts"), client.last_calls || [], callItem,
+        client.calls_more ? moreButton(id, "calls", callItem, client.last_calls.length) : null),
+      section(t("Notes"), client.notes || [], noteItem,
+        client.notes_more ? moreButton(id, "notes", noteItem, client.notes.length) : null));
+  }
+
+  /** Promise, agreement and note for a client, linked to the call when there is one. */
+  function recordForm(clientId, callId, onSaved) {
+    const tomorrow = new Date(Date.now() + 24 * 3600 * 1000);
+    tomorrow.setHours(10, 0, 0, 0);
+    const promiseText = el("textarea", { name: "promise_text", rows: 2, maxlength: 2000,
+      placeholder: t("What did you promise?") });
+    const promiseDue = el("input", { type: "datetime-local", name: "promise_due", value: localInput(tomorrow) });
+    const agreementTitle = el("input", { type: "text", name: "agreement_title", maxlength: 300,
+      placeholder: t("Deal, contract or arrangement") });
+    const agreementAmount = el("input", { type: "number", name: "agreement_amount", min: 0, step: "0.01",
+      placeholder: t("Amount") });
+    const noteText = el("textarea", { name: "note_text", rows: 2, maxlength: 10000, placeholder: t("Note") });
+    const error = el("p", { class: "error", hidden: true });
+    const done = el("p", { class: "saved", hidden: true });
+    const save = el("button", { type: "submit", text: t("Save") });
+    const form = el("form", { class: "record-form" },
+      el("h4", { text: t("Record what was agreed") }),
+      el("label", {}, t("Promise"), promiseText), el("label", {}, t("Due"), promiseDue),
+      el("label", {}, t("Agreement"), agreementTitle), el("label", {}, t("Amount"), agreementAmount),
+      el("label", {}, t("Note"), noteText), error, done, save);
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      error.hidden = true;
+      done.hidden = true;
+      const link = callId ? { call_id: callId } : {};
+      const jobs = [];
+      if (promiseText.value.trim()) {
+        const due = promiseDue.value ? new Date(promiseDue.value).toISOString() : null;
+        jobs.push(["promise", "/api/promises", { client_id: clientId, text: promiseText.value, due_at: due, ...link }, promiseText]);
+      }
+      if (agreementTitle.value.trim()) {
+        const body = { client_id: clientId, title: agreementTitle.value, ...link };
+        if (agreementAmount.value) body.amount = agreementAmount.value;
+        jobs.push(["agreement", "/api/agreements", body, agreementTitle]);
+      }
+      if (noteText.value.trim()) {
+        jobs.push(["note", "/api/notes", { client_id: clientId, text: noteText.value, ...link }, noteText]);
+      }
+      if (!jobs.length) {
+        showError(error, t("Nothing to save: write a promise, an agreement or a note."));
+        return;
+      }
+      save.disabled = true;
+      const saved = [];
+      try {
+        for (const [kind, path, body, input] of jobs) {
+          await api("POST", path, body);
+          saved.push(kind);
+          input.value = "";
+          if (kind === "agreement") agreementAmount.value = "";
+        }
+        done.textContent = t("Saved.");
+        done.hidden = false;
+        if (onSaved) onSaved(saved);
+      } catch (err) {
+        showError(error, err.message);
+      } finally {
+        save.disabled = false;
+      }
+    });
+    return form;
+  }
+
+  /** Unknown number: create a client with it, or attach it to one found by search. */
+  function unknownOffer(offer, onClient) {
+    const error = el("p", { class: "error", hidden: true });
+    const name = el("input", { type: "text", name: "name", maxlength: 300, required: true,
+      value: (offer.create && offer.create.name) || "", placeholder: t("Name") });
+    const company = el("input", { type: "text", name: "company", maxlength: 300, placeholder: t("Company") });
+    const phone = el("input", { type: "text", name: "phone", value: offer.create.phone || "", maxlength: 64 });
+    const create = el("form", { class: "create-client" },
+      el("h4", { text: t("New client") }), name, company, phone,
+      el("button", { type: "submit", text: t("Create client") }));
+    create.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      try {
+        const body = { name: name.value, company: company.value || null };
+        if (phone.value.trim()) body.phones = [{ number: phone.value }];
+        const client = await api("POST", "/api/clients", body);
+        onClient(client.id);
+      } catch (err) {
+        showError(error, err.message);
+      }
+    });
+    const query = el("input", { type: "search", name: "q", maxlength: 100, placeholder: t("Search by name, company or phone") });
+    const results = el("ul", { class: "search-results" });
+    const attach = el("form", { class: "attach-number" },
+      el("h4", { text: t("Attach this number to a client") }), query,
+      el("button", { type: "submit", text: t("Search") }), results);
+    attach.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      if (!query.value.trim()) return;
+      try {
+        const page = await api("GET", "/api/clients?limit=10&q=" + encodeURIComponent(query.value.trim()));
+        results.replaceChildren(...page.items.map((c) => el("li", {},
+          el("span", { text: c.name }), c.company ? el("span", { class: "meta", text: ` · ${c.company}` }) : null,
+          el("button", { type: "button", class: "small", text: t("Attach"), onclick: async () => {
+            try {
+              await api("POST", `/api/clients/${c.id}/phones`, { number: offer.attach.phone });
+              onClient(c.id);
+            } catch (err) {
+              showError(error, err.message);
+            }
+          } }))));
+        if (!page.items.length) results.append(el("li", { class: "muted", text: t("Nothing found") }));
+      } catch (err) {
+        showError(error, err.message);
+      }
+    });
+    return el("div", { class: "offer" }, create, attach, error);
+  }
+
+  /** Several clients share the number: let the manager pick. */
+  function candidates(list, onPick) {
+    return el("div", { class: "candidates" },
+      el("h4", { text: t("Several clients have this number — who is calling?") }),
+      el("ul", {}, list.map((c) => el("li", {},
+        el("span", { class: "client-name", text: c.name }),
+        c.company ? el("span", { class: "meta", text: ` · ${c.company}` }) : null,
+        c.responsible ? el("span", { class: "meta", text: ` · ${c.responsible.name}` }) : null,
+        el("button", { type: "button", class: "small", text: t("This one"), onclick: () => onPick(c) })))));
+  }
+
+  async function loadCard(clientId) {
+    return api("GET", `/api/clients/${clientId}/card`);
+  }
+
+  return { clientDetails, recordForm, unknownOffer, candidates, loadCard, promiseItem };
+})();
