@@ -1,0 +1,426 @@
+"""The AMI connection: panoramisk's Manager with its known gaps closed.
+
+What panoramisk 1.4 leaves to us, and where it is handled:
+
+* framing on bytes and whole-message UTF-8 decoding: :mod:`callpop.telephony.protocol`;
+* sync callbacks inside ``data_received``: the protocol only enqueues timestamped batches,
+  ONE consumer task feeds the tracker in order and awaits the sink; an exception on one
+  message is logged with that message and the stream goes on;
+* its Ping never waits for the Pong: :meth:`AmiConnection._watch` expects the Pong within
+  ``pong_timeout`` and otherwise aborts the transport (``Manager.close()`` would switch
+  panoramisk's reconnect off; we drive reconnects ourselves anyway);
+* fixed-delay reconnects: capped exponential backoff in :meth:`AmiConnection.run`;
+* plain-text login only: MD5 challenge first, plain secret only if the server refuses it.
+
+Resynchronisation (every login): a ``CoreShowChannels`` is sent and its list events
+(``CoreShowChannel`` ... ``CoreShowChannelsComplete``) travel through the same queue as live
+events, at their position in the stream, and are fed to the tracker like any event; the
+tracker collects the items and resynchronises on ``CoreShowChannelsComplete``. So events
+read before the snapshot are applied before it, events after it after it, nothing is held
+back or reordered, and the daemon takes a listing exactly as ``callpop replay`` takes one
+found in a recorded stream. (Holding live events back until the listing completes would
+apply them after a snapshot that predates some of them: a channel that hung up between
+the two would come back to life.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from panoramisk import Manager
+
+from callpop.settings import AmiSettings
+from callpop.telephony.events import CallEvent
+from callpop.telephony.protocol import AmiConnectionLost, AmiMessage, Batch, CallpopAmiProtocol
+
+__all__ = ["AmiAuthError", "AmiConnection", "AmiError", "AmiNotConnected", "AmiRefused", "AmiStats", "Tracker"]
+
+log = logging.getLogger(__name__)
+
+Sink = Callable[[Sequence[CallEvent]], Awaitable[None]]
+_REDACT = frozenset({"secret", "key", "password"})
+_SNAPSHOT_ITEM = "CoreShowChannel"
+_SNAPSHOT_END = "CoreShowChannelsComplete"
+
+
+class Tracker(Protocol):
+    """What the connection needs from :class:`callpop.telephony.tracker.CallTracker`."""
+
+    def feed(self, message: Mapping[str, str | list[str]], now: float | None = None) -> list[CallEvent]: ...
+
+
+class AmiError(Exception):
+    """Base of the errors the AMI connection raises to its callers."""
+
+
+class AmiNotConnected(AmiError):
+    """An action was asked for while callpop is not logged in to Asterisk."""
+
+
+class AmiRefused(AmiError):
+    """Asterisk answered an action with an error."""
+
+
+class AmiAuthError(AmiError):
+    """Login refused (wrong username or secret, or the user may not log in from here)."""
+
+
+@dataclass(slots=True)
+class AmiStats:
+    """Counters for logs, /health and the bench."""
+
+    bytes_received: int = 0
+    messages: int = 0
+    events_emitted: int = 0
+    handler_errors: int = 0
+    sink_errors: int = 0
+    connects: int = 0
+    logins: int = 0
+    reconnects: int = 0
+    resyncs: int = 0
+    missed_pongs: int = 0
+    backlog: int = 0
+    queue_high_water: int = 0
+
+
+class _NewSession:
+    """Queue marker: a new TCP session starts; drop half-collected snapshots."""
+
+
+_NEW_SESSION = _NewSession()
+_STOP = object()
+
+
+def _printable(message: Mapping[str, Any], limit: int = 1500) -> str:
+    """A message for a log line: secrets redacted, bounded length."""
+    shown = {k: ("***" if k.lower() in _REDACT else v) for k, v in message.items()}
+    text = repr(shown)
+    return text if len(text) <= limit else text[:limit] + "...}"
+
+
+def _check_value(name: str, value: str) -> str:
+    """AMI is line-based: a CR/LF in a value would inject headers into the action."""
+    if "\r" in value or "\n" in value:
+        raise ValueError(f"{name}: line breaks are not allowed in AMI values, got {value!r}")
+    return value
+
+
+class _Manager(Manager):  # type: ignore[misc]
+    """panoramisk's Manager without its own login, pinger and reconnect timer."""
+
+    def __init__(self, owner: AmiConnection, **config: Any) -> None:
+        super().__init__(protocol_factory=CallpopAmiProtocol, encoding="utf-8", **config)
+        self._owner = owner
+
+    def connection_made(self, f: asyncio.Future[Any]) -> None:
+        if f.cancelled() or f.exception() is not None:
+            return  # the session awaiting connect() reports it
+        _transport, protocol = f.result()
+        self.protocol = protocol
+        protocol.factory = self
+        protocol.clock = self._owner._clock
+        protocol.encoding = self.encoding = "utf-8"
+        self.responses = protocol.responses = {}
+        self._owner._on_connected()
+
+    def enqueue(self, batch: Batch) -> None:
+        self._owner._enqueue(batch)
+
+    def received(self, nbytes: int) -> None:
+        self._owner.stats.bytes_received += nbytes
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._owner._on_lost(exc, getattr(self.protocol, "lost_reason", None))
+
+    def ping(self) -> None:
+        """Replaced by AmiConnection's watchdog, which waits for the Pong."""
+
+
+class AmiConnection:
+    """Connects to Asterisk, keeps the connection alive and feeds the tracker."""
+
+    def __init__(self, settings: AmiSettings, tracker: Tracker, sink: Sink, *,
+                 loop_clock: Callable[[], float] = time.time) -> None:
+        self._settings = settings
+        self._tracker = tracker
+        self._sink = sink
+        self._clock = loop_clock
+        self.stats = AmiStats()
+        self._state = "idle"
+        self._queue: asyncio.Queue[Batch | _NewSession | object] = asyncio.Queue()
+        self._manager: _Manager | None = None
+        self._lost: asyncio.Future[str] | None = None
+        self._stop_requested: asyncio.Event | None = None
+        self._run_done: asyncio.Event | None = None
+        self._consumer: asyncio.Task[None] | None = None
+        self._snapshot_items: dict[str, int] = {}
+        self._our_resyncs: set[str] = set()
+        self._warned_backlog = False
+        self._step_timeout = settings.ping_interval + settings.pong_timeout
+        self.version: str | None = None
+
+    # --- public -------------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        """idle | connecting | connected | logged_in | lost | stopped"""
+        return self._state
+
+    async def run(self) -> None:
+        """Connect, log in, resync and follow events; reconnect forever until stopped."""
+        self._stop_requested = asyncio.Event()
+        self._run_done = asyncio.Event()
+        self._consumer = asyncio.create_task(self._consume(), name="ami-consumer")
+        delay = self._settings.reconnect_min
+        failures = 0
+        last_reason = ""
+        try:
+            while not self._stop_requested.is_set():
+                quiet = failures > 0
+                logged_in, reason = await self._session(quiet=quiet)
+                if self._stop_requested.is_set():
+                    break
+                if logged_in:
+                    delay, failures = self._settings.reconnect_min, 0
+                failures += 1
+                self._set_state("lost", reason, quiet=quiet and reason == last_reason)
+                last_reason = reason
+                log.warning("ami: retrying in %.1f s (attempt %d)", delay, failures)
+                try:
+                    await asyncio.wait_for(self._stop_requested.wait(), timeout=delay)
+                except TimeoutError:
+                    pass
+                delay = min(max(delay, 0.001) * 2, self._settings.reconnect_max)
+        finally:
+            self._abort("stopping")
+            await self._stop_consumer()
+            self._set_state("stopped", "")
+            self._run_done.set()
+
+    async def stop(self) -> None:
+        """Close the connection; ``run()`` returns after the queued events are handled."""
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+        self._abort("stopped by callpop")
+        if self._run_done is not None and asyncio.current_task() is not self._consumer:
+            await self._run_done.wait()
+
+    async def originate(self, channel: str, exten: str, context: str, caller_id: str | None = None,
+                        timeout_s: float = 30) -> None:
+        """Click-to-call: ring ``channel`` (the agent's phone), then dial ``exten``.
+
+        Returns once Asterisk has queued the call; the call itself arrives as events.
+        """
+        action: dict[str, str] = {
+            "Action": "Originate", "Channel": _check_value("channel", channel),
+            "Exten": _check_value("exten", exten), "Context": _check_value("context", context),
+            "Priority": "1", "Async": "true", "Timeout": str(int(timeout_s * 1000)),
+        }
+        if caller_id:
+            action["CallerID"] = _check_value("caller_id", caller_id)
+        resp = await self._action(action, what=f"Originate {channel} -> {exten}@{context}")
+        if not resp.success:
+            raise AmiRefused(f"Asterisk refused Originate {channel} -> {exten}@{context}: "
+                             f"{resp.message or resp.response}")
+        log.info("ami: originate queued: %s -> %s@%s", channel, exten, context)
+
+    # --- one TCP session ----------------------------------------------------------------
+
+    async def _session(self, *, quiet: bool) -> tuple[bool, str]:
+        """One connection from connect to loss; returns (logged in?, why it ended)."""
+        loop = asyncio.get_running_loop()
+        self._lost = loop.create_future()
+        s = self._settings
+        self._set_state("connecting", f"{s.host}:{s.port}", quiet=quiet)
+        manager = _Manager(self, host=s.host, port=s.port, loop=loop)
+        self._manager = manager
+        logged_in = False
+        try:
+            await asyncio.wait_for(manager.connect(), timeout=self._step_timeout)
+            self.stats.connects += 1
+            self._set_state("connected", f"{s.host}:{s.port}")
+            await self._login()
+            logged_in = True
+            self.stats.logins += 1
+            if self.stats.logins > 1:
+                self.stats.reconnects += 1
+            self._set_state("logged_in", f"as {s.username!r}, Asterisk Call Manager {self.version}, "
+                                         f"events={s.events}")
+            await self._resync()
+            return logged_in, await self._watch()
+        except AmiAuthError as exc:
+            log.error("ami: %s; check [ami] username and secret (CALLPOP_AMI_SECRET)", exc)
+            return logged_in, str(exc)
+        except (OSError, AmiError, TimeoutError) as exc:
+            reason = self._lost.result() if self._lost.done() else (str(exc) or type(exc).__name__)
+            return logged_in, reason
+        finally:
+            self._abort("session ended")
+
+    async def _action(self, action: dict[str, str], *, what: str) -> Any:
+        manager = self._manager
+        if manager is None or manager.protocol is None or self._state not in ("connected", "logged_in"):
+            raise AmiNotConnected(f"{what}: not connected to Asterisk (AMI state: {self._state})")
+        try:
+            return await asyncio.wait_for(manager.send_action(action, as_list=False),
+                                          timeout=self._step_timeout)
+        except AmiConnectionLost as exc:
+            raise AmiNotConnected(f"{what}: {exc}") from None
+        except TimeoutError:
+            raise AmiNotConnected(f"{what}: no response within {self._step_timeout:g} s") from None
+
+    async def _login(self) -> None:
+        s = self._settings
+        resp = await self._action({"Action": "Challenge", "AuthType": "MD5"}, what="Challenge")
+        challenge = resp.challenge if resp.success else ""
+        login: dict[str, str] = {"Action": "Login", "Username": s.username, "Events": s.events}
+        if challenge:
+            login["AuthType"] = "MD5"
+            login["Key"] = hashlib.md5((challenge + s.secret).encode("utf-8")).hexdigest()
+        else:
+            log.info("ami: server offers no MD5 challenge (%s); sending the secret in plain text",
+                     resp.message or resp.response)
+            login["Secret"] = s.secret
+        resp = await self._action(login, what="Login")
+        if not resp.success:
+            raise AmiAuthError(f"login as {s.username!r} refused by {s.host}:{s.port}: "
+                               f"{resp.message or resp.response}")
+        if self._manager is not None:
+            self.version = self._manager.protocol.framer.version
+
+    async def _resync(self) -> None:
+        resp = await self._action({"Action": "CoreShowChannels"}, what="CoreShowChannels")
+        if not resp.success:
+            log.error("ami: CoreShowChannels refused (%s): calls in progress are not resynchronised",
+                      resp.message)
+            return
+        self._our_resyncs.add(resp.actionid)
+
+    async def _watch(self) -> str:
+        """Ping every ping_interval; no Pong within pong_timeout -> abort. Returns the loss reason."""
+        assert self._lost is not None and self._manager is not None
+        s = self._settings
+        while True:
+            done, _ = await asyncio.wait({self._lost}, timeout=s.ping_interval)
+            if done:
+                return self._lost.result()
+            ping = self._manager.send_action({"Action": "Ping"}, as_list=False)
+            try:
+                resp = await asyncio.wait_for(ping, timeout=s.pong_timeout)
+            except TimeoutError:
+                self.stats.missed_pongs += 1
+                log.warning("ami: no Pong within %.1f s: Asterisk is frozen or the link is half-open; "
+                            "forcing a reconnect", s.pong_timeout)
+                self._abort(f"no Pong within {s.pong_timeout:g} s")
+                return await self._lost
+            except AmiConnectionLost:
+                return await self._lost
+            if not resp.success:
+                log.warning("ami: Ping answered %r", resp.message or resp.response)
+
+    # --- callbacks from the manager/protocol (inside data_received: no awaits) -------------
+
+    def _on_connected(self) -> None:
+        self._queue.put_nowait(_NEW_SESSION)
+
+    def _enqueue(self, batch: Batch) -> None:
+        self._queue.put_nowait(batch)
+        st = self.stats
+        st.backlog += len(batch)
+        if st.backlog > st.queue_high_water:
+            st.queue_high_water = st.backlog
+        if st.backlog > self._settings.queue_warn and not self._warned_backlog:
+            self._warned_backlog = True
+            log.warning("ami: %d messages waiting for the tracker (queue_warn=%d): the tracker or the "
+                        "sink is too slow; nothing is dropped", st.backlog, self._settings.queue_warn)
+
+    def _on_lost(self, exc: Exception | None, reason: str | None) -> None:
+        why = reason or (f"{type(exc).__name__}: {exc}" if exc else "closed by Asterisk")
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(why)
+
+    def _abort(self, reason: str) -> None:
+        """Drop the TCP connection now (a frozen peer would never complete a graceful close)."""
+        manager = self._manager
+        protocol = getattr(manager, "protocol", None) if manager else None
+        if protocol is None or protocol.closed:
+            return
+        if protocol.lost_reason is None:
+            protocol.lost_reason = reason
+        protocol.transport.abort()
+
+    # --- the one consumer ------------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        queue = self._queue
+        while True:
+            item = await queue.get()
+            if item is _STOP:
+                return
+            if isinstance(item, _NewSession):
+                self._snapshot_items.clear()
+                continue
+            assert isinstance(item, list)
+            for msg, now in item:
+                self.stats.backlog -= 1
+                await self._handle(msg, now)
+            if self._warned_backlog and self.stats.backlog < self._settings.queue_warn // 2:
+                self._warned_backlog = False
+                log.info("ami: tracker caught up (%d messages waiting)", self.stats.backlog)
+            await asyncio.sleep(0)  # let the reader run between batches
+
+    async def _handle(self, msg: AmiMessage, now: float) -> None:
+        self.stats.messages += 1
+        name = msg.get("Event")
+        try:
+            events = self._tracker.feed(msg, now)
+        except Exception:
+            self.stats.handler_errors += 1
+            log.exception("ami: tracker failed on this message, skipped: %s", _printable(msg))
+            return
+        if name == _SNAPSHOT_ITEM or name == _SNAPSHOT_END:
+            self._snapshot_part(msg, len(events))
+        if events:
+            self.stats.events_emitted += len(events)
+            try:
+                await self._sink(events)
+            except Exception:
+                self.stats.sink_errors += 1
+                log.exception("ami: call event sink failed on %s", [e.as_dict() for e in events])
+
+    def _snapshot_part(self, msg: AmiMessage, emitted: int) -> None:
+        """Count and log our own resynchronisations (the tracker applies every listing)."""
+        action_id = str(msg.get("ActionID", ""))
+        if action_id not in self._our_resyncs:
+            return
+        if msg["Event"] == _SNAPSHOT_ITEM:
+            self._snapshot_items[action_id] = self._snapshot_items.get(action_id, 0) + 1
+            return
+        self._our_resyncs.discard(action_id)
+        self.stats.resyncs += 1
+        log.info("ami: resynchronised from CoreShowChannels: %d channels up, %d call events",
+                 self._snapshot_items.pop(action_id, 0), emitted)
+
+    async def _stop_consumer(self) -> None:
+        consumer = self._consumer
+        if consumer is None or consumer.done():
+            return
+        self._queue.put_nowait(_STOP)
+        try:
+            await asyncio.wait_for(asyncio.shield(consumer), timeout=2.0)
+        except (TimeoutError, asyncio.CancelledError):
+            consumer.cancel()
+            log.warning("ami: stopped with %d messages not handled", self.stats.backlog)
+
+    def _set_state(self, state: str, detail: str, *, quiet: bool = False) -> None:
+        if state == self._state:
+            return
+        self._state = state
+        level = logging.DEBUG if quiet else (logging.WARNING if state == "lost" else logging.INFO)
+        log.log(level, "ami: %s%s", state.replace("_", " "), f" ({detail})" if detail else "")

@@ -1,0 +1,46 @@
+"""Every real capture, both flavours, replayed over a real TCP socket through panoramisk,
+AmiConnection and the tracker: the call events must be exactly the expected ones (the
+same as ``callpop replay`` gives), whatever the TCP chunking."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from amikit import FIXTURES, CaptureServer, Clock, Collector, DoneWatch, ami_settings, expected, tracker
+
+from callpop.telephony.connection import AmiConnection
+
+CAPTURES = sorted((FIXTURES / "ami").glob("*.ami")) + sorted((FIXTURES / "ami" / "pjsip").glob("*.ami"))
+
+
+def _ids(p: Path) -> str:
+    return p.stem
+
+
+@pytest.mark.parametrize("capture", CAPTURES, ids=_ids)
+async def test_capture_over_tcp_gives_the_expected_call_events(capture: Path) -> None:
+    clock = Clock()
+    server = CaptureServer(capture, clock, seed=len(capture.stem))
+    port = await server.start()
+    watch = DoneWatch(tracker())
+    sink = Collector()
+    conn = AmiConnection(ami_settings(port, ping_interval=60.0), watch, sink, loop_clock=clock)
+    server.conn = conn
+    task = asyncio.create_task(conn.run())
+    try:
+        await asyncio.wait_for(watch.done.wait(), 20)
+        await asyncio.sleep(0)
+    finally:
+        await conn.stop()
+        await task
+        await server.stop()
+    assert sink.dicts() == expected(capture.stem)
+    assert conn.stats.handler_errors == 0 and conn.stats.sink_errors == 0
+    assert conn.stats.reconnects == 0
+
+
+def test_every_capture_has_expected_events() -> None:
+    missing = [c.stem for c in CAPTURES if not (FIXTURES / "expected" / f"{c.stem}.jsonl").exists()]
+    assert not missing
