@@ -11,7 +11,7 @@ from typing import Any
 import directory_data as data
 import pytest
 from directory_data import NOW
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 
 from callpop.settings import HistorySettings, Settings
 from callpop.store.db import Database
@@ -19,17 +19,18 @@ from callpop.store.directory import client_card, client_history, lookup
 
 
 @contextmanager
-def count_statements(db: Database) -> Iterator[list[str]]:
+def count_statements() -> Iterator[list[str]]:
     statements: list[str] = []
 
     def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         statements.append(statement)
 
-    event.listen(db.engine.sync_engine, "before_cursor_execute", before)
+    # on every engine: on SQLite the lookup reads through its own reader engine
+    event.listen(Engine, "before_cursor_execute", before)
     try:
         yield statements
     finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", before)
+        event.remove(Engine, "before_cursor_execute", before)
 
 
 async def test_open_promises_overdue_first_then_by_due_date(db: Database, settings: Settings) -> None:
@@ -164,9 +165,9 @@ async def test_statement_count_does_not_depend_on_history_size(db: Database, set
     for number in ("+79160000001", "+79160000002", "+79160000003"):
         async with db.sessions() as session:
             await session.connection()  # the BEGIN is not the lookup's
-            with count_statements(db) as statements:
+            with count_statements() as statements:
                 found = await lookup(session, number, settings, now=NOW)
             counts[number] = len(statements)
             assert found.matches
     assert counts["+79160000001"] == counts["+79160000002"] == counts["+79160000003"]
-    assert counts["+79160000002"] <= 8
+    assert 5 <= counts["+79160000002"] <= 8

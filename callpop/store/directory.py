@@ -13,18 +13,22 @@ phones, then one per history section (store/history.py) and one for who was on t
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from sqlalchemy import ColumnElement, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import ColumnElement, bindparam, func, or_, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from callpop.phones import format_display, phone_key
+from callpop.phones import PhoneKey, format_display, phone_key
 from callpop.settings import Settings
+from callpop.store.db import reader_engine
 from callpop.store.history import (
     SECTIONS,
     AgreementItem,
@@ -55,6 +59,9 @@ log = logging.getLogger(__name__)
 
 MatchedBy = Literal["e164", "tail10", "id"]
 MAX_PAGE = 100
+T = TypeVar("T")
+# SQLite lookups run here (see _read); a few threads, as WAL readers do not block each other.
+_READERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="callpop-lookup")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,37 +148,38 @@ def _bounds(settings: Settings) -> dict[Section, int]:
     return {"promises": h.promises, "agreements": h.agreements, "calls": h.calls, "notes": h.notes}
 
 
-async def _match(conn: AsyncConnection, e164: str | None, tail10: str | None) -> tuple[list[int], MatchedBy]:
-    """Client ids for the number: exact E.164 matches if any, else the tail10 ones."""
-    conditions: list[ColumnElement[bool]] = []
-    if e164:
-        conditions.append(ClientPhone.e164 == e164)
-    if tail10:
-        conditions.append(ClientPhone.tail10 == tail10)
-    rows = (await conn.execute(select(ClientPhone.client_id, ClientPhone.e164).where(or_(*conditions)))).all()
+_MATCH = (select(ClientPhone.client_id, ClientPhone.e164)
+          .where(or_(ClientPhone.e164 == bindparam("e164"), ClientPhone.tail10 == bindparam("tail10"))))
+_CLIENTS = (select(Client.id, Client.name, Client.company, Client.status, Client.status_source, Client.external_id,
+                   Client.created_at, Employee.id, Employee.name)
+            .outerjoin(Employee, Employee.id == Client.responsible_id)
+            .where(Client.id.in_(bindparam("ids", expanding=True))))
+_PHONES = (select(ClientPhone.id, ClientPhone.client_id, ClientPhone.raw, ClientPhone.e164, ClientPhone.label)
+           .where(ClientPhone.client_id.in_(bindparam("ids", expanding=True))).order_by(ClientPhone.id))
+
+
+def _match(conn: Connection, e164: str | None, tail10: str | None) -> tuple[list[int], MatchedBy]:
+    """Client ids for the number: exact E.164 matches if any, else the tail10 ones.
+    (``x = NULL`` is never true, so a missing key simply matches nothing.)"""
+    rows = conn.execute(_MATCH, {"e164": e164, "tail10": tail10}).all()
     exact = sorted({cid for cid, number in rows if e164 and number == e164})
     if exact:
         return exact, "e164"
     return sorted({cid for cid, _ in rows}), "tail10"
 
 
-async def _cards(conn: AsyncConnection, client_ids: Sequence[int], matched_by: MatchedBy,
-                 settings: Settings, now: dt.datetime) -> tuple[ClientCard, ...]:
-    clients = (await conn.execute(
-        select(Client.id, Client.name, Client.company, Client.status, Client.status_source, Client.external_id,
-               Client.created_at, Employee.id, Employee.name)
-        .outerjoin(Employee, Employee.id == Client.responsible_id)
-        .where(Client.id.in_(client_ids)))).all()
+def _cards(conn: Connection, client_ids: Sequence[int], matched_by: MatchedBy,
+           settings: Settings, now: dt.datetime) -> tuple[ClientCard, ...]:
+    ids = list(client_ids)
+    clients = conn.execute(_CLIENTS, {"ids": ids}).all()
     phones: dict[int, list[PhoneItem]] = defaultdict(list)
     region = settings.phones.default_region
-    for pid, cid, raw, e164, label in await conn.execute(
-            select(ClientPhone.id, ClientPhone.client_id, ClientPhone.raw, ClientPhone.e164, ClientPhone.label)
-            .where(ClientPhone.client_id.in_(client_ids)).order_by(ClientPhone.id)):
+    for pid, cid, raw, e164, label in conn.execute(_PHONES, {"ids": ids}):
         phones[cid].append(PhoneItem(pid, raw, e164, label, format_display(e164, region) if e164 else raw))
-    sections = await load_sections(conn, client_ids, _bounds(settings), now)
+    sections = load_sections(conn, ids, _bounds(settings), now)
     by_id = {row[0]: row for row in clients}
     cards = []
-    for cid in client_ids:
+    for cid in ids:
         row = by_id.get(cid)
         if row is None:  # deleted between the match and now
             continue
@@ -188,28 +196,49 @@ async def _cards(conn: AsyncConnection, client_ids: Sequence[int], matched_by: M
     return tuple(cards)
 
 
+async def _read(session: AsyncSession, fn: Callable[[Connection], T]) -> T:
+    """Run a read-only *fn* on a sync connection: on SQLite in one worker-thread hop on the
+    reader engine (committed data), on PostgreSQL on the session's own connection."""
+    bind = session.bind
+    reader = reader_engine(bind) if isinstance(bind, AsyncEngine) else None
+    if reader is None:
+        conn = await session.connection()
+        return await conn.run_sync(fn)
+
+    def run() -> T:
+        with reader.connect() as sync_conn:
+            return fn(sync_conn)
+
+    return await asyncio.get_running_loop().run_in_executor(_READERS, run)
+
+
+def _lookup_sync(conn: Connection, key: PhoneKey, settings: Settings, now: dt.datetime) -> Lookup:
+    client_ids, matched_by = _match(conn, key.e164, key.tail10)
+    if not client_ids:
+        return Lookup(number=key.raw, e164=key.e164, looked_up=True)
+    cards = _cards(conn, client_ids, matched_by, settings, now)
+    return Lookup(number=key.raw, e164=key.e164, looked_up=True, matches=cards)
+
+
 async def lookup(session: AsyncSession, number: str | None, settings: Settings, *,
                  now: dt.datetime | None = None) -> Lookup:
     """The card(s) for a caller's number, as of *now* (for the ``overdue`` flags)."""
-    now = now or dt.datetime.now(dt.UTC)
+    when = now or dt.datetime.now(dt.UTC)
     key = phone_key(number or "", settings.phones.default_region, settings.phones.min_external_digits)
     if not key.external or not (key.e164 or key.tail10):
         return Lookup(number=key.raw, e164=key.e164, looked_up=False)
-    conn = await session.connection()
-    client_ids, matched_by = await _match(conn, key.e164, key.tail10)
-    if not client_ids:
-        return Lookup(number=key.raw, e164=key.e164, looked_up=True)
-    cards = await _cards(conn, client_ids, matched_by, settings, now)
-    if len(cards) > 1:
-        log.info("number %s matches %d clients (by %s)", key.display_key, len(cards), matched_by)
-    return Lookup(number=key.raw, e164=key.e164, looked_up=True, matches=cards)
+    found = await _read(session, lambda conn: _lookup_sync(conn, key, settings, when))
+    if found.ambiguous:
+        log.info("number %s matches %d clients (by %s)", key.display_key, len(found.matches),
+                 found.matches[0].matched_by)
+    return found
 
 
 async def client_card(session: AsyncSession, client_id: int, settings: Settings, *,
                       now: dt.datetime | None = None) -> ClientCard | None:
     """The same card for a client picked by id (a candidate chosen, the client page)."""
-    conn = await session.connection()
-    cards = await _cards(conn, [client_id], "id", settings, now or dt.datetime.now(dt.UTC))
+    when = now or dt.datetime.now(dt.UTC)
+    cards = await _read(session, lambda conn: _cards(conn, [client_id], "id", settings, when))
     return cards[0] if cards else None
 
 
@@ -222,9 +251,9 @@ async def client_history(session: AsyncSession, client_id: int, section: str, *,
         raise ValueError(f"limit: expected 1 to {MAX_PAGE}, found {limit}")
     if offset < 0:
         raise ValueError(f"offset: expected 0 or more, found {offset}")
-    conn = await session.connection()
     sec: Section = section
-    result = await load_sections(conn, [client_id], {sec: limit}, now or dt.datetime.now(dt.UTC), offset=offset)
+    when = now or dt.datetime.now(dt.UTC)
+    result = await _read(session, lambda conn: load_sections(conn, [client_id], {sec: limit}, when, offset=offset))
     return result[client_id][sec]
 
 
