@@ -37,11 +37,18 @@ CAUSE_ANSWERED_ELSEWHERE = 26
 @dataclass(slots=True, eq=False)
 class Leg:
     """A channel dialled on behalf of an agent: the agent's phone (inbound, internal) or,
-    for an outbound call, the trunk channel towards the client (the agent "rings out")."""
+    for an outbound call, the trunk channel towards the client (the agent "rings out").
+
+    A Local pair between the dialler and the phone (a queue member ``Local/...``) is walked:
+    the ``;1`` half that was dialled is a *proxy* leg when it is nobody's device (it never
+    rings by itself), and the phone its ``;2`` dials points back to it as *upstream*, so
+    a queue's "no answer" for the Local member reaches the phone behind it."""
 
     agent: str
     channel: Channel
     dialer: Channel | None
+    upstream: Leg | None = None
+    proxy: bool = False
     status: str = ""  # last DialEnd DialStatus
     no_answer: bool = False  # DialEnd NOANSWER or a queue's AgentRingNoAnswer
     answered: bool = False
@@ -70,15 +77,19 @@ def stop_reason(call: Call, leg: Leg, cause: int | None) -> RingStopReason:
             return "answered_elsewhere"
     if cause == CAUSE_ANSWERED_ELSEWHERE:
         return "answered_elsewhere"
-    if cause == CAUSE_BUSY or leg.status == "BUSY":
+    chain = [leg]
+    while chain[-1].upstream is not None and len(chain) < 8:
+        chain.append(chain[-1].upstream)
+    statuses = {link.status for link in chain}
+    if cause == CAUSE_BUSY or "BUSY" in statuses:
         return "busy"
     if cause == CAUSE_REJECTED:
         return "rejected"
-    if leg.status in ("CHANUNAVAIL", "CONGESTION") or (cause is not None and cause in _UNAVAILABLE):
+    if statuses & {"CHANUNAVAIL", "CONGESTION"} or (cause is not None and cause in _UNAVAILABLE):
         return "unavailable"
-    if leg.no_answer:
+    if any(link.no_answer for link in chain):
         return "no_answer"
-    dialer = leg.dialer
+    dialer = chain[-1].dialer  # the caller's side, above any Local pair
     if call.caller_gone or (dialer is not None and (dialer.hangup_requested or dialer.gone)):
         return "caller_hangup"
     return "no_answer"
@@ -124,7 +135,7 @@ class Call:
                            caller_name=self.caller_name, at=now))
 
     def answer(self, leg: Leg, now: float | None, out: list[CallEvent]) -> None:
-        if leg.answered or leg.done:
+        if leg.answered or leg.done or leg.proxy:
             return
         leg.answered = True
         st = self.state(leg.agent)
@@ -165,6 +176,8 @@ class Call:
         if leg.done or leg.answered:
             return
         leg.done = True
+        if leg.proxy:
+            return
         st = self.state(leg.agent)
         st.legs.discard(leg.channel.uniqueid)
         if st.ringing and not st.legs:

@@ -289,20 +289,30 @@ class CallTracker(ListingHandlers, TransferHandlers):
 
     def _dial(self, call: Call, dialer: Channel, dest: Channel, agent: str | None, dialled: str) -> None:
         """*dialer* rings *dest*: decide whose phone this is and start that agent ringing."""
+        if dest.leg is not None and not dest.leg.done:
+            return
+        upstream = self._upstream(dialer)
         if agent is None:
             if dialer.agent is None:
+                if dest.name.startswith("Local/"):  # may lead to a phone: keep its dial status
+                    dest.leg = Leg("", dest, dialer, upstream, proxy=True)
                 return  # trunk to trunk: nobody of ours
             agent = dialer.agent  # the trunk leg of an outbound call (or an agent's follow-me)
         elif call.origin is not None and agent == call.origin.agent and not call.announced:
             return  # the PBX rings the originator's own phone first (click-to-call)
-        if dest.leg is not None and not dest.leg.done:
-            return
         if call.direction is None:
             self._decide(call, dialer, dest, dialled)
-        leg = dest.leg = Leg(agent, dest, dialer)
+        leg = dest.leg = Leg(agent, dest, dialer, upstream)
         call.ring(leg, self._now, self._out)
         if dest.state == "Up":
             call.answer(leg, self._now, self._out)
+
+    def _upstream(self, dialer: Channel) -> Leg | None:
+        """The leg a Local ``;2`` half continues: the one its ``;1`` half was dialled as."""
+        if not dialer.name.endswith(";2"):
+            return None
+        peer = self._by_name.get(local_peer(dialer.name) or "")
+        return None if peer is None else peer.leg
 
     def _on_touch(self, m: AmiMessage) -> None:
         if self._touch(m) is None:
@@ -362,18 +372,9 @@ class CallTracker(ListingHandlers, TransferHandlers):
             leg.channel.call.answer(leg, self._now, self._out)
 
     def _on_ring_no_answer(self, m: AmiMessage) -> None:
-        self._touch(m)
-        dest = self._touch(m, "Dest")
-        if dest is None:
-            return
-        if dest.leg is not None:
-            dest.leg.no_answer = True
-            return
-        peer = self._by_name.get(local_peer(dest.name) or "")
-        if peer is not None and peer.call is not None:
-            for ch in peer.call.channels.values():
-                if ch.leg is not None and ch.leg.dialer is peer:
-                    ch.leg.no_answer = True
+        leg = self._dest_leg(m)
+        if leg is not None:
+            leg.no_answer = True
 
     def _on_agent_complete(self, m: AmiMessage) -> None:
         self._touch(m)
