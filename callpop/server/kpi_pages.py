@@ -1,0 +1,149 @@
+"""KPI pages: the manager's "how much have I earned" and the supervisor's dashboard.
+
+A manager sees only their own figures: every handler takes the employee from the session,
+and a manager naming someone else gets 403. Supervisors (and admins) see everyone, edit
+plans and drill from any number down to the rows behind it. All numbers come from the
+database through ``kpi_view``; all text reaches the templates as data (autoescaped).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from callpop import kpi
+from callpop.server.auth import CurrentUser, require_role, require_user
+from callpop.server.charts import Series, color_for, line_chart
+from callpop.server.keys import DB, SETTINGS
+from callpop.server.kpi_view import bad_request, load_dashboard, local_today, period_from_query, utcnow
+from callpop.server.templating import render
+from callpop.store.kpi_drill import DRILL_KINDS, drill
+from callpop.store.kpi_queries import earnings_for
+from callpop.store.plans import PlanError, PlanItem, list_plans, parse_month, save_plans
+
+__all__ = ["SUPERVISORS", "dashboard", "drill_page", "earnings_page", "plans_submit", "target_employee"]
+
+log = logging.getLogger(__name__)
+
+SUPERVISORS = ("supervisor", "admin")
+_MAX_ID = 2**31 - 1
+
+
+def target_employee(request: web.Request, user: CurrentUser, value: str | None) -> int:
+    """Whose figures: yourself, or anyone if you are a supervisor; a manager asking for
+    someone else gets 403 (not 404: the rule is about permission, not existence)."""
+    if value is None or value == "":
+        return user.id
+    try:
+        emp = int(value)
+    except ValueError:
+        raise bad_request(ValueError(f"employee: expected an employee id, found {value[:20]!r}")) from None
+    if not 1 <= emp <= _MAX_ID:
+        raise bad_request(ValueError(f"employee: expected an employee id, found {value[:20]!r}"))
+    if emp != user.id and not user.is_supervisor:
+        raise web.HTTPForbidden(text='{"error": "a manager sees only their own figures"}',
+                                content_type="application/json")
+    return emp
+
+
+def _period_query(period: kpi.Period) -> dict[str, str]:
+    if period.kind == "custom":
+        return {"period": "custom", "from": period.start.isoformat(), "to": period.last.isoformat()}
+    return {"period": period.kind, "date": period.start.isoformat()}
+
+
+async def earnings_page(request: web.Request) -> web.StreamResponse:
+    user = require_user(request)
+    employee_id = target_employee(request, user, request.query.get("employee"))
+    settings = request.app[SETTINGS]
+    async with request.app[DB].sessions() as session:
+        row, result = await earnings_for(session, employee_id, settings, utcnow())
+    if row is None:
+        raise web.HTTPNotFound(text="no such employee")
+    today = local_today(settings, utcnow())
+    return render(request, "earnings.html", earnings=result, who=row.name, employee_id=employee_id,
+                  own=employee_id == user.id, month=today.replace(day=1), units=kpi.KPI_UNITS,
+                  api_path="/api/kpi/me" if employee_id == user.id else f"/api/kpi/employee/{employee_id}")
+
+
+async def dashboard(request: web.Request) -> web.StreamResponse:
+    require_role(request, *SUPERVISORS)
+    settings = request.app[SETTINGS]
+    now = utcnow()
+    try:
+        period = period_from_query(request.query, local_today(settings, now))
+    except kpi.PeriodError as exc:
+        raise bad_request(exc) from None
+    async with request.app[DB].sessions() as session:
+        view = await load_dashboard(session, period, settings, now)
+        plan_month = period.start.replace(day=1)
+        plans = await list_plans(session, plan_month)
+    plan_values: dict[tuple[int, str], float] = {(p.employee_id, p.kpi): p.target for p in plans if p.target}
+    series = [Series(r.employee_id or 0, r.name, view.contacts_per_day.get(r.employee_id or 0, []))
+              for r in view.rows]
+    chart = line_chart(view.days, series, title="Counted contacts per day per manager")
+    legend = [(s.key, s.name, *color_for(i), sum(s.values)) for i, s in enumerate(series)]
+    query = _period_query(period)
+    return render(request, "dashboard.html", view=view, chart=chart, legend=legend, units=kpi.KPI_UNITS,
+                  kpis=kpi.KPI_NAMES, period=period, query=query, qs=urlencode(query),
+                  plan_month=plan_month, plan_values=plan_values, saved=request.query.get("saved"),
+                  drill_url=lambda emp, what: "/dashboard/drill?" + urlencode(
+                      {"employee": emp, "kpi": what, **query}))
+
+
+async def drill_page(request: web.Request) -> web.StreamResponse:
+    user = require_user(request)
+    settings = request.app[SETTINGS]
+    now = utcnow()
+    employee_id = target_employee(request, user, request.query.get("employee"))
+    kind = request.query.get("kpi", "contacts")
+    if kind not in DRILL_KINDS:
+        raise bad_request(ValueError(f"kpi: expected one of {', '.join(DRILL_KINDS)}, found {kind[:30]!r}"))
+    try:
+        period = period_from_query(request.query, local_today(settings, now))
+    except kpi.PeriodError as exc:
+        raise bad_request(exc) from None
+    async with request.app[DB].sessions() as session:
+        result = await drill(session, kind, employee_id, period, settings, now)
+        from callpop.store.kpi_queries import managers
+
+        people = await managers(session, [employee_id])
+    if not people:
+        raise web.HTTPNotFound(text="no such employee")
+    return render(request, "kpi_drill.html", result=result, who=people[0][1], period=period,
+                  back="/dashboard?" + urlencode(_period_query(period)) if user.is_supervisor else "/earnings")
+
+
+async def plans_submit(request: web.Request) -> web.StreamResponse:
+    """The dashboard's plan form: fields ``plan-<employee>-<kpi>``; empty removes a plan."""
+    require_role(request, *SUPERVISORS)
+    form = await request.post()
+    items: list[PlanItem] = []
+    try:
+        month = parse_month(form.get("month"))
+        for key, value in form.items():
+            if not key.startswith("plan-"):
+                continue
+            _, emp_text, name = key.split("-", 2)
+            if not emp_text.isdigit() or name not in kpi.KPI_NAMES:
+                raise PlanError(f"{key[:60]}: not a plan field")
+            from callpop.store.plans import parse_items
+
+            items.extend(parse_items([{"employee_id": int(emp_text), "kpi": name, "target": str(value)}]))
+        async with request.app[DB].sessions() as session:
+            changed = await save_plans(session, month, items)
+            await session.commit()
+    except PlanError as exc:
+        raise bad_request(exc) from None
+    user = require_user(request)
+    log.info("plans for %s saved by %s: %d change(s)", month, user.login, changed)
+    back: dict[str, Any] = {"period": "month", "date": month.isoformat(), "saved": str(changed)}
+    raise web.HTTPSeeOther("/dashboard?" + urlencode(back))
+
+
+def month_label(day: dt.date) -> str:
+    return day.strftime("%Y-%m")

@@ -1,0 +1,137 @@
+"""What the KPI pages show, built once and rendered as HTML, JSON or CSV.
+
+The dashboard model (managers × KPIs with fact, plan and %, totals, the per-day series) is
+assembled here from ``kpi_queries`` so the page, ``/api/kpi/dashboard`` and
+``/dashboard.csv`` can never disagree about a number.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callpop import kpi
+from callpop.settings import Settings
+from callpop.store.kpi_queries import ManagerFacts, manager_facts, per_day
+
+__all__ = ["Cell", "DashboardView", "Row", "load_dashboard", "local_today", "period_from_query", "utcnow"]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def local_today(settings: Settings, now: dt.datetime) -> dt.date:
+    return now.astimezone(ZoneInfo(settings.kpi.timezone)).date()
+
+
+def period_from_query(query: Mapping[str, str], today: dt.date) -> kpi.Period:
+    """The period of ``?period=day|week|month|custom&date=..&from=..&to=..`` (PeriodError if bad)."""
+    return kpi.parse_period(query.get("period") or "month", today, date=query.get("date") or None,
+                            start=query.get("from") or None, end=query.get("to") or None)
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    kpi: str
+    fact: float | None
+    plan: float | None
+    pct: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"fact": _r(self.fact), "plan": _r(self.plan), "pct": _r(self.pct)}
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    employee_id: int | None  # None: the totals row
+    name: str
+    cells: tuple[Cell, ...]
+    missed: int
+    overdue: int
+    raw: ManagerFacts | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"employee_id": self.employee_id, "name": self.name, "missed": self.missed,
+                "overdue": self.overdue, "kpis": {c.kpi: c.to_json() for c in self.cells}}
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardView:
+    period: kpi.Period
+    rows: tuple[Row, ...]
+    totals: Row
+    days: tuple[dt.date, ...]
+    contacts_per_day: Mapping[int, list[int]]
+    missed_per_day: Mapping[int, list[int]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"period": {"kind": self.period.kind, "from": self.period.start.isoformat(),
+                           "to": self.period.last.isoformat()},
+                "managers": [r.to_json() for r in self.rows], "totals": self.totals.to_json(),
+                "days": [d.isoformat() for d in self.days],
+                "contacts_per_day": {str(k): v for k, v in self.contacts_per_day.items()},
+                "missed_per_day": {str(k): v for k, v in self.missed_per_day.items()}}
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def _row(facts: ManagerFacts, period: kpi.Period, settings: Settings) -> Row:
+    values = facts.facts()
+    cells = []
+    for name in kpi.KPI_NAMES:
+        plan = kpi.period_plan(name, period, facts.plans.get(name, {}), settings.kpi.working_days)
+        cells.append(Cell(name, values[name], plan, kpi.achievement(values[name], plan)))
+    return Row(facts.employee_id, facts.name, tuple(cells), facts.missed, facts.overdue, facts)
+
+
+def _totals(rows: list[Row], label: str) -> Row:
+    raw = [r.raw for r in rows if r.raw is not None]
+    summed = ManagerFacts(0, label)
+    for f in raw:
+        summed.contacts += f.contacts
+        summed.paid += f.paid
+        summed.outstanding += f.outstanding
+        summed.won += f.won
+        summed.lost += f.lost
+        summed.new += f.new
+        summed.regular += f.regular
+    facts = summed.facts()
+    cells = []
+    for i, name in enumerate(kpi.KPI_NAMES):
+        plans = [r.cells[i].plan for r in rows if r.cells[i].plan is not None]
+        plan: float | None = None
+        if plans:
+            plan = sum(p for p in plans if p is not None)
+            if name not in kpi.CUMULATIVE:
+                plan /= len(plans)
+        cells.append(Cell(name, facts[name], plan, kpi.achievement(facts[name], plan)))
+    return Row(None, label, tuple(cells), sum(r.missed for r in rows), sum(r.overdue for r in rows), None)
+
+
+async def load_dashboard(session: AsyncSession, period: kpi.Period, settings: Settings, now: dt.datetime,
+                         *, totals_label: str = "Total") -> DashboardView:
+    facts = await manager_facts(session, period, settings, now)
+    rows = [_row(f, period, settings) for f in facts]
+    ids = [f.employee_id for f in facts]
+    contacts = await per_day(session, "contacts", period, settings, ids)
+    missed = await per_day(session, "missed", period, settings, ids)
+    return DashboardView(period, tuple(rows), _totals(rows, totals_label), tuple(period.days), contacts, missed)
+
+
+def bad_request(exc: ValueError) -> web.HTTPBadRequest:
+    """A 400 whose JSON names the field (messages start with ``field:``)."""
+    import json
+
+    message = str(exc)
+    field = message.split(":", 1)[0] if ":" in message else None
+    return web.HTTPBadRequest(text=json.dumps({"error": message, "field": field}, ensure_ascii=False),
+                              content_type="application/json")
