@@ -23,6 +23,9 @@ WITHHELD = frozenset({"", "<unknown>", "unknown", "anonymous", "restricted", "pr
 
 _DIGITS = re.compile(r"\d")
 _ALLOWED = re.compile(r"^[\d\s()+\-./]*$")
+# "+7 916 123-45-67 доб. 12" / "ext 12" / "x12" / "#12": an office extension typed after the
+# number in 1C or a spreadsheet; the caller ID never carries it, so matching ignores it.
+_EXTENSION_SUFFIX = re.compile(r"[\s,;]*(?:доб\.?|ext\.?|x|#)\s*\d{1,6}\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +55,13 @@ def is_withheld(number: str | None) -> bool:
 @lru_cache(maxsize=65536)
 def phone_key(raw: str, region: str = "RU", min_external_digits: int = 7) -> PhoneKey:
     """Normalise *raw*; cached because the same callers ring again and again."""
-    text = raw.strip()
+    original = raw.strip()
+    text = _EXTENSION_SUFFIX.sub("", original) if _DIGITS.search(original) else original
     digits = "".join(_DIGITS.findall(text))
     if is_withheld(text) or not digits or not _ALLOWED.match(text):
-        return PhoneKey(raw=text, e164=None, tail10=None, external=False)
+        return PhoneKey(raw=original, e164=None, tail10=None, external=False)
     if len(digits) < min_external_digits:
-        return PhoneKey(raw=text, e164=None, tail10=None, external=False)
+        return PhoneKey(raw=original, e164=None, tail10=None, external=False)
     e164: str | None = None
     candidate = text
     if candidate.startswith("00"):
@@ -84,7 +88,7 @@ def phone_key(raw: str, region: str = "RU", min_external_digits: int = 7) -> Pho
         parsed = phonenumbers.parse(e164, None)
         national = str(parsed.national_number)
     tail10 = national[-10:] if len(national) >= 10 else None
-    return PhoneKey(raw=text, e164=e164, tail10=tail10, external=True)
+    return PhoneKey(raw=original, e164=e164, tail10=tail10, external=True)
 
 
 def format_display(number: str | None, region: str = "RU") -> str:
