@@ -40,14 +40,16 @@ def parse_message(frame: bytes) -> Message:
     message: a carrier's Latin-1 caller name must not drop a Hangup."""
     text = frame.decode("utf-8", errors="replace")
     message: Message = {}
-    for line in text.splitlines():
+    for line in text.split("\r\n") if "\r\n" in text else text.split("\n"):
         if not line:
             continue
-        key, sep, value = line.partition(":")
-        if not sep or not key or key != key.strip():
+        key, sep, value = line.partition(": ")
+        if not sep:
+            key, sep, value = line.partition(":")
+            if not sep or line.startswith(" "):
+                raise ValueError(f"not a 'Key: value' line: {line[:60]!r}")
+        if not key:
             raise ValueError(f"not a 'Key: value' line: {line[:60]!r}")
-        if value.startswith(" "):
-            value = value[1:]
         old = message.get(key)
         if old is None:
             message[key] = value
@@ -64,7 +66,8 @@ def _iter_raw(data: bytes, on_malformed: OnMalformed | None) -> Iterator[tuple[M
     if data.startswith(_BANNER):
         _, _, data = data.partition(b"\n")
     good = bad = 0
-    for frame in _FRAME_END.split(data):
+    frames = data.split(b"\r\n\r\n") if b"\r\n\r\n" in data else _FRAME_END.split(data)
+    for frame in frames:
         if not frame.strip():
             continue
         try:
