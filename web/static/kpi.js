@@ -8,14 +8,20 @@
   const api = root.dataset.api;
   const status = document.getElementById("earnings-updated");
 
+  // Same form as the server renders: "12 345.67", thin grouping by spaces, a dot for decimals.
+  function group(text) {
+    const [whole, frac] = text.split(".");
+    const sign = whole.startsWith("-") ? "-" : "";
+    const digits = whole.replace("-", "").replace(/\B(?=(\d{3})+(?!\d))/g, " ");
+    return sign + digits + (frac ? "." + frac : "");
+  }
   function money(value) {
-    return Number(value).toLocaleString("ru-RU", { minimumFractionDigits: 2, maximumFractionDigits: 2 })
-      .replace(/\u00a0/g, " ");
+    return group(Number(value).toFixed(2));
   }
   function num(value, unit) {
     if (value === null || value === undefined) return "—";
-    const text = Number(value).toLocaleString("ru-RU", { maximumFractionDigits: 2 }).replace(/\u00a0/g, " ");
-    return text + (unit || "");
+    const text = Number(value).toFixed(2).replace(/\.?0+$/, "");
+    return group(text) + (unit || "");
   }
   function set(scope, field, text) {
     const el = scope.querySelector(`[data-field="${field}"]`);

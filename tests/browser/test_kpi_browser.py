@@ -1,0 +1,99 @@
+"""KPI pages in headless Chromium against the real application: a supervisor reads the
+dashboard, sees the chart and drills down; a manager presses the earnings button on the
+desk, sees the breakdown, and the figure moves when a counted contact is pushed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from browserkit import PASSWORD, Live
+
+from callpop.server.keys import DB, HUB
+from callpop.store.employees import create_employee
+from callpop.store.models import Call, Contact, Plan
+
+Desk = Callable[[str], Awaitable[Any]]
+
+
+def _month_start() -> dt.datetime:
+    today = dt.datetime.now(ZoneInfo("Europe/Moscow")).date().replace(day=1)
+    return dt.datetime.combine(today, dt.time(), ZoneInfo("Europe/Moscow")).astimezone(dt.UTC)
+
+
+async def _contacts(live: Live, employee_id: int, n: int, first: int = 0) -> None:
+    start = _month_start()
+    now = dt.datetime.now(dt.UTC)
+    async with live.app[DB].sessions() as s:
+        for i in range(first, first + n):
+            when = start + (now - start) * (i + 1) / 40
+            call = Call(pbx_id="main", call_key=f"kpi-{employee_id}-{i}", direction="inbound",
+                        client_id=live.client_id, started_at=when, answered_at=when, outcome="answered",
+                        talk_seconds=90)
+            s.add(call)
+            await s.flush()
+            s.add(Contact(call_id=call.id, employee_id=employee_id, client_id=live.client_id, direction="inbound",
+                          started_at=when, talk_seconds=90, counted=True))
+        await s.commit()
+
+
+async def _supervisor(live: Live) -> None:
+    async with live.app[DB].sessions() as s:
+        await create_employee(s, "sue", "Sue Visor", "supervisor", PASSWORD, [])
+        s.add(Plan(employee_id=live.anna_id, month=_month_start().astimezone(ZoneInfo("Europe/Moscow")).date(),
+                   kpi="contacts", target=Decimal(10)))
+        await s.commit()
+
+
+async def test_supervisor_dashboard_chart_and_drill_down(open_desk: Desk, live: Live) -> None:
+    await _supervisor(live)
+    await _contacts(live, live.anna_id, 4)
+    await _contacts(live, live.boris_id, 2, first=10)
+    page = await open_desk("sue")
+    await page.click("nav a[href='/dashboard']")
+    await page.wait_for_selector("#kpi-table")
+    chart = page.locator("#contacts-chart svg.chart")
+    assert await chart.count() == 1
+    assert await chart.is_visible()
+    assert await page.locator(f"svg.chart g.series[data-employee='{live.anna_id}']").get_attribute("data-total") == "4"
+    assert await page.locator(f"svg.chart g.series[data-employee='{live.boris_id}']").get_attribute("data-total") == "2"
+    box = await chart.bounding_box()
+    assert box is not None and box["width"] > 300 and box["height"] > 80  # it is drawn, not collapsed
+    row = page.locator(f"#kpi-table tr[data-employee='{live.anna_id}']")
+    assert (await row.locator("td.fact[data-kpi=contacts]").inner_text()).strip() == "4"
+    assert (await row.locator("td.pct").first.inner_text()).strip() == "40%"
+    await row.locator("td.fact[data-kpi=contacts] a").click()
+    await page.wait_for_selector("#drill-table")
+    assert await page.locator("#drill-table tbody tr").count() == 4
+    assert "Иван Петров" in (await page.locator("#drill-table").inner_text())
+    assert page.dialogs == []
+
+
+async def test_manager_presses_the_earnings_button(open_desk: Desk, live: Live) -> None:
+    await _supervisor(live)
+    await _contacts(live, live.anna_id, 5)
+    page = await open_desk("anna")
+    await page.click("#earnings-button")
+    await page.wait_for_selector("#earnings-table")
+    rows = page.locator("#earnings-table tbody tr")
+    assert await rows.count() == 4
+    contacts = page.locator("#earnings-table tr[data-kpi=contacts]")
+    assert (await contacts.locator("[data-field=fact]").inner_text()).strip() == "5"
+    assert (await contacts.locator("[data-field=plan]").inner_text()).strip() == "10"
+    assert (await contacts.locator("[data-field=achievement]").inner_text()).strip() == "50%"
+    # 50 % of plan: half of 50 000 x 0.4
+    assert (await page.locator("[data-field=earned]").inner_text()).strip() == "10 000.00"
+    # a counted contact is pushed: the page refetches by itself
+    await _contacts(live, live.anna_id, 1, first=30)
+    live.app[HUB].publish({"type": "kpi_changed", "employee_id": live.anna_id}, employee_ids=(live.anna_id,))
+    await page.wait_for_function(
+        "document.querySelector('#earnings-table tr[data-kpi=contacts] [data-field=fact]').textContent.trim() == '6'",
+        timeout=5000)
+    assert (await page.locator("[data-field=earned]").inner_text()).strip() == "12 000.00"
+    # a manager cannot open a colleague's figures
+    resp = await page.goto(f"{live.url}/earnings?employee={live.boris_id}")
+    assert resp is not None and resp.status == 403
+    assert page.dialogs == []
