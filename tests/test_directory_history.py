@@ -65,10 +65,16 @@ async def test_sections_are_bounded_and_page_for_more(db: Database, settings: Se
             await data.note(session, c, f"n{day}", data.ago(days=7 - day))
         for day in range(3):
             await data.call(session, c, f"call-{day}", data.ago(days=3 - day), talk=60)
+        await data.promise(session, c, "u0", None)
+        await data.promise(session, c, "u1", None)
+        for day, status in enumerate(["won", "open", "lost", "open", "won"]):
+            await data.agreement(session, c, f"{status}{day}", status=status, created=data.ago(days=10 - day))
         await session.commit()
         card = (await lookup(session, "+79161234567", settings, now=NOW)).matches[0]
         page2 = await client_history(session, c.id, "promises", offset=3, limit=3, now=NOW)
         page3 = await client_history(session, c.id, "promises", offset=6, limit=3, now=NOW)
+        page4 = await client_history(session, c.id, "promises", offset=9, limit=3, now=NOW)
+        agreements2 = await client_history(session, c.id, "agreements", offset=2, limit=2, now=NOW)
         notes2 = await client_history(session, c.id, "notes", offset=2, limit=10, now=NOW)
         with pytest.raises(ValueError, match="section: expected one of"):
             await client_history(session, c.id, "passwords")
@@ -76,7 +82,10 @@ async def test_sections_are_bounded_and_page_for_more(db: Database, settings: Se
             await client_history(session, c.id, "notes", limit=1000)
     assert [p.text for p in card.promises] == ["p0", "p1", "p2"] and card.promises_more
     assert [p.text for p in page2.items] == ["p3", "p4", "p5"] and page2.has_more
-    assert [p.text for p in page3.items] == ["p6"] and not page3.has_more
+    assert [p.text for p in page3.items] == ["p6", "u0", "u1"] and not page3.has_more
+    assert page4.items == () and not page4.has_more
+    assert [a.title for a in card.agreements] == ["open3", "open1"] and card.agreements_more
+    assert [a.title for a in agreements2.items] == ["won4", "lost2"] and agreements2.has_more
     assert [n.text for n in card.notes] == ["n6", "n5"] and card.notes_more
     assert [n.text for n in notes2.items] == ["n4", "n3", "n2", "n1", "n0"] and not notes2.has_more
     assert [x.talk_seconds for x in card.calls] == [60, 60] and card.calls_more

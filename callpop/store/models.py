@@ -136,7 +136,8 @@ class ClientPhone(Base):
 class Agreement(Base):
     __tablename__ = "agreements"
     __table_args__ = (
-        Index("ix_agreements_client_status", "client_id", "status"),
+        # open agreements newest first, straight from the index (store/history.py)
+        Index("ix_agreements_client_status_created", "client_id", "status", "created_at"),
         Index("ix_agreements_client_created", "client_id", "created_at"),
     )
 
