@@ -1,0 +1,172 @@
+"""The application factory and ``callpop run``.
+
+Every resource is opened and closed in a cleanup context, in this order: database, push
+hub, pipeline, AMI connection (so at shutdown the AMI connection stops first, the pipeline
+finishes the calls in flight, tabs are told the server is going away, and the database is
+closed last). With no ``[ami] host`` configured, the AMI context starts the built-in
+simulated PBX on loopback and connects to it: callpop always talks real AMI over TCP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import secrets
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from callpop.pipeline import PIPELINE, Pipeline, StoreHooks
+from callpop.push import Hub
+from callpop.server.auth import auth_middleware
+from callpop.server.keys import AMI, DB, EXTRA, HUB, SECRET, SETTINGS, TRACKER
+from callpop.server.middleware import error_middleware
+from callpop.server.routes import setup_routes
+from callpop.server.templating import setup_templates
+from callpop.settings import Settings
+
+__all__ = ["create_app", "main", "simulator_agents"]
+
+log = logging.getLogger(__name__)
+
+
+def simulator_agents(settings: Settings) -> list[str]:
+    """Extensions the built-in PBX rings: the configured agents, else the demo managers'."""
+    configured = sorted(set(settings.agents.values()))
+    return configured or [str(101 + i) for i in range(max(1, settings.demo.managers))]
+
+
+def create_app(settings: Settings, *, db: Any | None = None, tracker: Any | None = None,
+               start_ami: bool = True, store: StoreHooks | None = None) -> web.Application:
+    """The whole web application. ``db``: an open Database the caller keeps (tests); else
+    one is opened from settings and closed at shutdown. ``tracker``: the call tracker (a new
+    one when AMI is started). ``start_ami=False``: no AMI connection (tests feed the
+    pipeline directly). ``store``: replaces the store functions the pipeline calls."""
+    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=2 * 1024 * 1024)
+    app[SETTINGS] = settings
+    app[SECRET] = settings.web.secret_key.encode() if settings.web.secret_key else secrets.token_bytes(32)
+    app[EXTRA] = {}
+    if tracker is None and start_ami:
+        from callpop.telephony.tracker import CallTracker, TrackerConfig
+
+        tracker = CallTracker(TrackerConfig.from_settings(settings))
+    if tracker is not None:
+        app[TRACKER] = tracker
+    setup_templates(app)
+    setup_routes(app)
+    app.cleanup_ctx.append(_database_ctx(db))
+    app.cleanup_ctx.append(_hub_ctx)
+    app.cleanup_ctx.append(_pipeline_ctx(store))
+    app.cleanup_ctx.append(_ami_ctx(start_ami))
+    return app
+
+
+def _database_ctx(given: Any | None) -> Any:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        if given is not None:
+            app[DB] = given
+            yield
+            return
+        from callpop.store.db import open_database
+
+        database = await open_database(app[SETTINGS].database)
+        app[DB] = database
+        yield
+        await database.close()
+
+    return ctx
+
+
+async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
+    hub = Hub(app[SETTINGS].push)
+    app[HUB] = hub
+    yield
+    await hub.close_all()
+
+
+def _pipeline_ctx(store: StoreHooks | None) -> Any:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        pipeline = Pipeline(app[SETTINGS], app[DB], app[HUB], app.get(TRACKER), store=store)
+        app[PIPELINE] = pipeline
+        pipeline.start()
+        yield
+        await pipeline.close()
+
+    return ctx
+
+
+def _ami_ctx(start: bool) -> Any:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        if not start:
+            app[AMI] = None
+            yield
+            return
+        from callpop.telephony.connection import AmiConnection
+
+        settings = app[SETTINGS]
+        ami_settings = settings.ami
+        simulator = None
+        if ami_settings.simulated:
+            from callpop.telephony.simulator import SimulatedPbx
+
+            secret = ami_settings.secret or secrets.token_urlsafe(12)
+            simulator = SimulatedPbx(ami_settings.username, secret, simulator_agents(settings), 1.0)
+            port = await simulator.start("127.0.0.1", settings.demo.ami_port)
+            ami_settings = dataclasses.replace(ami_settings, host="127.0.0.1", port=port, secret=secret)
+            app[EXTRA]["simulator"] = simulator
+            log.info("no [ami] host configured: simulated PBX listening on 127.0.0.1:%d", port)
+        connection = AmiConnection(ami_settings, app[TRACKER], app[PIPELINE].handle)
+        app[AMI] = connection
+        task = asyncio.create_task(connection.run(), name="ami-connection")
+        yield
+        await connection.stop()
+        try:
+            async with asyncio.timeout(5):
+                await task
+        except TimeoutError:
+            task.cancel()
+        if simulator is not None:
+            await simulator.stop()
+
+    return ctx
+
+
+# --- callpop run ------------------------------------------------------------------------
+
+
+async def _serve(settings: Settings, app: web.Application, *, banner: str = "") -> None:
+    """Serve *app* until interrupted; logs where it listens."""
+    runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access"), shutdown_timeout=5)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.web.host, settings.web.port)
+    try:
+        await site.start()
+        url = f"http://{settings.web.host}:{settings.web.port}/"
+        ami = app.get(AMI)
+        log.info("callpop listening on %s (AMI %s)", url, "off" if ami is None else ami.state)
+        if banner:
+            print(banner.format(url=url), flush=True)
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def main(args: argparse.Namespace, settings: Settings) -> int:
+    """``callpop run``: the daemon (AMI, tracker, pops and the web application)."""
+    from callpop.logs import setup_logging
+    from callpop.store.db import SchemaError
+
+    setup_logging(settings.logging)
+    try:
+        asyncio.run(_serve(settings, create_app(settings)))
+    except SchemaError as exc:
+        print(f"callpop run: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"callpop run: cannot start: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,365 @@
+"""From call events to pops: tracker events in, one lookup per call, cards out to the hub.
+
+Each call gets its own little worker: the events of one call are handled in order, while
+different calls never wait for each other (a slow lookup for one caller does not delay the
+next caller's pop). ``handle`` itself only queues, so the AMI reader that calls it is never
+held up by the database.
+
+Once per call: the first ringing looks the number up and caches the card; a ring group
+ringing three phones, a second tab, a transfer or a reconnecting browser all reuse it.
+Internal calls (agent to agent) are journalled but never popped.
+
+Journal: the call row is written at the first ringing (so the after-call form can link
+promises and notes to ``call_id`` while the call is still on), closed at the end, then
+the contacts for the KPI are logged and the managers whose counted contacts changed get
+``kpi_changed``. Database work is bounded by a timeout; a failure is logged with the call
+id and never stops the pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callpop import cards
+from callpop.cards import LookupResult
+from callpop.push import Hub
+from callpop.settings import Settings
+from callpop.telephony.events import (
+    ActiveCall,
+    Answered,
+    CallEvent,
+    Direction,
+    Ended,
+    Ringing,
+    RingStopped,
+    Transferred,
+)
+
+if TYPE_CHECKING:
+    from callpop.store.db import Database
+
+__all__ = ["PIPELINE", "ActiveCallSource", "CallState", "Pipeline", "StoreHooks"]
+
+log = logging.getLogger(__name__)
+
+DB_TIMEOUT = 5.0         # seconds one lookup or journal write may take
+STALE_AFTER = 6 * 3600.0  # a call with no event for this long is forgotten (missed hangup)
+SWEEP_EVERY = 60.0
+
+AgentState = Literal["ringing", "answered"]
+LookupFn = Callable[[AsyncSession, str, Settings], Awaitable[LookupResult]]
+OpenCallFn = Callable[[AsyncSession, str, Ringing, int | None], Awaitable[int]]
+CloseCallFn = Callable[[AsyncSession, str, Ended, int | None, dict[str, int]], Awaitable[int]]
+ByExtensionFn = Callable[[AsyncSession], Awaitable[dict[str, int]]]
+LogContactsFn = Callable[[AsyncSession, int, Ended, Settings], Awaitable[Sequence[Any]]]
+
+
+class ActiveCallSource(Protocol):
+    """What the pipeline needs of the tracker: the calls it believes are on."""
+
+    def active_calls(self) -> list[ActiveCall]: ...
+
+
+@dataclass(frozen=True)
+class StoreHooks:
+    """The store functions the pipeline calls (tests pass counting or failing ones)."""
+
+    lookup: LookupFn
+    open_call: OpenCallFn
+    close_call: CloseCallFn
+    employees_by_extension: ByExtensionFn
+    log_contacts: LogContactsFn | None
+
+    @classmethod
+    def default(cls) -> StoreHooks:
+        from callpop.store import directory, employees, journal
+
+        try:
+            from callpop.store import contacts
+
+            log_contacts: LogContactsFn | None = contacts.log_contacts
+        except ImportError:
+            log.debug("callpop.store.contacts not available: contacts are not logged")
+            log_contacts = None
+        return cls(lookup=directory.lookup, open_call=journal.open_call, close_call=journal.close_call,
+                   employees_by_extension=employees.employees_by_extension, log_contacts=log_contacts)
+
+
+@dataclass(eq=False)
+class CallState:
+    """What the pipeline knows and has published about one call."""
+
+    call: str
+    direction: Direction | None = None
+    number: str | None = None
+    caller_name: str | None = None
+    card: dict[str, Any] | None = None
+    lookup_failed: bool = False
+    client_id: int | None = None
+    db_id: int | None = None
+    agents: dict[str, AgentState] = field(default_factory=dict)
+    involved: set[str] = field(default_factory=set)
+    first_seen: float = field(default_factory=time.monotonic)
+    last_event: float = field(default_factory=time.monotonic)
+    inbox: asyncio.Queue[CallEvent] = field(default_factory=asyncio.Queue)
+    worker: asyncio.Task[None] | None = None
+    ended: bool = False
+
+    @property
+    def internal(self) -> bool:
+        return self.direction == "internal"
+
+
+class Pipeline:
+    """Turns tracker call events into pushed cards and journal rows."""
+
+    def __init__(self, settings: Settings, db: Database, hub: Hub, tracker: ActiveCallSource | None = None,
+                 store: StoreHooks | None = None) -> None:
+        self._settings = settings
+        self._db = db
+        self._hub = hub
+        self._tracker = tracker
+        self._store = store or StoreHooks.default()
+        self._calls: dict[str, CallState] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+        self.lookups = 0
+        hub.set_snapshot_source(self.snapshot)
+
+    # --- life cycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="pipeline-sweeper")
+
+    async def close(self, grace: float = 5.0) -> None:
+        """Let calls in flight finish their journal writes (bounded), then stop."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        workers = [s.worker for s in self._calls.values() if s.worker is not None]
+        if workers:
+            _done, pending = await asyncio.wait(workers, timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    @property
+    def active(self) -> int:
+        return len(self._calls)
+
+    # --- input --------------------------------------------------------------------------
+
+    async def handle(self, events: Sequence[CallEvent]) -> None:
+        """The AMI connection's sink: queue each event on its call's worker and return."""
+        for event in events:
+            state = self._calls.get(event.call)
+            if state is None:
+                state = self._calls[event.call] = CallState(call=event.call)
+            state.last_event = time.monotonic()
+            state.inbox.put_nowait(event)
+            if state.worker is None:
+                state.worker = asyncio.create_task(self._work(state), name=f"call-{event.call}")
+
+    async def drain(self) -> None:
+        """Wait until every queued event has been handled (tests and shutdown)."""
+        while True:
+            workers = [s.worker for s in self._calls.values() if s.worker is not None]
+            if not workers:
+                return
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    async def _work(self, state: CallState) -> None:
+        try:
+            while not state.inbox.empty():
+                event = state.inbox.get_nowait()
+                try:
+                    await self._dispatch(state, event)
+                except Exception:
+                    log.exception("call %s: handling %s failed; the pipeline goes on", state.call, event.event)
+        finally:
+            state.worker = None
+            if state.ended and state.inbox.empty() and self._calls.get(state.call) is state:
+                del self._calls[state.call]
+
+    async def _dispatch(self, state: CallState, event: CallEvent) -> None:
+        if isinstance(event, Ringing):
+            await self._ringing(state, event)
+        elif isinstance(event, Answered):
+            await self._answered(state, event)
+        elif isinstance(event, RingStopped):
+            self._ring_stopped(state, event)
+        elif isinstance(event, Transferred):
+            await self._transferred(state, event)
+        elif isinstance(event, Ended):
+            await self._ended(state, event)
+
+    # --- events -------------------------------------------------------------------------
+
+    async def _ringing(self, state: CallState, event: Ringing) -> None:
+        if state.direction is None:
+            state.direction, state.number, state.caller_name = event.direction, event.client, event.caller_name
+        state.agents[event.agent] = "ringing"
+        state.involved.add(event.agent)
+        if not state.internal:
+            card = await self._card(state)
+            self._hub.publish(cards.ringing_message(event, card), agents=(event.agent,))
+        if state.db_id is None:
+            await self._open_journal(state, event)
+
+    async def _answered(self, state: CallState, event: Answered) -> None:
+        state.agents[event.agent] = "answered"
+        state.involved.add(event.agent)
+        card = await self._card_for_unknown(state)
+        if card is not None and state.direction is not None:
+            self._hub.publish(cards.answered_message(event, state.direction, card), agents=(event.agent,))
+
+    def _ring_stopped(self, state: CallState, event: RingStopped) -> None:
+        state.agents.pop(event.agent, None)
+        if not state.internal:
+            self._hub.publish(cards.ring_stopped_message(event), agents=(event.agent,))
+
+    async def _transferred(self, state: CallState, event: Transferred) -> None:
+        state.agents.pop(event.from_agent, None)
+        state.agents.setdefault(event.to_agent, "answered" if event.kind == "attended" else "ringing")
+        state.involved.add(event.to_agent)
+        card = await self._card_for_unknown(state)
+        if card is None:
+            return
+        for agent in (event.to_agent, event.from_agent):
+            self._hub.publish(cards.transferred_message(event, agent, card), agents=(agent,))
+
+    async def _ended(self, state: CallState, event: Ended) -> None:
+        if state.direction is None:
+            state.direction, state.number, state.caller_name = event.direction, event.client, event.caller_name
+        agents = state.involved | set(event.agents_rang) | set(event.answered_by) | {t.agent for t in event.talks}
+        state.agents.clear()
+        state.ended = True
+        if state.db_id is None:
+            await self._close_journal(state, event)
+            self._publish_ended(state, event, agents)
+        else:
+            self._publish_ended(state, event, agents)
+            await self._close_journal(state, event)
+
+    def _publish_ended(self, state: CallState, event: Ended, agents: set[str]) -> None:
+        if state.internal:
+            return
+        for agent in sorted(agents):
+            self._hub.publish(cards.ended_message(event, agent, state.db_id), agents=(agent,))
+
+    # --- cards --------------------------------------------------------------------------
+
+    async def _card(self, state: CallState) -> dict[str, Any]:
+        """The call's card, looked up on first need and then reused."""
+        if state.card is not None and not state.lookup_failed:
+            return state.card
+        lookup: LookupResult | None = None
+        failed = False
+        number_key = cards.number_json(state.number, self._settings.phones)
+        if not number_key["withheld"]:
+            self.lookups += 1
+            try:
+                async with asyncio.timeout(DB_TIMEOUT), self._db.sessions() as session:
+                    lookup = await self._store.lookup(session, state.number or "", self._settings)
+            except Exception:
+                log.exception("call %s: directory lookup failed; popping the number alone", state.call)
+                failed = True
+        assert state.direction is not None
+        state.card = cards.build_card(state.call, state.direction, state.number, state.caller_name,
+                                      lookup, self._settings.phones, failed=failed)
+        state.lookup_failed = failed
+        if lookup is not None and len(lookup.matches) == 1:
+            state.client_id = cards.client_id_of(lookup.matches[0])
+        return state.card
+
+    async def _card_for_unknown(self, state: CallState) -> dict[str, Any] | None:
+        """The card for a call whose ringing we never saw (daemon restarted mid-call):
+        the tracker's snapshot says who is calling."""
+        if state.card is not None and not state.lookup_failed:
+            return state.card
+        if state.direction is None and self._tracker is not None:
+            for active in self._tracker.active_calls():
+                if active.call == state.call:
+                    state.direction, state.number, state.caller_name = (
+                        active.direction, active.client, active.caller_name)
+                    break
+        if state.direction is None or state.internal:
+            return None
+        return await self._card(state)
+
+    def snapshot(self, watched: frozenset[str] | None) -> list[dict[str, Any]]:
+        """The calls ringing or in progress at *watched* extensions (None: all), as the
+        messages that showed them; called by the hub when a tab (re)connects."""
+        messages: list[dict[str, Any]] = []
+        for state in sorted(self._calls.values(), key=lambda s: s.first_seen):
+            if state.card is None or state.internal or state.direction is None:
+                continue
+            for agent, status in state.agents.items():
+                if watched is not None and agent not in watched:
+                    continue
+                kind = "call.ringing" if status == "ringing" else "call.answered"
+                messages.append({"type": kind, "call": state.call, "agent": agent,
+                                 "direction": state.direction, "at": None, "card": state.card})
+        return messages
+
+    # --- journal ------------------------------------------------------------------------
+
+    async def _open_journal(self, state: CallState, event: Ringing) -> None:
+        try:
+            async with asyncio.timeout(DB_TIMEOUT), self._db.sessions() as session:
+                state.db_id = await self._store.open_call(session, self._settings.pbx.id, event, state.client_id)
+                await session.commit()
+        except Exception:
+            log.exception("call %s: journal open failed; the call is written when it ends", state.call)
+
+    async def _close_journal(self, state: CallState, event: Ended) -> None:
+        changed: set[int] = set()
+        try:
+            async with asyncio.timeout(DB_TIMEOUT), self._db.sessions() as session:
+                by_ext = await self._store.employees_by_extension(session)
+                state.db_id = await self._store.close_call(session, self._settings.pbx.id, event,
+                                                           state.client_id, by_ext)
+                await session.commit()
+                if self._store.log_contacts is not None and state.db_id is not None:
+                    contacts = await self._store.log_contacts(session, state.db_id, event, self._settings)
+                    await session.commit()
+                    changed = {c.employee_id for c in contacts if getattr(c, "counted", False)}
+        except Exception:
+            log.exception("call %s: journal close failed", state.call)
+        for employee_id in sorted(changed):
+            self._hub.publish({"type": "kpi_changed", "employee_id": employee_id}, employee_ids=(employee_id,))
+
+    # --- housekeeping -------------------------------------------------------------------
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_EVERY)
+            self.sweep(time.monotonic())
+
+    def sweep(self, now: float) -> int:
+        """Forget calls whose hangup we never saw: silent for STALE_AFTER, or silent for a
+        minute and unknown to the tracker. Returns how many were dropped."""
+        active: set[str] | None = None
+        if self._tracker is not None:
+            with contextlib.suppress(Exception):
+                active = {a.call for a in self._tracker.active_calls()}
+        dropped = 0
+        for call, state in list(self._calls.items()):
+            idle = now - state.last_event
+            gone = active is not None and call not in active and idle > SWEEP_EVERY
+            if state.worker is None and (idle > STALE_AFTER or gone):
+                del self._calls[call]
+                dropped += 1
+        if dropped:
+            log.info("forgot %d calls with no hangup seen", dropped)
+        return dropped
+
+
+PIPELINE: web.AppKey[Pipeline] = web.AppKey("pipeline", Pipeline)

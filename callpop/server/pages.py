@@ -1,0 +1,105 @@
+"""Login, logout, the manager's desk page and the health check.
+
+A wrong login and a wrong password get the same answer, after the same argon2 work (a
+dummy hash is checked when the login does not exist), so the form cannot be used to find
+out who works here. ``next`` is followed only when it is a path on this site.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+
+from callpop.pipeline import PIPELINE
+from callpop.server.auth import check_password, current_user, hash_password, login_user, logout_user, require_user
+from callpop.server.keys import AMI, DB, HUB, SETTINGS
+from callpop.server.templating import render
+from callpop.store.models import Employee
+
+__all__ = ["desk", "health", "login_form", "login_submit", "logout", "safe_next"]
+
+log = logging.getLogger(__name__)
+
+_DUMMY_HASH = hash_password("callpop-no-such-user")
+MAX_FIELD = 200
+STARTED = time.time()
+
+
+def safe_next(value: str | None) -> str:
+    """Where to go after login: a local path, never another site (``//evil``, ``/\\evil``)."""
+    if not value or not value.startswith("/") or value.startswith(("//", "/\\")) or any(
+            c in value for c in "\r\n\t\\"):
+        return "/"
+    return value
+
+
+async def login_form(request: web.Request) -> web.StreamResponse:
+    if current_user(request) is not None:
+        return web.Response(status=302, headers={"Location": safe_next(request.query.get("next"))})
+    return render(request, "login.html", error=None, login="", next=safe_next(request.query.get("next")))
+
+
+async def login_submit(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    login = str(form.get("login", "")).strip()[:MAX_FIELD]
+    password = str(form.get("password", ""))[:1024]
+    next_path = safe_next(str(form.get("next", "")) or None)
+    employee_id: int | None = None
+    if login and password:
+        async with request.app[DB].sessions() as session:
+            row = (await session.execute(
+                select(Employee.id, Employee.password_hash, Employee.active).where(Employee.login == login)
+            )).one_or_none()
+        if row is None:
+            check_password(_DUMMY_HASH, password)
+        elif check_password(row.password_hash, password) and row.active:
+            employee_id = row.id
+    if employee_id is None:
+        log.info("login failed login=%r remote=%s", login, request.remote)
+        return render(request, "login.html", status=401, login=login, next=next_path,
+                      error="Wrong login or password.")
+    response = web.Response(status=302, headers={"Location": next_path})
+    login_user(request, response, employee_id)
+    log.info("login ok login=%s remote=%s", login, request.remote)
+    return response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    response = web.Response(status=302, headers={"Location": "/login"})
+    logout_user(request, response)
+    return response
+
+
+async def desk(request: web.Request) -> web.StreamResponse:
+    """The page a manager keeps open; the script opens /ws and renders the cards."""
+    user = require_user(request)
+    settings = request.app[SETTINGS]
+    return render(request, "desk.html", ws_path="/ws", dismiss_after=settings.push.dismiss_after,
+                  extensions=list(user.extensions), is_supervisor=user.is_supervisor)
+
+
+async def health(request: web.Request) -> web.StreamResponse:
+    """Monitoring: AMI state, connected tabs and calls in flight; counts only, no names."""
+    ami = request.app.get(AMI)
+    pipeline = request.app.get(PIPELINE)
+    body: dict[str, Any] = {
+        "status": "ok",
+        "uptime_seconds": round(time.time() - STARTED, 1),
+        "ami": str(getattr(ami, "state", "off")) if ami is not None else "off",
+        "push": request.app[HUB].stats(),
+        "calls_in_flight": getattr(pipeline, "active", 0),
+    }
+    try:
+        from sqlalchemy import text
+
+        async with request.app[DB].sessions() as session:
+            await session.execute(text("SELECT 1"))
+        body["database"] = "ok"
+    except Exception as exc:
+        body["database"] = f"error: {type(exc).__name__}"
+        body["status"] = "degraded"
+    return web.json_response(body, status=200 if body["status"] == "ok" else 503)

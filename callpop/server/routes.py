@@ -1,0 +1,34 @@
+"""Every URL of callpop in one place: feature modules expose handlers, this maps them."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from callpop.server import api, desk, pages, ws
+from callpop.server.kpi_routes import setup_kpi_routes
+from callpop.server.templating import WEB_ROOT
+
+__all__ = ["setup_routes"]
+
+
+def setup_routes(app: web.Application) -> None:
+    r = app.router
+    # pages and the live socket (callpop/server/pages.py, callpop/server/ws.py)
+    r.add_get("/", pages.desk, name="desk")
+    r.add_get("/login", pages.login_form, name="login")
+    r.add_post("/login", pages.login_submit)
+    r.add_post("/logout", pages.logout, name="logout")
+    r.add_get("/health", pages.health, name="health")
+    r.add_get("/ws", ws.websocket, name="ws")
+    # the desk's other pages (callpop/server/desk.py)
+    r.add_get(r"/clients/{id:\d+}", desk.client_page, name="client")
+    r.add_get("/promises", desk.promises_page, name="promises")
+    r.add_post("/settings/language", desk.set_language, name="language")
+    # the JSON API: the operations declared in callpop/server/api.py (and published from
+    # the same list at /api/openapi.json)
+    for endpoint in api.ENDPOINTS:
+        r.add_route(endpoint.method, endpoint.path, endpoint.handler)
+    # KPI: earnings, dashboard, drill-down, plans, CSV (callpop/server/kpi_routes.py)
+    setup_kpi_routes(app)
+    # static assets of the desk (web/static)
+    r.add_static("/static/", WEB_ROOT / "static", name="static", append_version=True)

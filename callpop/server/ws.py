@@ -1,0 +1,103 @@
+"""``GET /ws``: the socket a desk tab keeps open to receive pops (docs/websocket.md).
+
+Login is checked before the upgrade (401), and so is the Origin: a page on another site
+could otherwise open the socket with the manager's cookie and read every caller's card
+(cross-site websocket hijacking). Messages from the browser are small control requests;
+anything malformed is answered with an ``error`` message, never an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from aiohttp import WSMsgType, web
+from yarl import URL
+
+from callpop.push import Connection, Hub
+from callpop.server.auth import require_user
+from callpop.server.keys import HUB
+
+__all__ = ["HEARTBEAT", "MAX_MESSAGE", "origin_allowed", "websocket"]
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT = 20.0
+MAX_MESSAGE = 4096
+
+
+def origin_allowed(request: web.Request) -> bool:
+    """True when the Origin header is absent (non-browser clients) or names this host."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    try:
+        sent = URL(origin)
+        here = URL(f"//{request.host}")
+    except ValueError:
+        return False
+    if sent.scheme not in ("http", "https") or not sent.host or not here.host:
+        return False
+    return (sent.host.lower(), _port(sent.explicit_port)) == (here.host.lower(), _port(here.explicit_port))
+
+
+def _port(port: int | None) -> int | None:
+    """Default ports are the same as no port: Origin omits them, Host may not."""
+    return None if port in (80, 443) else port
+
+
+def _error(detail: str, code: str = "bad_message") -> dict[str, Any]:
+    return {"type": "error", "error": code, "detail": detail}
+
+
+def _handle_text(hub: Hub, conn: Connection, data: str) -> None:
+    if len(data) > MAX_MESSAGE:
+        hub.reply(conn, _error(f"message longer than {MAX_MESSAGE} bytes"))
+        return
+    try:
+        message = json.loads(data)
+    except ValueError:
+        hub.reply(conn, _error("not JSON: expected an object like {\"type\": \"ping\"}"))
+        return
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        hub.reply(conn, _error('expected a JSON object with a string "type"'))
+        return
+    kind = message["type"]
+    if kind == "ping":
+        hub.reply(conn, {"type": "pong", "server_time": time.time()})
+    elif kind == "subscribe_all":
+        if not conn.user.is_supervisor:
+            hub.reply(conn, _error("only supervisors and admins may watch all calls", "forbidden"))
+        else:
+            hub.set_scope(conn, "all")
+    elif kind == "subscribe_own":
+        hub.set_scope(conn, "own")
+    else:
+        hub.reply(conn, _error(f"unknown type {kind[:40]!r}: expected ping, subscribe_all or subscribe_own"))
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    user = require_user(request)
+    if not origin_allowed(request):
+        log.warning("cross-site websocket refused login=%s origin=%r host=%r",
+                    user.login, request.headers.get("Origin"), request.host)
+        raise web.HTTPForbidden(text=json.dumps({"error": "cross-site websocket refused"}),
+                                content_type="application/json")
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=64 * 1024)
+    await ws.prepare(request)
+    hub = request.app[HUB]
+    conn = hub.attach(ws, user, transport=request.transport)
+    try:
+        async for msg in ws:
+            if msg.type is WSMsgType.TEXT:
+                _handle_text(hub, conn, msg.data)
+            elif msg.type is WSMsgType.BINARY:
+                hub.reply(conn, _error("binary frames are not understood: send JSON text"))
+            elif msg.type is WSMsgType.ERROR:
+                log.debug("websocket error login=%s: %s", user.login, ws.exception())
+    finally:
+        hub.detach(conn)
+        log.info("websocket closed login=%s code=%s sent=%d", user.login, ws.close_code, conn.sent)
+    return ws
