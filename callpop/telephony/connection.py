@@ -191,7 +191,7 @@ class AmiConnection:
                 failures += 1
                 self._set_state("lost", reason, quiet=quiet and reason == last_reason)
                 last_reason = reason
-                log.warning("ami: retrying in %.1f s (attempt %d)", delay, failures)
+                log.warning("ami: retrying in %.3g s (attempt %d)", delay, failures)
                 try:
                     await asyncio.wait_for(self._stop_requested.wait(), timeout=delay)
                 except TimeoutError:
@@ -295,12 +295,14 @@ class AmiConnection:
             self.version = self._manager.protocol.framer.version
 
     async def _resync(self) -> None:
-        resp = await self._action({"Action": "CoreShowChannels"}, what="CoreShowChannels")
+        # Our own ActionID, known before the listing can reach the consumer.
+        action_id = f"callpop-resync-{self.stats.logins}-{id(self)}"
+        self._our_resyncs.add(action_id)
+        resp = await self._action({"Action": "CoreShowChannels", "ActionID": action_id}, what="CoreShowChannels")
         if not resp.success:
+            self._our_resyncs.discard(action_id)
             log.error("ami: CoreShowChannels refused (%s): calls in progress are not resynchronised",
                       resp.message)
-            return
-        self._our_resyncs.add(resp.actionid)
 
     async def _watch(self) -> str:
         """Ping every ping_interval; no Pong within pong_timeout -> abort. Returns the loss reason."""
@@ -416,7 +418,8 @@ class AmiConnection:
             await asyncio.wait_for(asyncio.shield(consumer), timeout=2.0)
         except (TimeoutError, asyncio.CancelledError):
             consumer.cancel()
-            log.warning("ami: stopped with %d messages not handled", self.stats.backlog)
+            if self.stats.backlog:
+                log.warning("ami: stopped with %d messages not handled", self.stats.backlog)
 
     def _set_state(self, state: str, detail: str, *, quiet: bool = False) -> None:
         if state == self._state:
