@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from callpop.server import api, desk, pages, ws
-from callpop.server.kpi_routes import setup_kpi_routes
+from callpop.server import api, desk, kpi_routes, pages, ws
 from callpop.server.templating import WEB_ROOT
 
 __all__ = ["setup_routes"]
@@ -21,14 +20,13 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/health", pages.health, name="health")
     r.add_get("/ws", ws.websocket, name="ws")
     # the desk's other pages (callpop/server/desk.py)
-    r.add_get(r"/clients/{id:\d+}", desk.client_page, name="client")
-    r.add_get("/promises", desk.promises_page, name="promises")
-    r.add_post("/settings/language", desk.set_language, name="language")
-    # the JSON API: the operations declared in callpop/server/api.py (and published from
-    # the same list at /api/openapi.json)
+    r.add_get(r"/clients/{id:\d{1,10}}", desk.client_page, name="client_page")
+    r.add_get("/promises", desk.promises_page, name="promises_page")
+    r.add_post("/settings/language", desk.set_language, name="set_language")
+    # the JSON API, declared once in callpop/server/api.py (openapi.json is built from the same list)
     for endpoint in api.ENDPOINTS:
         r.add_route(endpoint.method, endpoint.path, endpoint.handler)
-    # KPI: earnings, dashboard, drill-down, plans, CSV (callpop/server/kpi_routes.py)
-    setup_kpi_routes(app)
+    # KPI pages and API (callpop/server/kpi_routes.py)
+    kpi_routes.setup_kpi_routes(app)
     # static assets of the desk (web/static)
     r.add_static("/static/", WEB_ROOT / "static", name="static", append_version=True)
