@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop import kpi
 from callpop.settings import Settings
-from callpop.store.kpi_queries import ManagerFacts, manager_facts, per_day
+from callpop.store.kpi_queries import ManagerFacts, manager_facts, per_day_series
 
 __all__ = ["Cell", "DashboardView", "Row", "load_dashboard", "local_today", "period_from_query", "utcnow"]
 
@@ -121,9 +121,10 @@ async def load_dashboard(session: AsyncSession, period: kpi.Period, settings: Se
                          *, totals_label: str = "Total") -> DashboardView:
     facts = await manager_facts(session, period, settings, now)
     rows = [_row(f, period, settings) for f in facts]
-    ids = [f.employee_id for f in facts]
-    contacts = await per_day(session, "contacts", period, settings, ids)
-    missed = await per_day(session, "missed", period, settings, ids)
+    contacts, missed = await per_day_series(session, period, settings, None)
+    zeros = [0] * len(period.days)
+    contacts = {r.employee_id: contacts.get(r.employee_id, zeros) for r in rows if r.employee_id is not None}
+    missed = {r.employee_id: missed.get(r.employee_id, zeros) for r in rows if r.employee_id is not None}
     return DashboardView(period, tuple(rows), _totals(rows, totals_label), tuple(period.days), contacts, missed)
 
 

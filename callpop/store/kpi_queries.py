@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, CompoundSelect, and_, case, func, literal_column, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop import kpi
@@ -40,6 +40,7 @@ __all__ = [
     "manager_facts",
     "managers",
     "per_day",
+    "per_day_series",
     "plans_by_month",
 ]
 
@@ -95,125 +96,140 @@ async def managers(session: AsyncSession, employee_ids: Collection[int] | None =
     return [(int(i), str(n)) for i, n in await session.execute(query)]
 
 
+def _only(column: Any, employee_ids: Collection[int] | None) -> list[ColumnElement[bool]]:
+    """The employee filter of one part: none for "everyone" (rows of non-managers are
+    dropped in Python, cheaper than a 200-value IN list), ``=`` for one, IN for a few."""
+    if employee_ids is None:
+        return [column.is_not(None)]
+    ids = list(employee_ids)
+    return [column == ids[0]] if len(ids) == 1 else [column.in_(ids)]
+
+
+def _tag(name: str) -> ColumnElement[str]:
+    return literal_column(f"'{name}'")  # constant names only, never user input
+
+
 async def plans_by_month(session: AsyncSession, period: kpi.Period,
-                         employee_ids: Collection[int]) -> dict[int, dict[str, dict[dt.date, float]]]:
+                         employee_ids: Collection[int] | None) -> dict[int, dict[str, dict[dt.date, float]]]:
     """employee -> kpi -> month -> target for the months the period touches."""
     result: dict[int, dict[str, dict[dt.date, float]]] = {}
-    if not employee_ids:
-        return result
     rows = await session.execute(
         select(Plan.employee_id, Plan.kpi, Plan.month, Plan.target)
         .where(Plan.month >= kpi.month_start(period.start), Plan.month < period.end,
-               Plan.employee_id.in_(list(employee_ids))))
+               *_only(Plan.employee_id, employee_ids)))
     for emp, name, month, target in rows:
         result.setdefault(emp, {}).setdefault(name, {})[month] = float(target)
     return result
 
 
-async def manager_facts(session: AsyncSession, period: kpi.Period, settings: Settings, now: dt.datetime,
-                        employee_ids: Collection[int] | None = None) -> list[ManagerFacts]:
-    """Facts for every active manager (or the ones asked for): eight queries in all."""
-    people = await managers(session, employee_ids)
-    by_id = {emp: ManagerFacts(emp, name) for emp, name in people}
-    ids = list(by_id)
-    if not ids:
-        return []
-    start, end = period.bounds(settings.kpi.timezone)
-    emp: Any  # row values: the id columns are nullable in the schema, not in these rows
-
-    contacts = await session.execute(
-        select(Contact.employee_id, func.count())
-        .where(Contact.counted.is_(True), Contact.started_at >= start, Contact.started_at < end,
-               Contact.employee_id.in_(ids)).group_by(Contact.employee_id))
-    for emp, n in contacts:
-        by_id[emp].contacts = int(n)
-
-    paid = await session.execute(
-        select(Client.responsible_id, func.coalesce(func.sum(Payment.amount), 0))
-        .join(Client, Client.id == Payment.client_id)
-        .where(Payment.paid_at >= start, Payment.paid_at < end, Client.responsible_id.in_(ids))
-        .group_by(Client.responsible_id))
-    for emp, amount in paid:
-        by_id[emp].paid = float(amount)
-
-    outstanding = await session.execute(
-        select(Client.responsible_id, func.coalesce(func.sum(Receivable.amount), 0))
-        .join(Client, Client.id == Receivable.client_id)
-        .where(Receivable.issued_at < start,
-               or_(Receivable.settled_at.is_(None), Receivable.settled_at >= start),
-               Client.responsible_id.in_(ids))
-        .group_by(Client.responsible_id))
-    for emp, amount in outstanding:
-        by_id[emp].outstanding = float(amount)
-
-    closed = await session.execute(
-        select(Agreement.made_by_id, Agreement.status, func.count())
-        .where(Agreement.closed_at >= start, Agreement.closed_at < end, Agreement.status.in_(("won", "lost")),
-               Agreement.made_by_id.in_(ids))
-        .group_by(Agreement.made_by_id, Agreement.status))
-    for emp, status, n in closed:
-        if status == "won":
-            by_id[emp].won = int(n)
-        else:
-            by_id[emp].lost = int(n)
-
+def _facts_statement(start: dt.datetime, end: dt.datetime, now: dt.datetime,
+                     employee_ids: Collection[int] | None) -> CompoundSelect[Any]:
+    """One UNION ALL of every per-manager aggregate: rows (employee, tag, a, b)."""
+    zero: ColumnElement[int] = literal_column("0")
     is_new = and_(Client.status == "new", Client.created_at >= start, Client.created_at < end)
-    clients = await session.execute(
-        select(Client.responsible_id,
+    return union_all(
+        select(Contact.employee_id, _tag("contacts"), func.count(), zero)
+        .where(Contact.counted.is_(True), Contact.started_at >= start, Contact.started_at < end,
+               *_only(Contact.employee_id, employee_ids)).group_by(Contact.employee_id),
+        select(Client.responsible_id, _tag("paid"), func.coalesce(func.sum(Payment.amount), 0), zero)
+        .join(Client, Client.id == Payment.client_id)
+        .where(Payment.paid_at >= start, Payment.paid_at < end, *_only(Client.responsible_id, employee_ids))
+        .group_by(Client.responsible_id),
+        select(Client.responsible_id, _tag("outstanding"), func.coalesce(func.sum(Receivable.amount), 0), zero)
+        .join(Client, Client.id == Receivable.client_id)
+        .where(Receivable.issued_at < start, or_(Receivable.settled_at.is_(None), Receivable.settled_at >= start),
+               *_only(Client.responsible_id, employee_ids))
+        .group_by(Client.responsible_id),
+        select(Agreement.made_by_id, Agreement.status, func.count(), zero)
+        .where(Agreement.closed_at >= start, Agreement.closed_at < end, Agreement.status.in_(("won", "lost")),
+               *_only(Agreement.made_by_id, employee_ids))
+        .group_by(Agreement.made_by_id, Agreement.status),
+        select(Client.responsible_id, _tag("clients"),
                func.coalesce(func.sum(case((Client.status == "regular", 1), else_=0)), 0),
                func.coalesce(func.sum(case((is_new, 1), else_=0)), 0))
-        .where(Client.responsible_id.in_(ids)).group_by(Client.responsible_id))
-    for emp, regular, new in clients:
-        by_id[emp].regular, by_id[emp].new = int(regular), int(new)
-
-    missed = await session.execute(
-        select(CallParticipant.employee_id, func.count(func.distinct(Call.id)))
+        .where(*_only(Client.responsible_id, employee_ids)).group_by(Client.responsible_id),
+        select(CallParticipant.employee_id, _tag("missed"), func.count(func.distinct(Call.id)), zero)
         .join(Call, Call.id == CallParticipant.call_id)
         .where(Call.outcome == "missed", Call.started_at >= start, Call.started_at < end,
-               CallParticipant.employee_id.in_(ids))
-        .group_by(CallParticipant.employee_id))
-    for emp, n in missed:
-        by_id[emp].missed = int(n)
+               *_only(CallParticipant.employee_id, employee_ids))
+        .group_by(CallParticipant.employee_id),
+        select(Promise.made_by_id, _tag("overdue"), func.count(), zero)
+        .where(Promise.status == "open", Promise.due_at < now, *_only(Promise.made_by_id, employee_ids))
+        .group_by(Promise.made_by_id),
+    )
 
-    overdue = await session.execute(
-        select(Promise.made_by_id, func.count())
-        .where(Promise.status == "open", Promise.due_at < now, Promise.made_by_id.in_(ids))
-        .group_by(Promise.made_by_id))
-    for emp, n in overdue:
-        by_id[emp].overdue = int(n)
 
-    for emp, plans in (await plans_by_month(session, period, ids)).items():
-        by_id[emp].plans = plans
+async def manager_facts(session: AsyncSession, period: kpi.Period, settings: Settings, now: dt.datetime,
+                        employee_ids: Collection[int] | None = None) -> list[ManagerFacts]:
+    """Facts for every active manager (or the ones asked for): three statements in all
+    (the people, one UNION ALL of the seven aggregates, the plans)."""
+    people = await managers(session, employee_ids)
+    by_id = {emp: ManagerFacts(emp, name) for emp, name in people}
+    if not by_id:
+        return []
+    start, end = period.bounds(settings.kpi.timezone)
+    for emp, tag, a, b in await session.execute(_facts_statement(start, end, now, employee_ids)):
+        row = by_id.get(emp)
+        if row is None:
+            continue
+        if tag == "contacts":
+            row.contacts = int(a)
+        elif tag == "paid":
+            row.paid = float(a)
+        elif tag == "outstanding":
+            row.outstanding = float(a)
+        elif tag == "won":
+            row.won = int(a)
+        elif tag == "lost":
+            row.lost = int(a)
+        elif tag == "clients":
+            row.regular, row.new = int(a), int(b)
+        elif tag == "missed":
+            row.missed = int(a)
+        elif tag == "overdue":
+            row.overdue = int(a)
+    for emp, plans in (await plans_by_month(session, period, employee_ids)).items():
+        if emp in by_id:
+            by_id[emp].plans = plans
     return [by_id[emp] for emp, _ in people]
+
+
+async def per_day_series(session: AsyncSession, period: kpi.Period, settings: Settings,
+                         employee_ids: Collection[int] | None) -> tuple[dict[int, list[int]], dict[int, list[int]]]:
+    """(counted contacts, missed calls) per employee per local day of the period: one statement."""
+    days = len(period.days)
+    wanted = None if employee_ids is None else set(employee_ids)
+    contacts: dict[int, list[int]] = {emp: [0] * days for emp in (wanted or ())}
+    missed: dict[int, list[int]] = {emp: [0] * days for emp in (wanted or ())}
+    starts = kpi.local_day_starts(period, settings.kpi.timezone)
+    c = (select(Contact.employee_id.label("emp"), day_bucket(Contact.started_at, starts).label("day"))
+         .where(Contact.counted.is_(True), Contact.started_at >= starts[0], Contact.started_at < starts[-1],
+                *_only(Contact.employee_id, employee_ids))).subquery()
+    m = (select(CallParticipant.employee_id.label("emp"), day_bucket(Call.started_at, starts).label("day"))
+         .join(Call, Call.id == CallParticipant.call_id)
+         .where(Call.outcome == "missed", Call.started_at >= starts[0], Call.started_at < starts[-1],
+                *_only(CallParticipant.employee_id, employee_ids))).subquery()
+    statement = union_all(
+        select(c.c.emp, _tag("contacts"), c.c.day, func.count()).group_by(c.c.emp, c.c.day),
+        select(m.c.emp, _tag("missed"), m.c.day, func.count()).group_by(m.c.emp, m.c.day),
+    )
+    for emp, tag, day, n in await session.execute(statement):
+        if wanted is not None and emp not in wanted:
+            continue
+        target = contacts if tag == "contacts" else missed
+        series = target.setdefault(int(emp), [0] * days)
+        if 0 <= int(day) < days:
+            series[int(day)] = int(n)
+    return contacts, missed
 
 
 async def per_day(session: AsyncSession, what: str, period: kpi.Period, settings: Settings,
                   employee_ids: Collection[int]) -> dict[int, list[int]]:
-    """employee -> count per local day of the period, for ``contacts`` (counted) or ``missed``."""
-    ids = list(employee_ids)
-    days = len(period.days)
-    result = {emp: [0] * days for emp in ids}
-    if not ids:
-        return result
-    starts = kpi.local_day_starts(period, settings.kpi.timezone)
-    inner: Select[Any, Any]
-    if what == "contacts":
-        inner = (select(Contact.employee_id.label("emp"), day_bucket(Contact.started_at, starts).label("day"))
-                 .where(Contact.counted.is_(True), Contact.started_at >= starts[0], Contact.started_at < starts[-1],
-                        Contact.employee_id.in_(ids)))
-    elif what == "missed":
-        inner = (select(CallParticipant.employee_id.label("emp"), day_bucket(Call.started_at, starts).label("day"))
-                 .join(Call, Call.id == CallParticipant.call_id)
-                 .where(Call.outcome == "missed", Call.started_at >= starts[0], Call.started_at < starts[-1],
-                        CallParticipant.employee_id.in_(ids)))
-    else:
+    """employee -> count per local day, for ``contacts`` (counted) or ``missed``."""
+    if what not in ("contacts", "missed"):
         raise ValueError(f"per_day: expected contacts or missed, found {what!r}")
-    sub = inner.subquery()
-    rows = await session.execute(select(sub.c.emp, sub.c.day, func.count()).group_by(sub.c.emp, sub.c.day))
-    for emp, day, n in rows:
-        if emp in result and 0 <= int(day) < days:
-            result[emp][int(day)] = int(n)
-    return result
+    contacts, missed = await per_day_series(session, period, settings, employee_ids)
+    return contacts if what == "contacts" else missed
 
 
 async def earnings_for(session: AsyncSession, employee_id: int, settings: Settings,
