@@ -141,3 +141,14 @@ def test_statuses_and_currencies_in_russian() -> None:
     assert [parse_currency(c) for c in ("руб.", "", "usd", "€")] == ["RUB", "RUB", "USD", "EUR"]
     with pytest.raises(LineError, match="currency"):
         parse_currency("рубли")
+
+
+def test_every_accepted_column_name_is_documented() -> None:
+    """docs/import.md is what users read: a name the code accepts must be findable there."""
+    from callpop.store.csvread import HEADERS
+
+    doc = (Path(__file__).parents[1] / "docs" / "import.md").read_text(encoding="utf-8").casefold().replace("_", " ")
+    for kind, fields in HEADERS.items():
+        assert f"## {kind}" in doc
+        missing = [alias for aliases in fields.values() for alias in aliases if alias not in doc]
+        assert not missing, f"{kind}: column names not in docs/import.md: {missing}"

@@ -12,15 +12,17 @@ import datetime as dt
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop.settings import Settings
 from callpop.store.models import Client, Employee
 
-__all__ = ["ChunkResult", "ImportContext", "LineProblem", "content_key"]
+__all__ = ["ChunkResult", "ImportContext", "LineProblem", "bulk_insert", "bulk_update", "content_key",
+           "resolve_clients"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,7 @@ class ImportContext:
     by_surname: dict[str, list[int]] = field(default_factory=dict)
     clients: dict[str, int] = field(default_factory=dict)  # file reference -> client id
     occurrences: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    touched_clients: set[int] = field(default_factory=set)  # whose agreements/payments changed
 
     @classmethod
     async def load(cls, session: AsyncSession, settings: Settings, now: dt.datetime) -> ImportContext:
@@ -129,3 +132,26 @@ async def resolve_clients(session: AsyncSession, ctx: ImportContext, refs: set[s
             else:
                 out[ref] = f"unknown client {ref!r} (no client with that code or name; import clients first)"
     return out
+
+
+async def bulk_insert(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
+    """Core executemany, one per set of keys (a Core executemany compiles the first row's
+    keys only; the ORM bulk path is far slower on large chunks)."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[tuple(sorted(row))].append(row)
+    for group in groups.values():
+        await session.execute(insert(model.__table__), group)
+
+
+async def bulk_update(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
+    """UPDATE ... WHERE id = :id as one executemany per set of changed columns."""
+    table = model.__table__
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        columns = tuple(sorted(k for k in row if k != "id"))
+        groups[columns].append({"b_id": row["id"], **{f"v_{k}": row[k] for k in columns}})
+    for columns, params in groups.items():
+        stmt = (update(table).where(table.c.id == bindparam("b_id"))
+                .values({k: bindparam(f"v_{k}") for k in columns}))
+        await session.execute(stmt, params)

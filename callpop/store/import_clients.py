@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop.phones import PhoneKey
 from callpop.store.csvfields import CLIENT_STATUSES, parse_status, split_phones, text_field
 from callpop.store.csvread import Row
-from callpop.store.import_base import ChunkResult, ImportContext, LineProblem
+from callpop.store.import_base import ChunkResult, ImportContext, LineProblem, bulk_insert, bulk_update
 from callpop.store.models import Client, ClientPhone
 
 __all__ = ["ClientLine", "parse_client", "store_clients"]
@@ -139,15 +139,17 @@ async def store_clients(session: AsyncSession, lines: list[ClientLine], ctx: Imp
                  "external_id": c.external_id, "status": "new", "status_source": "rule",
                  "created_at": ctx.now, "updated_at": ctx.now, **_status_fields(c.status)}
                 for c in new_clients]
-        new_ids = (await session.scalars(
-            insert(Client).returning(Client.id, sort_by_parameter_order=True), rows)).all()
-        for client_id, line in zip(new_ids, new_clients, strict=True):
+        table = cast(Table, Client.__table__)
+        returned = (await session.execute(
+            insert(table).returning(table.c.id, table.c.external_id, table.c.name), rows)).all()
+        # matched on the file's key, not the row order (keeping the order costs a round trip per row)
+        new_ids = {(ext, "" if ext else name): cid for cid, ext, name in returned}
+        for line in new_clients:
+            client_id = new_ids[(line.external_id, "" if line.external_id else line.name)]
             new_phones += [_phone_row(client_id, p) for p in line.phones]
         result.imported += len(new_clients)
-    if updates:
-        await session.execute(update(Client), updates)
-    if new_phones:
-        await session.execute(insert(ClientPhone), new_phones)
+    await bulk_update(session, Client, updates)
+    await bulk_insert(session, ClientPhone, new_phones)
     return result
 
 

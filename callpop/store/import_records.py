@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop.store.csvfields import (
@@ -24,7 +24,15 @@ from callpop.store.csvfields import (
     text_field,
 )
 from callpop.store.csvread import Row
-from callpop.store.import_base import ChunkResult, ImportContext, LineProblem, content_key, resolve_clients
+from callpop.store.import_base import (
+    ChunkResult,
+    ImportContext,
+    LineProblem,
+    bulk_insert,
+    bulk_update,
+    content_key,
+    resolve_clients,
+)
 from callpop.store.models import Agreement, Payment, Promise, Receivable
 
 __all__ = ["RECORD_KINDS", "RecordKind", "RecordLine", "store_records"]
@@ -212,11 +220,11 @@ async def store_records(session: AsyncSession, kind: RecordKind, lines: list[Rec
             else:
                 values["agreement_id"] = found[0]
         result.warnings += [LineProblem(ln.line, w) for w in warnings]
-        result.touched_clients.add(client_id)
         current = existing.get(ln.external_id)
         if current is None:
             inserts.append({**ln.defaults, **ln.soft, **values, "external_id": ln.external_id})
             result.imported += 1
+            result.touched_clients.add(client_id)
             continue
         current_values = current._mapping
         changes = {k: v for k, v in values.items() if current_values[k] != v}
@@ -224,10 +232,9 @@ async def store_records(session: AsyncSession, kind: RecordKind, lines: list[Rec
         if changes:
             updates.append({"id": current.id, **changes})
             result.updated += 1
+            result.touched_clients.update({client_id, current_values["client_id"]})
         else:
             result.unchanged += 1
-    if inserts:
-        await session.execute(insert(model), inserts)
-    if updates:
-        await session.execute(update(model), updates)
+    await bulk_insert(session, model, inserts)
+    await bulk_update(session, model, updates)
     return result

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 KINDS = ("clients", "agreements", "promises", "payments", "receivables")
 CHUNK = 1000
+RECOMPUTE_ONE_BY_ONE = 300
 _SHOWN_PROBLEMS = 20
 
 Line = ClientLine | RecordLine
@@ -95,24 +96,27 @@ def _parse(kind: str, row: Any, ctx: ImportContext) -> Line:
 
 async def _store(session: AsyncSession, kind: str, lines: list[Line], ctx: ImportContext) -> ChunkResult:
     if kind == "clients":
-        result = await store_clients(session, [ln for ln in lines if isinstance(ln, ClientLine)], ctx)
-    else:
-        spec = RECORD_KINDS[kind]
-        result = await store_records(session, spec, [ln for ln in lines if isinstance(ln, RecordLine)], ctx)
-        if spec.recompute_status and result.touched_clients:
-            await _recompute(session, result.touched_clients, ctx)
-    return result
+        return await store_clients(session, [ln for ln in lines if isinstance(ln, ClientLine)], ctx)
+    spec = RECORD_KINDS[kind]
+    return await store_records(session, spec, [ln for ln in lines if isinstance(ln, RecordLine)], ctx)
 
 
-async def _recompute(session: AsyncSession, client_ids: set[int], ctx: ImportContext) -> None:
-    """Paid agreements decide who is a regular client: let the KPI rule see the new rows."""
+async def _recompute(db: Database, client_ids: set[int], ctx: ImportContext) -> None:
+    """Paid agreements decide who is a regular client: apply the rule to the clients whose
+    agreements or payments changed (to everyone at once when that is most of a big file)."""
     try:
-        from callpop.store.regular import recompute_status  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
+        from callpop.store.regular import recompute_all, recompute_status
+    except ImportError:  # pragma: no cover - the KPI module ships with callpop
         return
-    await session.flush()
-    for client_id in sorted(client_ids):
-        await recompute_status(session, client_id, ctx.settings, ctx.now)
+    async with db.sessions() as session, session.begin():
+        if len(client_ids) > RECOMPUTE_ONE_BY_ONE:
+            await recompute_all(session, ctx.settings, ctx.now)
+            return
+        for client_id in sorted(client_ids):
+            try:
+                await recompute_status(session, client_id, ctx.settings, ctx.now)
+            except LookupError:  # deleted meanwhile: nothing to decide
+                continue
 
 
 async def _flush(db: Database, kind: str, lines: list[Line], ctx: ImportContext, report: ImportReport) -> None:
@@ -134,6 +138,7 @@ async def _flush(db: Database, kind: str, lines: list[Line], ctx: ImportContext,
             await _flush(db, kind, [line], ctx, report)
         return
     ctx.clients.update(result.resolved_clients)
+    ctx.touched_clients |= result.touched_clients
     report._merge(result)
 
 
@@ -179,6 +184,8 @@ async def import_file(db: Database, kind: str, path: Path, settings: Settings, *
             await _flush(db, kind, batch, ctx, report)
             batch = []
     await _flush(db, kind, batch, ctx, report)
+    if RECORD_KINDS.get(kind) is not None and RECORD_KINDS[kind].recompute_status and ctx.touched_clients:
+        await _recompute(db, ctx.touched_clients, ctx)
     report.errors.sort(key=lambda p: p.line)
     report.warnings.sort(key=lambda p: p.line)
     if report.fatal is None and not report.ok:
