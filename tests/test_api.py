@@ -185,3 +185,22 @@ async def test_openapi_document_describes_every_api_route(db: Database, db_setti
     create = doc["paths"]["/api/promises"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     schema = doc["components"]["schemas"][create["$ref"].rsplit("/", 1)[1]]
     assert schema["required"] == ["client_id", "text"]  # what the handler enforces
+
+
+async def test_openapi_document_covers_every_api_route_of_the_real_app(db: Database, db_settings: Settings) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from callpop.app import create_app
+    from callpop.server.openapi import openapi_path
+
+    app = create_app(db_settings, db=db, start_ami=False)
+    routes = [(r.method.lower(), openapi_path(r.resource.canonical)) for r in app.router.routes()
+              if r.resource is not None and r.resource.canonical.startswith("/api/") and r.method != "HEAD"]
+    async with TestClient(TestServer(app)) as http:
+        resp = await http.get("/api/openapi.json")
+        doc = await resp.json()
+    assert resp.status == 200
+    missing = [f"{m.upper()} {p}" for m, p in routes if m not in doc["paths"].get(p, {})]
+    assert missing == [], f"routes missing from the OpenAPI document: {missing}"
+    documented = {(m, p) for p, ops in doc["paths"].items() for m in ops}
+    assert documented == set(routes), "the document describes a route the app does not serve"

@@ -152,7 +152,28 @@ async def openapi_json(request: web.Request) -> web.StreamResponse:
 
 @functools.cache
 def _document() -> dict[str, Any]:
-    return build_document(ENDPOINTS)
+    return build_document((*ENDPOINTS, *_kpi_endpoints()))
+
+
+def _kpi_endpoints() -> tuple[Endpoint, ...]:
+    """The KPI module's JSON routes (registered by kpi_routes.py, described here so the
+    document covers every /api route)."""
+    try:
+        from callpop.server import kpi_api
+    except ImportError:  # pragma: no cover - the KPI feature is part of callpop
+        return ()
+    obj: dict[str, Any] = {"type": "object"}
+    return (
+        Endpoint("GET", "/api/kpi/me", kpi_api.api_kpi_me, "My KPIs and bonus this month", "kpi", response_doc=obj),
+        Endpoint("GET", r"/api/kpi/employee/{id:\d{1,10}}", kpi_api.api_kpi_employee,
+                 "One employee's KPIs (supervisors)", "kpi", response_doc=obj),
+        Endpoint("GET", "/api/kpi/dashboard", kpi_api.api_dashboard, "The team's KPIs (supervisors)", "kpi",
+                 response_doc=obj),
+        Endpoint("GET", "/api/plans", kpi_api.api_plans_get, "Plans of a month (supervisors)", "kpi",
+                 response_doc=obj),
+        Endpoint("PUT", "/api/plans", kpi_api.api_plans_put, "Set the plans of a month (supervisors)", "kpi",
+                 response_doc=obj),
+    )
 
 
 def _crud(kind: str, tag: str) -> list[Endpoint]:

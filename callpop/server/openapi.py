@@ -60,14 +60,18 @@ class Endpoint:
         return self.handler.__name__
 
 
+# aiohttp's variable with a pattern, which may hold braces itself: {id:\d{1,10}}
+_VARIABLE = re.compile(r"\{(\w+)(?::(?:[^{}]|\{[^{}]*\})*)?\}")
+
+
 def _path_params(path: str) -> list[dict[str, Any]]:
     return [{"name": name, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
-            for name in re.findall(r"{(\w+)(?::[^}]*)?}", path)]
+            for name in _VARIABLE.findall(path)]
 
 
 def openapi_path(path: str) -> str:
     """aiohttp's ``{id:\\d+}`` is OpenAPI's ``{id}``."""
-    return re.sub(r"{(\w+):[^}]*}", r"{\1}", path)
+    return _VARIABLE.sub(r"{\1}", path)
 
 
 def _ref(schema: Schema) -> dict[str, Any]:

@@ -152,7 +152,8 @@ const cards = (() => {
       ev.preventDefault();
       error.hidden = true;
       done.hidden = true;
-      const link = callId ? { call_id: callId } : {};
+      const call = typeof callId === "function" ? callId() : callId; // known once the call has ended
+      const link = call ? { call_id: call } : {};
       const jobs = [];
       if (promiseText.value.trim()) {
         const due = promiseDue.value ? new Date(promiseDue.value).toISOString() : null;

@@ -75,7 +75,16 @@ const desk = (() => {
       body.append(el("p", { class: "error", text: t("The directory could not be read; the number is shown above.") }));
     }
     if (card.client && (entry.state === "active" || entry.state === "after")) {
-      body.append(cards.recordForm(card.client.id, entry.callId, refresh));
+      // one form per call and client, kept across re-renders so nothing typed is lost
+      const key = card.client.id;
+      if (!entry.form || entry.formKey !== key) {
+        entry.form = cards.recordForm(card.client.id, () => entry.callId, () => {
+          document.dispatchEvent(new CustomEvent("callpop:saved"));
+          refresh();
+        });
+        entry.formKey = key;
+      }
+      body.append(entry.form);
     }
     return body;
   }

@@ -1,0 +1,73 @@
+"""Helpers of the browser tests: the running app's handle, seed data and logging in."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+
+from callpop.server.auth import hash_password
+from callpop.store.db import Database
+from callpop.store.models import Agreement, Client, ClientPhone, Employee, Extension, Note, Promise
+
+PASSWORD = "secret-pw-1"
+KNOWN_NUMBER = "+79161234567"
+
+
+@dataclass
+class Live:
+    """The running application: its URL, the simulated PBX and the seeded data."""
+
+    url: str
+    app: web.Application
+    pbx: Any
+    anna_id: int
+    boris_id: int
+    client_id: int
+
+    async def call(self, scenario: str, agents: str | list[str], *, client: str = KNOWN_NUMBER,
+                   caller_name: str | None = None) -> str:
+        result: str = await self.pbx.place_call(scenario, client=client, agent=agents, caller_name=caller_name)
+        return result
+
+
+async def seed(db: Database) -> tuple[int, int, int]:
+    now = dt.datetime.now(dt.UTC)
+    async with db.sessions() as s:
+        anna = Employee(name="Анна Смирнова", login="anna", password_hash=hash_password(PASSWORD), role="manager")
+        boris = Employee(name="Борис Орлов", login="boris", password_hash=hash_password(PASSWORD), role="manager")
+        s.add_all([anna, boris])
+        await s.flush()
+        s.add_all([Extension(extension="101", employee_id=anna.id), Extension(extension="102", employee_id=boris.id)])
+        client = Client(name="Иван Петров", company="ООО Ромашка", responsible_id=boris.id, status="regular",
+                        status_source="manual")
+        client.phones = [ClientPhone(raw="8 (916) 123-45-67", e164=KNOWN_NUMBER, tail10="9161234567")]
+        s.add(client)
+        await s.flush()
+        s.add_all([
+            Promise(client_id=client.id, text="Выслать счёт на поставку", made_by_id=boris.id,
+                    due_at=now - dt.timedelta(days=2)),
+            Agreement(client_id=client.id, title="Поставка кирпича", amount=Decimal("150000"), made_by_id=boris.id),
+            Note(client_id=client.id, text="Предпочитает звонки после обеда", author_id=anna.id),
+        ])
+        await s.commit()
+        return anna.id, boris.id, client.id
+
+
+async def login(browser: Any, live: Live, who: str) -> Any:
+    """A fresh context (own cookies) logged in as *who*; returns the desk page."""
+    context = await browser.new_context(locale="en-GB", timezone_id="Europe/Moscow")
+    page = await context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), asyncio.ensure_future(d.dismiss())))
+    page.dialogs = dialogs  # scripts must never raise one (an XSS would)
+    await page.goto(live.url + "/login")
+    await page.fill("input[name=login]", who)
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("form.login button[type=submit]")
+    await page.wait_for_selector("#connection-state[data-state=Connected]")
+    return page

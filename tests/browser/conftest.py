@@ -1,0 +1,152 @@
+"""Browser tests: Debian's headless Chromium driven by Playwright, against the real app.
+
+One Chromium per test session (started here with a DevTools port, Playwright attaches
+with ``connect_over_cdp``), a new browser context per test. The application under test is
+the real one (``create_app``): the built-in simulated PBX over TCP, the AMI connection,
+tracker, pipeline, hub and websocket, on a database from the ``db`` fixture seeded with two
+managers and a client with history. Playwright never downloads a browser: without
+/usr/bin/chromium these tests are skipped, or fail when CI is set (CI must run them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from browserkit import Live, login, seed
+
+from callpop.server.keys import AMI, EXTRA
+from callpop.settings import Settings
+from callpop.store.db import Database
+
+CHROMIUM = os.environ.get("CALLPOP_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/browser" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="session")
+def chromium_ws() -> Iterator[str]:
+    """Start Chromium once; yield its DevTools websocket URL."""
+    if os.environ.get("CALLPOP_BROWSER") == "0":
+        pytest.skip("CALLPOP_BROWSER=0")
+    if not (os.path.exists(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        message = f"{CHROMIUM} not found: apt-get install chromium (.ci/run does)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    profile = tempfile.mkdtemp(prefix="callpop-chromium-")
+    log_path = os.path.join(profile, "stderr.log")
+    with open(log_path, "wb") as log_file:  # a file, not a pipe: Chromium must never block on writing
+        proc = subprocess.Popen([CHROMIUM, *ARGS, "--remote-debugging-port=0",
+                                 "--remote-debugging-address=127.0.0.1", f"--user-data-dir={profile}",
+                                 "about:blank"], stdout=subprocess.DEVNULL, stderr=log_file)
+    try:
+        url = None
+        deadline = time.monotonic() + 30
+        while url is None and time.monotonic() < deadline and proc.poll() is None:
+            with open(log_path, encoding="utf-8", errors="replace") as fp:
+                found = re.search(r"DevTools listening on (ws://\S+)", fp.read())
+            url = found.group(1) if found else None
+            if url is None:
+                time.sleep(0.05)
+        if url is None:
+            pytest.fail(f"chromium did not start (exit code {proc.poll()})")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def db_url(sqlite_template: Path, tmp_path: Path) -> str:
+    """SQLite only here: the browser tests are about the page; the API and store tests
+    cover both databases."""
+    path = tmp_path / "callpop.db"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture
+async def browser(chromium_ws: str) -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        attached = await pw.chromium.connect_over_cdp(chromium_ws)
+        try:
+            yield attached
+        finally:
+            await attached.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+async def live(db: Database, db_settings: Settings) -> AsyncIterator[Live]:
+    from callpop.app import create_app
+
+    anna, boris, client = await seed(db)
+    settings = db_settings.replace(
+        web=dataclasses.replace(db_settings.web, host="127.0.0.1", port=_free_port(),
+                                secret_key="browser-test-secret", default_language="en"),
+        push=dataclasses.replace(db_settings.push, dismiss_after=2.0))
+    app = create_app(settings, db=db)
+    runner = web.AppRunner(app, shutdown_timeout=2)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", settings.web.port)
+    await site.start()
+    try:
+        for _ in range(200):  # the AMI connection logs in to the simulated PBX
+            ami = app.get(AMI)
+            if ami is not None and ami.state == "logged_in":
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail(f"AMI never logged in to the simulated PBX (state {app.get(AMI) and app[AMI].state})")
+        yield Live(f"http://127.0.0.1:{settings.web.port}", app, app[EXTRA]["simulator"], anna, boris, client)
+    finally:
+        await runner.cleanup()
+
+
+
+
+@pytest.fixture
+async def open_desk(browser: Any, live: Live) -> AsyncIterator[Callable[[str], Awaitable[Any]]]:
+    """Log in as someone in a fresh browser context; contexts close before the server stops."""
+    contexts: list[Any] = []
+
+    async def open_as(who: str) -> Any:
+        page = await login(browser, live, who)
+        contexts.append(page.context)
+        return page
+
+    yield open_as
+    for context in contexts:
+        await context.close()
