@@ -152,3 +152,10 @@ def test_every_accepted_column_name_is_documented() -> None:
         assert f"## {kind}" in doc
         missing = [alias for aliases in fields.values() for alias in aliases if alias not in doc]
         assert not missing, f"{kind}: column names not in docs/import.md: {missing}"
+
+
+def test_missing_closing_quote_is_reported_not_silently_swallowed() -> None:
+    lines = ["name;phones", '"Broken quote;+7 916 000 00 01'] + [f"Client {i};+7 916 000 01 {i:02d}" for i in range(60)]
+    rows = list(read_csv("\n".join(lines).encode(), "clients").rows())
+    assert len(rows) == 1 and rows[0].line == 2
+    assert rows[0].error is not None and "closing quote" in rows[0].error

@@ -109,6 +109,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 
 _SPACES = re.compile(r"[\s_\-]+")
 _MAX_FILE_BYTES = 1 << 30
+_MAX_ROW_LINES = 50  # a row spanning more lines than this is a missing quote, not a long comment
 
 
 def normalise_header(name: str) -> str:
@@ -261,4 +262,8 @@ def _physical_lines(reader: Iterator[list[str]]) -> Iterator[tuple[int, list[str
             yield start, f"cannot read the line as CSV: {exc}"
             continue
         line_num = getattr(reader, "line_num", start)
+        if line_num - start >= _MAX_ROW_LINES:
+            yield start, (f"a quoted cell opened on this line runs to line {line_num}: "
+                          f"a closing quote (\") is probably missing; lines {start}-{line_num} skipped")
+            continue
         yield start, cells
