@@ -105,9 +105,11 @@ const cards = (() => {
   function clientDetails(client, options = {}) {
     const id = client.id;
     const badge = client.status === "regular" ? t("regular") : t("new");
+    // in a call card the header above already shows the name and company
     const head = el("div", { class: "client-head" },
-      el("a", { class: "client-name", href: `/clients/${id}`, text: client.name }),
-      client.company ? el("span", { class: "company", text: client.company }) : null,
+      options.inCall ? el("a", { class: "client-link", href: `/clients/${id}`, target: "_blank", text: t("Client page") })
+        : el("a", { class: "client-name", href: `/clients/${id}`, text: client.name }),
+      client.company && !options.inCall ? el("span", { class: "company", text: client.company }) : null,
       el("span", { class: "badge status-" + client.status, text: badge }),
       el("span", { class: "responsible", text: client.responsible
         ? t("Responsible: %(name)s", { name: client.responsible.name }) : t("No responsible manager") }));

@@ -65,7 +65,7 @@ const desk = (() => {
       render(entry);
     };
     if (card.match === "single" && card.client) {
-      body.append(cards.clientDetails(card.client, { onChange: null }));
+      body.append(cards.clientDetails(card.client, { inCall: true, onChange: null }));
     } else if (card.match === "several") {
       body.append(cards.candidates(card.candidates, (c) => choose(c.id)));
     } else if (card.match === "none" && card.offer) {
