@@ -113,3 +113,33 @@ async def test_after_the_socket_drops_the_ringing_card_is_back(open_desk: Desk, 
     await card.wait_for(timeout=5000)
     assert await card.locator(".call-title").text_content() == "Иван Петров"
     assert await card.get_attribute("class") == "call-card state-ringing"
+
+
+async def test_unknown_caller_becomes_a_client_from_the_card(open_desk: Desk, live: Live) -> None:
+    page = await open_desk("anna")
+    call = await live.call("incoming_noanswer", "101", client="+79035550202", caller_name="Ольга Белова")
+    card = page.locator(CARD.format(call=call))
+    await card.wait_for(timeout=5000)
+    offer = card.locator("form.create-client")
+    assert await offer.locator("input[name=phone]").input_value() == "+79035550202"
+    await offer.locator("input[name=company]").fill("ИП Белова")
+    await offer.locator("button[type=submit]").click()
+    await card.locator(".client-link").wait_for(timeout=5000)  # the card now shows the new client
+    assert await card.locator(".call-title").text_content() == "Ольга Белова"
+    assert "ИП Белова" in (await card.locator(".call-head").text_content() or "")
+    # the same number calling again is now known
+    call2 = await live.call("incoming_noanswer", "101", client="8 903 555-02-02")
+    card2 = page.locator(CARD.format(call=call2))
+    await card2.locator(".client-link").wait_for(timeout=5000)
+    assert await card2.locator(".call-title").text_content() == "Ольга Белова"
+
+
+async def test_click_to_call_from_the_client_page_rings_my_phone(open_desk: Desk, live: Live) -> None:
+    desk = await open_desk("anna")
+    client_page = await desk.context.new_page()
+    await client_page.goto(f"{live.url}/clients/{live.client_id}")
+    await client_page.locator("button.call-button").first.click()
+    await client_page.wait_for_selector("#dial-status:not([hidden])")
+    assert "Calling +7 916 123-45-67" in (await client_page.locator("#dial-status").text_content() or "")
+    outgoing = desk.locator("#calls article", has=desk.locator(".call-title", has_text="Иван Петров"))
+    await outgoing.wait_for(timeout=8000)  # Asterisk rang anna's own phone: the pop shows the client

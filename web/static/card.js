@@ -113,8 +113,9 @@ const cards = (() => {
       el("span", { class: "badge status-" + client.status, text: badge }),
       el("span", { class: "responsible", text: client.responsible
         ? t("Responsible: %(name)s", { name: client.responsible.name }) : t("No responsible manager") }));
+    const shownPhones = options.inCall && (client.phones || []).length < 2 ? [] : (client.phones || []);
     const phones = el("div", { class: "phones" },
-      (client.phones || []).map((p) => el("span", { class: "phone" },
+      shownPhones.map((p) => el("span", { class: "phone" },
         el("span", { text: p.display || p.raw }), p.label ? el("span", { class: "meta", text: ` (${p.label})` }) : null,
         options.dial ? el("button", { type: "button", class: "small call-button", text: t("Call"),
           onclick: (ev) => options.dial(p, ev.target) }) : null)));
