@@ -23,6 +23,8 @@ __all__ = [
     "parse_currency",
     "parse_moment",
     "parse_status",
+    "phone_identity",
+    "split_phone_cell",
     "split_phones",
     "text_field",
 ]
@@ -160,21 +162,33 @@ def parse_moment(text: str, name: str, zone: ZoneInfo, *, end_of_day: bool = Fal
     return dt.datetime.combine(day, clock, tzinfo=zone).astimezone(dt.UTC)
 
 
+def split_phone_cell(cell: str) -> list[str]:
+    """The pieces of a phone cell (``,`` ``;`` ``/`` or line breaks between numbers), spaces
+    collapsed, repeats dropped; cheap, so a re-import compares raw text before parsing."""
+    pieces: list[str] = []
+    for piece in _PHONE_SPLIT.split(cell):
+        raw = " ".join(piece.split())[:64]
+        if raw and raw not in pieces:
+            pieces.append(raw)
+    return pieces
+
+
+def phone_identity(key: PhoneKey) -> str:
+    """What makes two stored numbers the same: E.164, else the digits, else the text."""
+    return key.e164 or "".join(ch for ch in key.raw if ch.isdigit()) or key.raw
+
+
 def split_phones(cell: str, region: str, min_digits: int) -> tuple[list[PhoneKey], list[str]]:
-    """The numbers in one cell, separated by ``,`` ``;`` ``/`` or newlines, each normalised,
-    without repeats; plus the pieces that are not readable numbers (kept raw, reported)."""
+    """The numbers in one cell, each normalised, without repeats; plus the pieces that are
+    not readable numbers (kept raw, reported)."""
     keys: list[PhoneKey] = []
     unreadable: list[str] = []
     seen: set[str] = set()
-    for piece in _PHONE_SPLIT.split(cell):
-        raw = " ".join(piece.split())[:64]
-        if not raw:
-            continue
+    for raw in split_phone_cell(cell):
         key = phone_key(raw, region, min_digits)
-        identity = key.e164 or "".join(ch for ch in raw if ch.isdigit()) or raw
-        if identity in seen:
+        if phone_identity(key) in seen:
             continue
-        seen.add(identity)
+        seen.add(phone_identity(key))
         keys.append(key)
         if key.e164 is None:
             unreadable.append(raw)

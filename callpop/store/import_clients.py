@@ -15,8 +15,8 @@ from typing import Any, cast
 from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callpop.phones import PhoneKey
-from callpop.store.csvfields import CLIENT_STATUSES, parse_status, split_phones, text_field
+from callpop.phones import PhoneKey, phone_key
+from callpop.store.csvfields import CLIENT_STATUSES, parse_status, phone_identity, split_phone_cell, text_field
 from callpop.store.csvread import Row
 from callpop.store.import_base import ChunkResult, ImportContext, LineProblem, bulk_insert, bulk_update
 from callpop.store.models import Client, ClientPhone
@@ -33,7 +33,7 @@ class ClientLine:
     company: str | None
     responsible_id: int | None
     status: str | None
-    phones: list[PhoneKey]
+    phones: list[str]  # raw pieces of the phone cell(s), parsed only when not already stored
     warnings: list[str] = field(default_factory=list)
 
 
@@ -49,10 +49,7 @@ def parse_client(row: Row, ctx: ImportContext) -> ClientLine:
     responsible_id = ctx.employee(manager)
     if manager and responsible_id is None:
         warnings.append(f"manager {manager!r} is not an employee: responsible left unchanged")
-    region, digits = ctx.settings.phones.default_region, ctx.settings.phones.min_external_digits
-    phones, unreadable = split_phones(values.get("phones", ""), region, digits)
-    for raw in unreadable:
-        warnings.append(f"phone {raw!r} is not a readable number: kept as written")
+    phones = split_phone_cell(values.get("phones", ""))
     key = f"code:{external_id}" if external_id else f"name:{name}"
     return ClientLine(row.line, key, external_id, name, company, responsible_id, status, phones, warnings)
 
@@ -67,8 +64,32 @@ def _status_fields(status: str | None) -> dict[str, str]:
     return {}
 
 
-def _phone_identity(raw: str, e164: str | None) -> str:
-    return e164 or "".join(ch for ch in raw if ch.isdigit()) or raw
+class _Phones:
+    """Phones of one client: what is stored, and the new numbers of this line."""
+
+    def __init__(self, ctx: ImportContext, stored: list[tuple[str, str | None]]) -> None:
+        self.region = ctx.settings.phones.default_region
+        self.min_digits = ctx.settings.phones.min_external_digits
+        self.raws = {raw for raw, _e164 in stored}
+        self.identities = {e164 or "".join(ch for ch in raw if ch.isdigit()) or raw for raw, e164 in stored}
+
+    def new(self, line: ClientLine, result: ChunkResult) -> list[PhoneKey]:
+        """Numbers of *line* not stored yet (the raw text is compared first: parsing a
+        number costs far more than a set lookup, and re-imports are mostly unchanged)."""
+        added: list[PhoneKey] = []
+        for raw in line.phones:
+            if raw in self.raws:
+                continue
+            key = phone_key(raw, self.region, self.min_digits)
+            self.raws.add(raw)
+            if phone_identity(key) in self.identities:
+                continue
+            self.identities.add(phone_identity(key))
+            added.append(key)
+            if key.e164 is None:
+                result.warnings.append(LineProblem(line.line, f"phone {raw!r} is not a readable number: "
+                                                              f"kept as written"))
+        return added
 
 
 async def store_clients(session: AsyncSession, lines: list[ClientLine], ctx: ImportContext) -> ChunkResult:
@@ -94,13 +115,13 @@ async def store_clients(session: AsyncSession, lines: list[ClientLine], ctx: Imp
                 existing[f"name:{name}"] = rows[0]
             else:
                 ambiguous.add(name)
-    phones_by_client: dict[int, set[str]] = defaultdict(set)
+    stored: dict[int, list[tuple[str, str | None]]] = defaultdict(list)
     ids = [row.id for row in existing.values()]
     if ids:
         for cid, raw, e164 in (await session.execute(
                 select(ClientPhone.client_id, ClientPhone.raw, ClientPhone.e164)
                 .where(ClientPhone.client_id.in_(ids)))).all():
-            phones_by_client[cid].add(_phone_identity(raw, e164))
+            stored[cid].append((raw, e164))
 
     new_clients: list[ClientLine] = []
     updates: list[dict[str, Any]] = []
@@ -122,11 +143,8 @@ async def store_clients(session: AsyncSession, lines: list[ClientLine], ctx: Imp
             wanted["responsible_id"] = line.responsible_id
         wanted.update(_status_fields(line.status))
         changes = {k: v for k, v in wanted.items() if getattr(current, k) != v}
-        known = phones_by_client[current.id]
-        added = [p for p in line.phones if _phone_identity(p.raw, p.e164) not in known]
-        for p in added:
-            known.add(_phone_identity(p.raw, p.e164))
-            new_phones.append(_phone_row(current.id, p))
+        added = _Phones(ctx, stored[current.id]).new(line, result)
+        new_phones += [_phone_row(current.id, p) for p in added]
         if changes:
             updates.append({"id": current.id, **changes, "updated_at": ctx.now})
         if changes or added:
@@ -146,7 +164,7 @@ async def store_clients(session: AsyncSession, lines: list[ClientLine], ctx: Imp
         new_ids = {(ext, "" if ext else name): cid for cid, ext, name in returned}
         for line in new_clients:
             client_id = new_ids[(line.external_id, "" if line.external_id else line.name)]
-            new_phones += [_phone_row(client_id, p) for p in line.phones]
+            new_phones += [_phone_row(client_id, p) for p in _Phones(ctx, []).new(line, result)]
         result.imported += len(new_clients)
     await bulk_update(session, Client, updates)
     await bulk_insert(session, ClientPhone, new_phones)
