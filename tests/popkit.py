@@ -201,8 +201,8 @@ class Tab:
 
 
 async def start_live(settings: Settings, db: Database, tmp_path: Path, *, store: StoreHooks | None = None,
-                     real_templates: bool = False, **kwargs: Any) -> Live:
-    app = create_app(settings, db=db, start_ami=False, store=store, **kwargs)
+                     real_templates: bool = False, start_ami: bool = False, **kwargs: Any) -> Live:
+    app = create_app(settings, db=db, start_ami=start_ami, store=store, **kwargs)
     if not real_templates:
         setup_templates(app, templates_dir(tmp_path))
     server = TestServer(app)

@@ -1,0 +1,88 @@
+"""The whole chain over real sockets: simulated PBX (AMI over TCP) → AmiConnection →
+tracker → pipeline → hub → a logged-in websocket tab, on both databases."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from popkit import Live, Recorder, add_client, add_employee, start_live
+
+from callpop.server.keys import AMI
+from callpop.settings import AmiSettings, Settings
+from callpop.store.db import Database
+from callpop.telephony.simulator import SimulatedPbx
+
+NUMBER = "+79161234567"
+
+
+@pytest.fixture
+async def pbx() -> AsyncIterator[SimulatedPbx]:
+    sim = SimulatedPbx("callpop", "test-secret", agents=("101", "102", "103", "104"), speed=10.0, rng_seed=1)
+    sim.port = await sim.start("127.0.0.1", 0)  # type: ignore[attr-defined]
+    yield sim
+    await sim.stop()
+
+
+async def _live_with_ami(settings: Settings, db: Database, tmp_path: Path, pbx: SimulatedPbx,
+                         rec: Recorder) -> Live:
+    port: int = pbx.port  # type: ignore[attr-defined]
+    settings = settings.replace(ami=AmiSettings(host="127.0.0.1", port=port, secret="test-secret",
+                                                reconnect_min=0.05, reconnect_max=0.2))
+    live = await start_live(settings, db, tmp_path, store=rec.hooks(), start_ami=True)
+    for _ in range(200):
+        if live.app[AMI] is not None and live.app[AMI].state == "logged_in":  # type: ignore[union-attr]
+            break
+        await asyncio.sleep(0.01)
+    assert live.app[AMI].state == "logged_in"  # type: ignore[union-attr]
+    return live
+
+
+async def test_call_from_the_pbx_pops_with_history(settings: Settings, db: Database, tmp_path: Path,
+                                                   pbx: SimulatedPbx) -> None:
+    rec = Recorder()
+    live = await _live_with_ami(settings, db, tmp_path, pbx, rec)
+    try:
+        await add_employee(db, "anna", ["101"])
+        await add_employee(db, "boris", ["102"])
+        await add_client(db, "Иван Петров", NUMBER, promise="перезвонить в пятницу", company="Ромашка")
+        anna, boris = await live.tab("anna"), await live.tab("boris")
+        await anna.start()
+        await boris.start()
+        call = await pbx.place_call("incoming_answered", client=NUMBER, agent="101", caller_name="Иван")
+        pop = await anna.until("call.ringing")
+        assert pop["call"] == call and pop["agent"] == "101"
+        assert pop["card"]["client"]["name"] == "Иван Петров"
+        assert [p["text"] for p in pop["card"]["client"]["promises"]] == ["перезвонить в пятницу"]
+        assert pop["card"]["caller_name"] == "Иван"
+        assert (await anna.until("call.answered"))["call"] == call
+        ended = await anna.until("call.ended", wait=5)
+        assert ended["outcome"] == "answered" and ended["talk_seconds"] >= 0
+        await boris.nothing()
+        assert rec.lookups == [NUMBER]
+    finally:
+        await live.close()
+
+
+async def test_ring_group_over_ami_looks_up_once(settings: Settings, db: Database, tmp_path: Path,
+                                                 pbx: SimulatedPbx) -> None:
+    rec = Recorder()
+    live = await _live_with_ami(settings, db, tmp_path, pbx, rec)
+    try:
+        for login, ext in (("anna", "101"), ("boris", "102"), ("vera", "103")):
+            await add_employee(db, login, [ext])
+        await add_client(db, "Группа", NUMBER)
+        tabs = [await live.tab(x) for x in ("anna", "boris", "vera")]
+        for t in tabs:
+            await t.start()
+        await pbx.place_call("ring_group", client=NUMBER, agent=["101", "102", "103"])
+        pops = [await t.until("call.ringing") for t in tabs]
+        assert sorted(p["agent"] for p in pops) == ["101", "102", "103"]
+        assert {p["card"]["client"]["name"] for p in pops} == {"Группа"}
+        outcomes = [await t.until("call.ended", wait=5) for t in tabs]
+        assert {o["outcome"] for o in outcomes} == {"answered"}
+        assert rec.lookups == [NUMBER]
+    finally:
+        await live.close()
