@@ -52,6 +52,7 @@ __all__ = [
     "client_card",
     "client_history",
     "lookup",
+    "lookup_sync",
     "search_clients",
 ]
 
@@ -212,7 +213,8 @@ async def _read(session: AsyncSession, fn: Callable[[Connection], T]) -> T:
     return await asyncio.get_running_loop().run_in_executor(_READERS, run)
 
 
-def _lookup_sync(conn: Connection, key: PhoneKey, settings: Settings, now: dt.datetime) -> Lookup:
+def lookup_sync(conn: Connection, key: PhoneKey, settings: Settings, now: dt.datetime) -> Lookup:
+    """The lookup's queries on a sync connection (``lookup`` runs it in a worker thread)."""
     client_ids, matched_by = _match(conn, key.e164, key.tail10)
     if not client_ids:
         return Lookup(number=key.raw, e164=key.e164, looked_up=True)
@@ -227,7 +229,7 @@ async def lookup(session: AsyncSession, number: str | None, settings: Settings, 
     key = phone_key(number or "", settings.phones.default_region, settings.phones.min_external_digits)
     if not key.external or not (key.e164 or key.tail10):
         return Lookup(number=key.raw, e164=key.e164, looked_up=False)
-    found = await _read(session, lambda conn: _lookup_sync(conn, key, settings, when))
+    found = await _read(session, lambda conn: lookup_sync(conn, key, settings, when))
     if found.ambiguous:
         log.info("number %s matches %d clients (by %s)", key.display_key, len(found.matches),
                  found.matches[0].matched_by)
