@@ -11,10 +11,11 @@ without sleeping on the capture's timing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,7 @@ class DoneWatch:
     def feed(self, message: Mapping[str, str | list[str]], now: float | None = None) -> list[CallEvent]:
         if message.get("UserEvent") == "replay-done":
             self.done.set()
-        return self.tracker.feed(message, now)  # type: ignore[arg-type]
+        return self.tracker.feed(message, now)
 
 
 def tracker(settings: Settings | None = None) -> CallTracker:
@@ -90,6 +91,19 @@ async def wait_until(pred: Callable[[], bool], within: float = 5.0, what: str = 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.005)
+
+
+@contextlib.asynccontextmanager
+async def running(conn: AmiConnection, *, login: bool = True) -> AsyncIterator[asyncio.Task[None]]:
+    """Run the connection for the block; always stop it, even when the test fails."""
+    task = asyncio.create_task(conn.run())
+    try:
+        if login:
+            await wait_until(lambda: conn.state == "logged_in", what="login")
+        yield task
+    finally:
+        await asyncio.wait_for(conn.stop(), 5)
+        await asyncio.wait_for(task, 5)
 
 
 def chunk_plan(body: bytes, ends: Sequence[int], clocks: Sequence[float | None], rng: random.Random

@@ -12,7 +12,18 @@ import time
 from collections.abc import AsyncIterator, Mapping
 
 import pytest
-from amikit import FIXTURES, CaptureServer, Clock, Collector, DoneWatch, ami_settings, expected, tracker, wait_until
+from amikit import (
+    FIXTURES,
+    CaptureServer,
+    Clock,
+    Collector,
+    DoneWatch,
+    ami_settings,
+    expected,
+    running,
+    tracker,
+    wait_until,
+)
 
 from callpop.telephony.connection import AmiConnection, AmiNotConnected
 from callpop.telephony.events import Ended, Ringing
@@ -35,12 +46,6 @@ def _port(sim: SimulatedPbx) -> int:
     return port
 
 
-async def _run(conn: AmiConnection) -> asyncio.Task[None]:
-    task = asyncio.create_task(conn.run())
-    await wait_until(lambda: conn.state == "logged_in", what="login")
-    return task
-
-
 async def test_cyrillic_name_split_inside_a_character_arrives_intact() -> None:
     capture = SIP / "sip-09a-cid-cyrillic.ami"
     clock = Clock()
@@ -53,11 +58,11 @@ async def test_cyrillic_name_split_inside_a_character_arrives_intact() -> None:
     watch, sink = DoneWatch(tracker()), Collector()
     conn = AmiConnection(ami_settings(port, ping_interval=60.0), watch, sink, loop_clock=clock)
     server.conn = conn
-    task = asyncio.create_task(conn.run())
-    await asyncio.wait_for(watch.done.wait(), 10)
-    await conn.stop()
-    await task
-    await server.stop()
+    try:
+        async with running(conn, login=False):
+            await asyncio.wait_for(watch.done.wait(), 10)
+    finally:
+        await server.stop()
     ringing = [e for e in sink.events if isinstance(e, Ringing)]
     assert ringing and ringing[0].caller_name == "Иван Петров"
     # two reads, two clocks: only the talk time differs from `callpop replay`
@@ -95,11 +100,11 @@ async def test_a_failing_handler_and_sink_are_logged_and_the_stream_goes_on(capl
 
     conn = AmiConnection(ami_settings(port, ping_interval=60.0), flaky, sink, loop_clock=clock)
     server.conn = conn
-    task = asyncio.create_task(conn.run())
-    await asyncio.wait_for(flaky.done.wait(), 10)
-    await conn.stop()
-    await task
-    await server.stop()
+    try:
+        async with running(conn, login=False):
+            await asyncio.wait_for(flaky.done.wait(), 10)
+    finally:
+        await server.stop()
     assert conn.stats.handler_errors == 1 and conn.stats.sink_errors == 1
     assert "tracker failed on this message" in caplog.text and "FullyBooted" in caplog.text
     assert "sink failed" in caplog.text
@@ -112,23 +117,21 @@ async def test_frozen_asterisk_is_noticed_and_the_connection_comes_back(pbx: Sim
     caplog.set_level(logging.INFO)
     sink = Collector()
     conn = AmiConnection(ami_settings(_port(pbx), ping_interval=0.2, pong_timeout=0.2), tracker(), sink)
-    task = await _run(conn)
-    await wait_until(lambda: conn.stats.resyncs == 1, what="first resync")
-    pbx.freeze()
-    frozen_at = time.monotonic()
-    await wait_until(lambda: conn.state != "logged_in", within=3, what="watchdog")
-    noticed = time.monotonic() - frozen_at
-    assert noticed <= 0.2 + 0.2 + 0.25
-    assert conn.stats.missed_pongs == 1
-    assert "no Pong within 0.2 s" in caplog.text
-    await asyncio.sleep(0.3)
-    pbx.unfreeze()
-    await wait_until(lambda: conn.stats.resyncs == 2 and conn.state == "logged_in", within=5, what="re-login")
-    assert conn.stats.reconnects == 1
-    lid = await pbx.place_call("incoming_answered", client="+79161234567", agent="102")
-    await sink.wait_for(lambda ev: any(isinstance(e, Ended) and e.call == lid for e in ev))
-    await conn.stop()
-    await task
+    async with running(conn):
+        await wait_until(lambda: conn.stats.resyncs == 1, what="first resync")
+        pbx.freeze()
+        frozen_at = time.monotonic()
+        await wait_until(lambda: conn.state != "logged_in", within=3, what="watchdog")
+        noticed = time.monotonic() - frozen_at
+        assert noticed <= 0.2 + 0.2 + 0.3  # ping_interval + pong_timeout (+ scheduling slack)
+        assert conn.stats.missed_pongs == 1
+        assert "no Pong within 0.2 s" in caplog.text
+        await asyncio.sleep(0.3)
+        pbx.unfreeze()
+        await wait_until(lambda: conn.stats.resyncs == 2 and conn.state == "logged_in", within=5, what="re-login")
+        assert conn.stats.reconnects == 1
+        lid = await pbx.place_call("incoming_answered", client="+79161234567", agent="102")
+        await sink.wait_for(lambda ev: any(isinstance(e, Ended) and e.call == lid for e in ev))
     assert "ami: lost (no Pong within 0.2 s)" in caplog.text
     assert "retrying in" in caplog.text
 
@@ -136,15 +139,13 @@ async def test_frozen_asterisk_is_noticed_and_the_connection_comes_back(pbx: Sim
 async def test_link_dropped_mid_call_resync_keeps_the_call_and_its_end_is_reported(pbx: SimulatedPbx) -> None:
     sink, calls = Collector(), tracker()
     conn = AmiConnection(ami_settings(_port(pbx)), calls, sink)
-    task = await _run(conn)
-    lid = await pbx.place_call("incoming_answered", client="+79161234567", agent="102")
-    await sink.wait_for(lambda ev: [e.event for e in ev] == ["ringing", "answered"])
-    await pbx.drop_clients()
-    await wait_until(lambda: conn.stats.resyncs == 2, within=5, what="resync after reconnect")
-    assert [(c.call, c.talking) for c in calls.active_calls()] == [(lid, ("102",))]
-    await sink.wait_for(lambda ev: isinstance(ev[-1], Ended))
-    await conn.stop()
-    await task
+    async with running(conn):
+        lid = await pbx.place_call("incoming_answered", client="+79161234567", agent="102")
+        await sink.wait_for(lambda ev: [e.event for e in ev] == ["ringing", "answered"])
+        await pbx.drop_clients()
+        await wait_until(lambda: conn.stats.resyncs == 2, within=5, what="resync after reconnect")
+        assert [(c.call, c.talking) for c in calls.active_calls()] == [(lid, ("102",))]
+        await sink.wait_for(lambda ev: isinstance(ev[-1], Ended))
     ends = [e for e in sink.events if isinstance(e, Ended)]
     assert [(e.call, e.outcome, e.answered_by) for e in ends] == [(lid, "answered", ("102",))]
     assert [e.event for e in sink.events].count("answered") == 1
@@ -156,10 +157,8 @@ async def test_daemon_started_in_the_middle_of_a_call_tracks_it_to_its_end(pbx: 
     await wait_until(lambda: pbx._calls[lid].shown >= 1, what="call answered on the PBX")
     sink = Collector()
     conn = AmiConnection(ami_settings(_port(pbx)), tracker(), sink)
-    task = await _run(conn)
-    await sink.wait_for(lambda ev: any(isinstance(e, Ended) for e in ev))
-    await conn.stop()
-    await task
+    async with running(conn):
+        await sink.wait_for(lambda ev: any(isinstance(e, Ended) for e in ev))
     end = [e for e in sink.events if isinstance(e, Ended)]
     assert [(e.call, e.client, e.outcome, e.answered_by) for e in end] == [
         (lid, "+79161234567", "answered", ("103",))]
@@ -167,9 +166,8 @@ async def test_daemon_started_in_the_middle_of_a_call_tracks_it_to_its_end(pbx: 
 
 async def test_md5_login_with_the_events_the_tracker_needs(pbx: SimulatedPbx) -> None:
     conn = AmiConnection(ami_settings(_port(pbx)), tracker(), Collector())
-    task = await _run(conn)
-    await conn.stop()
-    await task
+    async with running(conn):
+        pass
     assert pbx.logins == [("md5", True)]
     assert conn.state == "stopped"
 
@@ -179,10 +177,8 @@ async def test_wrong_secret_is_logged_clearly_retried_with_backoff_and_never_log
     caplog.set_level(logging.DEBUG)
     conn = AmiConnection(ami_settings(_port(pbx), secret="WrongHorse42", reconnect_min=0.02, reconnect_max=0.08),
                          tracker(), Collector())
-    task = asyncio.create_task(conn.run())
-    await wait_until(lambda: len(pbx.logins) >= 5, what="retries")
-    await conn.stop()
-    await task
+    async with running(conn, login=False):
+        await wait_until(lambda: len(pbx.logins) >= 5, what="retries")
     assert all(not ok for _, ok in pbx.logins)
     assert "login as 'callpop' refused" in caplog.text and "Authentication failed" in caplog.text
     delays = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
@@ -196,8 +192,22 @@ async def test_originate_needs_a_login_and_rejects_header_injection(pbx: Simulat
     conn = AmiConnection(ami_settings(_port(pbx)), tracker(), Collector())
     with pytest.raises(AmiNotConnected, match="not connected"):
         await conn.originate("PJSIP/101", "89161234567", "from-agents-sip")
-    task = await _run(conn)
-    with pytest.raises(ValueError, match="line breaks"):
-        await conn.originate("PJSIP/101", "123\r\nAction: Logoff", "from-agents-sip")
-    await conn.stop()
-    await task
+    async with running(conn):
+        with pytest.raises(ValueError, match="line breaks"):
+            await conn.originate("PJSIP/101", "123\r\nAction: Logoff", "from-agents-sip")
+
+
+async def test_stop_returns_at_once_even_while_asterisk_has_not_answered_the_login() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # accepts, never answers: a PBX hung before the banner
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    conn = AmiConnection(ami_settings(server.sockets[0].getsockname()[1], ping_interval=30.0), tracker(),
+                         Collector())
+    async with running(conn, login=False):
+        await wait_until(lambda: conn.state == "connected", what="TCP connect")
+        started = time.monotonic()
+    assert time.monotonic() - started < 0.5
+    assert conn.state == "stopped"
+    server.close()

@@ -8,7 +8,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from amikit import FIXTURES, CaptureServer, Clock, Collector, DoneWatch, ami_settings, expected, tracker
+from amikit import FIXTURES, CaptureServer, Clock, Collector, DoneWatch, ami_settings, expected, running, tracker
 
 from callpop.telephony.connection import AmiConnection
 
@@ -28,13 +28,10 @@ async def test_capture_over_tcp_gives_the_expected_call_events(capture: Path) ->
     sink = Collector()
     conn = AmiConnection(ami_settings(port, ping_interval=60.0), watch, sink, loop_clock=clock)
     server.conn = conn
-    task = asyncio.create_task(conn.run())
     try:
-        await asyncio.wait_for(watch.done.wait(), 20)
-        await asyncio.sleep(0)
+        async with running(conn, login=False):
+            await asyncio.wait_for(watch.done.wait(), 20)
     finally:
-        await conn.stop()
-        await task
         await server.stop()
     assert sink.dicts() == expected(capture.stem)
     assert conn.stats.handler_errors == 0 and conn.stats.sink_errors == 0

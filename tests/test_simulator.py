@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from amikit import Collector, ami_settings, tracker, wait_until
+from amikit import Collector, ami_settings, running, tracker, wait_until
 
 from callpop.telephony.connection import AmiConnection
 from callpop.telephony.events import Ended, Ringing
@@ -55,12 +55,11 @@ async def rig() -> AsyncIterator[Rig]:
     port = await pbx.start()
     sink = Collector()
     conn = AmiConnection(ami_settings(port), tracker(), sink)
-    task = asyncio.create_task(conn.run())
-    await wait_until(lambda: conn.state == "logged_in")
-    yield Rig(pbx, conn, sink)
-    await conn.stop()
-    await task
-    await pbx.stop()
+    try:
+        async with running(conn):
+            yield Rig(pbx, conn, sink)
+    finally:
+        await pbx.stop()
 
 
 N = "Иван Петров"
@@ -142,14 +141,11 @@ async def test_every_scenario_has_fresh_increasing_ids(rig: Rig) -> None:
 async def test_every_client_gets_every_event_and_survives_another_leaving(rig: Rig) -> None:
     sink2 = Collector()
     conn2 = AmiConnection(ami_settings(_port(rig.pbx)), tracker(), sink2)
-    task2 = asyncio.create_task(conn2.run())
-    await wait_until(lambda: conn2.state == "logged_in")
-    assert rig.pbx.clients == 2
-    first = await rig.call("incoming_answered", "101")
-    await sink2.wait_for(lambda ev: any(isinstance(e, Ended) for e in ev))
-    assert [_short(e, e.call) for e in sink2.events] == first
-    await conn2.stop()
-    await task2
+    async with running(conn2):
+        assert rig.pbx.clients == 2
+        first = await rig.call("incoming_answered", "101")
+        await sink2.wait_for(lambda ev: any(isinstance(e, Ended) for e in ev))
+        assert [_short(e, e.call) for e in sink2.events] == first
     await wait_until(lambda: rig.pbx.clients == 1)
     assert (await rig.call("incoming_answered", "102"))[-1][4] == "answered"
 
@@ -211,12 +207,10 @@ async def test_callpop_simulate_serves_calls(tmp_path: Any) -> None:
         sys.executable, "-m", "callpop", "simulate", "--port", str(port), "--interval", "0.2",
         cwd=tmp_path, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     conn = AmiConnection(ami_settings(port, secret=""), tracker(), sink)
-    task = asyncio.create_task(conn.run())
     try:
-        await sink.wait_for(lambda ev: any(isinstance(e, Ringing) for e in ev), within=10)
+        async with running(conn, login=False):
+            await sink.wait_for(lambda ev: any(isinstance(e, Ringing) for e in ev), within=10)
     finally:
-        await conn.stop()
-        await task
         proc.terminate()
         _, err = await proc.communicate()
     log = err.decode()

@@ -26,6 +26,7 @@ the two would come back to life.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -183,9 +184,10 @@ class AmiConnection:
         try:
             while not self._stop_requested.is_set():
                 quiet = failures > 0
-                logged_in, reason = await self._session(quiet=quiet)
-                if self._stop_requested.is_set():
+                outcome = await self._session_or_stop(quiet=quiet)
+                if outcome is None:
                     break
+                logged_in, reason = outcome
                 if logged_in:
                     delay, failures = self._settings.reconnect_min, 0
                 failures += 1
@@ -231,6 +233,23 @@ class AmiConnection:
         log.info("ami: originate queued: %s -> %s@%s", channel, exten, context)
 
     # --- one TCP session ----------------------------------------------------------------
+
+    async def _session_or_stop(self, *, quiet: bool) -> tuple[bool, str] | None:
+        """Run one session; a stop() at any step (even mid-connect) ends it: None."""
+        assert self._stop_requested is not None
+        session = asyncio.create_task(self._session(quiet=quiet), name="ami-session")
+        stopper = asyncio.create_task(self._stop_requested.wait(), name="ami-stop")
+        try:
+            await asyncio.wait({session, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+            if not session.done():
+                session.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await session
+        if self._stop_requested.is_set() or session.cancelled():
+            return None
+        return session.result()
 
     async def _session(self, *, quiet: bool) -> tuple[bool, str]:
         """One connection from connect to loss; returns (logged in?, why it ended)."""
