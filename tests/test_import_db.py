@@ -52,7 +52,7 @@ async def test_1c_clients_file_good_lines_in_bad_lines_reported(db: Database, se
     assert (report.imported, report.updated, report.unchanged, report.skipped) == (6, 0, 0, 2)
     assert [str(e) for e in report.errors] == [
         "line 5: empty name",
-        "line 9: same code '000000002' as line 3: skipped",
+        "line 9: same code '000000002' as line 3",
     ]
     assert "imported 6, updated 0, unchanged 0, skipped 2 (line 5: empty name; line 9:" in report.summary()
     warnings = [str(w) for w in report.warnings]

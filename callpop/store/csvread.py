@@ -212,6 +212,12 @@ class CsvFile:
             yield Row(line_no, values)
 
 
+def _examples(aliases: tuple[str, ...]) -> list[str]:
+    """Two English and two Russian names a column may have, for the error message."""
+    latin = [a for a in aliases if a.isascii()][:2]
+    return latin + [a for a in aliases if not a.isascii()][:2]
+
+
 def read_csv(data: bytes, kind: str) -> CsvFile:
     """Decode *data*, find the delimiter and map the header; FileError when that fails."""
     if kind not in HEADERS:
@@ -240,7 +246,7 @@ def read_csv(data: bytes, kind: str) -> CsvFile:
         columns[index] = name
     missing = [name for name in REQUIRED[kind] if name not in columns.values()]
     if missing:
-        accepted = "; ".join(f"{name}: {', '.join(repr(a) for a in aliases[name][:4])}" for name in missing)
+        accepted = "; ".join(f"{name}: {', '.join(repr(a) for a in _examples(aliases[name]))}" for name in missing)
         raise FileError(f"line 1: no column for {', '.join(missing)} (accepted names, e.g. {accepted}); "
                         f"header found: {', '.join(h.strip() for h in header)!s} — see docs/import.md")
     return CsvFile(kind=kind, encoding=encoding, delimiter=delimiter, columns=columns, ignored=ignored,

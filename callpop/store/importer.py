@@ -177,7 +177,7 @@ async def import_file(db: Database, kind: str, path: Path, settings: Settings, *
         if first != line.line:
             what = line.key.partition(":")[2]
             report.errors.append(LineProblem(line.line, f"same {'code' if line.key.startswith('code') else 'name'} "
-                                                        f"{what!r} as line {first}: skipped"))
+                                                        f"{what!r} as line {first}"))
             continue
         batch.append(line)
         if len(batch) >= chunk_size:
