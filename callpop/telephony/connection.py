@@ -379,7 +379,15 @@ class AmiConnection:
     # --- the one consumer ------------------------------------------------------------------
 
     async def _consume(self) -> None:
+        """The one consumer: tracker.feed in stream order, then the sink, per message.
+
+        The tracker is called inline (no coroutine per message: most AMI events give no
+        call event); the sink is awaited only when there are call events. Between reads
+        the loop gets a turn, so a burst never starves the reader.
+        """
         queue = self._queue
+        stats = self.stats
+        feed = self._tracker.feed
         while True:
             item = await queue.get()
             if item is _STOP:
@@ -388,32 +396,32 @@ class AmiConnection:
                 self._snapshot_items.clear()
                 continue
             assert isinstance(item, list)
+            stats.backlog -= len(item)
+            stats.messages += len(item)
             for msg, now in item:
-                self.stats.backlog -= 1
-                await self._handle(msg, now)
-            if self._warned_backlog and self.stats.backlog < self._settings.queue_warn // 2:
+                try:
+                    events = feed(msg, now)
+                except Exception:
+                    stats.handler_errors += 1
+                    log.exception("ami: tracker failed on this message, skipped: %s", _printable(msg))
+                    continue
+                name = msg.get("Event")
+                if name == _SNAPSHOT_ITEM or name == _SNAPSHOT_END:
+                    self._snapshot_part(msg, len(events))
+                if events:
+                    await self._deliver(events)
+            if self._warned_backlog and stats.backlog < self._settings.queue_warn // 2:
                 self._warned_backlog = False
-                log.info("ami: tracker caught up (%d messages waiting)", self.stats.backlog)
+                log.info("ami: tracker caught up (%d messages waiting)", stats.backlog)
             await asyncio.sleep(0)  # let the reader run between batches
 
-    async def _handle(self, msg: AmiMessage, now: float) -> None:
-        self.stats.messages += 1
-        name = msg.get("Event")
+    async def _deliver(self, events: list[CallEvent]) -> None:
+        self.stats.events_emitted += len(events)
         try:
-            events = self._tracker.feed(msg, now)
+            await self._sink(events)
         except Exception:
-            self.stats.handler_errors += 1
-            log.exception("ami: tracker failed on this message, skipped: %s", _printable(msg))
-            return
-        if name == _SNAPSHOT_ITEM or name == _SNAPSHOT_END:
-            self._snapshot_part(msg, len(events))
-        if events:
-            self.stats.events_emitted += len(events)
-            try:
-                await self._sink(events)
-            except Exception:
-                self.stats.sink_errors += 1
-                log.exception("ami: call event sink failed on %s", [e.as_dict() for e in events])
+            self.stats.sink_errors += 1
+            log.exception("ami: call event sink failed on %s", [e.as_dict() for e in events])
 
     def _snapshot_part(self, msg: AmiMessage, emitted: int) -> None:
         """Count and log our own resynchronisations (the tracker applies every listing)."""

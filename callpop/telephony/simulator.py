@@ -174,12 +174,7 @@ class SimulatedPbx:
                action_id: str | None) -> str:
         tpl = self.template(scenario)
         roles = len(tpl.spec.roles)
-        chosen = list(dict.fromkeys(agents))[:roles]
-        if len(chosen) < roles:
-            spare = [a for a in self.agents if a not in chosen]
-            if len(spare) < roles - len(chosen):
-                raise ValueError(f"{scenario} needs {roles} agents, only {len(chosen) + len(spare)} known")
-            chosen += self.rng.sample(spare, roles - len(chosen))
+        chosen = self._complete_agents(list(dict.fromkeys(agents))[:roles], roles, scenario)
         clean = client.replace("\r", "").replace("\n", "")
         name = caller_name.replace("\r", " ").replace("\n", " ") if caller_name else None
         values = self._values(tpl, clean, name, chosen, action_id)
@@ -193,6 +188,19 @@ class SimulatedPbx:
                  f" ({name})" if name else "", ",".join(chosen))
         self._schedule(call)
         return linkedid
+
+    def _complete_agents(self, chosen: list[str], roles: int, scenario: str) -> list[str]:
+        """Fill a ring group/queue with other agents: random picks, never a scan of all."""
+        for _ in range(8 * roles):
+            if len(chosen) >= roles:
+                return chosen
+            pick = self.rng.choice(self.agents)
+            if pick not in chosen:
+                chosen.append(pick)
+        spare = [a for a in self.agents if a not in chosen]  # a small pool: scan it
+        if len(spare) < roles - len(chosen):
+            raise ValueError(f"{scenario} needs {roles} agents, only {len(chosen) + len(spare)} known")
+        return chosen + self.rng.sample(spare, roles - len(chosen))
 
     def _values(self, tpl: Template, client: str, name: str | None, agents: Sequence[str],
                 action_id: str | None) -> list[str]:
@@ -289,9 +297,10 @@ class SimulatedPbx:
     async def run_demo_calls(self, interval: float, clients: Sequence[tuple[str, str | None]]) -> None:
         """Random realistic calls, one every ~interval seconds, until cancelled."""
         names, weights = list(DEMO_WEIGHTS), list(DEMO_WEIGHTS.values())
+        callers = list(clients)
         while True:
             scenario = self.rng.choices(names, weights)[0]
-            number, name = self.rng.choice(list(clients))
+            number, name = self.rng.choice(callers)
             agent = self._free_agent()
             try:
                 if scenario in ("outbound", "click_to_call"):
