@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, CompoundSelect, and_, case, func, literal_column, or_, select, union_all
+from sqlalchemy import ColumnElement, CompoundSelect, and_, case, func, literal_column, or_, select, true, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop import kpi
@@ -129,7 +129,7 @@ def _facts_statement(start: dt.datetime, end: dt.datetime, now: dt.datetime,
     is_new = and_(Client.status == "new", Client.created_at >= start, Client.created_at < end)
     return union_all(
         select(Contact.employee_id, _tag("contacts"), func.count(), zero)
-        .where(Contact.counted.is_(True), Contact.started_at >= start, Contact.started_at < end,
+        .where(Contact.counted == true(), Contact.started_at >= start, Contact.started_at < end,
                *_only(Contact.employee_id, employee_ids)).group_by(Contact.employee_id),
         select(Client.responsible_id, _tag("paid"), func.coalesce(func.sum(Payment.amount), 0), zero)
         .join(Client, Client.id == Payment.client_id)
@@ -203,7 +203,7 @@ async def per_day_series(session: AsyncSession, period: kpi.Period, settings: Se
     missed: dict[int, list[int]] = {emp: [0] * days for emp in (wanted or ())}
     starts = kpi.local_day_starts(period, settings.kpi.timezone)
     c = (select(Contact.employee_id.label("emp"), day_bucket(Contact.started_at, starts).label("day"))
-         .where(Contact.counted.is_(True), Contact.started_at >= starts[0], Contact.started_at < starts[-1],
+         .where(Contact.counted == true(), Contact.started_at >= starts[0], Contact.started_at < starts[-1],
                 *_only(Contact.employee_id, employee_ids))).subquery()
     m = (select(CallParticipant.employee_id.label("emp"), day_bucket(Call.started_at, starts).label("day"))
          .join(Call, Call.id == CallParticipant.call_id)
