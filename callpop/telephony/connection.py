@@ -129,6 +129,7 @@ class _Manager(Manager):  # type: ignore[misc]
         protocol.encoding = self.encoding = "utf-8"
         self.responses = protocol.responses = {}
         self._owner._on_connected()
+        protocol.attached()
 
     def enqueue(self, batch: Batch) -> None:
         self._owner._enqueue(batch)

@@ -125,11 +125,22 @@ class CallpopAmiProtocol(AMIProtocol):  # type: ignore[misc]
         super().connection_made(transport)
         self.framer = AmiFramer()
         self.lost_reason: str | None = None
+        self._early: list[tuple[bytes, float]] = []
+
+    def attached(self) -> None:
+        """The manager has wired ``factory``: hand over what was read before (the banner)."""
+        early, self._early = self._early, []
+        for data, now in early:
+            self._read(data, now)
 
     def data_received(self, data: bytes) -> None:
-        now = self.clock()
-        if self.factory is not None:
-            self.factory.received(len(data))
+        if self.factory is None:  # read before the manager's connect callback ran
+            self._early.append((data, self.clock()))
+            return
+        self._read(data, self.clock())
+
+    def _read(self, data: bytes, now: float) -> None:
+        self.factory.received(len(data))
         batch: Batch = []
         pending = self.responses
         for block in self.framer.feed(data):
@@ -149,7 +160,7 @@ class CallpopAmiProtocol(AMIProtocol):  # type: ignore[misc]
                 stray = self._via_panoramisk(text)
                 if stray is not None:
                     batch.append((stray, now))
-        if batch and self.factory is not None:
+        if batch:
             self.factory.enqueue(batch)
         if self.lost_reason:
             self.transport.abort()
