@@ -190,7 +190,7 @@ async def test_wrong_secret_is_logged_clearly_retried_with_backoff_and_never_log
 
 async def test_originate_needs_a_login_and_rejects_header_injection(pbx: SimulatedPbx) -> None:
     conn = AmiConnection(ami_settings(_port(pbx)), tracker(), Collector())
-    with pytest.raises(AmiNotConnected, match="not connected"):
+    with pytest.raises(AmiNotConnected, match="not logged in to Asterisk"):
         await conn.originate("PJSIP/101", "89161234567", "from-agents-sip")
     async with running(conn):
         with pytest.raises(ValueError, match="line breaks"):
@@ -211,3 +211,26 @@ async def test_stop_returns_at_once_even_while_asterisk_has_not_answered_the_log
     assert time.monotonic() - started < 0.5
     assert conn.state == "stopped"
     server.close()
+
+
+async def test_plain_login_when_the_server_offers_no_md5_challenge(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    sim = SimulatedPbx("callpop", "s3cret", md5=False)
+    port = await sim.start()
+    try:
+        async with running(AmiConnection(ami_settings(port), tracker(), Collector())):
+            pass
+    finally:
+        await sim.stop()
+    assert sim.logins == [("plain", True)]
+    assert "sending the secret in plain text" in caplog.text and "s3cret" not in caplog.text
+
+
+async def test_asterisk_restart_is_a_clean_reconnect(pbx: SimulatedPbx, caplog: pytest.LogCaptureFixture) -> None:
+    conn = AmiConnection(ami_settings(_port(pbx)), tracker(), Collector())
+    async with running(conn):
+        await wait_until(lambda: conn.stats.resyncs == 1, what="first resync")
+        await pbx.announce_shutdown()
+        await wait_until(lambda: conn.stats.resyncs == 2 and conn.state == "logged_in", what="back after restart")
+    assert "ami: lost (Asterisk is shutting down)" in caplog.text
+    assert conn.stats.reconnects == 1 and conn.stats.missed_pongs == 0

@@ -220,6 +220,9 @@ class AmiConnection:
 
         Returns once Asterisk has queued the call; the call itself arrives as events.
         """
+        if self._state != "logged_in":
+            raise AmiNotConnected(f"Originate {channel} -> {exten}: not logged in to Asterisk "
+                                  f"(AMI state: {self._state})")
         action: dict[str, str] = {
             "Action": "Originate", "Channel": _check_value("channel", channel),
             "Exten": _check_value("exten", exten), "Context": _check_value("context", context),
@@ -280,6 +283,9 @@ class AmiConnection:
         except (OSError, AmiError, TimeoutError) as exc:
             reason = self._lost.result() if self._lost.done() else (str(exc) or type(exc).__name__)
             return logged_in, reason
+        except Exception as exc:  # a bug must not end the AMI connection for good
+            log.exception("ami: unexpected error in the session; reconnecting")
+            return logged_in, f"internal error: {type(exc).__name__}: {exc}"
         finally:
             self._abort("session ended")
 

@@ -101,7 +101,9 @@ class AmiSession(asyncio.Protocol):
         def reply(status: str, *lines: tuple[str, str]) -> None:
             self.write(_msg(("Response", status), *head, *lines))
 
-        if action == "challenge":
+        if action == "challenge" and not self.pbx.md5:
+            reply("Error", ("Message", "Must specify AuthType"))
+        elif action == "challenge":
             self.challenge = str(random.randint(100_000_000, 999_999_999))
             reply("Success", ("Challenge", self.challenge))
         elif action == "login":

@@ -34,6 +34,7 @@ from callpop.telephony.sim_scenario import (
     AGENT,
     BRIDGE,
     CHAN,
+    CLASS_BITS,
     CLIENT,
     NAME,
     SCENARIOS,
@@ -91,11 +92,12 @@ class SimulatedPbx:
 
     def __init__(self, username: str = "callpop", secret: str = "",
                  agents: Sequence[str] = ("101", "102", "103", "104"), speed: float = 1.0,
-                 rng_seed: int | None = None) -> None:
+                 rng_seed: int | None = None, *, md5: bool = True) -> None:
         if speed <= 0:
             raise ValueError(f"speed must be > 0, got {speed}")
         self.username = username
         self.secret = secret
+        self.md5 = md5  # False: answer Challenge with an error (an AMI proxy without MD5)
         self.agents = [str(a) for a in agents]
         self.speed = speed
         self.rng = random.Random(rng_seed)
@@ -146,6 +148,16 @@ class SimulatedPbx:
         log.warning("simulated PBX: unfrozen")
         for s in list(self._sessions):
             s.thaw()
+
+    async def announce_shutdown(self) -> None:
+        """``core restart now``: a Shutdown event to every client, then the connections close."""
+        data = (b"Event: Shutdown\r\nPrivilege: system,all\r\nShutdown: Cleanly\r\nRestart: True\r\n\r\n")
+        for s in list(self._sessions):
+            if s.logged_in and s.mask & CLASS_BITS["system"]:
+                s.write(data)
+            if s.transport is not None:
+                s.transport.close()
+        await asyncio.sleep(0)
 
     async def drop_clients(self) -> None:
         """Cut every AMI connection (a network failure, from the clients' side)."""
