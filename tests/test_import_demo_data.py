@@ -145,3 +145,21 @@ async def test_three_thousand_clients_quickly(db: Database, settings: Settings) 
     elapsed = time.perf_counter() - started
     assert accounts.clients == 3000
     assert elapsed < 20, f"seeding 3,000 clients took {elapsed:.1f} s"
+
+
+async def test_recorded_callers_pop_real_cards(db: Database, settings: Settings) -> None:
+    """What the recorded scenarios show: a known caller with overdue promises first, and
+    the shared office line as two candidates."""
+    from callpop.store.directory import lookup
+
+    small = _small(settings, clients=50)
+    await seed_demo(db, small, now=NOW)
+    async with db.sessions() as session:
+        petrov = await lookup(session, "89161234567", small, now=NOW)
+        office = await lookup(session, "+74957654321", small, now=NOW)
+    assert [m.client.name for m in petrov.matches] == ["Иван Петров"]
+    card = petrov.matches[0]
+    assert card.responsible is not None and card.calls and card.agreements
+    assert card.overdue_count >= 1 and card.promises[0].overdue
+    assert office.ambiguous
+    assert sorted(m.client.name for m in office.matches) == ["АО «Вектор»", "Соколов Павел Андреевич"]
