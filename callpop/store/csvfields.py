@@ -63,10 +63,14 @@ _DATE_FORMATS = ("%d.%m.%Y", "%d.%m.%y", "%Y-%m-%d", "%d/%m/%Y")
 _TIME_FORMATS = ("%H:%M:%S", "%H:%M")
 
 
+_MULTILINE = frozenset({"terms", "text"})  # free text keeps its line breaks
+
+
 def text_field(values: dict[str, str], name: str, *, limit: int, required: bool = False) -> str | None:
-    """A text cell, trimmed; None when empty; LineError when required and empty or too long."""
-    value = " ".join(values.get(name, "").split()) if name != "terms" and name != "text" \
-        else values.get(name, "").strip()
+    """A text cell, trimmed (runs of spaces collapsed, except in free text); None when
+    empty; LineError when required and empty, or too long for its column."""
+    raw = values.get(name, "")
+    value = raw.strip() if name in _MULTILINE else " ".join(raw.split())
     if not value:
         if required:
             raise LineError(f"empty {name}")
