@@ -4,8 +4,9 @@ What panoramisk 1.4 leaves to us, and where it is handled:
 
 * framing on bytes and whole-message UTF-8 decoding: :mod:`callpop.telephony.protocol`;
 * sync callbacks inside ``data_received``: the protocol only enqueues timestamped batches,
-  ONE consumer task feeds the tracker in order and awaits the sink; an exception on one
-  message is logged with that message and the stream goes on;
+  ONE consumer task (:mod:`callpop.telephony.ami_pump`) feeds the tracker in order and
+  awaits the sink; an exception on one message is logged with that message and the stream
+  goes on;
 * its Ping never waits for the Pong: :meth:`AmiConnection._watch` expects the Pong within
   ``pong_timeout`` and otherwise aborts the transport (``Manager.close()`` would switch
   panoramisk's reconnect off; we drive reconnects ourselves anyway);
@@ -30,30 +31,18 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 from panoramisk import Manager
 
 from callpop.settings import AmiSettings
-from callpop.telephony.events import CallEvent
-from callpop.telephony.protocol import AmiConnectionLost, AmiMessage, Batch, CallpopAmiProtocol
+from callpop.telephony.ami_pump import AmiStats, EventPump, Sink, Tracker
+from callpop.telephony.protocol import AmiConnectionLost, Batch, CallpopAmiProtocol
 
 __all__ = ["AmiAuthError", "AmiConnection", "AmiError", "AmiNotConnected", "AmiRefused", "AmiStats", "Tracker"]
 
 log = logging.getLogger(__name__)
-
-Sink = Callable[[Sequence[CallEvent]], Awaitable[None]]
-_REDACT = frozenset({"secret", "key", "password"})
-_SNAPSHOT_ITEM = "CoreShowChannel"
-_SNAPSHOT_END = "CoreShowChannelsComplete"
-
-
-class Tracker(Protocol):
-    """What the connection needs from :class:`callpop.telephony.tracker.CallTracker`."""
-
-    def feed(self, message: Mapping[str, str | list[str]], now: float | None = None) -> list[CallEvent]: ...
 
 
 class AmiError(Exception):
@@ -70,39 +59,6 @@ class AmiRefused(AmiError):
 
 class AmiAuthError(AmiError):
     """Login refused (wrong username or secret, or the user may not log in from here)."""
-
-
-@dataclass(slots=True)
-class AmiStats:
-    """Counters for logs, /health and the bench."""
-
-    bytes_received: int = 0
-    messages: int = 0
-    events_emitted: int = 0
-    handler_errors: int = 0
-    sink_errors: int = 0
-    connects: int = 0
-    logins: int = 0
-    reconnects: int = 0
-    resyncs: int = 0
-    missed_pongs: int = 0
-    backlog: int = 0
-    queue_high_water: int = 0
-
-
-class _NewSession:
-    """Queue marker: a new TCP session starts; drop half-collected snapshots."""
-
-
-_NEW_SESSION = _NewSession()
-_STOP = object()
-
-
-def _printable(message: Mapping[str, Any], limit: int = 1500) -> str:
-    """A message for a log line: secrets redacted, bounded length."""
-    shown = {k: ("***" if k.lower() in _REDACT else v) for k, v in message.items()}
-    text = repr(shown)
-    return text if len(text) <= limit else text[:limit] + "...}"
 
 
 def _check_value(name: str, value: str) -> str:
@@ -132,7 +88,7 @@ class _Manager(Manager):  # type: ignore[misc]
         protocol.attached()
 
     def enqueue(self, batch: Batch) -> None:
-        self._owner._enqueue(batch)
+        self._owner._pump.enqueue(batch)
 
     def received(self, nbytes: int) -> None:
         self._owner.stats.bytes_received += nbytes
@@ -150,20 +106,14 @@ class AmiConnection:
     def __init__(self, settings: AmiSettings, tracker: Tracker, sink: Sink, *,
                  loop_clock: Callable[[], float] = time.time) -> None:
         self._settings = settings
-        self._tracker = tracker
-        self._sink = sink
         self._clock = loop_clock
         self.stats = AmiStats()
+        self._pump = EventPump(tracker, sink, self.stats, settings.queue_warn)
         self._state = "idle"
-        self._queue: asyncio.Queue[Batch | _NewSession | object] = asyncio.Queue()
         self._manager: _Manager | None = None
         self._lost: asyncio.Future[str] | None = None
         self._stop_requested: asyncio.Event | None = None
         self._run_done: asyncio.Event | None = None
-        self._consumer: asyncio.Task[None] | None = None
-        self._snapshot_items: dict[str, int] = {}
-        self._our_resyncs: set[str] = set()
-        self._warned_backlog = False
         self._step_timeout = settings.ping_interval + settings.pong_timeout
         self.version: str | None = None
 
@@ -178,7 +128,7 @@ class AmiConnection:
         """Connect, log in, resync and follow events; reconnect forever until stopped."""
         self._stop_requested = asyncio.Event()
         self._run_done = asyncio.Event()
-        self._consumer = asyncio.create_task(self._consume(), name="ami-consumer")
+        self._pump.start()
         delay = self._settings.reconnect_min
         failures = 0
         last_reason = ""
@@ -202,7 +152,7 @@ class AmiConnection:
                 delay = min(max(delay, 0.001) * 2, self._settings.reconnect_max)
         finally:
             self._abort("stopping")
-            await self._stop_consumer()
+            await self._pump.stop()
             self._set_state("stopped", "")
             self._run_done.set()
 
@@ -211,7 +161,7 @@ class AmiConnection:
         if self._stop_requested is not None:
             self._stop_requested.set()
         self._abort("stopped by callpop")
-        if self._run_done is not None and asyncio.current_task() is not self._consumer:
+        if self._run_done is not None and asyncio.current_task() is not self._pump.task:
             await self._run_done.wait()
 
     async def originate(self, channel: str, exten: str, context: str, caller_id: str | None = None,
@@ -323,10 +273,10 @@ class AmiConnection:
     async def _resync(self) -> None:
         # Our own ActionID, known before the listing can reach the consumer.
         action_id = f"callpop-resync-{self.stats.logins}-{id(self)}"
-        self._our_resyncs.add(action_id)
+        self._pump.expect_listing(action_id)
         resp = await self._action({"Action": "CoreShowChannels", "ActionID": action_id}, what="CoreShowChannels")
         if not resp.success:
-            self._our_resyncs.discard(action_id)
+            self._pump.forget_listing(action_id)
             log.error("ami: CoreShowChannels refused (%s): calls in progress are not resynchronised",
                       resp.message)
 
@@ -355,18 +305,7 @@ class AmiConnection:
     # --- callbacks from the manager/protocol (inside data_received: no awaits) -------------
 
     def _on_connected(self) -> None:
-        self._queue.put_nowait(_NEW_SESSION)
-
-    def _enqueue(self, batch: Batch) -> None:
-        self._queue.put_nowait(batch)
-        st = self.stats
-        st.backlog += len(batch)
-        if st.backlog > st.queue_high_water:
-            st.queue_high_water = st.backlog
-        if st.backlog > self._settings.queue_warn and not self._warned_backlog:
-            self._warned_backlog = True
-            log.warning("ami: %d messages waiting for the tracker (queue_warn=%d): the tracker or the "
-                        "sink is too slow; nothing is dropped", st.backlog, self._settings.queue_warn)
+        self._pump.new_session()
 
     def _on_lost(self, exc: Exception | None, reason: str | None) -> None:
         why = reason or (f"{type(exc).__name__}: {exc}" if exc else "closed by Asterisk")
@@ -382,78 +321,6 @@ class AmiConnection:
         if protocol.lost_reason is None:
             protocol.lost_reason = reason
         protocol.transport.abort()
-
-    # --- the one consumer ------------------------------------------------------------------
-
-    async def _consume(self) -> None:
-        """The one consumer: tracker.feed in stream order, then the sink, per message.
-
-        The tracker is called inline (no coroutine per message: most AMI events give no
-        call event); the sink is awaited only when there are call events. Between reads
-        the loop gets a turn, so a burst never starves the reader.
-        """
-        queue = self._queue
-        stats = self.stats
-        feed = self._tracker.feed
-        while True:
-            item = await queue.get()
-            if item is _STOP:
-                return
-            if isinstance(item, _NewSession):
-                self._snapshot_items.clear()
-                continue
-            assert isinstance(item, list)
-            stats.backlog -= len(item)
-            stats.messages += len(item)
-            for msg, now in item:
-                try:
-                    events = feed(msg, now)
-                except Exception:
-                    stats.handler_errors += 1
-                    log.exception("ami: tracker failed on this message, skipped: %s", _printable(msg))
-                    continue
-                name = msg.get("Event")
-                if name == _SNAPSHOT_ITEM or name == _SNAPSHOT_END:
-                    self._snapshot_part(msg, len(events))
-                if events:
-                    await self._deliver(events)
-            if self._warned_backlog and stats.backlog < self._settings.queue_warn // 2:
-                self._warned_backlog = False
-                log.info("ami: tracker caught up (%d messages waiting)", stats.backlog)
-            await asyncio.sleep(0)  # let the reader run between batches
-
-    async def _deliver(self, events: list[CallEvent]) -> None:
-        self.stats.events_emitted += len(events)
-        try:
-            await self._sink(events)
-        except Exception:
-            self.stats.sink_errors += 1
-            log.exception("ami: call event sink failed on %s", [e.as_dict() for e in events])
-
-    def _snapshot_part(self, msg: AmiMessage, emitted: int) -> None:
-        """Count and log our own resynchronisations (the tracker applies every listing)."""
-        action_id = str(msg.get("ActionID", ""))
-        if action_id not in self._our_resyncs:
-            return
-        if msg["Event"] == _SNAPSHOT_ITEM:
-            self._snapshot_items[action_id] = self._snapshot_items.get(action_id, 0) + 1
-            return
-        self._our_resyncs.discard(action_id)
-        self.stats.resyncs += 1
-        log.info("ami: resynchronised from CoreShowChannels: %d channels up, %d call events",
-                 self._snapshot_items.pop(action_id, 0), emitted)
-
-    async def _stop_consumer(self) -> None:
-        consumer = self._consumer
-        if consumer is None or consumer.done():
-            return
-        self._queue.put_nowait(_STOP)
-        try:
-            await asyncio.wait_for(asyncio.shield(consumer), timeout=2.0)
-        except (TimeoutError, asyncio.CancelledError):
-            consumer.cancel()
-            if self.stats.backlog:
-                log.warning("ami: stopped with %d messages not handled", self.stats.backlog)
 
     def _set_state(self, state: str, detail: str, *, quiet: bool = False) -> None:
         if state == self._state:

@@ -1,0 +1,186 @@
+"""The one consumer between the AMI reader and the tracker.
+
+The reader (inside ``data_received``) only calls :meth:`EventPump.enqueue` with a batch of
+timestamped messages; one task feeds them to the tracker in stream order and awaits the
+sink with the call events. An exception on one message is logged with that message
+(secrets redacted) and the next message is handled: one odd event never stops the
+stream. The queue is unbounded on purpose: it is a backlog gauge (``queue_warn``), never a
+place to lose calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from callpop.telephony.events import CallEvent
+from callpop.telephony.protocol import AmiMessage, Batch
+
+__all__ = ["AmiStats", "EventPump", "Sink", "Tracker"]
+
+log = logging.getLogger(__name__)
+
+Sink = Callable[[Sequence[CallEvent]], Awaitable[None]]
+_REDACT = frozenset({"secret", "key", "password"})
+_SNAPSHOT_ITEM = "CoreShowChannel"
+_SNAPSHOT_END = "CoreShowChannelsComplete"
+
+
+class Tracker(Protocol):
+    """What the connection needs from :class:`callpop.telephony.tracker.CallTracker`."""
+
+    def feed(self, message: Mapping[str, str | list[str]], now: float | None = None) -> list[CallEvent]: ...
+
+
+@dataclass(slots=True)
+class AmiStats:
+    """Counters for logs, /health and the bench."""
+
+    bytes_received: int = 0
+    messages: int = 0
+    events_emitted: int = 0
+    handler_errors: int = 0
+    sink_errors: int = 0
+    connects: int = 0
+    logins: int = 0
+    reconnects: int = 0
+    resyncs: int = 0
+    missed_pongs: int = 0
+    backlog: int = 0
+    queue_high_water: int = 0
+
+
+class _NewSession:
+    """Queue marker: a new TCP session starts; forget half-counted listings."""
+
+
+_NEW_SESSION = _NewSession()
+_STOP = object()
+
+
+def printable(message: Mapping[str, Any], limit: int = 1500) -> str:
+    """A message for a log line: secrets redacted, bounded length."""
+    shown = {k: ("***" if k.lower() in _REDACT else v) for k, v in message.items()}
+    text = repr(shown)
+    return text if len(text) <= limit else text[:limit] + "...}"
+
+
+class EventPump:
+    """Queue + the one consumer task; see the module docstring."""
+
+    def __init__(self, tracker: Tracker, sink: Sink, stats: AmiStats, queue_warn: int) -> None:
+        self._tracker = tracker
+        self._sink = sink
+        self.stats = stats
+        self._queue_warn = queue_warn
+        self._queue: asyncio.Queue[Batch | _NewSession | object] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._listing_items: dict[str, int] = {}
+        self._our_listings: set[str] = set()
+        self._warned = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._consume(), name="ami-consumer")
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        return self._task
+
+    # --- called from the reader (no awaits) ------------------------------------------------
+
+    def new_session(self) -> None:
+        self._queue.put_nowait(_NEW_SESSION)
+
+    def expect_listing(self, action_id: str) -> None:
+        """A CoreShowChannels of ours: log when the tracker has applied it."""
+        self._our_listings.add(action_id)
+
+    def forget_listing(self, action_id: str) -> None:
+        self._our_listings.discard(action_id)
+
+    def enqueue(self, batch: Batch) -> None:
+        self._queue.put_nowait(batch)
+        st = self.stats
+        st.backlog += len(batch)
+        if st.backlog > st.queue_high_water:
+            st.queue_high_water = st.backlog
+        if st.backlog > self._queue_warn and not self._warned:
+            self._warned = True
+            log.warning("ami: %d messages waiting for the tracker (queue_warn=%d): the tracker or the "
+                        "sink is too slow; nothing is dropped", st.backlog, self._queue_warn)
+
+    # --- the consumer ----------------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        """tracker.feed in stream order, then the sink, per message.
+
+        The tracker is called inline (no coroutine per message: most AMI events give no
+        call event); the sink is awaited only when there are call events. Between reads
+        the loop gets a turn, so a burst never starves the reader.
+        """
+        queue = self._queue
+        stats = self.stats
+        feed = self._tracker.feed
+        while True:
+            item = await queue.get()
+            if item is _STOP:
+                return
+            if isinstance(item, _NewSession):
+                self._listing_items.clear()
+                continue
+            assert isinstance(item, list)
+            stats.backlog -= len(item)
+            stats.messages += len(item)
+            for msg, now in item:
+                try:
+                    events = feed(msg, now)
+                except Exception:
+                    stats.handler_errors += 1
+                    log.exception("ami: tracker failed on this message, skipped: %s", printable(msg))
+                    continue
+                name = msg.get("Event")
+                if name == _SNAPSHOT_ITEM or name == _SNAPSHOT_END:
+                    self._listing_part(msg, len(events))
+                if events:
+                    await self._deliver(events)
+            if self._warned and stats.backlog < self._queue_warn // 2:
+                self._warned = False
+                log.info("ami: tracker caught up (%d messages waiting)", stats.backlog)
+            await asyncio.sleep(0)  # let the reader run between batches
+
+    async def _deliver(self, events: list[CallEvent]) -> None:
+        self.stats.events_emitted += len(events)
+        try:
+            await self._sink(events)
+        except Exception:
+            self.stats.sink_errors += 1
+            log.exception("ami: call event sink failed on %s", [e.as_dict() for e in events])
+
+    def _listing_part(self, msg: AmiMessage, emitted: int) -> None:
+        """Count and log our own resynchronisations (the tracker applies every listing)."""
+        action_id = str(msg.get("ActionID", ""))
+        if action_id not in self._our_listings:
+            return
+        if msg["Event"] == _SNAPSHOT_ITEM:
+            self._listing_items[action_id] = self._listing_items.get(action_id, 0) + 1
+            return
+        self._our_listings.discard(action_id)
+        self.stats.resyncs += 1
+        log.info("ami: resynchronised from CoreShowChannels: %d channels up, %d call events",
+                 self._listing_items.pop(action_id, 0), emitted)
+
+    async def stop(self) -> None:
+        """Handle what is queued (2 s at most), then end the consumer."""
+        task = self._task
+        if task is None or task.done():
+            return
+        self._queue.put_nowait(_STOP)
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=2.0)
+        except (TimeoutError, asyncio.CancelledError):
+            task.cancel()
+            if self.stats.backlog:
+                log.warning("ami: stopped with %d messages not handled", self.stats.backlog)
