@@ -20,6 +20,8 @@ from callpop.settings import Settings
 from callpop.store.db import Database
 from callpop.store.models import Employee, Extension
 
+PASSWORD_HASH = hash_password("pw")  # argon2 is slow on purpose: hash once per test session
+
 
 @dataclass
 class FakeAmi:
@@ -72,7 +74,7 @@ class User:
 async def add_employee(db: Database, login: str, *, role: str = "manager", extensions: tuple[str, ...] = (),
                        name: str | None = None) -> int:
     async with db.sessions() as s:
-        emp = Employee(name=name or f"Employee {login}", login=login, password_hash=hash_password("pw"), role=role)
+        emp = Employee(name=name or f"Employee {login}", login=login, password_hash=PASSWORD_HASH, role=role)
         s.add(emp)
         await s.flush()
         for ext in extensions:
