@@ -255,3 +255,22 @@ def test_cli_reports_and_exit_codes(kind: str, db_settings: Settings, tmp_path: 
         assert run.returncode == 1
         assert "line 2: unknown client '000000001'" in run.stderr
         assert "no line could be imported" in run.stderr
+
+
+async def test_payments_make_a_client_regular_by_the_rule(db: Database, settings: Settings, tmp_path: Path) -> None:
+    """Two paid agreements in the last 12 months make a regular client ([kpi] rule)."""
+    await _company(db, settings)
+    await _import(db, settings, "agreements", "agreements-1c-cp1251.csv")
+    await _import(db, settings, "payments", "payments-utf8.csv")  # pays Д-001 only
+
+    async def status() -> str:
+        async with db.sessions() as session:
+            value = await session.scalar(select(Client.status).where(Client.external_id == "000000001"))
+        return str(value)
+
+    assert await status() == "new"
+    second = tmp_path / "second.csv"
+    second.write_text("Номер;Клиент;Договор;Сумма;Дата\nP-100;000000001;Д-006;20000;10.02.2026\n", encoding="utf-8")
+    report = await _import(db, settings, "payments", second)
+    assert report.imported == 1 and not report.warnings
+    assert await status() == "regular"
