@@ -116,7 +116,11 @@ class SimulatedPbx:
     # --- server ------------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        """Listen; returns the bound port (``port=0`` picks a free one)."""
+        """Listen; returns the bound port (``port=0`` picks a free one).
+
+        The templates are compiled here, once, so placing a call never stalls the loop."""
+        for name in SCENARIOS:
+            self.template(name)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: AmiSession(self), host, port)
         bound: int = self._server.sockets[0].getsockname()[1]
