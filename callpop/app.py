@@ -33,6 +33,8 @@ __all__ = ["create_app", "main", "simulator_agents"]
 
 log = logging.getLogger(__name__)
 
+AMI_STOP_TIMEOUT = 5.0
+
 
 def simulator_agents(settings: Settings) -> list[str]:
     """Extensions the built-in PBX rings: the configured agents, else the demo managers'."""
@@ -114,7 +116,8 @@ def _ami_ctx(start: bool) -> Any:
             from callpop.telephony.simulator import SimulatedPbx
 
             secret = ami_settings.secret or secrets.token_urlsafe(12)
-            simulator = SimulatedPbx(ami_settings.username, secret, simulator_agents(settings), 1.0)
+            simulator = SimulatedPbx(ami_settings.username, secret, simulator_agents(settings), 1.0,
+                                     rng_seed=settings.demo.seed)
             port = await simulator.start("127.0.0.1", settings.demo.ami_port)
             ami_settings = dataclasses.replace(ami_settings, host="127.0.0.1", port=port, secret=secret)
             app[EXTRA]["simulator"] = simulator
@@ -123,12 +126,14 @@ def _ami_ctx(start: bool) -> Any:
         app[AMI] = connection
         task = asyncio.create_task(connection.run(), name="ami-connection")
         yield
-        await connection.stop()
         try:
-            async with asyncio.timeout(5):
+            async with asyncio.timeout(AMI_STOP_TIMEOUT):
+                await connection.stop()
                 await task
         except TimeoutError:
+            log.warning("ami: the connection did not stop within %g s; cancelling it", AMI_STOP_TIMEOUT)
             task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
         if simulator is not None:
             await simulator.stop()
 
