@@ -159,3 +159,27 @@ def test_malformed_messages_are_counted_not_raised() -> None:
     assert tracker.feed({"Response": "Success", "ActionID": "x"}) == []
     assert tracker.feed({"Event": "VarSet", "Variable": ["a", "b"]}) == []
     assert tracker.malformed == 3
+
+
+def test_click_to_call_through_a_local_channel_is_an_outbound_call() -> None:
+    """A CRM originates ``Local/101@from-internal``: its ``;2`` rings 101's own phone (not a
+    call *to* 101, nothing is shown), then the ``;1`` dials the client: outbound for 101."""
+    one = chan("Local/101@from-internal-00000001;1", "8.1", "8.1", "Down", "101")
+    two = chan("Local/101@from-internal-00000001;2", "8.2", "8.1", "Ring", "101")
+    phone = chan("PJSIP/101-00000002", "8.3", "8.1", "Down", "101")
+    trunk = chan("PJSIP/carrier-00000003", "8.4", "8.1", "Down", "84950001122")
+    steps = [(0.0, ev("Newchannel", one)), (0.0, ev("Newchannel", two)), (0.0, ev("Newchannel", phone)),
+             (0.1, ev("DialBegin", two, dest(phone), DialString="101")),
+             (2.0, ev("Newstate", {**phone, "ChannelStateDesc": "Up"})),
+             (2.0, ev("DialEnd", two, dest({**phone, "ChannelStateDesc": "Up"}), DialStatus="ANSWER")),
+             (2.1, ev("Newchannel", trunk)),
+             (2.1, ev("DialBegin", {**one, "ChannelStateDesc": "Up"}, dest(trunk), DialString="74950001122@carrier")),
+             (5.0, ev("Newstate", {**trunk, "ChannelStateDesc": "Up"})),
+             (9.0, ev("Hangup", trunk, Cause="16")), (9.0, ev("Hangup", phone, Cause="16")),
+             (9.0, ev("Hangup", two, Cause="16")), (9.0, ev("Hangup", one, Cause="16"))]
+    assert feed_all(CallTracker(CONFIG), steps) == [
+        {"event": "ringing", "call": "8.1", "direction": "outbound", "client": "+74950001122", "agent": "101"},
+        {"event": "answered", "call": "8.1", "agent": "101"},
+        {"event": "ended", "call": "8.1", "direction": "outbound", "client": "+74950001122",
+         "outcome": "answered", "answered_by": ["101"], "talk_seconds": 4},
+    ]

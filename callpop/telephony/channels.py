@@ -34,7 +34,7 @@ def device_of(channel: str) -> str:
     if name.startswith("Local/") and name[-2:] in (";1", ";2"):
         name = name[:-2]
     head, sep, tail = name.rpartition("-")
-    if sep and head and tail and len(tail) >= 4 and all(c in _HEX for c in tail) and "/" in head:
+    if sep and "/" in head and len(tail) >= 8 and all(c in _HEX for c in tail):  # Asterisk: %08x
         return head
     return name
 
@@ -70,13 +70,14 @@ class AgentRule:
         self._cache: dict[str, str | None] = {}
 
     def __call__(self, channel_or_device: str) -> str | None:
-        cached = self._cache.get(channel_or_device, "")
+        device = device_of(channel_or_device)
+        cached = self._cache.get(device, "")
         if cached != "":
             return cached
-        agent = self._resolve(device_of(channel_or_device))
-        if len(self._cache) > 50_000:
+        agent = self._resolve(device)
+        if len(self._cache) > 10_000:  # devices are few; this only bounds a flood of junk names
             self._cache.clear()
-        self._cache[channel_or_device] = agent
+        self._cache[device] = agent
         return agent
 
     def _resolve(self, device: str) -> str | None:
