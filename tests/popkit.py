@@ -84,17 +84,18 @@ async def add_client(db: Database, name: str, phone: str, *, promise: str | None
 
 @dataclass
 class Recorder:
-    """Store hooks that count lookups and record journal calls (real lookup underneath)."""
+    """Store hooks that count lookups and record journal calls (real lookup underneath;
+    with ``real_journal`` the real journal and contact logging too)."""
 
     lookups: list[str] = field(default_factory=list)
     opened: list[str] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)
     fail_lookup: bool = False
     lookup_delay: float = 0.0
+    real_journal: bool = False
 
     def hooks(self) -> StoreHooks:
-        from callpop.store import directory
-        from callpop.store.employees import employees_by_extension
+        real = StoreHooks.default()
 
         async def lookup(session: Any, number: str, settings: Settings) -> Any:
             self.lookups.append(number)
@@ -102,19 +103,24 @@ class Recorder:
                 await asyncio.sleep(self.lookup_delay)
             if self.fail_lookup:
                 raise RuntimeError("database is down (test)")
-            return await directory.lookup(session, number, settings)
+            return await real.lookup(session, number, settings)
 
         async def open_call(session: Any, pbx_id: str, event: Any, client_id: int | None) -> int:
             self.opened.append(event.call)
+            if self.real_journal:
+                return await real.open_call(session, pbx_id, event, client_id)
             return 1000 + len(self.opened)
 
         async def close_call(session: Any, pbx_id: str, event: Any, client_id: int | None,
                              by_ext: dict[str, int]) -> int:
             self.closed.append(event.call)
+            if self.real_journal:
+                return await real.close_call(session, pbx_id, event, client_id, by_ext)
             return 1000 + len(self.opened)
 
         return StoreHooks(lookup=lookup, open_call=open_call, close_call=close_call,
-                          employees_by_extension=employees_by_extension, log_contacts=None)
+                          employees_by_extension=real.employees_by_extension,
+                          log_contacts=real.log_contacts if self.real_journal else None)
 
 
 @dataclass

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 from popkit import Live, Recorder, add_client, add_employee, start_live
+from sqlalchemy import select
 
 from callpop.server.keys import AMI
 from callpop.settings import AmiSettings, Settings
 from callpop.store.db import Database
+from callpop.store.models import Call, Client
 from callpop.telephony.simulator import SimulatedPbx
 
 NUMBER = "+79161234567"
@@ -42,7 +44,7 @@ async def _live_with_ami(settings: Settings, db: Database, tmp_path: Path, pbx: 
 
 async def test_call_from_the_pbx_pops_with_history(settings: Settings, db: Database, tmp_path: Path,
                                                    pbx: SimulatedPbx) -> None:
-    rec = Recorder()
+    rec = Recorder(real_journal=True)
     live = await _live_with_ami(settings, db, tmp_path, pbx, rec)
     try:
         await add_employee(db, "anna", ["101"])
@@ -62,6 +64,17 @@ async def test_call_from_the_pbx_pops_with_history(settings: Settings, db: Datab
         assert ended["outcome"] == "answered" and ended["talk_seconds"] >= 0
         await boris.nothing()
         assert rec.lookups == [NUMBER]
+        # the journal row the after-call form links to: opened at the ringing, closed at the end
+        await live.pipeline.drain()
+        async with db.sessions() as session:
+            row = await session.get(Call, ended["call_id"])
+            assert row is not None and row.call_key == call and row.outcome == "answered"
+            client_id = await session.scalar(select(Client.id).where(Client.name == "Иван Петров"))
+            assert row.client_id == client_id
+        # the next call of this client shows the last call in the history
+        await pbx.place_call("caller_hangup", client=NUMBER, agent="101")
+        again = await anna.until("call.ringing")
+        assert [c["outcome"] for c in again["card"]["client"]["last_calls"]][:1] == ["answered"]
     finally:
         await live.close()
 
