@@ -50,3 +50,14 @@ def test_active_calls_during_a_blind_transfer() -> None:
     assert (active.call, active.direction, active.client, active.caller_name) == (
         "1795820000.200", "inbound", "+79161234567", "Иван Петров")
     assert (active.ringing, active.talking) == (("102",), ())
+
+
+def test_attended_transfer_event_without_transferee_and_target_fields() -> None:
+    """Older Asterisk names only the transferers and the bridges: the parties are found in
+    the bridges, with the same result."""
+    msgs = []
+    for message, clock in messages(STREAMS / "sip-attended-transfer.jsonl"):
+        if message.get("Event") == "AttendedTransfer":
+            message = {k: v for k, v in message.items() if not k.startswith(("Transferee", "TransferTarget"))}
+        msgs.append((message, clock))
+    assert dicts(run(msgs)) == expected("sip-attended-transfer")

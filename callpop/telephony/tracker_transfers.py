@@ -44,6 +44,7 @@ class TransferHandlers:
     _now: float | None
     _out: list[CallEvent]
     _by_name: dict[str, Channel]
+    _channels: dict[str, Channel]
 
     def _touch(self, m: AmiMessage, prefix: str = "") -> Channel | None:
         raise NotImplementedError
@@ -78,6 +79,8 @@ class TransferHandlers:
         for ch in (first, second):
             if ch is not None and ch.call is not None and ch.agent is not None:
                 ch.call.stop_talk(ch.agent, self._now)
+        if transferee is None or target is None:
+            transferee, target = self._by_bridges(m, first, second)
         if transferee is None or target is None or transferee.call is None or target.call is None:
             return  # transfer to an application or a ringing phone: nobody joins a call yet
         keep, moving = self._client_side(transferee, target)
@@ -99,6 +102,24 @@ class TransferHandlers:
         if agent is not None and into.direction is not None:
             transfer = (from_agent, kind) if from_agent is not None and from_agent != agent else None
             into.start_talk(agent, self._now, self._out, transfer=transfer)
+
+    def _by_bridges(self, m: AmiMessage, first: Channel | None, second: Channel | None
+                    ) -> tuple[Channel | None, Channel | None]:
+        """Asterisk before 13.x named only the transferers and the bridges: the transferee
+        is the other party of the first transferer's call, the target that of the second,
+        found among the channels in either bridge (the merge may already have moved them)."""
+        bridges = {m.get("OrigBridgeUniqueid"), m.get("SecondBridgeUniqueid"), m.get("DestBridgeUniqueid")}
+        bridges.discard(None)
+        bridges.discard("")
+        transferee = target = None
+        for ch in self._channels.values():
+            if ch is first or ch is second or ch.bridge not in bridges:
+                continue
+            if transferee is None and first is not None and ch.call is first.call:
+                transferee = ch
+            elif target is None and second is not None and ch.call is second.call:
+                target = ch
+        return transferee, target
 
     @staticmethod
     def _client_side(transferee: Channel, target: Channel) -> tuple[Channel, Channel]:
