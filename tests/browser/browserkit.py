@@ -40,7 +40,8 @@ async def seed(db: Database) -> tuple[int, int, int]:
     async with db.sessions() as s:
         anna = Employee(name="Анна Смирнова", login="anna", password_hash=hash_password(PASSWORD), role="manager")
         boris = Employee(name="Борис Орлов", login="boris", password_hash=hash_password(PASSWORD), role="manager")
-        s.add_all([anna, boris])
+        vera = Employee(name="Вера Начальник", login="vera", password_hash=hash_password(PASSWORD), role="supervisor")
+        s.add_all([anna, boris, vera])
         await s.flush()
         s.add_all([Extension(extension="101", employee_id=anna.id), Extension(extension="102", employee_id=boris.id)])
         client = Client(name="Иван Петров", company="ООО Ромашка", responsible_id=boris.id, status="regular",
@@ -58,9 +59,12 @@ async def seed(db: Database) -> tuple[int, int, int]:
         return anna.id, boris.id, client.id
 
 
-async def login(browser: Any, live: Live, who: str) -> Any:
-    """A fresh context (own cookies) logged in as *who*; returns the desk page."""
+async def login(browser: Any, live: Live, who: str, init_script: str | None = None) -> Any:
+    """A fresh context (own cookies) logged in as *who*; returns the desk page.
+    ``init_script`` runs in every page before the page's own scripts (stubs)."""
     context = await browser.new_context(locale="en-GB", timezone_id="Europe/Moscow")
+    if init_script:
+        await context.add_init_script(init_script)
     page = await context.new_page()
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), asyncio.ensure_future(d.dismiss())))

@@ -138,12 +138,12 @@ async def live(db: Database, db_settings: Settings) -> AsyncIterator[Live]:
 
 
 @pytest.fixture
-async def open_desk(browser: Any, live: Live) -> AsyncIterator[Callable[[str], Awaitable[Any]]]:
+async def open_desk(browser: Any, live: Live) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
     """Log in as someone in a fresh browser context; contexts close before the server stops."""
     contexts: list[Any] = []
 
-    async def open_as(who: str) -> Any:
-        page = await login(browser, live, who)
+    async def open_as(who: str, init_script: str | None = None) -> Any:
+        page = await login(browser, live, who, init_script)
         contexts.append(page.context)
         return page
 

@@ -29,6 +29,15 @@ const desk = (() => {
     return me && me.extensions.includes(agent);
   }
 
+  // A supervisor may watch every call (read-only: no form on a colleague's call).
+  const watchAll = document.getElementById("watch-all");
+  function sendScope() {
+    if (watchAll && socket && socket.readyState === WebSocket.OPEN) {
+      socket.send(JSON.stringify({ type: watchAll.checked ? "subscribe_all" : "subscribe_own" }));
+    }
+  }
+  if (watchAll) watchAll.addEventListener("change", sendScope);
+
   // --- one card per call -------------------------------------------------------------------
 
   function statusText(entry) {
@@ -74,7 +83,7 @@ const desk = (() => {
     } else if (card.match === "error") {
       body.append(el("p", { class: "error", text: t("The directory could not be read; the number is shown above.") }));
     }
-    if (card.client && (entry.state === "active" || entry.state === "after")) {
+    if (card.client && !entry.watching && (entry.state === "active" || entry.state === "after")) {
       // one form per call and client, kept across re-renders so nothing typed is lost
       const key = card.client.id;
       if (!entry.form || entry.formKey !== key) {
@@ -119,6 +128,7 @@ const desk = (() => {
     if (msg.card && !(entry.card && entry.card.client && msg.card.match !== "single")) entry.card = msg.card;
     entry.state = state;
     entry.agent = msg.agent;
+    entry.watching = !mine(msg.agent);
     render(entry);
     refreshEmpty();
     return entry;
@@ -127,6 +137,7 @@ const desk = (() => {
   function grey(msg, reason) {
     const entry = calls.get(msg.call);
     if (!entry || entry.state === "after") return;
+    if (entry.watching && msg.agent !== entry.agent) return; // another phone of a watched call
     entry.state = "gone";
     entry.reason = reason;
     render(entry);
@@ -163,6 +174,7 @@ const desk = (() => {
         dismissAfter = (msg.dismiss_after || config.dismissAfter || 8) * 1000;
         backoff = 1000;
         setConnection("Connected");
+        if (watchAll && watchAll.checked) sendScope(); // a new socket starts with the own scope
         break;
       case "snapshot": {
         const live = new Set(msg.calls.map((m) => m.call));
@@ -179,19 +191,19 @@ const desk = (() => {
         break;
       }
       case "call.answered":
-        if (mine(msg.agent)) upsert(msg, "active");
+        if (mine(msg.agent) || calls.has(msg.call)) upsert(msg, "active");
         break;
       case "call.ring_stopped":
         grey(msg, msg.reason);
         break;
       case "call.transferred":
-        if (msg.agent === msg.to_agent && mine(msg.agent)) upsert(msg, "active");
+        if (msg.agent === msg.to_agent) upsert(msg, "active");
         else grey(msg, "transferred");
         break;
       case "call.ended": {
         const entry = calls.get(msg.call);
         if (!entry) break;
-        if (entry.state === "active" || (msg.answered_by || []).includes(entry.agent)) {
+        if (!entry.watching && (entry.state === "active" || (msg.answered_by || []).includes(entry.agent))) {
           entry.callId = msg.call_id;
           upsert({ call: msg.call, agent: entry.agent }, "after");
         } else {

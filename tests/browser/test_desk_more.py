@@ -1,0 +1,87 @@
+"""More of the desk in Chromium: notifications in a hidden tab, the promises page, and a
+supervisor watching every call read-only."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from browserkit import Live
+from sqlalchemy import select
+
+from callpop.server.keys import DB
+from callpop.store.models import Promise
+
+Desk = Callable[..., Awaitable[Any]]
+CARD = "#calls article[data-call='{call}']"
+
+# The page cannot be hidden in headless Chromium, and a real notification cannot be
+# clicked: stub document.hidden and Notification, and record what the desk does with them.
+NOTIFICATION_STUB = """
+Object.defineProperty(Document.prototype, "hidden", { get: () => window.__hidden === true, configurable: true });
+window.__notes = [];
+window.__asked = 0;
+window.Notification = class {
+  constructor(title, options) { this.title = title; this.body = options.body; window.__notes.push(this); }
+  close() { this.closed = true; }
+  static requestPermission() {
+    window.__asked += 1;
+    window.Notification.permission = "granted";
+    return Promise.resolve("granted");
+  }
+};
+window.Notification.permission = "default";
+"""
+
+
+async def test_hidden_tab_gets_a_notification_that_focuses_the_card(open_desk: Desk, live: Live) -> None:
+    page = await open_desk("anna", NOTIFICATION_STUB)
+    button = page.locator("#enable-notifications")
+    assert await button.is_visible()
+    await button.click()  # the permission is asked on a click, once
+    await button.wait_for(state="hidden")
+    assert await page.evaluate("window.__asked") == 1
+    await page.evaluate("window.__hidden = true")
+    call = await live.call("incoming_noanswer", "101", client="+79990001122", caller_name="<b>Ночной</b> звонок")
+    await page.wait_for_function("window.__notes.length === 1", timeout=5000)
+    note = await page.evaluate("({title: window.__notes[0].title, body: window.__notes[0].body})")
+    assert note == {"title": "Incoming call", "body": "<b>Ночной</b> звонок"}
+    await page.evaluate("window.__notes[0].onclick()")
+    card = page.locator(CARD.format(call=call))
+    assert "flash" in (await card.get_attribute("class") or "")
+    # a visible tab is not notified
+    await page.evaluate("window.__hidden = false")
+    call2 = await live.call("incoming_noanswer", "101")
+    await page.locator(CARD.format(call=call2)).wait_for(timeout=5000)
+    assert await page.evaluate("window.__notes.length") == 1
+
+
+async def test_promises_page_marks_a_due_promise_kept(open_desk: Desk, live: Live) -> None:
+    async with live.app[DB].sessions() as session:
+        promise = (await session.execute(select(Promise))).scalar_one()  # boris's overdue promise
+    boris = await open_desk("boris")
+    await boris.goto(live.url + "/promises")
+    item = boris.locator(f"#due-promises li[data-promise='{promise.id}']")
+    await item.wait_for(timeout=5000)
+    assert "Иван Петров" in (await item.locator(".client-name").text_content() or "")
+    assert "overdue" in (await item.get_attribute("class") or "")
+    await item.locator("button", has_text="Kept").click()
+    await item.locator(".badge", has_text="kept").wait_for(timeout=5000)
+    async with live.app[DB].sessions() as session:
+        stored = await session.get(Promise, promise.id)
+        assert stored is not None and (stored.status, stored.closed_by_id) == ("kept", live.boris_id)
+
+
+async def test_supervisor_watching_all_sees_a_managers_call_without_a_form(open_desk: Desk, live: Live) -> None:
+    vera = await open_desk("vera")
+    watch = vera.locator("#watch-all")
+    await watch.check()
+    await asyncio.sleep(0.3)  # the subscription reaches the server
+    call = await live.call("incoming_answered", "101")
+    card = vera.locator(CARD.format(call=call))
+    await card.wait_for(timeout=5000)
+    assert await card.locator(".call-title").text_content() == "Иван Петров"
+    await vera.wait_for_selector(CARD.format(call=call) + ".state-active", timeout=5000)
+    assert await card.locator("form.record-form").count() == 0  # read-only: the form is anna's
+    await card.wait_for(state="detached", timeout=10000)  # ended: greyed, then dismissed
