@@ -24,6 +24,11 @@ What it relies on, as the captures in ``tests/fixtures/ami`` show Asterisk 22 do
 Talk time is measured with the ``now`` given to :meth:`CallTracker.feed`, floored to whole
 seconds like Asterisk's billsec. With ``now=None`` (a raw capture has no clock) the only
 measure left is the queue's ``AgentComplete TalkTime``; other calls report 0.
+
+A stream (or a daemon) that starts in the middle of calls learns them from the
+``CoreShowChannels`` listing (see :mod:`callpop.telephony.tracker_listing`). Without a
+listing, a call already in progress is never reported, not even its end: we saw neither
+its direction nor its answer. Calls that start later are reported in full.
 """
 
 from __future__ import annotations
