@@ -19,7 +19,16 @@ from callpop import kpi
 from callpop.server.auth import CurrentUser, require_role, require_user
 from callpop.server.charts import Series, color_for, line_chart
 from callpop.server.keys import DB, SETTINGS
-from callpop.server.kpi_view import bad_request, load_dashboard, local_today, period_from_query, utcnow
+from callpop.server.kpi_view import (
+    bad_request,
+    fmt,
+    load_dashboard,
+    local_today,
+    missed_grid,
+    period_from_query,
+    table_rows,
+    utcnow,
+)
 from callpop.server.templating import render
 from callpop.store.kpi_drill import DRILL_KINDS, drill
 from callpop.store.kpi_queries import earnings_for
@@ -88,11 +97,14 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
     chart = line_chart(view.days, series, title="Counted contacts per day per manager")
     legend = [(s.key, s.name, *color_for(i), sum(s.values)) for i, s in enumerate(series)]
     query = _period_query(period)
+    qs = urlencode(query)
     return render(request, "dashboard.html", view=view, chart=chart, legend=legend, units=kpi.KPI_UNITS,
-                  kpis=kpi.KPI_NAMES, period=period, query=query, qs=urlencode(query),
-                  plan_month=plan_month, plan_values=plan_values, saved=request.query.get("saved"),
-                  drill_url=lambda emp, what: "/dashboard/drill?" + urlencode(
-                      {"employee": emp, "kpi": what, **query}))
+                  kpis=kpi.KPI_NAMES, period=period, query=query, qs=qs, rows=table_rows(view, qs),
+                  totals=[(c.kpi, fmt(c.fact, kpi.KPI_UNITS[c.kpi]), fmt(c.plan, kpi.KPI_UNITS[c.kpi]),
+                           fmt(c.pct, "%")) for c in view.totals.cells],
+                  missed_grid=missed_grid(view, qs), plan_month=plan_month,
+                  plan_values={key: f"{value:g}" for key, value in plan_values.items()},
+                  saved=request.query.get("saved"))
 
 
 async def drill_page(request: web.Request) -> web.StreamResponse:

@@ -14,13 +14,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from markupsafe import Markup, escape
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop import kpi
 from callpop.settings import Settings
 from callpop.store.kpi_queries import ManagerFacts, manager_facts, per_day_series
 
-__all__ = ["Cell", "DashboardView", "Row", "load_dashboard", "local_today", "period_from_query", "utcnow"]
+__all__ = ["Cell", "DashboardView", "Row", "fmt", "load_dashboard", "local_today", "missed_grid", "money",
+           "period_from_query", "table_rows", "utcnow"]
 
 
 def utcnow() -> dt.datetime:
@@ -119,13 +121,54 @@ def _totals(rows: list[Row], label: str) -> Row:
 
 async def load_dashboard(session: AsyncSession, period: kpi.Period, settings: Settings, now: dt.datetime,
                          *, totals_label: str = "Total") -> DashboardView:
-    facts = await manager_facts(session, period, settings, now)
-    rows = [_row(f, period, settings) for f in facts]
     contacts, missed = await per_day_series(session, period, settings, None)
+    facts = await manager_facts(session, period, settings, now, daily=(contacts, missed))
+    rows = [_row(f, period, settings) for f in facts]
     zeros = [0] * len(period.days)
     contacts = {r.employee_id: contacts.get(r.employee_id, zeros) for r in rows if r.employee_id is not None}
     missed = {r.employee_id: missed.get(r.employee_id, zeros) for r in rows if r.employee_id is not None}
     return DashboardView(period, tuple(rows), _totals(rows, totals_label), tuple(period.days), contacts, missed)
+
+
+def fmt(value: float | None, unit: str = "") -> str:
+    """A figure as pages show it: "1 234.5%", "—" for no figure."""
+    if value is None:
+        return "—"
+    text = f"{value:,.2f}".replace(",", " ")
+    return text.rstrip("0").rstrip(".") + unit
+
+
+def money(value: float) -> str:
+    return f"{value:,.2f}".replace(",", " ")
+
+
+def table_rows(view: DashboardView, query_string: str) -> list[dict[str, Any]]:
+    """The dashboard table as display strings and drill links, computed once in Python
+    (a 200-manager table is 3,000 cells: Jinja macros per cell would dominate the page)."""
+    out = []
+    for row in view.rows:
+        base = f"/dashboard/drill?employee={row.employee_id}&{query_string}&kpi="
+        cells = []
+        for cell in row.cells:
+            unit = kpi.KPI_UNITS[cell.kpi]
+            tone = "" if cell.pct is None else ("below" if cell.pct < 100 else "above")
+            cells.append((cell.kpi, fmt(cell.fact, unit), fmt(cell.plan, unit), fmt(cell.pct, "%"), tone,
+                          base + cell.kpi))
+        out.append({"id": row.employee_id, "name": row.name, "cells": cells, "missed": row.missed,
+                    "overdue": row.overdue, "missed_url": base + "missed", "overdue_url": base + "overdue"})
+    return out
+
+
+def missed_grid(view: DashboardView, query_string: str) -> Markup:
+    """Missed calls per manager (rows) and day (columns) as table rows; names escaped here."""
+    parts: list[str] = []
+    for row in view.rows:
+        url = f"/dashboard/drill?employee={row.employee_id}&amp;{escape(query_string)}&amp;kpi=missed"
+        parts.append(f'<tr><th scope="row"><a href="{url}">{escape(row.name)}</a></th>')
+        parts.extend(f'<td class="hot">{int(n)}</td>' if n else "<td></td>"
+                     for n in view.missed_per_day.get(row.employee_id or 0, ()))
+        parts.append("</tr>")
+    return Markup("".join(parts))
 
 
 def bad_request(exc: ValueError) -> web.HTTPBadRequest:

@@ -15,7 +15,19 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, CompoundSelect, and_, case, func, literal_column, or_, select, true, union_all
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Select,
+    and_,
+    case,
+    func,
+    literal_column,
+    or_,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop import kpi
@@ -123,14 +135,25 @@ async def plans_by_month(session: AsyncSession, period: kpi.Period,
 
 
 def _facts_statement(start: dt.datetime, end: dt.datetime, now: dt.datetime,
-                     employee_ids: Collection[int] | None) -> CompoundSelect[Any]:
-    """One UNION ALL of every per-manager aggregate: rows (employee, tag, a, b)."""
+                     employee_ids: Collection[int] | None, *, daily: bool = False) -> CompoundSelect[Any]:
+    """One UNION ALL of every per-manager aggregate: rows (employee, tag, a, b).
+
+    *daily*: the caller also reads the per-day series, whose sums are the contact and
+    missed-call counts, so those two parts are left out here rather than counted twice."""
     zero: ColumnElement[int] = literal_column("0")
     is_new = and_(Client.status == "new", Client.created_at >= start, Client.created_at < end)
-    return union_all(
+    parts: list[Select[Any, Any, Any, Any]] = [] if daily else [
         select(Contact.employee_id, _tag("contacts"), func.count(), zero)
         .where(Contact.counted == true(), Contact.started_at >= start, Contact.started_at < end,
                *_only(Contact.employee_id, employee_ids)).group_by(Contact.employee_id),
+        select(CallParticipant.employee_id, _tag("missed"), func.count(func.distinct(Call.id)), zero)
+        .join(Call, Call.id == CallParticipant.call_id)
+        .where(Call.outcome == "missed", Call.started_at >= start, Call.started_at < end,
+               *_only(CallParticipant.employee_id, employee_ids))
+        .group_by(CallParticipant.employee_id),
+    ]
+    return union_all(
+        *parts,
         select(Client.responsible_id, _tag("paid"), func.coalesce(func.sum(Payment.amount), 0), zero)
         .join(Client, Client.id == Payment.client_id)
         .where(Payment.paid_at >= start, Payment.paid_at < end, *_only(Client.responsible_id, employee_ids))
@@ -148,11 +171,6 @@ def _facts_statement(start: dt.datetime, end: dt.datetime, now: dt.datetime,
                func.coalesce(func.sum(case((Client.status == "regular", 1), else_=0)), 0),
                func.coalesce(func.sum(case((is_new, 1), else_=0)), 0))
         .where(*_only(Client.responsible_id, employee_ids)).group_by(Client.responsible_id),
-        select(CallParticipant.employee_id, _tag("missed"), func.count(func.distinct(Call.id)), zero)
-        .join(Call, Call.id == CallParticipant.call_id)
-        .where(Call.outcome == "missed", Call.started_at >= start, Call.started_at < end,
-               *_only(CallParticipant.employee_id, employee_ids))
-        .group_by(CallParticipant.employee_id),
         select(Promise.made_by_id, _tag("overdue"), func.count(), zero)
         .where(Promise.status == "open", Promise.due_at < now, *_only(Promise.made_by_id, employee_ids))
         .group_by(Promise.made_by_id),
@@ -160,15 +178,26 @@ def _facts_statement(start: dt.datetime, end: dt.datetime, now: dt.datetime,
 
 
 async def manager_facts(session: AsyncSession, period: kpi.Period, settings: Settings, now: dt.datetime,
-                        employee_ids: Collection[int] | None = None) -> list[ManagerFacts]:
+                        employee_ids: Collection[int] | None = None, *,
+                        daily: tuple[dict[int, list[int]], dict[int, list[int]]] | None = None) -> list[ManagerFacts]:
     """Facts for every active manager (or the ones asked for): three statements in all
-    (the people, one UNION ALL of the seven aggregates, the plans)."""
+    (the people, one UNION ALL of the seven aggregates, the plans). *daily*: the
+    ``per_day_series`` result when the caller has it; contacts and missed calls are then
+    its sums instead of being counted again."""
     people = await managers(session, employee_ids)
     by_id = {emp: ManagerFacts(emp, name) for emp, name in people}
     if not by_id:
         return []
     start, end = period.bounds(settings.kpi.timezone)
-    for emp, tag, a, b in await session.execute(_facts_statement(start, end, now, employee_ids)):
+    if daily is not None:
+        for emp, series in daily[0].items():
+            if emp in by_id:
+                by_id[emp].contacts = sum(series)
+        for emp, series in daily[1].items():
+            if emp in by_id:
+                by_id[emp].missed = sum(series)
+    statement = _facts_statement(start, end, now, employee_ids, daily=daily is not None)
+    for emp, tag, a, b in await session.execute(statement):
         row = by_id.get(emp)
         if row is None:
             continue
@@ -205,13 +234,14 @@ async def per_day_series(session: AsyncSession, period: kpi.Period, settings: Se
     c = (select(Contact.employee_id.label("emp"), day_bucket(Contact.started_at, starts).label("day"))
          .where(Contact.counted == true(), Contact.started_at >= starts[0], Contact.started_at < starts[-1],
                 *_only(Contact.employee_id, employee_ids))).subquery()
-    m = (select(CallParticipant.employee_id.label("emp"), day_bucket(Call.started_at, starts).label("day"))
+    m = (select(CallParticipant.employee_id.label("emp"), day_bucket(Call.started_at, starts).label("day"),
+                Call.id.label("call"))
          .join(Call, Call.id == CallParticipant.call_id)
          .where(Call.outcome == "missed", Call.started_at >= starts[0], Call.started_at < starts[-1],
                 *_only(CallParticipant.employee_id, employee_ids))).subquery()
     statement = union_all(
         select(c.c.emp, _tag("contacts"), c.c.day, func.count()).group_by(c.c.emp, c.c.day),
-        select(m.c.emp, _tag("missed"), m.c.day, func.count()).group_by(m.c.emp, m.c.day),
+        select(m.c.emp, _tag("missed"), m.c.day, func.count(func.distinct(m.c.call))).group_by(m.c.emp, m.c.day),
     )
     for emp, tag, day, n in await session.execute(statement):
         if wanted is not None and emp not in wanted:
