@@ -37,7 +37,6 @@ def _msg(*lines: tuple[str, str]) -> bytes:
     return ("".join(f"{k}: {v}\r\n" for k, v in lines) + "\r\n").encode("utf-8")
 
 
-
 class AmiSession(asyncio.Protocol):
     """One AMI client."""
 

@@ -320,6 +320,8 @@ class SimulatedPbx:
             agent = self._free_agent()
             try:
                 if scenario in ("outbound", "click_to_call"):
+                    while not any(ch.isdigit() for ch in number):  # nobody dials "anonymous"
+                        number, name = self.rng.choice(callers)
                     self._place(scenario, client=number, agents=(agent,), caller_name=None, action_id=None)
                 else:
                     self._place(scenario, client=number, agents=(agent,), caller_name=name, action_id=None)
