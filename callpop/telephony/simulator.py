@@ -314,14 +314,15 @@ class SimulatedPbx:
         """Random realistic calls, one every ~interval seconds, until cancelled."""
         names, weights = list(DEMO_WEIGHTS), list(DEMO_WEIGHTS.values())
         callers = list(clients)
+        dialable = [n for n, _ in callers if any(ch.isdigit() for ch in n)] or ["+74950001122"]
         while True:
             scenario = self.rng.choices(names, weights)[0]
             number, name = self.rng.choice(callers)
             agent = self._free_agent()
             try:
                 if scenario in ("outbound", "click_to_call"):
-                    while not any(ch.isdigit() for ch in number):  # nobody dials "anonymous"
-                        number, name = self.rng.choice(callers)
+                    if not any(ch.isdigit() for ch in number):  # nobody dials "anonymous"
+                        number = self.rng.choice(dialable)
                     self._place(scenario, client=number, agents=(agent,), caller_name=None, action_id=None)
                 else:
                     self._place(scenario, client=number, agents=(agent,), caller_name=name, action_id=None)
