@@ -12,7 +12,8 @@ from callpop.server.auth import hash_password
 from callpop.store.models import Agreement, Call, Client, Contact, Employee, Extension, Payment
 
 _seq = itertools.count(1)
-_HASH = hash_password("secret-password")
+FACTORY_PASSWORD = "secret-password"
+_HASH = hash_password(FACTORY_PASSWORD)
 
 
 def utc(y: int, m: int, d: int, hh: int = 12, mm: int = 0, ss: int = 0) -> dt.datetime:

@@ -14,15 +14,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from kpi_factories import client, contact
+from kpi_factories import FACTORY_PASSWORD, client, contact, employee
 
 from callpop.app import create_app
 from callpop.settings import Settings
 from callpop.store.db import Database
-from callpop.store.employees import create_employee
 from callpop.store.models import Plan
 
-PASSWORD = "correct-horse-battery"
+PASSWORD = FACTORY_PASSWORD
 
 
 @dataclass
@@ -55,16 +54,10 @@ def this_month() -> dt.date:
 async def site(db: Database, settings: Settings) -> AsyncIterator[Site]:
     ids: dict[str, int] = {}
     async with db.sessions() as s:
-        for login, name, role, ext in [("anna", "Анна <b>Смирнова</b>", "manager", ["101"]),
-                                       ("boris", "=Boris, \"the\" closer", "manager", ["102"]),
-                                       ("sue", "Sue Visor", "supervisor", [])]:
-            emp = await create_employee(s, login, name, role, PASSWORD, ext)
-            ids[login] = emp.id
-        await s.commit()
-        from callpop.store.models import Employee
-
-        anna, boris = await s.get(Employee, ids["anna"]), await s.get(Employee, ids["boris"])
-        assert anna is not None and boris is not None
+        anna = await employee(s, "Анна <b>Смирнова</b>", "101", login="anna")
+        boris = await employee(s, "=Boris, \"the\" closer", "102", login="boris")
+        sue = await employee(s, "Sue Visor", role="supervisor", login="sue")
+        ids.update(anna=anna.id, boris=boris.id, sue=sue.id)
         c = await client(s, "ООО Ромашка", responsible=anna)
         now = dt.datetime.now(dt.UTC)
         month_start = dt.datetime.combine(this_month(), dt.time(), ZoneInfo("Europe/Moscow")).astimezone(dt.UTC)

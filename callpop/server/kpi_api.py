@@ -65,8 +65,7 @@ async def _load(request: web.Request) -> DashboardView:
         period = period_from_query(request.query, local_today(settings, now))
     except kpi.PeriodError as exc:
         raise bad_request(exc) from None
-    async with request.app[DB].sessions() as session:
-        return await load_dashboard(session, period, settings, now)
+    return await load_dashboard(request.app[DB].sessions, period, settings, now)
 
 
 async def api_dashboard(request: web.Request) -> web.StreamResponse:

@@ -87,9 +87,9 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
         period = period_from_query(request.query, local_today(settings, now))
     except kpi.PeriodError as exc:
         raise bad_request(exc) from None
+    view = await load_dashboard(request.app[DB].sessions, period, settings, now)
+    plan_month = period.start.replace(day=1)
     async with request.app[DB].sessions() as session:
-        view = await load_dashboard(session, period, settings, now)
-        plan_month = period.start.replace(day=1)
         plans = await list_plans(session, plan_month)
     plan_values: dict[tuple[int, str], float] = {(p.employee_id, p.kpi): p.target for p in plans if p.target}
     series = [Series(r.employee_id or 0, r.name, view.contacts_per_day.get(r.employee_id or 0, []))
