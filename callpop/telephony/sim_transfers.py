@@ -6,14 +6,17 @@ AttendedTransfer, Asterisk 18+), in the shape chan_pjsip gives the rest of the c
 
 * blind (101 sends a REFER to 102): ``BlindTransfer`` (Transferer = 101's channel,
   Transferee = the trunk, Extension 102, IsExternal Yes); the trunk leaves the bridge and
-  dials ``PJSIP/102`` from ``sales-sip``; 101's channel hangs up; 102 rings and answers in
+  dials ``PJSIP/102`` from 101's context ``from-agents-sip``; 101's channel hangs up; 102 rings and answers in
   a new bridge. Every channel keeps the call's Linkedid.
 * attended (101 holds the client, calls 102 on a second line, then completes): a second
-  call ``PJSIP/101`` -> ``PJSIP/102`` with its own Linkedid, then the bridges merge: 102's
-  channel moves into the client's bridge and from then on carries the client's Linkedid
-  (Asterisk adopts the oldest Linkedid on bridge join and says so in no event), then
-  ``AttendedTransfer`` (OrigTransferer/SecondTransferer/Transferee/TransferTarget,
-  DestType Bridge) and both of 101's channels hang up.
+  call ``PJSIP/101`` -> ``PJSIP/102`` with its own Linkedid; on completion the client's
+  channel leaves its bridge and swaps into the consult bridge in place of 101's second
+  channel (``BridgeEnter`` with ``SwapUniqueid``), then ``AttendedTransfer``
+  (OrigTransferer/SecondTransferer/Transferee/TransferTarget, DestType Bridge), then
+  both of 101's channels hang up. 102's channel carries the client's (older) Linkedid from
+  its next event on: Asterisk adopts the oldest Linkedid on bridge join and says so in no
+  event. This order is the one a real Asterisk attended transfer shows (the tracker's
+  hand-made streams in ``tests/fixtures/streams`` follow the same recording).
 """
 
 from __future__ import annotations
@@ -140,10 +143,11 @@ def build_transfer(kind: str, base: Sequence[Record]) -> list[Record]:
 
 
 def _blind(b: _Builder, client: str, agent: str, bridge_x: str, linkedid: str, num: str, name: str) -> None:
+    # A REFER from the phone: the extension is looked up in the transferer's own context.
     b.emit("BlindTransfer", {"Result": "Success"}, b.chan(agent, "Transferer"), b.chan(client, "Transferee"),
-           b.bridge(bridge_x, 2), {"IsExternal": "Yes", "Context": "sales-sip", "Extension": "102"})
+           b.bridge(bridge_x, 2), {"IsExternal": "Yes", "Context": "from-agents-sip", "Extension": "102"})
     b.enter("BridgeLeave", bridge_x, 1, client)
-    b.set(client, Context="sales-sip", Exten="102", Priority="1")
+    b.set(client, Context="from-agents-sip", Exten="102", Priority="1")
     b.on("Newexten", client, Extension="102", Application="Dial", AppData="PJSIP/102,15,t")
     b.on("HangupRequest", agent, Cause="16")
     b.enter("BridgeLeave", bridge_x, 0, agent)
@@ -177,24 +181,24 @@ def _attended(b: _Builder, client: str, agent: str, bridge_x: str, linkedid: str
     b.dial("DialState", _A2, _B, DialStatus="RINGING")
     b.t += 1.0  # 102 answers and the agents talk
     b.answer_leg(_A2, _B, _BRIDGE3)
-    b.t += 2.0  # 101 completes the transfer: the bridges merge into the client's
-    b.enter("BridgeLeave", bridge_x, 1, agent)
-    b.enter("BridgeLeave", _BRIDGE3, 1, _A2)
-    b.enter("BridgeLeave", _BRIDGE3, 0, _B)
-    b.set(_B, Linkedid=linkedid)
-    b.enter("BridgeEnter", bridge_x, 2, _B)
-    b.emit("BridgeDestroy", b.bridge(_BRIDGE3, 0))
-    b.emit("AttendedTransfer", {"Result": "Success"},
-           b.chan(agent, "OrigTransferer"), b.bridge(bridge_x, 2, "Orig"),
-           b.chan(_A2, "SecondTransferer"), b.bridge(_BRIDGE3, 0, "Second"),
-           b.chan(client, "Transferee"), b.chan(_B, "TransferTarget"),
-           {"IsExternal": "Yes", "DestType": "Bridge", "DestBridgeUniqueid": bridge_x})
+    b.t += 2.0  # 101 completes the transfer: the client swaps into the consult bridge
     b.on("MusicOnHoldStop", client)
+    b.enter("BridgeLeave", bridge_x, 1, client)
+    b.enter("BridgeLeave", _BRIDGE3, 1, _A2)
+    b.emit("BridgeEnter", b.bridge(_BRIDGE3, 2), b.chan(client), {"SwapUniqueid": uid_a2})
+    b.emit("AttendedTransfer", {"Result": "Success"},
+           b.chan(agent, "OrigTransferer"), b.bridge(bridge_x, 1, "Orig"),
+           b.chan(_A2, "SecondTransferer"), b.bridge(_BRIDGE3, 2, "Second"),
+           b.chan(client, "Transferee"), b.chan(_B, "TransferTarget"),
+           {"IsExternal": "Yes", "DestType": "Bridge", "DestBridgeUniqueid": _BRIDGE3})
     b.on("HangupRequest", agent, Cause="16")
-    b.hangup(agent)
+    b.enter("BridgeLeave", bridge_x, 0, agent)
+    b.emit("BridgeDestroy", b.bridge(bridge_x, 0))
     b.hangup(_A2)
+    b.hangup(agent)
     b.device("PJSIP/101", "NOT_INUSE")
+    b.set(_B, Linkedid=linkedid)  # adopted silently on bridge join; seen on its next event
     b.connected(client, "102", "Manager 102")
     b.connected(_B, num, name)
     b.t += 3.0
-    b.end(client, _B, bridge_x)
+    b.end(client, _B, _BRIDGE3)
