@@ -234,3 +234,29 @@ async def test_asterisk_restart_is_a_clean_reconnect(pbx: SimulatedPbx, caplog: 
         await wait_until(lambda: conn.stats.resyncs == 2 and conn.state == "logged_in", what="back after restart")
     assert "ami: lost (Asterisk is shutting down)" in caplog.text
     assert conn.stats.reconnects == 1 and conn.stats.missed_pongs == 0
+
+
+async def test_a_slow_sink_builds_a_backlog_that_is_reported_never_dropped(caplog: pytest.LogCaptureFixture
+                                                                            ) -> None:
+    caplog.set_level(logging.INFO)
+    clock = Clock()
+    server = CaptureServer(SIP / "sip-10-burst-50.ami", clock)
+    server.plan = [(server.body, server.plan[-1][1])]  # the whole burst in one write
+    port = await server.start()
+    watch, got = DoneWatch(tracker()), Collector()
+
+    async def slow_sink(events: object) -> None:
+        await asyncio.sleep(0.002)
+        await got(events)  # type: ignore[arg-type]
+
+    conn = AmiConnection(ami_settings(port, ping_interval=60.0, queue_warn=500), watch, slow_sink, loop_clock=clock)
+    server.conn = conn
+    try:
+        async with running(conn, login=False):
+            await asyncio.wait_for(watch.done.wait(), 20)
+    finally:
+        await server.stop()
+    assert conn.stats.queue_high_water > 500
+    assert "messages waiting for the tracker (queue_warn=500)" in caplog.text and "nothing is dropped" in caplog.text
+    assert "tracker caught up" in caplog.text
+    assert len([e for e in got.events if isinstance(e, Ended)]) == 50
