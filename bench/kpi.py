@@ -199,7 +199,8 @@ async def measure(url: str, args: argparse.Namespace) -> dict[str, float]:
         finally:
             await server.close()
         return {**_stats("earnings", earn), **_stats("dashboard", dash), **_stats("api_kpi_me", api),
-                "managers": args.managers, "contacts": args.contacts}
+                "managers": args.managers, "contacts": args.contacts,
+                "load_average": round(os.getloadavg()[0], 2)}
     finally:
         await db.close()
 
