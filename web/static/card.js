@@ -107,7 +107,7 @@ const cards = (() => {
     const badge = client.status === "regular" ? t("regular") : t("new");
     // in a call card the header above already shows the name and company
     const head = el("div", { class: "client-head" },
-      options.inCall ? el("a", { class: "client-link", href: `/clients/${id}`, target: "_blank", text: t("Client page") })
+      options.inCall ? el("a", { class: "client-link", href: `/clients/${id}`, target: "_blank", rel: "noopener", text: t("Client page") })
         : el("a", { class: "client-name", href: `/clients/${id}`, text: client.name }),
       client.company && !options.inCall ? el("span", { class: "company", text: client.company }) : null,
       el("span", { class: "badge status-" + client.status, text: badge }),
@@ -120,7 +120,7 @@ const cards = (() => {
         options.dial ? el("button", { type: "button", class: "small call-button", text: t("Call"),
           onclick: (ev) => options.dial(p, ev.target) }) : null)));
     const pm = client.promises || [];
-    return el("div", { class: "client" }, head, phones,
+    return el("div", { class: "client" }, head, phones, el("div", { class: "sections" },
       section(t("Open promises"), pm, (p) => promiseItem(p, options.onChange),
         client.promises_more ? moreButton(id, "promises", promiseItem, pm.length) : null),
       section(t("Agreements"), client.agreements || [], agreementItem,
@@ -128,7 +128,7 @@ const cards = (() => {
       section(t("Last contacts"), client.last_calls || [], callItem,
         client.calls_more ? moreButton(id, "calls", callItem, client.last_calls.length) : null),
       section(t("Notes"), client.notes || [], noteItem,
-        client.notes_more ? moreButton(id, "notes", noteItem, client.notes.length) : null));
+        client.notes_more ? moreButton(id, "notes", noteItem, client.notes.length) : null)));
   }
 
   /** Promise, agreement and note for a client, linked to the call when there is one. */

@@ -22,10 +22,11 @@
     }
   }
 
+  // built once: a reload after saving must not wipe the form or its "Saved." line
+  const form = cards.recordForm(clientId, null, () => reload());
+
   function render(card) {
-    box.replaceChildren(
-      cards.clientDetails(card, { dial, onChange: reload }),
-      cards.recordForm(card.id, null, reload));
+    box.replaceChildren(cards.clientDetails(card, { dial, onChange: reload }), form);
   }
 
   async function reload() {

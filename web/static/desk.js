@@ -105,7 +105,7 @@ const desk = (() => {
       el("span", { class: "call-title", text: callerTitle(card) }),
       el("span", { class: "call-number", text: number }),
       card.client && card.client.company ? el("span", { class: "company", text: card.client.company }) : null,
-      card.caller_name && card.client ? el("span", { class: "meta caller-name", text: t("Caller ID: %(name)s", { name: card.caller_name }) }) : null,
+      card.caller_name && card.client && card.caller_name !== card.client.name ? el("span", { class: "meta caller-name", text: t("Caller ID: %(name)s", { name: card.caller_name }) }) : null,
       el("span", { class: "call-status", text: statusText(entry) }),
       entry.state === "after" || entry.state === "gone"
         ? el("button", { type: "button", class: "small close", text: t("Close"), onclick: () => remove(entry.call) })
