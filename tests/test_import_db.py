@@ -274,3 +274,25 @@ async def test_payments_make_a_client_regular_by_the_rule(db: Database, settings
     report = await _import(db, settings, "payments", second)
     assert report.imported == 1 and not report.warnings
     assert await status() == "regular"
+
+
+def test_database_failure_stops_the_import_with_a_clear_message(
+        db_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A failing database (locked, gone) is not blamed on the lines: the import stops, exit 2."""
+    import argparse
+
+    from sqlalchemy.exc import OperationalError
+
+    from callpop.store.importer import main
+
+    calls: list[int] = []
+
+    async def failing(session: AsyncSession, lines: list[ClientLine], ctx: ImportContext) -> ChunkResult:
+        calls.append(len(lines))
+        raise OperationalError("INSERT INTO clients", {}, Exception("database is locked"))
+
+    monkeypatch.setattr("callpop.store.importer.store_clients", failing)
+    code = main(argparse.Namespace(kind="clients", file=str(FIXTURES / "clients-1c-cp1251.csv")), db_settings)
+    assert code == 2
+    assert calls == [6]  # not retried line by line
+    assert "database error, import stopped: database is locked" in capsys.readouterr().err

@@ -16,14 +16,13 @@ import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop.settings import Settings
 from callpop.store.csvfields import LineError
-from callpop.store.csvread import FileError, read_csv
+from callpop.store.csvread import FileError, Row, read_csv
 from callpop.store.db import Database, SchemaError, open_database
 from callpop.store.import_base import ChunkResult, ImportContext, LineProblem
 from callpop.store.import_clients import ClientLine, parse_client, store_clients
@@ -88,7 +87,7 @@ class ImportReport:
         self.warnings += chunk.warnings
 
 
-def _parse(kind: str, row: Any, ctx: ImportContext) -> Line:
+def _parse(kind: str, row: Row, ctx: ImportContext) -> Line:
     if kind == "clients":
         return parse_client(row, ctx)
     return RECORD_KINDS[kind].parse(row, ctx)
@@ -127,7 +126,7 @@ async def _flush(db: Database, kind: str, lines: list[Line], ctx: ImportContext,
     try:
         async with db.sessions() as session, session.begin():
             result = await _store(session, kind, lines, ctx)
-    except SQLAlchemyError as exc:
+    except (IntegrityError, DataError) as exc:  # this data, not the database: find the line
         if len(lines) == 1:
             reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300]
             report.errors.append(LineProblem(lines[0].line, f"the database refused the line: {reason}"))
@@ -220,12 +219,17 @@ async def _run(kind: str, path: Path, settings: Settings) -> ImportReport:
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
     """Exit 0 when anything was imported (or already there), 1 when the file is unreadable
-    or every line failed, 2 when the database is not ready."""
+    or every line failed, 2 when the database is not ready or fails."""
     path = Path(args.file)
     try:
         report = asyncio.run(_run(args.kind, path, settings))
     except SchemaError as exc:
         print(f"callpop import: {exc}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as exc:  # the database itself failed (locked, gone): chunks already committed stay
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        print(f"callpop import: database error, import stopped: {reason}; lines already imported stay "
+              f"(re-run the same file to finish: it skips what is there)", file=sys.stderr)
         return 2
     _print_report(report)
     return 0 if report.ok else 1
