@@ -24,8 +24,10 @@ from callpop.settings import BonusKpi, BonusLevel, BonusSettings
 
 __all__ = [
     "CUMULATIVE",
+    "KPI_LABELS",
     "KPI_NAMES",
     "KPI_UNITS",
+    "PERIOD_LABELS",
     "Earnings",
     "KpiLine",
     "Period",
@@ -50,6 +52,11 @@ __all__ = [
 
 KPI_NAMES = ("contacts", "collections", "win_rate", "new_vs_regular")
 KPI_UNITS = {"contacts": "", "collections": "%", "win_rate": "%", "new_vs_regular": "%"}
+# What the pages call them (English message ids; the UI translates them).
+KPI_LABELS = {"contacts": "Contacts with regular clients", "collections": "Collections",
+              "win_rate": "Win rate", "new_vs_regular": "New to regular clients",
+              "missed": "Missed calls", "overdue": "Overdue promises"}
+PERIOD_LABELS = {"day": "Day", "week": "Week", "month": "Month", "custom": "Custom range"}
 CUMULATIVE = frozenset({"contacts", "collections"})
 PERIOD_KINDS = ("day", "week", "month", "custom")
 MAX_PERIOD_DAYS = 366

@@ -30,7 +30,7 @@ from callpop.server.kpi_view import (
     utcnow,
 )
 from callpop.server.templating import render
-from callpop.store.kpi_drill import DRILL_KINDS, drill
+from callpop.store.kpi_drill import COLUMN_LABELS, DRILL_KINDS, drill
 from callpop.store.kpi_queries import earnings_for
 from callpop.store.plans import PlanError, PlanItem, list_plans, parse_month, save_plans
 
@@ -75,7 +75,7 @@ async def earnings_page(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound(text="no such employee")
     today = local_today(settings, utcnow())
     return render(request, "earnings.html", earnings=result, who=row.name, employee_id=employee_id,
-                  own=employee_id == user.id, month=today.replace(day=1), units=kpi.KPI_UNITS,
+                  own=employee_id == user.id, month=today.replace(day=1), units=kpi.KPI_UNITS, labels=kpi.KPI_LABELS,
                   api_path="/api/kpi/me" if employee_id == user.id else f"/api/kpi/employee/{employee_id}")
 
 
@@ -99,6 +99,7 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
     query = _period_query(period)
     qs = urlencode(query)
     return render(request, "dashboard.html", view=view, chart=chart, legend=legend, units=kpi.KPI_UNITS,
+                  labels=kpi.KPI_LABELS, period_labels=kpi.PERIOD_LABELS,
                   kpis=kpi.KPI_NAMES, period=period, query=query, qs=qs, rows=table_rows(view, qs),
                   totals=[(c.kpi, fmt(c.fact, kpi.KPI_UNITS[c.kpi]), fmt(c.plan, kpi.KPI_UNITS[c.kpi]),
                            fmt(c.pct, "%")) for c in view.totals.cells],
@@ -127,6 +128,7 @@ async def drill_page(request: web.Request) -> web.StreamResponse:
     if not people:
         raise web.HTTPNotFound(text="no such employee")
     return render(request, "kpi_drill.html", result=result, who=people[0][1], period=period,
+                  labels=kpi.KPI_LABELS, column_labels=COLUMN_LABELS,
                   back="/dashboard?" + urlencode(_period_query(period)) if user.is_supervisor else "/earnings")
 
 

@@ -20,10 +20,16 @@ from callpop import kpi
 from callpop.settings import Settings
 from callpop.store.models import Agreement, Call, CallParticipant, Client, Contact, Payment, Promise, Receivable
 
-__all__ = ["DRILL_KINDS", "LIMIT", "Drill", "drill"]
+__all__ = ["COLUMN_LABELS", "DRILL_KINDS", "LIMIT", "Drill", "drill"]
 
 LIMIT = 1000
 DRILL_KINDS = (*kpi.KPI_NAMES, "missed", "overdue")
+# Column headings (English message ids; the page translates them).
+COLUMN_LABELS = {"started": "Started", "client": "Client", "direction": "Direction", "talk_seconds": "Talk, s",
+                 "counted": "Counted", "reason": "Why not counted", "call": "Call", "what": "What",
+                 "date": "Date", "amount": "Amount", "currency": "Currency", "closed": "Closed",
+                 "agreement": "Agreement", "status": "Status", "source": "Status set by", "created": "Created",
+                 "number": "Number", "due": "Due", "promise": "Promise"}
 
 
 @dataclass(frozen=True, slots=True)
