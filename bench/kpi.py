@@ -185,18 +185,22 @@ async def measure(url: str, args: argparse.Namespace) -> dict[str, float]:
               f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)
         server = TestServer(create_app(settings, db=db, start_ami=False))
         await server.start_server()
+        clients: list[TestClient] = []
         try:
             rng = random.Random(1)
-            managers = [await _login(server, f"m{rng.randrange(args.managers) + 1}") for _ in range(5)]
+            for _ in range(5):
+                clients.append(await _login(server, f"m{rng.randrange(args.managers) + 1}"))
+            managers = list(clients)
             sup = await _login(server, "sup")
+            clients.append(sup)
             earn: list[float] = []
             for i in range(args.earnings + args.warmup):
                 earn += await _time(managers[i % len(managers)], ["/earnings"], 0 if i >= args.warmup else 1)
             dash = await _time(sup, ["/dashboard"] * (args.dashboards + 3), 3)
             api = await _time(managers[0], ["/api/kpi/me"] * (args.earnings // 2 + 10), 10)
-            for c in (*managers, sup):
-                await c.close()
         finally:
+            for c in clients:
+                await c.close()
             await server.close()
         return {**_stats("earnings", earn), **_stats("dashboard", dash), **_stats("api_kpi_me", api),
                 "managers": args.managers, "contacts": args.contacts,
