@@ -11,7 +11,7 @@ from browserkit import Live
 from sqlalchemy import select
 
 from callpop.server.keys import DB
-from callpop.store.models import Promise
+from callpop.store.models import Client, ClientPhone, Promise
 
 Desk = Callable[..., Awaitable[Any]]
 CARD = "#calls article[data-call='{call}']"
@@ -85,3 +85,32 @@ async def test_supervisor_watching_all_sees_a_managers_call_without_a_form(open_
     await vera.wait_for_selector(CARD.format(call=call) + ".state-active", timeout=5000)
     assert await card.locator("form.record-form").count() == 0  # read-only: the form is anna's
     await card.wait_for(state="detached", timeout=10000)  # ended: greyed, then dismissed
+
+
+async def test_transferred_call_appears_for_the_colleague_with_the_same_history(open_desk: Desk, live: Live) -> None:
+    anna = await open_desk("anna")
+    boris = await open_desk("boris")
+    call = await live.call("blind_transfer", ["101", "102"])  # anna answers, then transfers to boris
+    await anna.locator(CARD.format(call=call)).wait_for(timeout=5000)
+    card = boris.locator(CARD.format(call=call))
+    await boris.wait_for_selector(CARD.format(call=call) + ".state-active", timeout=8000)
+    assert await card.locator(".call-title").text_content() == "Иван Петров"
+    assert "Выслать счёт на поставку" in (await card.locator("li.promise").first.text_content() or "")
+    assert await card.locator("form.record-form").count() == 1  # boris talks now: he may record
+    await anna.wait_for_selector(CARD.format(call=call) + ".state-gone", timeout=5000)
+
+
+async def test_several_clients_with_the_number_offer_a_choice(open_desk: Desk, live: Live) -> None:
+    async with live.app[DB].sessions() as session:
+        session.add(Client(name="Мария Петрова", company="ООО Ромашка",
+                           phones=[ClientPhone(raw="+7 916 123-45-67", e164="+79161234567", tail10="9161234567")]))
+        await session.commit()
+    page = await open_desk("anna")
+    call = await live.call("incoming_noanswer", "101")
+    card = page.locator(CARD.format(call=call))
+    choices = card.locator(".candidates li")
+    await choices.first.wait_for(timeout=5000)
+    assert sorted(await choices.locator(".client-name").all_text_contents()) == ["Иван Петров", "Мария Петрова"]
+    await choices.filter(has_text="Мария Петрова").locator("button").click()
+    await card.locator(".client-link").wait_for(timeout=5000)
+    assert await card.locator(".call-title").text_content() == "Мария Петрова"
