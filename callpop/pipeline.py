@@ -52,6 +52,7 @@ __all__ = ["PIPELINE", "ActiveCallSource", "CallState", "Pipeline", "StoreHooks"
 log = logging.getLogger(__name__)
 
 DB_TIMEOUT = 5.0         # seconds one lookup or journal write may take
+EXTENSIONS_TTL = 30.0    # the extension -> employee map is re-read at most this often
 STALE_AFTER = 6 * 3600.0  # a call with no event for this long is forgotten (missed hangup)
 SWEEP_EVERY = 60.0
 
@@ -131,6 +132,7 @@ class Pipeline:
         self._store = store or StoreHooks.default()
         self._calls: dict[str, CallState] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        self._by_extension: tuple[float, dict[str, int]] | None = None
         self.lookups = 0
         hub.set_snapshot_source(self.snapshot)
 
@@ -323,7 +325,7 @@ class Pipeline:
         changed: set[int] = set()
         try:
             async with asyncio.timeout(DB_TIMEOUT), self._db.sessions() as session:
-                by_ext = await self._store.employees_by_extension(session)
+                by_ext = await self._extensions(session)
                 state.db_id = await self._store.close_call(session, self._settings.pbx.id, event,
                                                            state.client_id, by_ext)
                 await session.commit()
@@ -335,6 +337,14 @@ class Pipeline:
             log.exception("call %s: journal close failed", state.call)
         for employee_id in sorted(changed):
             self._hub.publish({"type": "kpi_changed", "employee_id": employee_id}, employee_ids=(employee_id,))
+
+    async def _extensions(self, session: AsyncSession) -> dict[str, int]:
+        """Who owns which extension, cached briefly: every call end needs it, and with a
+        thousand agents reading it each time would be most of the journal's work."""
+        now = time.monotonic()
+        if self._by_extension is None or now - self._by_extension[0] > EXTENSIONS_TTL:
+            self._by_extension = (now, await self._store.employees_by_extension(session))
+        return self._by_extension[1]
 
     # --- housekeeping -------------------------------------------------------------------
 

@@ -1,0 +1,337 @@
+"""Pop latency (issue 4): from the PBX writing DialBegin to the agent's tab holding the card.
+
+    .venv/bin/python bench/pop_latency.py                       # 1,000 agents, 1M clients
+    .venv/bin/python bench/pop_latency.py --agents 50 --directory 10000 --seconds 3   # quick
+
+Three processes, so no side measures itself:
+
+* this one: the simulated PBX (a real AMI server on loopback). It places inbound calls from
+  known directory numbers (round-robin over the agents) at 1, 10 and 100 calls/s and notes,
+  with ``SimulatedPbx.on_write``, when the DialBegin bytes of each (call, agent) are written;
+* the daemon: ``create_app`` with the AMI connection to that PBX, the real tracker,
+  pipeline (lookup, journal, contacts) and hub, on an SQLite copy of the 1M-client
+  directory that bench/lookup.py generates (bench/out/lookup-1000000.db; generated if
+  missing). A ticker task records the event loop's oversleep (its lag) all along;
+* the clients: one logged-in websocket per agent (1,000), noting when each
+  ``call.ringing`` frame arrives, before parsing it.
+
+Times are ``time.time()`` (one system clock for all processes). The bench employees get a
+cheap argon2 hash (the hash carries its own cost), so 1,000 real logins take seconds.
+Last line: {"clients": 1000, "directory_clients": 1000000, "rates": {"1": {"p50_ms", "p99_ms",
+"max_ms", "pops", "missing"}, ...}, "loop_lag_max_ms": ...}. Target at 100 calls/s: p99 <= 10 ms
+and loop lag < 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import re
+import shutil
+import sqlite3
+import statistics
+import sys
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+OUT = ROOT / "bench" / "out"
+SECRET = "bench-ami-secret"
+PASSWORD = "bench-password"
+FIRST_EXTENSION = 5000
+RATES = (1, 10, 100)
+_DIAL = re.compile(rb"DestChannel: PJSIP/(\d+)-.*?\r\nDestLinkedid: ([^\r]+)\r\n", re.S)
+
+
+# --- the directory ----------------------------------------------------------------------------
+
+
+def _bench_hash() -> str:
+    from argon2 import PasswordHasher
+
+    return PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(PASSWORD)
+
+
+def prepare_database(size: int, agents: int) -> str:
+    """A copy of bench/lookup.py's directory with one employee per agent; returns the URL."""
+    import lookup as lookup_bench  # bench/lookup.py
+
+    source = OUT / f"lookup-{size}.db"
+    if not lookup_bench._complete_sqlite(source, size):
+        print(f"generating the {size:,}-client directory (bench/lookup.py)...", file=sys.stderr)
+        asyncio.run(lookup_bench.prepare_sqlite(size))
+    target = OUT / f"pop-latency-{size}.db"
+    if not target.exists() or target.stat().st_mtime < source.stat().st_mtime:
+        print(f"copying {source.name} -> {target.name}", file=sys.stderr)
+        src = sqlite3.connect(source)
+        src.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        src.close()
+        for suffix in ("-wal", "-shm"):
+            Path(f"{target}{suffix}").unlink(missing_ok=True)
+        shutil.copyfile(source, target)
+    url = f"sqlite+aiosqlite:///{target}"
+    from callpop.store.db import upgrade
+
+    asyncio.run(upgrade(url))
+    conn = sqlite3.connect(target)
+    try:
+        password_hash = _bench_hash()
+        with conn:
+            for i in range(agents):
+                login, ext = f"bench{i:04d}", str(FIRST_EXTENSION + i)
+                conn.execute("INSERT OR IGNORE INTO employees (name, login, password_hash, role, active, created_at) "
+                             "VALUES (?, ?, ?, 'manager', 1, '2026-01-01 00:00:00.000000')",
+                             (f"Агент {i}", login, password_hash))
+                conn.execute("UPDATE employees SET password_hash = ? WHERE login = ?", (password_hash, login))
+                emp = conn.execute("SELECT id FROM employees WHERE login = ?", (login,)).fetchone()[0]
+                conn.execute("INSERT OR REPLACE INTO extensions (extension, employee_id) VALUES (?, ?)", (ext, emp))
+    finally:
+        conn.close()
+    return url
+
+
+# --- the daemon process -----------------------------------------------------------------------
+
+
+def daemon_process(db_url: str, ami_port: int, ctl: Connection, profile: str | None = None) -> None:
+    asyncio.run(_daemon(db_url, ami_port, ctl, profile))
+
+
+async def _daemon(db_url: str, ami_port: int, ctl: Connection, profile: str | None) -> None:
+    from aiohttp import web
+
+    from callpop.app import create_app
+    from callpop.pipeline import PIPELINE
+    from callpop.server.keys import AMI, HUB
+    from callpop.settings import settings_from_mapping
+
+    settings = settings_from_mapping({
+        "database": {"url": db_url},
+        "ami": {"host": "127.0.0.1", "port": ami_port, "secret": SECRET},
+        "web": {"host": "127.0.0.1", "port": 0, "secret_key": "bench-secret-key"},
+        "logging": {"level": "WARNING"},
+    }, source="bench", environ={})
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="daemon %(levelname)s %(name)s: %(message)s")
+    lags: list[tuple[float, float]] = []
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    for _ in range(500):
+        if app[AMI] is not None and app[AMI].state == "logged_in":  # type: ignore[union-attr]
+            break
+        await asyncio.sleep(0.01)
+    ticker = asyncio.create_task(_tick(lags))
+    ctl.send({"port": port, "ami": app[AMI].state if app[AMI] is not None else "off"})  # type: ignore[union-attr]
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, ctl.recv)  # "go": the clients are connected, calls start
+    prof = None
+    if profile:
+        import cProfile
+
+        prof = cProfile.Profile()
+        prof.enable()
+    await loop.run_in_executor(None, ctl.recv)  # "stop"
+    ticker.cancel()
+    if prof is not None and profile:
+        prof.disable()
+        prof.dump_stats(profile)
+    pipeline = app[PIPELINE]
+    ctl.send({"lags": lags, "push": app[HUB].stats(), "lookups": pipeline.lookups})
+    await runner.cleanup()
+
+
+async def _tick(lags: list[tuple[float, float]], interval: float = 0.005) -> None:
+    """The loop's lag: how much later than asked each short sleep wakes up."""
+    loop = asyncio.get_running_loop()
+    while True:
+        asked = loop.time() + interval
+        await asyncio.sleep(interval)
+        lags.append((time.time(), max(0.0, loop.time() - asked)))
+
+
+# --- the clients process ----------------------------------------------------------------------
+
+
+def clients_process(base: str, agents: int, ctl: Connection) -> None:
+    asyncio.run(_clients(base, agents, ctl))
+
+
+async def _login(session: Any, base: str, login: str) -> str:
+    async with session.get(f"{base}/login") as page:
+        token = page.headers["X-CSRF-Token"]
+        anon = page.cookies["callpop_session"].value
+    async with session.post(f"{base}/login", data={"login": login, "password": PASSWORD, "csrf_token": token},
+                            headers={"Cookie": f"callpop_session={anon}"}, allow_redirects=False) as resp:
+        if resp.status != 302:
+            raise RuntimeError(f"login {login}: HTTP {resp.status}")
+        return str(resp.cookies["callpop_session"].value)
+
+
+async def _clients(base: str, agents: int, ctl: Connection) -> None:
+    import aiohttp
+
+    received: dict[str, float] = {}
+    sockets: list[aiohttp.ClientWebSocketResponse] = []
+    gate = asyncio.Semaphore(16)
+
+    async def connect(i: int) -> None:
+        async with gate:
+            cookie = await _login(session, base, f"bench{i:04d}")
+            ws = await session.ws_connect(f"{base}/ws", headers={"Cookie": f"callpop_session={cookie}"},
+                                          heartbeat=None, autoping=True)
+        sockets.append(ws)
+        async for msg in ws:
+            now = time.time()
+            if msg.type is aiohttp.WSMsgType.TEXT and msg.data.startswith('{"type":"call.ringing"'):
+                data = json.loads(msg.data)
+                received[f"{data['call']}|{data['agent']}"] = now
+
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar()) as session:
+        tasks = [asyncio.create_task(connect(i)) for i in range(agents)]
+        while len(sockets) < agents:
+            await asyncio.sleep(0.05)
+            failed = [t for t in tasks if t.done() and t.exception() is not None]
+            if failed:
+                ctl.send({"error": repr(failed[0].exception())})
+                return
+        ctl.send({"connected": len(sockets)})
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, ctl.recv)  # "stop"
+        ctl.send({"received": received, "still_open": sum(not ws.closed for ws in sockets)})
+        for ws in sockets:
+            await ws.close()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+# --- the PBX and the run ----------------------------------------------------------------------
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _run_rates(pbx: Any, dial: dict[str, float], agents: int, size: int, seconds: float,
+                     rates: tuple[int, ...]) -> list[tuple[int, float, float, list[str]]]:
+    import lookup as lookup_bench
+
+    loop = asyncio.get_running_loop()
+    phases: list[tuple[int, float, float, list[str]]] = []
+    n = 0
+    for rate in rates:
+        count = max(10, int(rate * seconds))
+        keys: list[str] = []
+        start_wall, t0 = time.time(), loop.time()
+        for i in range(count):
+            await asyncio.sleep(max(0.0, t0 + i / rate - loop.time()))
+            agent = str(FIRST_EXTENSION + n % agents)
+            client = 1 + (n * 104729) % size
+            call = await pbx.place_call("incoming_answered", client=lookup_bench.number_of(client), agent=agent,
+                                        caller_name=f"Клиент {client}")
+            keys.append(f"{call}|{agent}")
+            n += 1
+        await asyncio.sleep(2.0)  # let the last pops arrive
+        phases.append((rate, start_wall, time.time(), keys))
+        print(f"  {rate:>3} calls/s: {count} calls placed", file=sys.stderr)
+    return phases
+
+
+async def _main(args: argparse.Namespace) -> dict[str, Any]:
+    from callpop.telephony.simulator import SimulatedPbx
+
+    url = await asyncio.to_thread(prepare_database, args.directory, args.agents)
+    agents = [str(FIRST_EXTENSION + i) for i in range(args.agents)]
+    pbx = SimulatedPbx("callpop", SECRET, agents=agents, speed=1.0, rng_seed=1)
+    dial: dict[str, float] = {}
+
+    def on_write(name: str, data: bytes) -> None:
+        if name == "DialBegin":
+            found = _DIAL.search(data)
+            if found:
+                dial.setdefault(f"{found.group(2).decode()}|{found.group(1).decode()}", time.time())
+
+    pbx.on_write = on_write
+    ami_port = await pbx.start("127.0.0.1", 0)
+    ctx = mp.get_context("spawn")
+    d_parent, d_child = ctx.Pipe()
+    daemon = ctx.Process(target=daemon_process, args=(url, ami_port, d_child, args.profile), daemon=True)
+    daemon.start()
+    c_parent, c_child = ctx.Pipe()
+    clients: Any = None
+    try:
+        ready = await asyncio.wait_for(asyncio.to_thread(d_parent.recv), 120)
+        base = f"http://127.0.0.1:{ready['port']}"
+        print(f"daemon up on {base}, AMI {ready['ami']}", file=sys.stderr)
+        clients = ctx.Process(target=clients_process, args=(base, args.agents, c_child), daemon=True)
+        clients.start()
+        t0 = time.time()
+        up = await asyncio.wait_for(asyncio.to_thread(c_parent.recv), 300)
+        if "error" in up:
+            raise RuntimeError(f"clients failed: {up['error']}")
+        print(f"{up['connected']} websockets logged in and connected in {time.time() - t0:.1f} s", file=sys.stderr)
+        d_parent.send("go")
+        wanted = tuple(args.rates)
+        phases = await asyncio.wait_for(_run_rates(pbx, dial, args.agents, args.directory, args.seconds, wanted),
+                                        60 + args.seconds * len(wanted) * 3)
+        c_parent.send("stop")
+        got = await asyncio.wait_for(asyncio.to_thread(c_parent.recv), 60)
+        d_parent.send("stop")
+        stats = await asyncio.wait_for(asyncio.to_thread(d_parent.recv), 60)
+    finally:
+        await pbx.stop()
+        for proc in (clients, daemon):
+            if proc is not None:
+                proc.join(10)
+                if proc.is_alive():
+                    proc.kill()
+    received: dict[str, float] = got["received"]
+    rates: dict[str, dict[str, float | int]] = {}
+    for rate, _start, _end, keys in phases:
+        lat = [(received[k] - dial[k]) * 1000 for k in keys if k in received and k in dial]
+        missing = sum(1 for k in keys if k not in received)
+        rates[str(rate)] = {"p50_ms": round(statistics.median(lat), 2) if lat else -1,
+                            "p99_ms": round(_pct(lat, 0.99), 2) if lat else -1,
+                            "max_ms": round(max(lat), 2) if lat else -1, "pops": len(lat), "missing": missing}
+    run_start, run_end = phases[0][1], phases[-1][2]
+    lags = [lag for at, lag in stats["lags"] if run_start <= at <= run_end]
+    return {"clients": args.agents, "directory_clients": args.directory, "rates": rates,
+            "loop_lag_max_ms": round(max(lags) * 1000, 2) if lags else -1,
+            "connections_at_end": got["still_open"], "push": stats["push"], "lookups": stats["lookups"],
+            "seconds_per_rate": args.seconds, "cpus": os.cpu_count(), "loadavg_1m": round(os.getloadavg()[0], 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--agents", type=int, default=1000, help="websocket clients, one per agent")
+    parser.add_argument("--directory", type=int, default=1_000_000, help="clients in the directory")
+    parser.add_argument("--seconds", type=float, default=10.0, help="seconds of calls at each rate")
+    parser.add_argument("--rates", type=int, nargs="+", default=list(RATES), help="calls per second")
+    parser.add_argument("--profile", metavar="FILE", help="cProfile the daemon process into FILE")
+    args = parser.parse_args()
+    result = asyncio.run(_main(args))
+    print(f"{'rate':>6} {'pops':>6} {'missing':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}", file=sys.stderr)
+    for rate, r in result["rates"].items():
+        print(f"{rate:>6} {r['pops']:>6} {r['missing']:>8} {r['p50_ms']:>8} {r['p99_ms']:>8} {r['max_ms']:>8}",
+              file=sys.stderr)
+    print(f"event loop lag max: {result['loop_lag_max_ms']} ms", file=sys.stderr)
+    print(json.dumps(result, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
