@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from callpop.phones import is_withheld, phone_key
 from callpop.telephony.channels import Channel
 from callpop.telephony.events import (
     AgentTalk,
@@ -68,6 +69,17 @@ class AgentState:
     talk_hint: int | None = None  # the queue's AgentComplete TalkTime
 
 
+def _name(raw: str) -> str | None:
+    """Caller names are data (attacker-controlled, shown with textContent): kept verbatim,
+    except Asterisk's placeholder for "no name"."""
+    return None if not raw or raw == "<unknown>" else raw
+
+
+def _client(number: str, region: str, min_digits: int) -> str | None:
+    """E.164 when the number reads as one, else as sent; None when withheld."""
+    return None if is_withheld(number) else phone_key(number, region, min_digits).display_key
+
+
 def stop_reason(call: Call, leg: Leg, cause: int | None) -> RingStopReason:
     """Why an agent's phone stopped ringing. Order matters: a colleague who answered
     explains everything else (a ring-group member did not miss the call), then what the
@@ -118,6 +130,24 @@ class Call:
         if st is None:
             st = self.agents[agent] = AgentState(agent)
         return st
+
+    def decide(self, dialer: Channel, dest: Channel, dialled: str, region: str, min_digits: int) -> None:
+        """At the first dial: from outside is inbound (the client is the caller), an agent
+        dialling out is outbound (the client is the number dialled), agent to agent is
+        internal (the "client" is the calling agent's extension)."""
+        origin = self.origin or dialer
+        if origin.agent is None:
+            src = dialer if dialer.agent is None else origin
+            self.direction = "inbound"
+            self.client = _client(src.cid_num, region, min_digits)
+            self.caller_name = _name(src.cid_name)
+        elif dest.agent is None:
+            self.direction = "outbound"
+            self.client = _client(dialled, region, min_digits)
+        else:
+            self.direction = "internal"
+            self.client = origin.agent
+            self.caller_name = _name(origin.cid_name)
 
     # --- transitions -------------------------------------------------------------------
 

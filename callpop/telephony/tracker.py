@@ -38,7 +38,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from callpop.phones import is_withheld, phone_key
 from callpop.telephony.calls import Call, Leg
 from callpop.telephony.channels import AgentRule, Channel, local_peer
 from callpop.telephony.events import ActiveCall, CallEvent
@@ -79,12 +78,6 @@ class TrackerConfig:
             default_region=settings.phones.default_region,
             min_external_digits=settings.phones.min_external_digits,
         )
-
-
-def _name(raw: str) -> str | None:
-    """Caller names are data (attacker-controlled, shown with textContent): kept verbatim,
-    except Asterisk's placeholder for "no name"."""
-    return None if not raw or raw == "<unknown>" else raw
 
 
 class CallTracker(ListingHandlers, TransferHandlers):
@@ -275,23 +268,6 @@ class CallTracker(ListingHandlers, TransferHandlers):
 
     # --- dialling ------------------------------------------------------------------------
 
-    def _decide(self, call: Call, dialer: Channel, dest: Channel, dialled: str) -> None:
-        origin = call.origin or dialer
-        region, digits = self.config.default_region, self.config.min_external_digits
-        if origin.agent is None:
-            src = dialer if dialer.agent is None else origin
-            call.direction = "inbound"
-            call.client = None if is_withheld(src.cid_num) else (
-                phone_key(src.cid_num, region, digits).display_key)
-            call.caller_name = _name(src.cid_name)
-        elif dest.agent is None:
-            call.direction = "outbound"
-            call.client = None if is_withheld(dialled) else phone_key(dialled, region, digits).display_key
-        else:
-            call.direction = "internal"
-            call.client = origin.agent
-            call.caller_name = _name(origin.cid_name)
-
     def _dial(self, call: Call, dialer: Channel, dest: Channel, agent: str | None, dialled: str) -> None:
         """*dialer* rings *dest*: decide whose phone this is and start that agent ringing."""
         if dest.leg is not None and not dest.leg.done:
@@ -306,7 +282,7 @@ class CallTracker(ListingHandlers, TransferHandlers):
         elif call.origin is not None and agent == call.origin.agent and not call.announced:
             return  # the PBX rings the originator's own phone first (click-to-call)
         if call.direction is None:
-            self._decide(call, dialer, dest, dialled)
+            call.decide(dialer, dest, dialled, self.config.default_region, self.config.min_external_digits)
         leg = dest.leg = Leg(agent, dest, dialer, upstream)
         call.ring(leg, self._now, self._out)
         if dest.state == "Up":
