@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
@@ -111,7 +112,8 @@ async def test_regular_status_follows_the_rule(db: Database, settings: Settings)
 
 
 async def test_capture_numbers_are_clients_with_history(db: Database, settings: Settings) -> None:
-    await seed_demo(db, _small(settings, clients=50), now=NOW)
+    small = _small(settings, clients=50)
+    await seed_demo(db, small, now=NOW)
     async with db.sessions() as session:
         owners = {n: (await session.scalars(select(Client.name).join(ClientPhone).where(ClientPhone.e164 == n)
                                             .order_by(Client.id))).all() for n in CAPTURE_NUMBERS}
@@ -123,7 +125,11 @@ async def test_capture_numbers_are_clients_with_history(db: Database, settings: 
     assert owners["+79031112233"] == ["ООО «Ромашка»"]
     assert owners["+74957654321"] == ["АО «Вектор»", "Соколов Павел Андреевич"]  # a candidates card
     assert calls and calls >= 5
-    assert any(d is not None and d < NOW for d in open_dues) and any(d is not None and d > NOW for d in open_dues)
+    assert any(d is not None and d < NOW for d in open_dues)  # overdue
+    today = NOW.astimezone(ZoneInfo(small.kpi.timezone)).date()
+    assert any(d is not None and d > NOW and d.astimezone(ZoneInfo(small.kpi.timezone)).date() == today
+               for d in open_dues)  # due later today
+    assert any(d is not None and d > NOW + dt.timedelta(days=1) for d in open_dues)  # upcoming
     numbers = await demo_client_numbers(db, limit=10)
     assert numbers[0] == ("+79161234567", "Иван Петров")
     assert ("+74957654321", None) in numbers  # a shared office line has no one name

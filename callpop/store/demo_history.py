@@ -249,10 +249,12 @@ class _Generator:
             ci = self.client(i, name, company, list(raws), agreements=5, calls=14, manual_regular=i == 3)
             manager = self.managers[i % len(self.managers)]
             today = self.now.astimezone(self.zone).date()
-            late = dt.datetime.combine(today, dt.time(18, 0), self.zone).astimezone(dt.UTC)
+            evening = dt.datetime.combine(today, dt.time(18, 0), self.zone).astimezone(dt.UTC)
+            midnight = dt.datetime.combine(today, dt.time(23, 59, 59), self.zone).astimezone(dt.UTC)
+            late = min(max(evening, self.now + dt.timedelta(hours=1)), midnight)
             # one promise of each kind the card shows: overdue, due today, upcoming
             self.promise(ci, manager, self.now - self.days(9), None, due=self.now - self.days(2), status="open")
-            self.promise(ci, manager, self.now - self.days(3), None, due=max(late, self.now), status="open")
+            self.promise(ci, manager, self.now - self.days(3), None, due=late, status="open")
             self.promise(ci, self.managers[(i + 1) % len(self.managers)], self.now - self.days(1), None,
                          due=self.now + self.days(5), status="open")
 
