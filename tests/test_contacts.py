@@ -4,6 +4,7 @@ one per manager/client/day in the KPI time zone, transfers, idempotent replay.""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 
 from kpi_factories import call, client, employee, utc
 from sqlalchemy import func, select
@@ -136,3 +137,44 @@ async def test_replay_logs_nothing_twice(db: Database, settings: Settings) -> No
         total = await s.scalar(select(func.count()).select_from(Contact))
     assert [(r.id, r.employee_id, r.counted, r.reason) for r in again] == before
     assert total == 2
+
+
+async def test_after_the_journal_closes_a_transferred_call(db: Database, settings: Settings) -> None:
+    """The pipeline's order: journal.open_call at ringing, close_call at the end, then
+    log_contacts with the same Ended, twice (a replay) — the journal's rows are enough."""
+    from callpop.store import journal
+    from callpop.store.employees import employees_by_extension
+    from callpop.telephony.events import Ringing
+
+    t0 = utc(2026, 3, 2, 9).timestamp()
+    end = Ended(call="pbx-7", direction="inbound", client="+79990000000", outcome="answered",
+                answered_by=("101", "102"), talk_seconds=140, started_at=t0, ended_at=t0 + 150,
+                talks=(AgentTalk("101", 20), AgentTalk("102", 120)))
+    async with db.sessions() as s:
+        anna = await employee(s, "Anna", "101")
+        boris = await employee(s, "Boris", "102")
+        c = await client(s)
+        await s.commit()
+        await journal.open_call(s, "main", Ringing(call="pbx-7", direction="inbound", client="+79990000000",
+                                                   agent="101", at=t0), c.id)
+        call_id = await journal.close_call(s, "main", end, c.id, await employees_by_extension(s))
+        await s.commit()
+        first = await log_contacts(s, call_id, end, settings)
+        await s.commit()
+        again = await log_contacts(s, call_id, end, settings)
+        await s.commit()
+    got = {r.employee_id: (r.counted, r.reason, r.talk_seconds) for r in first}
+    assert got == {anna.id: (False, "short_talk", 20), boris.id: (True, None, 120)}
+    assert [r.id for r in again] == [r.id for r in first]
+    assert first[0].started_at.astimezone(dt.UTC).date() == dt.date(2026, 3, 2)
+
+
+async def test_an_end_without_per_agent_talk_uses_the_answering_agent(db: Database, settings: Settings) -> None:
+    async with db.sessions() as s:
+        anna = await employee(s, "Anna", "101")
+        c = await client(s)
+        row = await call(s, c, utc(2026, 3, 2))
+        end = Ended(call="pbx-9", direction="inbound", client="+79990000000", outcome="answered",
+                    answered_by=("101",), talk_seconds=45)
+        [r] = await log_contacts(s, row.id, end, settings)
+    assert (r.employee_id, r.talk_seconds, r.counted) == (anna.id, 45, True)
