@@ -65,6 +65,16 @@ def test_utf8_is_tried_before_windows_1251() -> None:
     assert decode(text.encode("cp1251")) == (text, "windows-1251")
 
 
+def test_utf8_with_a_stray_windows_1251_line_keeps_the_good_lines_readable() -> None:
+    data = ("Наименование;Телефон\nЁжиков Пётр;+79160000001\n".encode()
+            + "Сидоров;+79160000002\n".encode("cp1251")
+            + "Иванов Иван;+79160000003\n".encode())
+    text, encoding = decode(data)
+    assert encoding.startswith("utf-8 (7 undecodable bytes")
+    assert "Ёжиков Пётр" in text and "Иванов Иван" in text
+    assert decode("Сидоров Пётр;Шапка\n".encode("cp1251"))[1] == "windows-1251"
+
+
 @pytest.mark.parametrize(("data", "expected"), [
     (b"PK\x03\x04rest-of-zip", "Excel workbook"),
     (b"", "empty"),

@@ -136,6 +136,11 @@ def decode(data: bytes) -> tuple[str, str]:
         return data.decode("utf-8-sig"), "utf-8"
     except UnicodeDecodeError:
         pass
+    if _mostly_utf8(data):
+        # a UTF-8 export with a few foreign bytes (a line pasted from a Windows-1251 file):
+        # reading it all as Windows-1251 would garble every line, so only the bad bytes go
+        text = data.decode("utf-8-sig", errors="replace")
+        return text, f"utf-8 ({text.count(chr(0xFFFD))} undecodable bytes shown as \ufffd)"
     try:
         return data.decode("cp1251"), "windows-1251"
     except UnicodeDecodeError as exc:
@@ -143,6 +148,15 @@ def decode(data: bytes) -> tuple[str, str]:
                         f"at offset {exc.start}): save it as CSV UTF-8") from None
 
 
+def _mostly_utf8(data: bytes) -> bool:
+    """True when most non-ASCII bytes form valid UTF-8 Cyrillic pairs (D0/D1 + 80-BF): in
+    real Windows-1251 text such pairs are rare (they would be "Р" or "С" before a symbol)."""
+    high = sum(1 for b in data if b >= 0x80)
+    pairs = len(_UTF8_CYRILLIC.findall(data))
+    return high > 0 and 2 * pairs >= 0.8 * high
+
+
+_UTF8_CYRILLIC = re.compile(rb"[\xd0\xd1][\x80-\xbf]")
 _DELIMITERS = ";,\t"
 
 
