@@ -108,6 +108,7 @@ class CallState:
     client_id: int | None = None
     db_id: int | None = None
     agents: dict[str, AgentState] = field(default_factory=dict)
+    since: dict[str, float | None] = field(default_factory=dict)  # agent -> when its state began
     involved: set[str] = field(default_factory=set)
     first_seen: float = field(default_factory=time.monotonic)
     last_event: float = field(default_factory=time.monotonic)
@@ -208,6 +209,7 @@ class Pipeline:
         if state.direction is None:
             state.direction, state.number, state.caller_name = event.direction, event.client, event.caller_name
         state.agents[event.agent] = "ringing"
+        state.since[event.agent] = event.at
         state.involved.add(event.agent)
         if not state.internal:
             card = await self._card(state)
@@ -217,6 +219,7 @@ class Pipeline:
 
     async def _answered(self, state: CallState, event: Answered) -> None:
         state.agents[event.agent] = "answered"
+        state.since[event.agent] = event.at
         state.involved.add(event.agent)
         card = await self._card_for_unknown(state)
         if card is not None and state.direction is not None:
@@ -229,7 +232,9 @@ class Pipeline:
 
     async def _transferred(self, state: CallState, event: Transferred) -> None:
         state.agents.pop(event.from_agent, None)
-        state.agents.setdefault(event.to_agent, "answered" if event.kind == "attended" else "ringing")
+        if event.to_agent not in state.agents:
+            state.agents[event.to_agent] = "answered" if event.kind == "attended" else "ringing"
+            state.since[event.to_agent] = event.at
         state.involved.add(event.to_agent)
         card = await self._card_for_unknown(state)
         if card is None:
@@ -308,7 +313,7 @@ class Pipeline:
                     continue
                 kind = "call.ringing" if status == "ringing" else "call.answered"
                 messages.append({"type": kind, "call": state.call, "agent": agent,
-                                 "direction": state.direction, "at": None, "card": state.card})
+                                 "direction": state.direction, "at": state.since.get(agent), "card": state.card})
         return messages
 
     # --- journal ------------------------------------------------------------------------

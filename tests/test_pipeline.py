@@ -176,8 +176,8 @@ async def test_reconnect_gets_the_ringing_card_first(settings: Settings, db: Dat
         assert hello["type"] == "hello" and hello["seq"] == 1
         snap = await anna2.next()
         assert snap["type"] == "snapshot" and snap["seq"] == 2
-        assert [(c["type"], c["call"], c["card"]["client"]["name"]) for c in snap["calls"]] == [
-            ("call.ringing", "r1", "Снова")]
+        assert [(c["type"], c["call"], c["card"]["client"]["name"], c["at"]) for c in snap["calls"]] == [
+            ("call.ringing", "r1", "Снова", 1.0)]
         # after the snapshot, the live stream continues
         await live.pipeline.handle([RingStopped("r1", "101", "caller_hangup")])
         stopped = await anna2.until("call.ring_stopped")
