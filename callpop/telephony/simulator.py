@@ -182,7 +182,15 @@ class SimulatedPbx:
 
     async def place_call(self, scenario: str, *, client: str, agent: str | Sequence[str],
                          caller_name: str | None = None) -> str:
-        """Start a call; returns its Linkedid, the call id the tracker reports."""
+        """Start a call; returns its Linkedid, the call id the tracker reports.
+
+        ``agent``: the agent who answers (or dials, for outbound and click-to-call) first,
+        then the others in the capture's order (ring group and queue members, the transfer
+        target); missing ones are picked at random among ``agents``. ``scenario`` is one of
+        ``sim_scenario.SCENARIOS``: incoming_answered, incoming_noanswer, caller_hangup,
+        ring_group, queue_answered, queue_abandoned, outbound, click_to_call,
+        blind_transfer, attended_transfer.
+        """
         agents = (agent,) if isinstance(agent, str) else tuple(agent)
         return self._place(scenario, client=client, agents=agents, caller_name=caller_name, action_id=None)
 
