@@ -140,7 +140,7 @@ def decode(data: bytes) -> tuple[str, str]:
         # a UTF-8 export with a few foreign bytes (a line pasted from a Windows-1251 file):
         # reading it all as Windows-1251 would garble every line, so only the bad bytes go
         text = data.decode("utf-8-sig", errors="replace")
-        return text, f"utf-8 ({text.count(chr(0xFFFD))} undecodable bytes shown as \ufffd)"
+        return text, f"utf-8 ({text.count(chr(0xFFFD))} undecodable bytes: their lines are skipped)"
     try:
         return data.decode("cp1251"), "windows-1251"
     except UnicodeDecodeError as exc:
@@ -217,6 +217,10 @@ class CsvFile:
                 yield Row(line_no, {}, cells)
                 continue
             if not any(c.strip() for c in cells):
+                continue
+            if any("\ufffd" in c for c in cells) and self.encoding != "utf-16":
+                yield Row(line_no, {}, "the line has bytes that are not UTF-8 (from a Windows-1251 file?): "
+                                       "fix or re-save it as UTF-8")
                 continue
             values: dict[str, str] = {}
             for index, name in self.columns.items():
