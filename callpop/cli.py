@@ -24,6 +24,7 @@ _HANDLERS: dict[str, str] = {
     "import": "callpop.store.importer:main",
     "db": "callpop.store.db:main",
     "user": "callpop.store.employees:main",
+    "regular": "callpop.store.regular:main",
     "watch": "callpop.watch:main",
 }
 
@@ -65,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     user.add_argument("--role", choices=["manager", "supervisor", "admin"])
     user.add_argument("--extension", action="append", default=[], help="agent extension (repeatable)")
     user.add_argument("--password", help="password (default: asked on the terminal)")
+
+    add("regular", "re-apply the regular-client rule to every client (nightly: clients leave the window with time)")
 
     watch = add("watch", "log in to callpop and print the pops of one agent in the terminal")
     watch.add_argument("--agent", required=True, help="agent extension, e.g. 101")
