@@ -91,3 +91,32 @@ async def test_recompute_all_moves_clients_both_ways(db: Database, settings: Set
         await s.commit()
         got = {name: status for name, status in await s.execute(select(Client.name, Client.status))}
     assert got == {"lapsed": "new", "rising": "regular", "manual": "regular"}
+
+
+def test_callpop_regular_command_applies_the_rule(settings: Settings) -> None:
+    import argparse
+    import asyncio
+
+    from callpop.store.db import open_database, upgrade
+    from callpop.store.regular import main
+
+    async def seed() -> None:
+        await upgrade(settings.database.url)
+        db = await open_database(settings.database)
+        async with db.sessions() as s:
+            c = await client(s, "lapsed", status="regular")
+            for day in (1, 2):
+                await payment(s, c, utc(2020, 2, day), agreement_row=await agreement(s, c))
+            await s.commit()
+        await db.close()
+
+    async def status() -> str:
+        db = await open_database(settings.database)
+        async with db.sessions() as s:
+            value = await s.scalar(select(Client.status))
+        await db.close()
+        return str(value)
+
+    asyncio.run(seed())
+    assert main(argparse.Namespace(), settings) == 0
+    assert asyncio.run(status()) == "new"

@@ -18,6 +18,8 @@ import), because clients also drop out of the window with time.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import datetime as dt
 import logging
 
@@ -27,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callpop.settings import Settings
 from callpop.store.models import Agreement, Client, Payment
 
-__all__ = ["months_before", "recompute_all", "recompute_status", "window_start"]
+__all__ = ["main", "months_before", "recompute_all", "recompute_status", "window_start"]
 
 log = logging.getLogger(__name__)
 
@@ -96,3 +98,21 @@ async def recompute_all(session: AsyncSession, settings: Settings, now: dt.datet
     changed = int(getattr(up, "rowcount", 0) or 0) + int(getattr(down, "rowcount", 0) or 0)
     log.info("regular-client rule re-applied: %d client(s) changed status", changed)
     return changed
+
+
+def main(args: argparse.Namespace, settings: Settings) -> int:
+    """``callpop regular``: re-apply the rule to every client (run it nightly from cron)."""
+    from callpop.store.db import open_database
+
+    async def run() -> int:
+        db = await open_database(settings.database)
+        try:
+            async with db.sessions() as session:
+                changed = await recompute_all(session, settings, dt.datetime.now(dt.UTC))
+                await session.commit()
+        finally:
+            await db.close()
+        print(f"regular-client rule applied: {changed} client(s) changed status")
+        return 0
+
+    return asyncio.run(run())
