@@ -7,8 +7,9 @@ without its country code, or a caller whose code the carrier mangled) — 10, no
 because Moscow's 495 and 985 numbers share their last 8 digits. Several clients with
 the number are all returned: the manager chooses, callpop never guesses.
 
-A lookup is a constant number of statements whatever the history holds: match, clients,
-phones, then one per history section (store/history.py) and one for who was on the calls.
+A lookup is a constant number of statements whatever the history holds: one for the
+match with the clients and their phones, then one per history section (store/history.py;
+the calls come joined to who was on them) — five in all.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import ColumnElement, bindparam, func, or_, select
+from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -149,46 +150,51 @@ def _bounds(settings: Settings) -> dict[Section, int]:
     return {"promises": h.promises, "agreements": h.agreements, "calls": h.calls, "notes": h.notes}
 
 
-_MATCH = (select(ClientPhone.client_id, ClientPhone.e164)
-          .where(or_(ClientPhone.e164 == bindparam("e164"), ClientPhone.tail10 == bindparam("tail10"))))
-_CLIENTS = (select(Client.id, Client.name, Client.company, Client.status, Client.status_source, Client.external_id,
-                   Client.created_at, Employee.id, Employee.name)
+def _client_rows(where: ColumnElement[bool]) -> Select[*tuple[Any, ...]]:
+    """Clients with their responsible manager and every phone: one row per phone."""
+    return (select(Client.id, Client.name, Client.company, Client.status, Client.status_source, Client.external_id,
+                   Client.created_at, Employee.id, Employee.name,
+                   ClientPhone.id, ClientPhone.raw, ClientPhone.e164, ClientPhone.label)
             .outerjoin(Employee, Employee.id == Client.responsible_id)
-            .where(Client.id.in_(bindparam("ids", expanding=True))))
-_PHONES = (select(ClientPhone.id, ClientPhone.client_id, ClientPhone.raw, ClientPhone.e164, ClientPhone.label)
-           .where(ClientPhone.client_id.in_(bindparam("ids", expanding=True))).order_by(ClientPhone.id))
+            .outerjoin(ClientPhone, ClientPhone.client_id == Client.id)
+            .where(where).order_by(Client.id, ClientPhone.id))
 
 
-def _match(conn: Connection, e164: str | None, tail10: str | None) -> tuple[list[int], MatchedBy]:
-    """Client ids for the number: exact E.164 matches if any, else the tail10 ones.
-    (``x = NULL`` is never true, so a missing key simply matches nothing.)"""
-    rows = conn.execute(_MATCH, {"e164": e164, "tail10": tail10}).all()
-    exact = sorted({cid for cid, number in rows if e164 and number == e164})
-    if exact:
-        return exact, "e164"
-    return sorted({cid for cid, _ in rows}), "tail10"
+# The match and the clients it finds in one statement (``x = NULL`` is never true, so a
+# missing key simply matches nothing); built once, see store/history.py.
+_BY_NUMBER = _client_rows(Client.id.in_(
+    select(ClientPhone.client_id).where(or_(ClientPhone.e164 == bindparam("e164"),
+                                            ClientPhone.tail10 == bindparam("tail10")))))
+_BY_ID = _client_rows(Client.id.in_(bindparam("ids", expanding=True)))
 
 
-def _cards(conn: Connection, client_ids: Sequence[int], matched_by: MatchedBy,
+@dataclass(slots=True)
+class _Found:
+    row: Any
+    phones: list[PhoneItem]
+
+
+def _group(rows: Sequence[Any], region: str) -> dict[int, _Found]:
+    found: dict[int, _Found] = {}
+    for row in rows:
+        entry = found.setdefault(row[0], _Found(row, []))
+        pid, raw, e164, label = row[9:13]
+        if pid is not None:
+            entry.phones.append(PhoneItem(pid, raw, e164, label, format_display(e164, region) if e164 else raw))
+    return found
+
+
+def _cards(conn: Connection, found: dict[int, _Found], matched_by: MatchedBy,
            settings: Settings, now: dt.datetime) -> tuple[ClientCard, ...]:
-    ids = list(client_ids)
-    clients = conn.execute(_CLIENTS, {"ids": ids}).all()
-    phones: dict[int, list[PhoneItem]] = defaultdict(list)
-    region = settings.phones.default_region
-    for pid, cid, raw, e164, label in conn.execute(_PHONES, {"ids": ids}):
-        phones[cid].append(PhoneItem(pid, raw, e164, label, format_display(e164, region) if e164 else raw))
+    ids = sorted(found)
     sections = load_sections(conn, ids, _bounds(settings), now)
-    by_id = {row[0]: row for row in clients}
     cards = []
     for cid in ids:
-        row = by_id.get(cid)
-        if row is None:  # deleted between the match and now
-            continue
-        s = sections[cid]
+        row, s = found[cid].row, sections[cid]
         cards.append(ClientCard(
             client=ClientInfo(*row[:7]),
             responsible=PersonRef(row[7], row[8]) if row[7] is not None else None,
-            phones=tuple(phones.get(cid, ())),
+            phones=tuple(found[cid].phones),
             promises=s["promises"].items, promises_more=s["promises"].has_more,
             agreements=s["agreements"].items, agreements_more=s["agreements"].has_more,
             calls=s["calls"].items, calls_more=s["calls"].has_more,
@@ -215,10 +221,11 @@ async def _read(session: AsyncSession, fn: Callable[[Connection], T]) -> T:
 
 def lookup_sync(conn: Connection, key: PhoneKey, settings: Settings, now: dt.datetime) -> Lookup:
     """The lookup's queries on a sync connection (``lookup`` runs it in a worker thread)."""
-    client_ids, matched_by = _match(conn, key.e164, key.tail10)
-    if not client_ids:
-        return Lookup(number=key.raw, e164=key.e164, looked_up=True)
-    cards = _cards(conn, client_ids, matched_by, settings, now)
+    rows = conn.execute(_BY_NUMBER, {"e164": key.e164, "tail10": key.tail10}).all()
+    found = _group(rows, settings.phones.default_region)
+    exact = {cid: f for cid, f in found.items() if key.e164 and any(p.e164 == key.e164 for p in f.phones)}
+    matched_by: MatchedBy = "e164" if exact else "tail10"
+    cards = _cards(conn, exact or found, matched_by, settings, now) if found else ()
     return Lookup(number=key.raw, e164=key.e164, looked_up=True, matches=cards)
 
 
@@ -240,7 +247,11 @@ async def client_card(session: AsyncSession, client_id: int, settings: Settings,
                       now: dt.datetime | None = None) -> ClientCard | None:
     """The same card for a client picked by id (a candidate chosen, the client page)."""
     when = now or dt.datetime.now(dt.UTC)
-    cards = await _read(session, lambda conn: _cards(conn, [client_id], "id", settings, when))
+    def read(conn: Connection) -> tuple[ClientCard, ...]:
+        found = _group(conn.execute(_BY_ID, {"ids": [client_id]}).all(), settings.phones.default_region)
+        return _cards(conn, found, "id", settings, when)
+
+    cards = await _read(session, read)
     return cards[0] if cards else None
 
 

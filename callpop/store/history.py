@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
@@ -226,33 +226,66 @@ def _several(section: Section) -> Select[*tuple[Any, ...]]:
             .where(and_(ranked.c.rn > bindparam("off"), ranked.c.rn <= bindparam("hi"))))
 
 
+People = dict[int, tuple[list[PersonRef], list[PersonRef]]]
+
+
+def _with_people(calls: Select[*tuple[Any, ...]]) -> Select[*tuple[Any, ...]]:
+    """The page of calls joined to who was on them: one statement instead of two."""
+    k = calls.subquery("k")
+    return (select(*k.c, CallParticipant.extension, CallParticipant.employee_id, Employee.name,
+                   CallParticipant.answered)
+            .select_from(k)
+            .outerjoin(CallParticipant, CallParticipant.call_id == k.c.id)
+            .outerjoin(Employee, Employee.id == CallParticipant.employee_id)
+            .order_by(k.c.id, CallParticipant.answered.desc(), CallParticipant.talk_seconds.desc(),
+                      CallParticipant.id))
+
+
 # Built once: a statement object reused as is skips SQLAlchemy's construction and result
 # re-mapping, which cost several times more than the indexed queries themselves.
 _SINGLE: dict[Section, Select[*tuple[Any, ...]] | CompoundSelect[*tuple[Any, ...]]] = {
-    s: _two_walks(s) if s in ("promises", "agreements") else _single(s) for s in SECTIONS}
-_SEVERAL = {s: _several(s) for s in SECTIONS}
-_PEOPLE = (select(CallParticipant.call_id, CallParticipant.extension, CallParticipant.employee_id, Employee.name,
-                  CallParticipant.answered)
-           .outerjoin(Employee, Employee.id == CallParticipant.employee_id)
-           .where(CallParticipant.call_id.in_(bindparam("ids", expanding=True)))
-           .order_by(CallParticipant.call_id, CallParticipant.answered.desc(), CallParticipant.talk_seconds.desc(),
-                     CallParticipant.id))
+    "promises": _two_walks("promises"), "agreements": _two_walks("agreements"),
+    "calls": _with_people(_single("calls")), "notes": _single("notes")}
+_SEVERAL = {s: _with_people(_several(s)) if s == "calls" else _several(s) for s in SECTIONS}
+_CALL_COLUMNS = 8
+
+
+def _split_people(rows: Sequence[Any]) -> tuple[list[Any], People]:
+    """Calls joined to participants -> one row per call, and who talked / only rang."""
+    calls: dict[int, Any] = {}
+    people: People = defaultdict(lambda: ([], []))
+    for row in rows:
+        call_id = row[0]
+        calls.setdefault(call_id, tuple(row[:_CALL_COLUMNS]))
+        extension, employee_id, name, answered = row[_CALL_COLUMNS:]
+        if extension is None:
+            continue
+        # an extension nobody owns is still named, by its number
+        ref = PersonRef(employee_id, name) if employee_id is not None else PersonRef(0, extension)
+        people[call_id][0 if answered else 1].append(ref)
+    return _sort_rows("calls", list(calls.values())), people
 
 
 def section_rows(conn: Connection, section: Section, client_ids: Sequence[int], *, limit: int,
-                 offset: int = 0) -> Sequence[Any]:
-    """Rows of *section* for *client_ids*: at most *limit* per client after *offset*."""
+                 offset: int = 0) -> tuple[Sequence[Any], People]:
+    """Rows of *section* for *client_ids*: at most *limit* per client after *offset*, in
+    the section's order (and, for calls, who was on them)."""
     if len(client_ids) == 1:
         if section in ("promises", "agreements"):
             rows = conn.execute(_SINGLE[section], {"cid": client_ids[0], "top": offset + limit}).all()
-            return _sort_rows(section, list(rows))[offset:offset + limit]
-        return conn.execute(_SINGLE[section], {"cid": client_ids[0], "lim": limit, "off": offset}).all()
-    return conn.execute(_SEVERAL[section], {"ids": list(client_ids), "off": offset,
-                                            "hi": offset + limit}).all()
+            return _sort_rows(section, list(rows))[offset:offset + limit], {}
+        rows = conn.execute(_SINGLE[section], {"cid": client_ids[0], "lim": limit, "off": offset}).all()
+    else:
+        rows = conn.execute(_SEVERAL[section], {"ids": list(client_ids), "off": offset,
+                                                "hi": offset + limit}).all()
+        if section != "calls":
+            rows = _sort_rows(section, list(rows))
+    if section == "calls":
+        return _split_people(rows)
+    return rows, {}
 
 
-def _item(section: Section, row: Any, now: dt.datetime,
-          people: Mapping[int, tuple[list[PersonRef], list[PersonRef]]]) -> Item:
+def _item(section: Section, row: Any, now: dt.datetime, people: People) -> Item:
     if section == "promises":
         return PromiseItem(id=row[0], text=row[2], due_at=row[3], status=row[4], made_by=_person(row[5], row[6]),
                            call_id=row[7], created_at=row[8], overdue=row[3] is not None and row[3] < now)
@@ -266,45 +299,22 @@ def _item(section: Section, row: Any, now: dt.datetime,
     return NoteItem(id=row[0], text=row[2], author=_person(row[3], row[4]), call_id=row[5], created_at=row[6])
 
 
-def _call_people(conn: Connection,
-                       call_ids: Iterable[int]) -> dict[int, tuple[list[PersonRef], list[PersonRef]]]:
-    """Who talked and who only rang, for a batch of calls (one statement)."""
-    ids = list(call_ids)
-    people: dict[int, tuple[list[PersonRef], list[PersonRef]]] = defaultdict(lambda: ([], []))
-    if not ids:
-        return people
-    rows = conn.execute(_PEOPLE, {"ids": ids})
-    for call_id, extension, employee_id, name, answered in rows:
-        # an extension nobody owns is still named, by its number
-        ref = PersonRef(employee_id, name) if employee_id is not None else PersonRef(0, extension)
-        people[call_id][0 if answered else 1].append(ref)
-    return people
-
-
 def load_sections(conn: Connection, client_ids: Sequence[int], bounds: Mapping[Section, int],
-                        now: dt.datetime, *, offset: int = 0) -> dict[int, dict[Section, SectionRows]]:
-    """Every requested section for every client: one statement per section, plus one for
-    the people on the calls. Missing clients get empty sections."""
+                  now: dt.datetime, *, offset: int = 0) -> dict[int, dict[Section, SectionRows]]:
+    """Every requested section for every client, one statement per section. Missing
+    clients get empty sections."""
     result: dict[int, dict[Section, SectionRows]] = {
         cid: {s: SectionRows((), False) for s in bounds} for cid in client_ids}
     if not client_ids:
         return result
-    raw: dict[Section, dict[int, list[Any]]] = {}
     for section, limit in bounds.items():
-        rows = section_rows(conn, section, client_ids, limit=limit + 1, offset=offset)
+        rows, people = section_rows(conn, section, client_ids, limit=limit + 1, offset=offset)
         per_client: dict[int, list[Any]] = defaultdict(list)
         for row in rows:
             per_client[row[1]].append(row)
-        raw[section] = per_client
-    people = _call_people(conn, (r[0] for rows in raw.get("calls", {}).values()
-                                       for r in rows[:bounds["calls"]])) if "calls" in raw else {}
-    for section, per_client in raw.items():
-        limit = bounds[section]
-        for cid, rows in per_client.items():
-            if len(client_ids) > 1:
-                rows = _sort_rows(section, rows)
-            result[cid][section] = SectionRows(tuple(_item(section, r, now, people) for r in rows[:limit]),
-                                               len(rows) > limit)
+        for cid, mine in per_client.items():
+            result[cid][section] = SectionRows(tuple(_item(section, r, now, people) for r in mine[:limit]),
+                                               len(mine) > limit)
     return result
 
 
