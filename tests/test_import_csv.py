@@ -171,3 +171,15 @@ def test_missing_closing_quote_is_reported_not_silently_swallowed() -> None:
     rows = list(read_csv("\n".join(lines).encode(), "clients").rows())
     assert len(rows) == 1 and rows[0].line == 2
     assert rows[0].error is not None and "closing quote" in rows[0].error
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("5.3.2026", dt.datetime(2026, 3, 4, 21, 0, tzinfo=dt.UTC)),
+    ("05.03.26", dt.datetime(2026, 3, 4, 21, 0, tzinfo=dt.UTC)),
+    ("05/03/2026 9:05:30", dt.datetime(2026, 3, 5, 6, 5, 30, tzinfo=dt.UTC)),
+    ("2026-03-05 14:30:00.000", dt.datetime(2026, 3, 5, 11, 30, tzinfo=dt.UTC)),
+    ("2026-03-05T14:30", dt.datetime(2026, 3, 5, 11, 30, tzinfo=dt.UTC)),
+    ("2026-03-05 14:30+00:00", dt.datetime(2026, 3, 5, 14, 30, tzinfo=dt.UTC)),
+])
+def test_date_forms_from_1c_and_spreadsheets(text: str, expected: dt.datetime) -> None:
+    assert parse_moment(text, "paid", MSK) == expected

@@ -59,8 +59,9 @@ _PHONE_SPLIT = re.compile(r"[,;/\n\r]+")
 _AMOUNT_NOISE = re.compile(r"(?i)\s|\u00a0|\u202f|руб\.?|р\.|₽|rub|коп\.?")
 _CURRENCIES = {"rub": "RUB", "руб": "RUB", "руб.": "RUB", "р.": "RUB", "₽": "RUB", "rur": "RUB",
                "usd": "USD", "$": "USD", "eur": "EUR", "€": "EUR", "долл": "USD", "евро": "EUR"}
-_DATE_FORMATS = ("%d.%m.%Y", "%d.%m.%y", "%Y-%m-%d", "%d/%m/%Y")
-_TIME_FORMATS = ("%H:%M:%S", "%H:%M")
+_DMY = re.compile(r"(\d{1,2})[./](\d{1,2})[./](\d{4}|\d{2})")
+_YMD = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
+_HMS = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\.\d+)?")
 
 
 _MULTILINE = frozenset({"terms", "text"})  # free text keeps its line breaks
@@ -125,27 +126,38 @@ def parse_status(text: str | None, table: dict[str, str], name: str, default: st
     raise LineError(f"{name} {text!r} is not one of {known}")
 
 
+def _day(text: str) -> dt.date | None:
+    match = _DMY.fullmatch(text)
+    if match:
+        day, month, year = (int(g) for g in match.groups())
+        year += 2000 if year < 100 else 0
+    elif match := _YMD.fullmatch(text):
+        year, month, day = (int(g) for g in match.groups())
+    else:
+        return None
+    try:
+        return dt.date(year, month, day)
+    except ValueError:
+        return None
+
+
 def parse_moment(text: str, name: str, zone: ZoneInfo, *, end_of_day: bool = False) -> dt.datetime:
     """A date or date and time, in the company's time zone unless it carries an offset;
     returned in UTC. A date alone means the start of that day, or its end (23:59:59) for
     deadlines, so a promise due today is not overdue in the morning."""
-    value = " ".join(text.replace("T", " ").split())
-    try:
-        parsed = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
-        parsed = None
-    if parsed is not None and ("T" in text or ":" in text):
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=zone)
-        return parsed.astimezone(dt.UTC)
-    date_part, _, time_part = value.partition(" ")
-    day: dt.date | None = None
-    for fmt in _DATE_FORMATS:
+    date_part, _, time_part = " ".join(text.split()).partition(" ")
+    day = _day(date_part)
+    if day is None or (time_part and not _HMS.fullmatch(time_part)):  # ISO 8601, maybe with an offset
         try:
-            day = dt.datetime.strptime(date_part, fmt).date()
-            break
+            parsed = dt.datetime.fromisoformat(text.strip())
         except ValueError:
-            continue
+            parsed = None
+        if parsed is not None:
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=zone)
+            if not 1990 <= parsed.year <= 2100:
+                raise LineError(f"{name} {text!r} is out of range")
+            return parsed.astimezone(dt.UTC)
     if day is None:
         raise LineError(f"{name} {text!r} is not a date like 31.12.2026 or 2026-12-31")
     if not 1990 <= day.year <= 2100:
@@ -153,16 +165,11 @@ def parse_moment(text: str, name: str, zone: ZoneInfo, *, end_of_day: bool = Fal
     if not time_part:
         clock = dt.time(23, 59, 59) if end_of_day else dt.time(0, 0)
     else:
-        clock_or_none: dt.time | None = None
-        for fmt in _TIME_FORMATS:
-            try:
-                clock_or_none = dt.datetime.strptime(time_part, fmt).time()
-                break
-            except ValueError:
-                continue
-        if clock_or_none is None:
+        match = _HMS.fullmatch(time_part)
+        hour, minute, second = (int(g or 0) for g in match.groups()) if match else (99, 0, 0)
+        if hour > 23 or minute > 59 or second > 59:
             raise LineError(f"{name} {text!r} has a time that is not like 14:30")
-        clock = clock_or_none
+        clock = dt.time(hour, minute, second)
     return dt.datetime.combine(day, clock, tzinfo=zone).astimezone(dt.UTC)
 
 
