@@ -15,6 +15,7 @@ from callpop.store.db import Database
 from callpop.store.models import Agreement, Client, ClientPhone, Employee, Extension, Note, Promise
 
 PASSWORD = "secret-pw-1"
+PASSWORD_HASH = hash_password(PASSWORD)  # argon2 is slow on purpose: once per session
 KNOWN_NUMBER = "+79161234567"
 
 
@@ -38,9 +39,9 @@ class Live:
 async def seed(db: Database) -> tuple[int, int, int]:
     now = dt.datetime.now(dt.UTC)
     async with db.sessions() as s:
-        anna = Employee(name="Анна Смирнова", login="anna", password_hash=hash_password(PASSWORD), role="manager")
-        boris = Employee(name="Борис Орлов", login="boris", password_hash=hash_password(PASSWORD), role="manager")
-        vera = Employee(name="Вера Начальник", login="vera", password_hash=hash_password(PASSWORD), role="supervisor")
+        anna = Employee(name="Анна Смирнова", login="anna", password_hash=PASSWORD_HASH, role="manager")
+        boris = Employee(name="Борис Орлов", login="boris", password_hash=PASSWORD_HASH, role="manager")
+        vera = Employee(name="Вера Начальник", login="vera", password_hash=PASSWORD_HASH, role="supervisor")
         s.add_all([anna, boris, vera])
         await s.flush()
         s.add_all([Extension(extension="101", employee_id=anna.id), Extension(extension="102", employee_id=boris.id)])

@@ -116,7 +116,7 @@ async def live(db: Database, db_settings: Settings) -> AsyncIterator[Live]:
     settings = db_settings.replace(
         web=dataclasses.replace(db_settings.web, host="127.0.0.1", port=_free_port(),
                                 secret_key="browser-test-secret", default_language="en"),
-        push=dataclasses.replace(db_settings.push, dismiss_after=2.0))
+        push=dataclasses.replace(db_settings.push, dismiss_after=1.5))
     app = create_app(settings, db=db)
     runner = web.AppRunner(app, shutdown_timeout=2)
     await runner.setup()
@@ -130,7 +130,9 @@ async def live(db: Database, db_settings: Settings) -> AsyncIterator[Live]:
             await asyncio.sleep(0.05)
         else:
             pytest.fail(f"AMI never logged in to the simulated PBX (state {app.get(AMI) and app[AMI].state})")
-        yield Live(f"http://127.0.0.1:{settings.web.port}", app, app[EXTRA]["simulator"], anna, boris, client)
+        pbx = app[EXTRA]["simulator"]
+        pbx.speed = 2.0  # the captures' timing, twice as fast: a ringing card still rings for 7 s
+        yield Live(f"http://127.0.0.1:{settings.web.port}", app, pbx, anna, boris, client)
     finally:
         await runner.cleanup()
 
