@@ -12,8 +12,9 @@ Internal calls (agent to agent) are journalled but never popped.
 Journal: the call row is written at the first ringing (so the after-call form can link
 promises and notes to ``call_id`` while the call is still on), closed at the end, then
 the contacts for the KPI are logged and the managers whose counted contacts changed get
-``kpi_changed``. Database work is bounded by a timeout; a failure is logged with the call
-id and never stops the pipeline.
+``kpi_changed``. Journal writes go through one batching writer (callpop/journal_writer.py),
+so a hundred calls a second do not queue on SQLite's write lock; a lookup is bounded by a
+timeout. A failure is logged with the call id and never stops the pipeline.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop import cards
 from callpop.cards import LookupResult
+from callpop.journal_writer import JournalWriter
 from callpop.push import Hub
 from callpop.settings import Settings
 from callpop.telephony.events import (
@@ -51,8 +53,7 @@ __all__ = ["PIPELINE", "ActiveCallSource", "CallState", "Pipeline", "StoreHooks"
 
 log = logging.getLogger(__name__)
 
-DB_TIMEOUT = 5.0         # seconds one lookup or journal write may take
-EXTENSIONS_TTL = 30.0    # the extension -> employee map is re-read at most this often
+DB_TIMEOUT = 5.0         # seconds one lookup may take
 STALE_AFTER = 6 * 3600.0  # a call with no event for this long is forgotten (missed hangup)
 SWEEP_EVERY = 60.0
 
@@ -133,13 +134,14 @@ class Pipeline:
         self._store = store or StoreHooks.default()
         self._calls: dict[str, CallState] = {}
         self._sweeper: asyncio.Task[None] | None = None
-        self._by_extension: tuple[float, dict[str, int]] | None = None
+        self.journal = JournalWriter(settings, db, self._store)
         self.lookups = 0
         hub.set_snapshot_source(self.snapshot)
 
     # --- life cycle ---------------------------------------------------------------------
 
     def start(self) -> None:
+        self.journal.start()
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="pipeline-sweeper")
 
     async def close(self, grace: float = 5.0) -> None:
@@ -152,6 +154,7 @@ class Pipeline:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        await self.journal.close()
 
     @property
     def active(self) -> int:
@@ -320,36 +323,19 @@ class Pipeline:
 
     async def _open_journal(self, state: CallState, event: Ringing) -> None:
         try:
-            async with asyncio.timeout(DB_TIMEOUT), self._db.sessions() as session:
-                state.db_id = await self._store.open_call(session, self._settings.pbx.id, event, state.client_id)
-                await session.commit()
+            state.db_id = await self.journal.open_call(event, state.client_id)
         except Exception:
             log.exception("call %s: journal open failed; the call is written when it ends", state.call)
 
     async def _close_journal(self, state: CallState, event: Ended) -> None:
-        changed: set[int] = set()
         try:
-            async with asyncio.timeout(DB_TIMEOUT), self._db.sessions() as session:
-                by_ext = await self._extensions(session)
-                state.db_id = await self._store.close_call(session, self._settings.pbx.id, event,
-                                                           state.client_id, by_ext)
-                await session.commit()
-                if self._store.log_contacts is not None and state.db_id is not None:
-                    contacts = await self._store.log_contacts(session, state.db_id, event, self._settings)
-                    await session.commit()
-                    changed = {c.employee_id for c in contacts if getattr(c, "counted", False)}
+            closed = await self.journal.close_call(event, state.client_id)
         except Exception:
             log.exception("call %s: journal close failed", state.call)
-        for employee_id in sorted(changed):
+            return
+        state.db_id = closed.call_id
+        for employee_id in closed.counted_employees:
             self._hub.publish({"type": "kpi_changed", "employee_id": employee_id}, employee_ids=(employee_id,))
-
-    async def _extensions(self, session: AsyncSession) -> dict[str, int]:
-        """Who owns which extension, cached briefly: every call end needs it, and with a
-        thousand agents reading it each time would be most of the journal's work."""
-        now = time.monotonic()
-        if self._by_extension is None or now - self._by_extension[0] > EXTENSIONS_TTL:
-            self._by_extension = (now, await self._store.employees_by_extension(session))
-        return self._by_extension[1]
 
     # --- housekeeping -------------------------------------------------------------------
 
