@@ -151,3 +151,23 @@ async def test_plans_are_saved_updated_and_removed(db: Database) -> None:
         assert await save_plans(s, month, parse_items([item("win_rate", None)])) == 1  # removed
         await s.commit()
         assert [(p.kpi, p.target) for p in await list_plans(s, month)] == [("contacts", 200.0)]
+
+
+async def test_day_buckets_at_exact_midnights_and_across_dst(db: Database, settings: Settings) -> None:
+    import dataclasses
+
+    berlin = settings.replace(kpi=dataclasses.replace(settings.kpi, timezone="Europe/Berlin"))
+    async with db.sessions() as s:
+        anna = await employee(s, "Anna", "101")
+        c = await client(s)
+        # Moscow (no DST): exactly midnight of 2 March local, and one millisecond before it
+        await contact(s, anna, c, utc(2026, 3, 1, 21))
+        await contact(s, anna, c, utc(2026, 3, 1, 20, 59, 59) + dt.timedelta(microseconds=999_000))
+        moscow = await per_day(s, "contacts", MARCH, settings, [anna.id])
+        # Berlin changes to summer time on 29 March: that day is 23 hours long
+        await contact(s, anna, c, utc(2026, 3, 29, 21, 59))  # 23:59 CEST on the 29th
+        await contact(s, anna, c, utc(2026, 3, 29, 22, 0))  # 00:00 CEST on the 30th
+        spring = await per_day(s, "contacts", kpi.parse_period("custom", dt.date(2026, 3, 1), start="2026-03-28",
+                                                               end="2026-03-30"), berlin, [anna.id])
+    assert moscow[anna.id][:2] == [1, 1]
+    assert spring[anna.id] == [0, 1, 1]
