@@ -89,6 +89,10 @@ async def test_history_is_realistic(db: Database, settings: Settings) -> None:
         counted = await session.scalar(select(func.count()).select_from(Contact).where(Contact.counted))
         plans = (await session.execute(select(Plan.kpi, func.count()).group_by(Plan.kpi))).all()
         companies = await session.scalar(select(func.count()).select_from(Client).where(Client.name.like("ООО «%")))
+        last_closed = await session.scalar(select(func.max(Agreement.closed_at)))
+        lumped = await session.scalar(select(func.count()).select_from(Agreement).where(Agreement.closed_at == NOW))
+        fresh = await session.scalar(select(func.count()).select_from(Client)
+                                     .where(Client.created_at > NOW - dt.timedelta(days=30)))
         two_phones = await session.scalar(select(func.count()).select_from(
             select(ClientPhone.client_id).group_by(ClientPhone.client_id).having(func.count() > 1).subquery()))
     assert set(statuses) == {"open", "won", "lost", "cancelled"}
@@ -101,6 +105,8 @@ async def test_history_is_realistic(db: Database, settings: Settings) -> None:
     assert open_debt and payments > 50 and counted and counted > 20
     assert sorted(plans) == [("collections", 3), ("contacts", 3), ("new_vs_regular", 3), ("win_rate", 3)]
     assert companies and companies > 20 and two_phones and two_phones > 20
+    assert last_closed is not None and last_closed < NOW and lumped == 0  # deals not yet closed stay open
+    assert fresh and fresh >= 10  # this month's "new to regular" KPI has new clients to count
 
 
 async def test_regular_status_follows_the_rule(db: Database, settings: Settings) -> None:

@@ -135,7 +135,9 @@ class _Generator:
                                       (60, 25, 10, 5) if recent else (12, 50, 25, 13))[0]
             amount = Decimal(self.rng.choice((15, 25, 40, 60, 85, 120, 180, 250, 400, 750, 1200, 2500)) * 1000
                              + self.rng.randint(0, 9) * 100)
-            closed = None if status == "open" else min(made + self.days(self.rng.uniform(2, 40)), self.now)
+            closed = None if status == "open" else made + self.days(self.rng.uniform(2, 40))
+            if closed is not None and closed > self.now:  # still being negotiated today
+                status, closed = "open", None
             ai = len(self.plan.agreements)
             self.plan.agreements.append((ci, {
                 "title": self.rng.choice(AGREEMENT_TITLES), "terms": self.rng.choice(AGREEMENT_TERMS),
@@ -225,7 +227,11 @@ class _Generator:
     def client(self, index: int, name: str, company: str | None, raws: list[str], *,
                agreements: int, calls: int, manual_regular: bool = False) -> int:
         manager = self.managers[index % len(self.managers)]
-        created = self.now - self.days(self.rng.uniform(20, 400) if index > len(CAPTURE_CLIENTS) else 390)
+        if index <= len(CAPTURE_CLIENTS):
+            age = 390.0
+        else:  # a steady trickle of new clients, so this month's "new to regular" has a fact
+            age = self.rng.uniform(0.5, 30) if self.rng.random() < 0.08 else self.rng.uniform(30, 400)
+        created = self.now - self.days(age)
         ci = self.add_client(name, company, raws, manager, created, index)
         paid = self.agreements(ci, manager, created, agreements)
         regular = paid >= self.s.kpi.regular_min_paid_agreements
