@@ -143,3 +143,18 @@ async def test_click_to_call_from_the_client_page_rings_my_phone(open_desk: Desk
     assert "Calling +7 916 123-45-67" in (await client_page.locator("#dial-status").text_content() or "")
     outgoing = desk.locator("#calls article", has=desk.locator(".call-title", has_text="Иван Петров"))
     await outgoing.wait_for(timeout=8000)  # Asterisk rang anna's own phone: the pop shows the client
+
+
+async def test_unknown_number_is_attached_to_a_client_found_by_search(open_desk: Desk, live: Live) -> None:
+    page = await open_desk("anna")
+    call = await live.call("incoming_noanswer", "101", client="+74951234567")
+    card = page.locator(CARD.format(call=call))
+    attach = card.locator("form.attach-number")
+    await attach.wait_for(timeout=5000)
+    await attach.locator("input[name=q]").fill("петров")  # lower case finds "Иван Петров"
+    await attach.locator("button[type=submit]").click()
+    hit = attach.locator(".search-results li", has_text="Иван Петров")
+    await hit.locator("button").click()
+    await card.locator(".client-link").wait_for(timeout=5000)
+    assert await card.locator(".call-title").text_content() == "Иван Петров"
+    assert "+7 495 123-45-67" in (await card.locator(".phones").text_content() or "")
