@@ -222,3 +222,23 @@ async def test_missing_record_is_not_found(db: Database, settings: Settings) -> 
             await get_record(s, "note", 12345)
         with pytest.raises(NotFound):
             await update_record(s, "promise", 12345, {"status": "kept"}, anna, settings)
+
+
+async def test_money_lists_filter_by_dates_and_open_debts(db: Database, settings: Settings) -> None:
+    async with db.sessions() as s:
+        anna = await _employee(s, "anna")
+        c = await create_client(s, {"name": "Должник"}, anna, settings)
+        for day in ("2026-01-10", "2026-02-10", "2026-03-10"):
+            await create_record(s, "payment", {"client_id": c["id"], "amount": 100, "paid_at": day}, anna, settings)
+        debt = await create_record(s, "receivable", {"client_id": c["id"], "amount": 500, "issued_at": "2026-01-01",
+                                                     "due_at": "2026-02-01"}, anna, settings)
+        await create_record(s, "receivable", {"client_id": c["id"], "amount": 50, "issued_at": "2026-01-01",
+                                              "settled_at": "2026-01-20"}, anna, settings)
+        await s.commit()
+        feb_on = await list_records(s, "payment", {"paid_after": "2026-02-01"}, settings)
+        assert [p["paid_at"][:7] for p in feb_on.items] == ["2026-03", "2026-02"]  # newest first
+        still_open = await list_records(s, "receivable", {"open": "true"}, settings)
+        assert [r["id"] for r in still_open.items] == [debt["id"]]
+        settled = await update_record(s, "receivable", debt["id"], {"settled_at": "2026-03-01"}, anna, settings)
+        assert settled["settled_at"] == "2026-02-28T21:00:00Z"  # midnight in Moscow
+        assert (await list_records(s, "receivable", {"open": "true"}, settings)).total == 0
