@@ -17,6 +17,7 @@ from callpop.store.csvfields import (
     parse_currency,
     parse_moment,
     parse_status,
+    read_phone,
     split_phones,
 )
 from callpop.store.csvread import FileError, decode, read_csv
@@ -107,10 +108,22 @@ def test_two_phone_columns_are_merged() -> None:
 
 
 def test_several_phones_in_one_cell_normalised_without_repeats() -> None:
-    keys, bad = split_phones("8 (916) 123-45-67, +7 916 1234567; 8-495-765-43-21 / 12345\nтел. нет",
-                             "RU", 7)
-    assert [k.e164 for k in keys] == ["+79161234567", "+74957654321", None, None]
-    assert bad == ["12345", "тел. нет"]
+    entries = split_phones("8 (916) 123-45-67, +7 916 1234567; 8-495-765-43-21 / 12345\nтел. нет", "RU", 7)
+    assert [e.key.e164 for e in entries] == ["+79161234567", "+74957654321", None, None]
+    assert [e.raw for e in entries if e.key.e164 is None] == ["12345", "тел. нет"]
+
+
+@pytest.mark.parametrize(("piece", "e164", "label"), [
+    ("моб. +7 916 123-45-67", "+79161234567", "моб."),
+    ("8 (495) 765-43-21 (офис)", "+74957654321", "офис"),
+    ("8 495 765-43-21 доб. 123", "+74957654321", "доб. 123"),
+    ("Бухгалтерия: 8(499)123-45-67", "+74991234567", "Бухгалтерия"),
+    ("+7 916 123 45 67", "+79161234567", None),
+    ("тел. уточнить", None, None),
+])
+def test_words_around_a_number_become_its_label(piece: str, e164: str | None, label: str | None) -> None:
+    entry = read_phone(piece, "RU", 7)
+    assert (entry.raw, entry.key.e164, entry.label) == (piece, e164, label)
 
 
 @pytest.mark.parametrize(("text", "expected"), [

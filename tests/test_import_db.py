@@ -86,7 +86,7 @@ async def test_changed_fields_updated_and_phones_merged(db: Database, settings: 
     await _import(db, settings, "clients", "clients-1c-cp1251.csv")
     changed = tmp_path / "changed.csv"
     changed.write_text("Код;Наименование;Телефон;Ответственный\n"
-                       "000000001;Иван Петрович Петров;+7 916 123 45 67, +7 916 999 00 00;petrov\n"
+                       "000000001;Иван Петрович Петров;+7 916 123 45 67, моб. +7 916 999 00 00;petrov\n"
                        "000000003;АО \"Вектор\";;\n"
                        "000000100;Новый клиент;+7 916 100 00 00;\n", encoding="utf-8")
     report = await _import(db, settings, "clients", changed)
@@ -96,6 +96,10 @@ async def test_changed_fields_updated_and_phones_merged(db: Database, settings: 
     assert client.name == "Иван Петрович Петров"
     assert client.responsible_id == staff["petrov"]
     assert phones == ["+79161234567", "+79169990000"]  # the known one not added twice
+    async with db.sessions() as session:
+        added = (await session.execute(select(ClientPhone.raw, ClientPhone.label)
+                                       .where(ClientPhone.e164 == "+79169990000"))).one()
+    assert tuple(added) == ("моб. +7 916 999 00 00", "моб.")
     assert clients["000000003"][1] == ["+74991234567", "+79160001122"]  # empty cell erases nothing
 
 

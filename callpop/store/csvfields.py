@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
@@ -19,11 +20,13 @@ __all__ = [
     "CLIENT_STATUSES",
     "PROMISE_STATUSES",
     "LineError",
+    "PhoneEntry",
     "parse_amount",
     "parse_currency",
     "parse_moment",
     "parse_status",
     "phone_identity",
+    "read_phone",
     "split_phone_cell",
     "split_phones",
     "text_field",
@@ -184,23 +187,47 @@ def split_phone_cell(cell: str) -> list[str]:
     return pieces
 
 
+@dataclass(frozen=True, slots=True)
+class PhoneEntry:
+    """One number of a phone cell: the text as entered, the label written around it
+    (``моб.``, ``(офис)``, ``доб. 123``) and the normalised key of the number itself."""
+
+    raw: str
+    label: str | None
+    key: PhoneKey
+
+    @property
+    def identity(self) -> str:
+        return phone_identity(self.key)
+
+
+_NUMBER_IN_TEXT = re.compile(r"^\s*([^\d+(]*?)[\s:]*([+(]?\d[\d\s()\-.]*\d)\s*(.*)$")
+
+
+def read_phone(piece: str, region: str, min_digits: int) -> PhoneEntry:
+    """``моб. +7 916 123-45-67`` / ``8 (495) 123-45-67 (офис)`` / ``8 495 123-45-67 доб. 12``:
+    the number is normalised and the words around it become the label."""
+    match = _NUMBER_IN_TEXT.match(piece)
+    if match is None:
+        return PhoneEntry(piece, None, phone_key(piece, region, min_digits))
+    before, number, after = match.groups()
+    label = " ".join(part for part in (before.strip(" :-"), after.strip(" ()")) if part) or None
+    return PhoneEntry(piece, label[:50] if label else None, phone_key(number, region, min_digits))
+
+
 def phone_identity(key: PhoneKey) -> str:
     """What makes two stored numbers the same: E.164, else the digits, else the text."""
     return key.e164 or "".join(ch for ch in key.raw if ch.isdigit()) or key.raw
 
 
-def split_phones(cell: str, region: str, min_digits: int) -> tuple[list[PhoneKey], list[str]]:
-    """The numbers in one cell, each normalised, without repeats; plus the pieces that are
-    not readable numbers (kept raw, reported)."""
-    keys: list[PhoneKey] = []
-    unreadable: list[str] = []
+def split_phones(cell: str, region: str, min_digits: int) -> list[PhoneEntry]:
+    """The numbers in one cell, each normalised, without repeats (a number that cannot be
+    read has ``key.e164`` None and is kept as written)."""
+    entries: list[PhoneEntry] = []
     seen: set[str] = set()
     for raw in split_phone_cell(cell):
-        key = phone_key(raw, region, min_digits)
-        if phone_identity(key) in seen:
-            continue
-        seen.add(phone_identity(key))
-        keys.append(key)
-        if key.e164 is None:
-            unreadable.append(raw)
-    return keys, unreadable
+        entry = read_phone(raw, region, min_digits)
+        if entry.identity not in seen:
+            seen.add(entry.identity)
+            entries.append(entry)
+    return entries

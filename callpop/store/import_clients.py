@@ -15,8 +15,14 @@ from typing import Any, cast
 from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callpop.phones import PhoneKey, phone_key
-from callpop.store.csvfields import CLIENT_STATUSES, parse_status, phone_identity, split_phone_cell, text_field
+from callpop.store.csvfields import (
+    CLIENT_STATUSES,
+    PhoneEntry,
+    parse_status,
+    read_phone,
+    split_phone_cell,
+    text_field,
+)
 from callpop.store.csvread import Row
 from callpop.store.import_base import ChunkResult, ImportContext, LineProblem, bulk_insert, bulk_update
 from callpop.store.models import Client, ClientPhone
@@ -73,20 +79,20 @@ class _Phones:
         self.raws = {raw for raw, _e164 in stored}
         self.identities = {e164 or "".join(ch for ch in raw if ch.isdigit()) or raw for raw, e164 in stored}
 
-    def new(self, line: ClientLine, result: ChunkResult) -> list[PhoneKey]:
+    def new(self, line: ClientLine, result: ChunkResult) -> list[PhoneEntry]:
         """Numbers of *line* not stored yet (the raw text is compared first: parsing a
         number costs far more than a set lookup, and re-imports are mostly unchanged)."""
-        added: list[PhoneKey] = []
+        added: list[PhoneEntry] = []
         for raw in line.phones:
             if raw in self.raws:
                 continue
-            key = phone_key(raw, self.region, self.min_digits)
+            entry = read_phone(raw, self.region, self.min_digits)
             self.raws.add(raw)
-            if phone_identity(key) in self.identities:
+            if entry.identity in self.identities:
                 continue
-            self.identities.add(phone_identity(key))
-            added.append(key)
-            if key.e164 is None:
+            self.identities.add(entry.identity)
+            added.append(entry)
+            if entry.key.e164 is None:
                 result.warnings.append(LineProblem(line.line, f"phone {raw!r} is not a readable number: "
                                                               f"kept as written"))
         return added
@@ -171,5 +177,6 @@ async def store_clients(session: AsyncSession, lines: list[ClientLine], ctx: Imp
     return result
 
 
-def _phone_row(client_id: int, key: PhoneKey) -> dict[str, Any]:
-    return {"client_id": client_id, "raw": key.raw, "e164": key.e164, "tail10": key.tail10, "label": None}
+def _phone_row(client_id: int, entry: PhoneEntry) -> dict[str, Any]:
+    return {"client_id": client_id, "raw": entry.raw, "e164": entry.key.e164, "tail10": entry.key.tail10,
+            "label": entry.label}
