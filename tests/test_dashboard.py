@@ -192,6 +192,12 @@ async def test_plans_form_on_the_dashboard(site: Site) -> None:
 
 async def test_csv_export_is_excel_friendly(site: Site) -> None:
     sue = await site.login("sue")
+    plans = [{"employee_id": site.ids["anna"], "kpi": "win_rate", "target": 40},
+             {"employee_id": site.ids["boris"], "kpi": "win_rate", "target": 60},
+             {"employee_id": site.ids["boris"], "kpi": "contacts", "target": 4}]
+    saved = await sue.put("/api/plans", json={"month": this_month().isoformat()[:7], "plans": plans},
+                          headers={"X-CSRF-Token": await csrf(sue)})
+    assert saved.status == 200
     resp = await sue.get("/dashboard.csv?period=month")
     raw = await resp.read()
     assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/csv")
@@ -203,4 +209,7 @@ async def test_csv_export_is_excel_friendly(site: Site) -> None:
     assert by_name["Анна <b>Смирнова</b>"][2:5] == ["3", "6", "50"]
     # a comma and quotes survive quoting; a leading "=" is defused for Excel
     assert by_name["'=Boris, \"the\" closer"][2] == "1"
-    assert rows[-1][1] == "Total" and rows[-1][2] == "4"
+    total = dict(zip(rows[0], rows[-1], strict=True))
+    assert total["manager"] == "Total" and total["contacts_fact"] == "4"
+    assert total["contacts_plan"] == "10" and total["contacts_pct"] == "40"  # plans summed: 6 + 4
+    assert total["win_rate_plan"] == "50"  # percentage plans averaged: (40 + 60) / 2

@@ -92,9 +92,11 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
     async with request.app[DB].sessions() as session:
         plans = await list_plans(session, plan_month)
     plan_values: dict[tuple[int, str], float] = {(p.employee_id, p.kpi): p.target for p in plans if p.target}
-    series = [Series(r.employee_id or 0, r.name, view.contacts_per_day.get(r.employee_id or 0, []))
+    # the chart stops at today: days still to come are not zeros
+    shown = max(1, min(len(view.days), (local_today(settings, now) - period.start).days + 1))
+    series = [Series(r.employee_id or 0, r.name, view.contacts_per_day.get(r.employee_id or 0, [])[:shown])
               for r in view.rows]
-    chart = line_chart(view.days, series, title="Counted contacts per day per manager")
+    chart = line_chart(view.days[:shown], series, title="Counted contacts per day per manager")
     legend = [(s.key, s.name, *color_for(i), sum(s.values)) for i, s in enumerate(series)]
     query = _period_query(period)
     qs = urlencode(query)

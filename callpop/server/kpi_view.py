@@ -114,7 +114,7 @@ def _totals(rows: list[Row], label: str) -> Row:
         plan: float | None = None
         if plans:
             plan = sum(p for p in plans if p is not None)
-            if name not in kpi.CUMULATIVE:
+            if name != "contacts":  # percentages: the average plan, not their sum
                 plan /= len(plans)
         cells.append(Cell(name, facts[name], plan, kpi.achievement(facts[name], plan)))
     return Row(None, label, tuple(cells), sum(r.missed for r in rows), sum(r.overdue for r in rows), None)
