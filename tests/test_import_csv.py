@@ -196,3 +196,12 @@ def test_missing_closing_quote_is_reported_not_silently_swallowed() -> None:
 ])
 def test_date_forms_from_1c_and_spreadsheets(text: str, expected: dt.datetime) -> None:
     assert parse_moment(text, "paid", MSK) == expected
+
+
+def test_report_title_lines_above_the_header_are_skipped() -> None:
+    data = ("Список контрагентов\r\nДата формирования: 27.11.2026\r\n\r\n"
+            "Код;Наименование;Телефон\r\n001;ООО «Ромашка»;+7 903 111-22-33\r\n").encode("cp1251")
+    csv_file = read_csv(data, "clients")
+    assert csv_file.header_line == 4
+    rows = list(csv_file.rows())
+    assert [(r.line, r.values["name"]) for r in rows] == [(5, "ООО «Ромашка»")]

@@ -109,6 +109,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 
 _SPACES = re.compile(r"[\s_\-]+")
 _MAX_FILE_BYTES = 1 << 30
+_HEADER_SEARCH_LINES = 10  # a report's title lines above the table
 _MAX_ROW_LINES = 50  # a row spanning more lines than this is a missing quote, not a long comment
 
 
@@ -204,6 +205,7 @@ class CsvFile:
     delimiter: str
     columns: dict[int, str]  # column index -> field name
     ignored: list[str] = field(default_factory=list)
+    header_line: int = 1
     _lines: Iterator[tuple[int, list[str] | str]] | None = None
 
     def rows(self) -> Iterator[Row]:
@@ -236,22 +238,7 @@ def _examples(aliases: tuple[str, ...]) -> list[str]:
     return latin + [a for a in aliases if not a.isascii()][:2]
 
 
-def read_csv(data: bytes, kind: str) -> CsvFile:
-    """Decode *data*, find the delimiter and map the header; FileError when that fails."""
-    if kind not in HEADERS:
-        raise FileError(f"unknown file kind {kind!r} (known: {', '.join(HEADERS)})")
-    if len(data) > _MAX_FILE_BYTES:
-        raise FileError("file is larger than 1 GiB: split it")
-    text, encoding = decode(data)
-    if not text.strip():
-        raise FileError("file is empty: expected a header line and data lines")
-    aliases = HEADERS[kind]
-    delimiter = sniff_delimiter(text, aliases)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        header = next(reader)
-    except csv.Error as exc:
-        raise FileError(f"line 1: cannot read the header: {exc}") from None
+def _map_header(header: list[str], aliases: Mapping[str, tuple[str, ...]]) -> tuple[dict[int, str], list[str]]:
     lookup = {alias: name for name, names in aliases.items() for alias in names}
     columns: dict[int, str] = {}
     ignored: list[str] = []
@@ -262,21 +249,66 @@ def read_csv(data: bytes, kind: str) -> CsvFile:
                 ignored.append(cell.strip())
             continue
         columns[index] = name
-    missing = [name for name in REQUIRED[kind] if name not in columns.values()]
-    if missing:
-        accepted = "; ".join(f"{name}: {', '.join(repr(a) for a in _examples(aliases[name]))}" for name in missing)
-        raise FileError(f"line 1: no column for {', '.join(missing)} (accepted names, e.g. {accepted}); "
-                        f"header found: {', '.join(h.strip() for h in header)!s} — see docs/import.md")
-    return CsvFile(kind=kind, encoding=encoding, delimiter=delimiter, columns=columns, ignored=ignored,
-                   _lines=_physical_lines(reader))
+    return columns, ignored
 
 
-def _physical_lines(reader: Iterator[list[str]]) -> Iterator[tuple[int, list[str] | str]]:
+def _after_line(text: str, skip: int) -> str | None:
+    """*text* from its line number *skip* + 1 on (None when it has fewer lines)."""
+    position = 0
+    for _ in range(skip):
+        position = text.find("\n", position) + 1
+        if position == 0:
+            return None
+    return text[position:]
+
+
+def read_csv(data: bytes, kind: str) -> CsvFile:
+    """Decode *data*, find the header and the delimiter; FileError when that fails.
+
+    The header is the first line, or one of the next few when the first ones are a report's
+    title (1C saves "Список контрагентов" and the date above the table)."""
+    if kind not in HEADERS:
+        raise FileError(f"unknown file kind {kind!r} (known: {', '.join(HEADERS)})")
+    if len(data) > _MAX_FILE_BYTES:
+        raise FileError("file is larger than 1 GiB: split it")
+    text, encoding = decode(data)
+    if not text.strip():
+        raise FileError("file is empty: expected a header line and data lines")
+    aliases = HEADERS[kind]
+    first_error: FileError | None = None
+    for skip in range(_HEADER_SEARCH_LINES):
+        body = _after_line(text, skip)
+        if body is None or not body.strip():
+            break
+        delimiter = sniff_delimiter(body, aliases)
+        reader = csv.reader(io.StringIO(body, newline=""), delimiter=delimiter)
+        try:
+            header = next(reader)
+        except csv.Error as exc:
+            first_error = first_error or FileError(f"line {skip + 1}: cannot read the header: {exc}")
+            continue
+        columns, ignored = _map_header(header, aliases)
+        missing = [name for name in REQUIRED[kind] if name not in columns.values()]
+        if not missing:
+            return CsvFile(kind=kind, encoding=encoding, delimiter=delimiter, columns=columns, ignored=ignored,
+                           header_line=skip + 1, _lines=_physical_lines(reader, skip))
+        if first_error is None:
+            accepted = "; ".join(f"{name}: {', '.join(repr(a) for a in _examples(aliases[name]))}"
+                                 for name in missing)
+            first_error = FileError(f"line 1: no column for {', '.join(missing)} (accepted names, e.g. "
+                                    f"{accepted}); header found: {', '.join(h.strip() for h in header)!s} "
+                                    f"— see docs/import.md")
+    assert first_error is not None
+    raise first_error
+
+
+def _physical_lines(reader: Iterator[list[str]], skipped: int) -> Iterator[tuple[int, list[str] | str]]:
     """Rows with the number of the physical line they start on (a quoted cell may hold
-    newlines, so a row can span lines); a row the csv module rejects comes as its reason."""
+    newlines, so a row can span lines; *skipped* title lines come before the header); a
+    row the csv module rejects comes as its reason."""
     line_num = getattr(reader, "line_num", 1)
     while True:
-        start = line_num + 1
+        start = line_num + 1 + skipped
         try:
             cells = next(reader)
         except StopIteration:
@@ -286,8 +318,9 @@ def _physical_lines(reader: Iterator[list[str]]) -> Iterator[tuple[int, list[str
             yield start, f"cannot read the line as CSV: {exc}"
             continue
         line_num = getattr(reader, "line_num", start)
-        if line_num - start >= _MAX_ROW_LINES:
-            yield start, (f"a quoted cell opened on this line runs to line {line_num}: "
-                          f"a closing quote (\") is probably missing; lines {start}-{line_num} skipped")
+        end = line_num + skipped
+        if end - start >= _MAX_ROW_LINES:
+            yield start, (f"a quoted cell opened on this line runs to line {end}: "
+                          f"a closing quote (\") is probably missing; lines {start}-{end} skipped")
             continue
         yield start, cells

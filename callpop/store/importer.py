@@ -49,6 +49,7 @@ class ImportReport:
     path: str
     encoding: str = ""
     delimiter: str = ""
+    header_line: int = 1
     imported: int = 0
     updated: int = 0
     unchanged: int = 0
@@ -158,6 +159,7 @@ async def import_file(db: Database, kind: str, path: Path, settings: Settings, *
         report.fatal = str(exc)
         return report
     report.encoding, report.delimiter = csv_file.encoding, csv_file.delimiter
+    report.header_line = csv_file.header_line
     report.ignored_columns = csv_file.ignored
     async with db.sessions() as session:
         ctx = await ImportContext.load(session, settings, now or dt.datetime.now(dt.UTC))
@@ -205,8 +207,9 @@ def _print_report(report: ImportReport) -> None:
         tail = f" (skipped {report.skipped} lines, listed above)" if report.errors else ""
         print(f"callpop import: {report.path}: {report.fatal}{tail}", file=sys.stderr)
         return
+    header = f", header on line {report.header_line}" if report.header_line > 1 else ""
     print(f"{report.kind}: {report.summary()} [{report.encoding}, "
-          f"delimiter {'TAB' if report.delimiter == chr(9) else repr(report.delimiter)}]")
+          f"delimiter {'TAB' if report.delimiter == chr(9) else repr(report.delimiter)}{header}]")
 
 
 async def _run(kind: str, path: Path, settings: Settings) -> ImportReport:
