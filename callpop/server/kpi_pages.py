@@ -30,7 +30,7 @@ from callpop.server.kpi_view import (
     utcnow,
 )
 from callpop.server.templating import render
-from callpop.store.kpi_drill import COLUMN_LABELS, DRILL_KINDS, drill
+from callpop.store.kpi_drill import COLUMN_LABELS, DRILL_KINDS, NUMERIC_COLUMNS, VALUE_LABELS, drill
 from callpop.store.kpi_queries import earnings_for
 from callpop.store.plans import PlanError, PlanItem, list_plans, parse_month, save_plans
 
@@ -130,7 +130,8 @@ async def drill_page(request: web.Request) -> web.StreamResponse:
     if not people:
         raise web.HTTPNotFound(text="no such employee")
     return render(request, "kpi_drill.html", result=result, who=people[0][1], period=period,
-                  labels=kpi.KPI_LABELS, column_labels=COLUMN_LABELS,
+                  labels=kpi.KPI_LABELS, column_labels=COLUMN_LABELS, value_labels=VALUE_LABELS,
+                  numeric=NUMERIC_COLUMNS,
                   back="/dashboard?" + urlencode(_period_query(period)) if user.is_supervisor else "/earnings")
 
 

@@ -20,16 +20,23 @@ from callpop import kpi
 from callpop.settings import Settings
 from callpop.store.models import Agreement, Call, CallParticipant, Client, Contact, Payment, Promise, Receivable
 
-__all__ = ["COLUMN_LABELS", "DRILL_KINDS", "LIMIT", "Drill", "drill"]
+__all__ = ["COLUMN_LABELS", "DRILL_KINDS", "LIMIT", "NUMERIC_COLUMNS", "VALUE_LABELS", "Drill", "drill"]
 
 LIMIT = 1000
 DRILL_KINDS = (*kpi.KPI_NAMES, "missed", "overdue")
 # Column headings (English message ids; the page translates them).
 COLUMN_LABELS = {"started": "Started", "client": "Client", "direction": "Direction", "talk_seconds": "Talk, s",
-                 "counted": "Counted", "reason": "Why not counted", "call": "Call", "what": "What",
+                 "counted": "Counted", "reason": "Why not counted", "call": "Call id", "what": "What",
                  "date": "Date", "amount": "Amount", "currency": "Currency", "closed": "Closed",
                  "agreement": "Agreement", "status": "Status", "source": "Status set by", "created": "Created",
                  "number": "Number", "due": "Due", "promise": "Promise"}
+# Values shown in words (English message ids): contact reasons, directions, statuses.
+VALUE_LABELS = {"yes": "Yes", "no": "No", "inbound": "Inbound", "outbound": "Outbound", "internal": "Internal",
+                "short_talk": "Talk too short", "not_regular": "Not a regular client",
+                "duplicate_day": "Already counted that day", "direction_off": "Direction not counted",
+                "won": "Won", "lost": "Lost", "regular": "Regular", "new": "New", "rule": "Rule",
+                "manual": "By hand", "payment": "Payment", "outstanding at start": "Owed at the start"}
+NUMERIC_COLUMNS = frozenset({"talk_seconds", "amount"})
 
 
 @dataclass(frozen=True, slots=True)
