@@ -3,6 +3,8 @@ answered with a 4xx that names the field, filters, promise closing, click-to-cal
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from api_helpers import FakeAmi, add_employee, logged_in, serve
 
@@ -206,3 +208,26 @@ async def test_openapi_document_covers_every_api_route_of_the_real_app(db: Datab
     assert missing == [], f"routes missing from the OpenAPI document: {missing}"
     documented = {(m, p) for p, ops in doc["paths"].items() for m in ops}
     assert documented == set(routes), "the document describes a route the app does not serve"
+
+
+async def test_client_card_and_its_history_pages(db: Database, db_settings: Settings) -> None:
+    anna = await add_employee(db, "anna", name="Анна")
+    settings = db_settings.replace(history=dataclasses.replace(db_settings.history, notes=2))
+    async with serve(settings, db) as server, logged_in(server, anna) as a:
+        _, client = await a.call("POST", "/api/clients", {"name": "Клиент", "phones": [{"number": "+79161112233"}]})
+        for i in range(5):
+            await a.call("POST", "/api/notes", {"client_id": client["id"], "text": f"note {i}"})
+        await a.call("POST", "/api/promises", {"client_id": client["id"], "text": "late", "due_at": "2020-01-01"})
+        status, card = await a.call("GET", f"/api/clients/{client['id']}/card")
+        assert status == 200
+        assert card["name"] == "Клиент" and card["phones"][0]["e164"] == "+79161112233"
+        assert card["promises"][0]["overdue"] is True and card["promises"][0]["made_by"]["name"] == "Анна"
+        assert len(card["notes"]) == 2 and card["notes_more"] is True
+        status, more = await a.call("GET", f"/api/clients/{client['id']}/history?section=notes&offset=2&limit=10")
+        assert status == 200 and len(more["items"]) == 3 and more["has_more"] is False
+        seen = [n["text"] for n in card["notes"]] + [n["text"] for n in more["items"]]
+        assert sorted(seen) == [f"note {i}" for i in range(5)]
+        status, bad = await a.call("GET", f"/api/clients/{client['id']}/history?section=secrets")
+        assert status == 422 and bad["field"] == "section"
+        status, _ = await a.call("GET", "/api/clients/424242/card")
+        assert status == 404

@@ -21,7 +21,7 @@ from callpop.server.auth import csrf_token, require_user
 from callpop.server.keys import AMI, SETTINGS
 from callpop.server.openapi import Endpoint
 from callpop.settings import Settings
-from callpop.store import records
+from callpop.store import directory, records
 from callpop.store.errors import Conflict, NotFound, ValidationError
 from callpop.store.models import Employee
 from callpop.store.schemas import RESOURCES
@@ -93,8 +93,6 @@ async def due_promises(request: web.Request) -> web.StreamResponse:
 @translate_errors
 async def client_card(request: web.Request) -> web.StreamResponse:
     require_user(request)
-    from callpop.store import directory
-
     ident = path_id(request)
     async with session_for(request) as s:
         card = await directory.client_card(s, ident, request.app[SETTINGS])
@@ -106,8 +104,6 @@ async def client_card(request: web.Request) -> web.StreamResponse:
 @translate_errors
 async def client_history(request: web.Request) -> web.StreamResponse:
     require_user(request)
-    from callpop.store import directory
-
     ident = path_id(request)
     query = HISTORY_QUERY.parse(request.query, records.parse_context(request.app[SETTINGS]))
     async with session_for(request) as s:

@@ -17,6 +17,7 @@ from callpop.server.i18n import LANGUAGES
 from callpop.server.keys import DB, SETTINGS
 from callpop.server.pages import safe_next
 from callpop.server.templating import LANG_COOKIE, render
+from callpop.store import directory
 from callpop.store.models import Employee
 
 __all__ = ["client_page", "promises_page", "set_language"]
@@ -28,8 +29,6 @@ _MAX_ID = 2**31 - 1
 async def client_page(request: web.Request) -> web.StreamResponse:
     """One client with the whole history; 404 page for an unknown id."""
     require_user(request)
-    from callpop.store import directory
-
     ident = int(request.match_info["id"])
     card = None
     if 1 <= ident <= _MAX_ID:
