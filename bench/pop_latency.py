@@ -123,7 +123,7 @@ async def _daemon(db_url: str, ami_port: int, ctl: Connection, profile: str | No
 
     logging.basicConfig(level=logging.WARNING, format="daemon %(levelname)s %(name)s: %(message)s")
     lags: list[tuple[float, float]] = []
-    app = create_app(settings)
+    app = create_app(settings, freeze_gc=True)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -134,9 +134,29 @@ async def _daemon(db_url: str, ami_port: int, ctl: Connection, profile: str | No
             break
         await asyncio.sleep(0.01)
     ticker = asyncio.create_task(_tick(lags))
+    import gc
+
+    gc_pauses: list[float] = []
+    gc_started: list[float] = []
+    gc_by_gen: dict[int, float] = {}
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_started.append(time.perf_counter())
+        elif gc_started:
+            took = time.perf_counter() - gc_started.pop()
+            gc_pauses.append(took)
+            gen = info["generation"]
+            gc_by_gen[gen] = max(gc_by_gen.get(gen, 0.0), took)
+
+    gc.callbacks.append(on_gc)
     ctl.send({"port": port, "ami": app[AMI].state if app[AMI] is not None else "off"})  # type: ignore[union-attr]
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, ctl.recv)  # "go": the clients are connected, calls start
+    if os.environ.get("CALLPOP_BENCH_SLOW"):
+        loop.set_debug(True)  # logs every callback slower than this, with its task
+        loop.slow_callback_duration = float(os.environ["CALLPOP_BENCH_SLOW"])
+        logging.getLogger("asyncio").setLevel(logging.WARNING)
     prof = None
     if profile:
         import cProfile
@@ -149,7 +169,11 @@ async def _daemon(db_url: str, ami_port: int, ctl: Connection, profile: str | No
         prof.disable()
         prof.dump_stats(profile)
     pipeline = app[PIPELINE]
-    ctl.send({"lags": lags, "push": app[HUB].stats(), "lookups": pipeline.lookups})
+    ctl.send({"lags": lags, "push": app[HUB].stats(), "lookups": pipeline.lookups,
+              "gc_max_ms": round(max(gc_pauses, default=0.0) * 1000, 2), "gc_runs": len(gc_pauses),
+              "gc_max_ms_by_generation": {g: round(t * 1000, 2) for g, t in sorted(gc_by_gen.items())},
+              "gc_tracked_objects": len(gc.get_objects()),
+              "journal_batches": pipeline.journal.batches, "journal_failed": pipeline.journal.failed})
     await runner.cleanup()
 
 
@@ -313,6 +337,10 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     return {"clients": args.agents, "directory_clients": args.directory, "rates": rates,
             "loop_lag_max_ms": round(max(lags) * 1000, 2) if lags else -1,
             "connections_at_end": got["still_open"], "push": stats["push"], "lookups": stats["lookups"],
+            "gc_max_ms": stats["gc_max_ms"], "gc_runs": stats["gc_runs"],
+            "gc_max_ms_by_generation": stats["gc_max_ms_by_generation"],
+            "gc_tracked_objects": stats["gc_tracked_objects"],
+            "journal_batches": stats["journal_batches"], "journal_failed": stats["journal_failed"],
             "seconds_per_rate": args.seconds, "cpus": os.cpu_count(), "loadavg_1m": round(os.getloadavg()[0], 2)}
 
 

@@ -109,6 +109,8 @@ class Hub:
 
     def detach(self, conn: Connection) -> None:
         """Forget a tab (its handler ended); idempotent."""
+        if not conn.closed:
+            self.counters["detached"] += 1
         self._unindex(conn)
         conn.closed = True
         if conn.sender is not None and conn.sender is not asyncio.current_task():
@@ -194,9 +196,8 @@ class Hub:
                     self._drop(conn, "send_timeout", f"a send took over {timeout:g} s")
                     return
                 except (ConnectionError, RuntimeError) as exc:
-                    # the socket is closing: the handler notices and detaches
-                    log.debug("send failed login=%s: %s", conn.user.login, exc)
-                    self.detach(conn)
+                    # a socket that cannot be written to: close it so the tab reconnects
+                    self._drop(conn, "send_failed", f"{type(exc).__name__}: {exc}")
                     return
                 conn.sent += 1
         except asyncio.CancelledError:
