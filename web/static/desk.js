@@ -46,7 +46,8 @@ const desk = (() => {
       case "active": return t("In conversation");
       case "after": return t("Call ended — record what was agreed");
       case "gone": return entry.reason === "answered_elsewhere" ? t("Answered by a colleague")
-        : entry.reason === "caller_hangup" ? t("Caller hung up") : t("Call over");
+        : entry.reason === "caller_hangup" ? t("Caller hung up")
+          : entry.reason === "transferred" ? t("Transferred") : t("Missed call");
       default: return "";
     }
   }
@@ -127,6 +128,7 @@ const desk = (() => {
     if (entry.timer) { clearTimeout(entry.timer); entry.timer = null; }
     if (msg.card && !(entry.card && entry.card.client && msg.card.match !== "single")) entry.card = msg.card;
     entry.state = state;
+    entry.reason = null;
     entry.agent = msg.agent;
     entry.watching = !mine(msg.agent);
     render(entry);
@@ -138,8 +140,9 @@ const desk = (() => {
     const entry = calls.get(msg.call);
     if (!entry || entry.state === "after") return;
     if (entry.watching && msg.agent !== entry.agent) return; // another phone of a watched call
+    if (entry.timer) clearTimeout(entry.timer);
     entry.state = "gone";
-    entry.reason = reason;
+    entry.reason = entry.reason || reason; // the first reason is the precise one
     render(entry);
     entry.timer = setTimeout(() => remove(msg.call), dismissAfter);
   }
