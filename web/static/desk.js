@@ -117,6 +117,7 @@ const desk = (() => {
 
   function upsert(msg, state) {
     let entry = calls.get(msg.call);
+    if (!entry && !msg.card) return null; // nothing to show yet (a card always comes with the call)
     if (!entry) {
       entry = { call: msg.call, node: el("article", { dataset: { call: msg.call } }), state, card: msg.card,
         direction: msg.direction, callId: null, agent: msg.agent, timer: null, reason: null };
@@ -190,7 +191,7 @@ const desk = (() => {
       case "call.ringing": {
         const fresh = !calls.has(msg.call);
         const entry = upsert(msg, "ringing");
-        if (fresh) notify(entry);
+        if (fresh && entry && msg.direction !== "outbound") notify(entry); // not for the call I dial
         break;
       }
       case "call.answered":
