@@ -26,6 +26,8 @@ from callpop.server.kpi_view import (
     local_today,
     missed_grid,
     period_from_query,
+    plan_inputs,
+    table_body,
     table_rows,
     utcnow,
 )
@@ -91,7 +93,8 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
     plan_month = period.start.replace(day=1)
     async with request.app[DB].sessions() as session:
         plans = await list_plans(session, plan_month)
-    plan_values: dict[tuple[int, str], float] = {(p.employee_id, p.kpi): p.target for p in plans if p.target}
+    plan_values: dict[tuple[int, str], float] = {
+        (p.employee_id, p.kpi): p.target for p in plans if p.target is not None}
     # the chart stops at today: days still to come are not zeros
     shown = max(1, min(len(view.days), (local_today(settings, now) - period.start).days + 1))
     series = [Series(r.employee_id or 0, r.name, view.contacts_per_day.get(r.employee_id or 0, [])[:shown])
@@ -100,14 +103,14 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
     legend = [(s.key, s.name, *color_for(i), sum(s.values)) for i, s in enumerate(series)]
     query = _period_query(period)
     qs = urlencode(query)
+    rows = table_rows(view, qs)
     return render(request, "dashboard.html", view=view, chart=chart, legend=legend, units=kpi.KPI_UNITS,
-                  labels=kpi.KPI_LABELS, period_labels=kpi.PERIOD_LABELS,
-                  kpis=kpi.KPI_NAMES, period=period, query=query, qs=qs, rows=table_rows(view, qs),
+                  labels=kpi.KPI_LABELS, period_labels=kpi.PERIOD_LABELS, table_body=table_body(rows),
+                  plan_inputs=plan_inputs(rows, {key: f"{value:g}" for key, value in plan_values.items()}),
+                  kpis=kpi.KPI_NAMES, period=period, query=query, qs=qs, rows=rows,
                   totals=[(c.kpi, fmt(c.fact, kpi.KPI_UNITS[c.kpi]), fmt(c.plan, kpi.KPI_UNITS[c.kpi]),
                            fmt(c.pct, "%")) for c in view.totals.cells],
-                  missed_grid=missed_grid(view, qs), plan_month=plan_month,
-                  plan_values={key: f"{value:g}" for key, value in plan_values.items()},
-                  saved=request.query.get("saved"))
+                  missed_grid=missed_grid(view, qs), plan_month=plan_month, saved=request.query.get("saved"))
 
 
 async def drill_page(request: web.Request) -> web.StreamResponse:

@@ -23,7 +23,7 @@ from callpop.settings import Settings
 from callpop.store.kpi_queries import ManagerFacts, manager_facts, per_day_series
 
 __all__ = ["Cell", "DashboardView", "Row", "fmt", "load_dashboard", "local_today", "missed_grid", "money",
-           "period_from_query", "table_rows", "utcnow"]
+           "period_from_query", "plan_inputs", "table_body", "table_rows", "utcnow"]
 
 
 def utcnow() -> dt.datetime:
@@ -157,8 +157,7 @@ def money(value: float) -> str:
 
 
 def table_rows(view: DashboardView, query_string: str) -> list[dict[str, Any]]:
-    """The dashboard table as display strings and drill links, computed once in Python
-    (a 200-manager table is 3,000 cells: Jinja macros per cell would dominate the page)."""
+    """The dashboard table as display strings and drill links, computed once in Python."""
     out = []
     for row in view.rows:
         base = f"/dashboard/drill?employee={row.employee_id}&{query_string}&kpi="
@@ -171,6 +170,36 @@ def table_rows(view: DashboardView, query_string: str) -> list[dict[str, Any]]:
         out.append({"id": row.employee_id, "name": row.name, "cells": cells, "missed": row.missed,
                     "overdue": row.overdue, "missed_url": base + "missed", "overdue_url": base + "overdue"})
     return out
+
+
+def table_body(rows: list[dict[str, Any]]) -> Markup:
+    """The managers × KPIs rows as HTML, every value escaped here. Built in Python because
+    200 managers are 3,000 cells: a Jinja loop per cell was most of the page's time."""
+    parts: list[str] = []
+    for row in rows:
+        parts.append(f'<tr data-employee="{int(row["id"])}"><th scope="row"><a href="/earnings?employee='
+                     f'{int(row["id"])}">{escape(row["name"])}</a></th>')
+        for k, fact, plan, pct, tone, url in row["cells"]:
+            parts.append(f'<td class="fact" data-kpi="{escape(k)}"><a href="{escape(url)}">{escape(fact)}</a></td>'
+                         f'<td class="plan">{escape(plan)}</td><td class="pct {escape(tone)}">{escape(pct)}</td>')
+        parts.append(f'<td data-kpi="missed"><a href="{escape(row["missed_url"])}">{int(row["missed"])}</a></td>'
+                     f'<td data-kpi="overdue"><a href="{escape(row["overdue_url"])}">{int(row["overdue"])}</a></td>'
+                     "</tr>\n")
+    return Markup("".join(parts))
+
+
+def plan_inputs(rows: list[dict[str, Any]], plan_values: Mapping[tuple[int, str], str]) -> Markup:
+    """The plan form's rows: one number input per manager and KPI, current plan filled in."""
+    parts: list[str] = []
+    for row in rows:
+        name = escape(row["name"])
+        parts.append(f'<tr><th scope="row">{name}</th>')
+        for k in kpi.KPI_NAMES:
+            value = escape(plan_values.get((row["id"], k), ""))
+            parts.append(f'<td><input type="number" min="0" step="any" name="plan-{int(row["id"])}-{k}" '
+                         f'value="{value}" aria-label="{name} {k}"></td>')
+        parts.append("</tr>\n")
+    return Markup("".join(parts))
 
 
 def missed_grid(view: DashboardView, query_string: str) -> Markup:
