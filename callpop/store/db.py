@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 5000
+SQLITE_READER_MMAP_BYTES = 1 << 30
 
 
 class SchemaError(RuntimeError):
@@ -161,8 +162,12 @@ def dispose_reader(engine: AsyncEngine) -> None:
 
 
 def _on_sqlite_reader_connect(dbapi_connection: Any, record: Any) -> None:
+    """Reader connections: never write; map the file (a page read is a memory access, not a
+    read() call) and keep a larger page cache for the indexes every lookup walks."""
     _on_sqlite_connect(dbapi_connection, record)
     dbapi_connection.execute("PRAGMA query_only = ON")
+    dbapi_connection.execute(f"PRAGMA mmap_size = {SQLITE_READER_MMAP_BYTES}")
+    dbapi_connection.execute("PRAGMA cache_size = -16000")
 
 
 def alembic_config() -> Config:
