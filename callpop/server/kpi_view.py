@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callpop import kpi
 from callpop.settings import Settings
-from callpop.store.kpi_queries import ManagerFacts, manager_facts, per_day_series
+from callpop.store.kpi_daycache import dashboard_series
+from callpop.store.kpi_queries import ManagerFacts, manager_facts
 
 __all__ = ["Cell", "DashboardView", "Row", "fmt", "load_dashboard", "local_today", "missed_grid", "money",
            "period_from_query", "plan_inputs", "table_body", "table_rows", "utcnow"]
@@ -123,11 +124,12 @@ def _totals(rows: list[Row], label: str) -> Row:
 async def load_dashboard(sessions: async_sessionmaker[AsyncSession], period: kpi.Period, settings: Settings,
                          now: dt.datetime, *, totals_label: str = "Total") -> DashboardView:
     """The whole dashboard in two concurrent reads: the per-day series (whose sums are the
-    contact and missed-call counts) and the other aggregates, each on its own connection."""
+    contact and missed-call counts; closed days remembered, see kpi_daycache) and the other
+    aggregates, each on its own connection."""
 
     async def series() -> tuple[dict[int, list[int]], dict[int, list[int]]]:
         async with sessions() as session:
-            return await per_day_series(session, period, settings, None)
+            return await dashboard_series(session, period, settings, now)
 
     async def facts() -> list[ManagerFacts]:
         async with sessions() as session:
