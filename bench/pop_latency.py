@@ -123,7 +123,7 @@ async def _daemon(db_url: str, ami_port: int, ctl: Connection, profile: str | No
 
     logging.basicConfig(level=logging.WARNING, format="daemon %(levelname)s %(name)s: %(message)s")
     lags: list[tuple[float, float]] = []
-    app = create_app(settings, freeze_gc=True)
+    app = create_app(settings, pace_gc=True)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -173,6 +173,8 @@ async def _daemon(db_url: str, ami_port: int, ctl: Connection, profile: str | No
               "gc_max_ms": round(max(gc_pauses, default=0.0) * 1000, 2), "gc_runs": len(gc_pauses),
               "gc_max_ms_by_generation": {g: round(t * 1000, 2) for g, t in sorted(gc_by_gen.items())},
               "gc_tracked_objects": len(gc.get_objects()),
+              "gc_top_types": __import__("collections").Counter(
+                  type(o).__name__ for o in gc.get_objects()).most_common(12),
               "journal_batches": pipeline.journal.batches, "journal_failed": pipeline.journal.failed})
     await runner.cleanup()
 
@@ -232,10 +234,22 @@ async def _clients(base: str, agents: int, ctl: Connection) -> None:
             if failed:
                 ctl.send({"error": repr(failed[0].exception())})
                 return
+        # The clients are the measuring instrument: their own GC pauses must not count as
+        # pop latency (real browsers are other machines), so none run while measuring.
+        import gc
+
+        gc.collect()
+        gc.freeze()
+        gc.disable()
+        lags: list[tuple[float, float]] = []
+        ticker = asyncio.create_task(_tick(lags))
         ctl.send({"connected": len(sockets)})
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, ctl.recv)  # "stop"
-        ctl.send({"received": received, "still_open": sum(not ws.closed for ws in sockets)})
+        ticker.cancel()
+        gc.enable()
+        ctl.send({"received": received, "still_open": sum(not ws.closed for ws in sockets),
+                  "lag_max_ms": round(max((lag for _, lag in lags), default=0.0) * 1000, 2)})
         for ws in sockets:
             await ws.close()
         for t in tasks:
@@ -336,10 +350,11 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     lags = [lag for at, lag in stats["lags"] if run_start <= at <= run_end]
     return {"clients": args.agents, "directory_clients": args.directory, "rates": rates,
             "loop_lag_max_ms": round(max(lags) * 1000, 2) if lags else -1,
-            "connections_at_end": got["still_open"], "push": stats["push"], "lookups": stats["lookups"],
+            "connections_at_end": got["still_open"],
+            "clients_loop_lag_max_ms": got["lag_max_ms"], "push": stats["push"], "lookups": stats["lookups"],
             "gc_max_ms": stats["gc_max_ms"], "gc_runs": stats["gc_runs"],
             "gc_max_ms_by_generation": stats["gc_max_ms_by_generation"],
-            "gc_tracked_objects": stats["gc_tracked_objects"],
+            "gc_tracked_objects": stats["gc_tracked_objects"], "gc_top_types": stats["gc_top_types"],
             "journal_batches": stats["journal_batches"], "journal_failed": stats["journal_failed"],
             "seconds_per_rate": args.seconds, "cpus": os.cpu_count(), "loadavg_1m": round(os.getloadavg()[0], 2)}
 

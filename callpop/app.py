@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
+from callpop.gc_pacing import GcPacer
 from callpop.pipeline import PIPELINE, Pipeline, StoreHooks
 from callpop.push import Hub
 from callpop.server.auth import auth_middleware
@@ -45,13 +46,13 @@ def simulator_agents(settings: Settings) -> list[str]:
 
 def create_app(settings: Settings, *, db: Any | None = None, tracker: Any | None = None,
                start_ami: bool = True, store: StoreHooks | None = None,
-               freeze_gc: bool = False) -> web.Application:
+               pace_gc: bool = False) -> web.Application:
     """The whole web application. ``db``: an open Database the caller keeps (tests); else
     one is opened from settings and closed at shutdown. ``tracker``: the call tracker (a new
     one when AMI is started). ``start_ami=False``: no AMI connection (tests feed the
     pipeline directly). ``store``: replaces the store functions the pipeline calls.
-    ``freeze_gc``: the daemon's setting (see ``_freeze_startup_objects``); tests leave it
-    off, since frozen objects are never collected."""
+    ``pace_gc``: the daemon's garbage collection (start-up objects frozen, collections
+    paced by the calls: callpop/gc_pacing.py); tests leave it off."""
     app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=2 * 1024 * 1024)
     app[SETTINGS] = settings
     app[SECRET] = settings.web.secret_key.encode() if settings.web.secret_key else secrets.token_bytes(32)
@@ -68,18 +69,24 @@ def create_app(settings: Settings, *, db: Any | None = None, tracker: Any | None
     app.cleanup_ctx.append(_hub_ctx)
     app.cleanup_ctx.append(_pipeline_ctx(store))
     app.cleanup_ctx.append(_ami_ctx(start_ami))
-    if freeze_gc:
-        app.on_startup.append(_freeze_startup_objects)
+    if pace_gc:
+        app.cleanup_ctx.append(_gc_ctx)
     return app
 
 
-async def _freeze_startup_objects(app: web.Application) -> None:
-    """Move everything built at start-up (modules, SQLAlchemy mappers, templates) out of
-    the garbage collector's reach: a full collection then walks only what calls and tabs
-    allocate, which keeps its pause (an event loop stall every pop waits for) short."""
+async def _gc_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Freeze what start-up built (modules, SQLAlchemy mappers, templates: never garbage)
+    so a full collection walks only what calls and tabs allocate, then let the pacer
+    choose when collections run."""
     gc.collect()
     gc.freeze()
     log.debug("gc: %d start-up objects frozen", gc.get_freeze_count())
+    pacer = GcPacer(app[PIPELINE].quiet_for)
+    app[EXTRA]["gc"] = pacer
+    task = asyncio.create_task(pacer.run(), name="gc-pacer")
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def _database_ctx(given: Any | None) -> Any:
@@ -182,7 +189,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
 
     setup_logging(settings.logging)
     try:
-        asyncio.run(_serve(settings, create_app(settings, freeze_gc=True)))
+        asyncio.run(_serve(settings, create_app(settings, pace_gc=True)))
     except SchemaError as exc:
         print(f"callpop run: {exc}", file=sys.stderr)
         return 2

@@ -67,7 +67,7 @@ async def run_demo(settings: Settings, *, calls: bool = True, ready: Ready | Non
     try:
         accounts = await seed_demo(db, settings)
         known = await demo_client_numbers(db)
-        app = create_app(settings, db=db, freeze_gc=True)
+        app = create_app(settings, db=db, pace_gc=True)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=2)
         await runner.setup()
         site = web.TCPSite(runner, settings.web.host, settings.web.port)

@@ -135,6 +135,7 @@ class Pipeline:
         self._calls: dict[str, CallState] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self.journal = JournalWriter(settings, db, self._store)
+        self._last_event = time.monotonic()
         self.lookups = 0
         hub.set_snapshot_source(self.snapshot)
 
@@ -160,10 +161,15 @@ class Pipeline:
     def active(self) -> int:
         return len(self._calls)
 
+    def quiet_for(self) -> float:
+        """Seconds since the last call event (the GC pacer waits for a quiet moment)."""
+        return time.monotonic() - self._last_event
+
     # --- input --------------------------------------------------------------------------
 
     async def handle(self, events: Sequence[CallEvent]) -> None:
         """The AMI connection's sink: queue each event on its call's worker and return."""
+        self._last_event = time.monotonic()
         for event in events:
             state = self._calls.get(event.call)
             if state is None:
