@@ -15,6 +15,7 @@ import dataclasses
 import gc
 import logging
 import secrets
+import signal
 import sys
 from collections.abc import AsyncIterator
 from typing import Any
@@ -31,7 +32,7 @@ from callpop.server.routes import setup_routes
 from callpop.server.templating import setup_templates
 from callpop.settings import Settings
 
-__all__ = ["create_app", "main", "simulator_agents"]
+__all__ = ["create_app", "main", "simulator_agents", "stop_on_signals"]
 
 log = logging.getLogger(__name__)
 
@@ -177,9 +178,23 @@ async def _serve(settings: Settings, app: web.Application, *, banner: str = "") 
         log.info("callpop listening on %s (AMI %s)", url, "off" if ami is None else ami.state)
         if banner:
             print(banner.format(url=url), flush=True)
-        await asyncio.Event().wait()
+        await stop_on_signals().wait()
+        log.info("stopping: finishing calls in flight, closing tabs")
     finally:
         await runner.cleanup()
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT (systemd, docker stop, Ctrl-C): the daemon then
+    shuts down through its cleanup contexts instead of dying mid-write."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - not on Windows
+            pass
+    return stop
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:

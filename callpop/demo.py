@@ -107,6 +107,12 @@ def _print_banner(url: str, accounts: Any, settings: Settings, *, simulated: boo
     print("\n".join(lines), flush=True)
 
 
+async def _run_until_signal(settings: Settings, *, calls: bool) -> None:
+    from callpop.app import stop_on_signals
+
+    await run_demo(settings, calls=calls, stop=stop_on_signals())
+
+
 def main(args: argparse.Namespace, settings: Settings) -> int:
     from callpop.logs import setup_logging
 
@@ -114,7 +120,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     if args.port is not None:
         settings = settings.replace(web=dataclasses.replace(settings.web, port=args.port))
     try:
-        asyncio.run(run_demo(settings, calls=not args.no_calls))
+        asyncio.run(_run_until_signal(settings, calls=not args.no_calls))
     except KeyboardInterrupt:
         return 0
     except OSError as exc:
