@@ -25,6 +25,7 @@ from callpop.store.db import Database
 from callpop.store.models import Client, ClientPhone, Employee, Extension, Note, Promise
 
 PASSWORD = "correct horse battery"
+HttpClient = TestClient[web.Request, web.Application]
 
 # Minimal stand-ins for the desk's templates: these tests are about the server's behaviour,
 # not the markup (test_app.py renders the real templates).
@@ -129,21 +130,21 @@ class Live:
 
     server: TestServer
     app: web.Application
-    clients: list[TestClient] = field(default_factory=list)
-    sessions: dict[str, TestClient] = field(default_factory=dict)
+    clients: list[HttpClient] = field(default_factory=list)
+    sessions: dict[str, HttpClient] = field(default_factory=dict)
     tabs: list[Tab] = field(default_factory=list)
 
     @property
     def pipeline(self) -> Pipeline:
         return self.app[PIPELINE]
 
-    async def client(self) -> TestClient:
-        c = TestClient(self.server)
+    async def client(self) -> HttpClient:
+        c: HttpClient = TestClient(self.server)
         await c.start_server()
         self.clients.append(c)
         return c
 
-    async def login(self, login: str, password: str = PASSWORD) -> TestClient:
+    async def login(self, login: str, password: str = PASSWORD) -> HttpClient:
         c = await self.client()
         page = await c.get("/login")
         token = page.headers["X-CSRF-Token"]
