@@ -107,3 +107,12 @@ def test_db_command_upgrades_then_reports_head(settings: Settings, capsys: pytes
     assert dbmod.main(argparse.Namespace(action="current"), settings) == 0
     out = capsys.readouterr().out
     assert f"database revision: {head_revision()} (head)" in out
+
+
+def test_db_command_names_an_unreachable_database_without_a_traceback(
+        settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = settings.replace(database=DatabaseSettings(url="postgresql+asyncpg://nobody:secret@127.0.0.1:1/none"))
+    assert dbmod.main(argparse.Namespace(action="current"), bad) == 2
+    err = capsys.readouterr().err
+    assert "callpop db: cannot use the database at postgresql+asyncpg://nobody:***@127.0.0.1:1/none" in err
+    assert "secret" not in err

@@ -25,6 +25,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy import event, inspect
 from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import QueuePool
 
@@ -271,7 +272,13 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     except SchemaError as exc:
         print(f"callpop db: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
-        print(f"callpop db: cannot reach the database at "
-              f"{_safe(make_url(settings.database.url))}: {exc}", file=sys.stderr)
+    except (OSError, SQLAlchemyError) as exc:
+        print(f"callpop db: cannot use the database at "
+              f"{_safe(make_url(settings.database.url))}: {_reason(exc)}", file=sys.stderr)
         return 2
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's own words, without SQLAlchemy's statement dump and links."""
+    orig = getattr(exc, "orig", None)
+    return str(orig if orig is not None else exc).strip().splitlines()[0]

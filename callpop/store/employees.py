@@ -207,12 +207,18 @@ async def _run_user(args: argparse.Namespace, settings: Settings) -> EmployeeUpd
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
     """``callpop user LOGIN [--name N] [--role R] [--extension 101 ...] [--password P]``."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from callpop.store.db import SchemaError
 
     try:
         update = asyncio.run(_run_user(args, settings))
     except (EmployeeError, SchemaError) as exc:
         print(f"callpop user: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, SQLAlchemyError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        print(f"callpop user: cannot use the database: {reason}", file=sys.stderr)
         return 2
     if not update.changes:
         print(f"{args.login}: nothing to change")
