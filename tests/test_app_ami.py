@@ -99,3 +99,25 @@ async def test_ring_group_over_ami_looks_up_once(settings: Settings, db: Databas
         assert rec.lookups == [NUMBER]
     finally:
         await live.close()
+
+
+async def test_transfer_over_ami_brings_the_card_to_the_new_agent(settings: Settings, db: Database,
+                                                                   tmp_path: Path, pbx: SimulatedPbx) -> None:
+    rec = Recorder()
+    live = await _live_with_ami(settings, db, tmp_path, pbx, rec)
+    try:
+        await add_employee(db, "anna", ["101"])
+        await add_employee(db, "boris", ["102"])
+        await add_client(db, "Переведённый", NUMBER, note="звонит по счёту")
+        anna, boris = await live.tab("anna"), await live.tab("boris")
+        await anna.start()
+        await boris.start()
+        call = await pbx.place_call("blind_transfer", client=NUMBER, agent=["101", "102"])
+        first = await anna.until("call.ringing")
+        assert first["call"] == call
+        moved = await boris.until("call.transferred", wait=8)
+        assert moved["to_agent"] == "102" and moved["card"]["client"]["name"] == "Переведённый"
+        assert [n["text"] for n in moved["card"]["client"]["notes"]] == ["звонит по счёту"]
+        assert rec.lookups == [NUMBER]  # the same card, not a second lookup
+    finally:
+        await live.close()
