@@ -225,6 +225,16 @@ class Hub:
             if conn.transport is not None and not conn.transport.is_closing():
                 conn.transport.abort()
 
+    def disconnect_user(self, employee_id: int, reason: str = "logged out") -> int:
+        """Close every tab of one user (logout: the browser's cookie is gone, so are they)."""
+        conns = list(self._by_employee.get(employee_id, ()))
+        for conn in conns:
+            self.detach(conn)
+            task = asyncio.create_task(self._close(conn, CLOSE_SESSION_ENDED, reason))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        return len(conns)
+
     async def close_all(self, code: int = 1001, reason: str = "server shutting down") -> None:
         """Close every tab (application shutdown)."""
         conns = list(self._all)

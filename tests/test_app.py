@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -81,8 +82,13 @@ async def test_login_redirects_to_next_and_logout_ends_the_session(settings: Set
         desk = await c.get("/", allow_redirects=False)
         assert desk.status == 200
         token = desk.headers["X-CSRF-Token"]
+        ws = await c.ws_connect("/ws")
+        assert (await ws.receive_json())["type"] == "hello"
         out = await c.post("/logout", data={"csrf_token": token}, allow_redirects=False)
         assert out.status == 302 and out.headers["Location"] == "/login"
+        while (await ws.receive(timeout=3)).type is aiohttp.WSMsgType.TEXT:
+            pass  # the snapshot, then the close
+        assert ws.close_code == 4001  # the open tab is logged out too
         assert (await c.get("/", allow_redirects=False)).status == 302
         assert (await c.get("/ws")).status == 401
     finally:

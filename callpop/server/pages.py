@@ -69,8 +69,12 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
+    user = current_user(request)
     response = web.Response(status=302, headers={"Location": "/login"})
     logout_user(request, response)
+    if user is not None:
+        closed = request.app[HUB].disconnect_user(user.id)
+        log.info("logout login=%s tabs_closed=%d", user.login, closed)
     return response
 
 
