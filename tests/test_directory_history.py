@@ -185,3 +185,20 @@ async def test_statement_count_does_not_depend_on_history_size(db: Database, set
             assert found.matches
     assert counts["+79160000001"] == counts["+79160000002"] == counts["+79160000003"]
     assert counts["+79160000002"] == 5  # match+clients+phones, promises, agreements, calls+people, notes
+
+
+async def test_lookup_is_not_held_up_by_an_open_write_transaction(db: Database, settings: Settings) -> None:
+    """The journal or a manager's form may be mid-write when a call rings: the pop must
+    still be answered at once, with what was committed."""
+    import asyncio
+
+    async with db.sessions() as session:
+        c = await data.client(session, "Иван", "+79161234567")
+        await data.note(session, c, "committed", data.ago(days=1))
+        await session.commit()
+    async with db.sessions() as writer:
+        await data.note(writer, c, "not yet committed", data.ago(hours=1))  # flushed: write lock held
+        async with db.sessions() as reader:
+            found = await asyncio.wait_for(lookup(reader, "+79161234567", settings, now=NOW), timeout=2)
+        await writer.commit()
+    assert [n.text for n in found.matches[0].notes] == ["committed"]
