@@ -316,10 +316,14 @@ async def search_clients(session: AsyncSession, query: str, limit: int = 20, *,
             conds.append(ClientPhone.tail10 == key.tail10)
         where: Any = Client.id.in_(select(ClientPhone.client_id).where(or_(*conds)))
     else:
-        fold = func.callpop_fold if conn.dialect.name == "sqlite" else func.lower
-        pattern = _like(text.casefold())
-        where = or_(fold(Client.name).like(pattern, escape="\\"), fold(Client.company).like(pattern, escape="\\"),
-                    Client.external_id == text)
+        folded = text.casefold()
+        if conn.dialect.name == "sqlite":
+            name_hit: ColumnElement[bool] = func.callpop_contains(folded, Client.name, Client.company) == 1
+        else:
+            pattern = _like(folded)
+            name_hit = or_(func.lower(Client.name).like(pattern, escape="\\"),
+                           func.lower(Client.company).like(pattern, escape="\\"))
+        where = or_(name_hit, Client.external_id == text)
     rows = (await conn.execute(
         select(Client.id, Client.name, Client.company, Client.status, Employee.id, Employee.name)
         .outerjoin(Employee, Employee.id == Client.responsible_id)
