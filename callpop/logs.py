@@ -50,3 +50,5 @@ def setup_logging(settings: LoggingSettings, stream: TextIO | None = None) -> No
     root.setLevel(settings.level)
     # aiohttp's access log is one line per request: useful at DEBUG only
     logging.getLogger("aiohttp.access").setLevel(logging.DEBUG if settings.level == "DEBUG" else logging.WARNING)
+    # Alembic narrates every plugin it loads at INFO; callpop logs the upgrade itself
+    logging.getLogger("alembic").setLevel(logging.DEBUG if settings.level == "DEBUG" else logging.WARNING)
