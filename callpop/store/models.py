@@ -99,6 +99,10 @@ class Extension(Base):
 
 class Client(Base):
     __tablename__ = "clients"
+    __table_args__ = (
+        # covering: the dashboard's regular and new clients per manager from the index alone (migration 0004)
+        Index("ix_clients_responsible_status_created", "responsible_id", "status", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(300))
@@ -139,6 +143,8 @@ class Agreement(Base):
         # open agreements newest first, straight from the index (store/history.py)
         Index("ix_agreements_client_status_created", "client_id", "status", "created_at"),
         Index("ix_agreements_client_created", "client_id", "created_at"),
+        # covering: agreements won and lost per manager in a period, table untouched (migration 0004)
+        Index("ix_agreements_status_closed_maker", "status", "closed_at", "made_by_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -233,14 +239,18 @@ class CallParticipant(Base):
 
 class Payment(Base):
     __tablename__ = "payments"
-    __table_args__ = (Index("ix_payments_client_paid", "client_id", "paid_at"),)
+    __table_args__ = (
+        Index("ix_payments_client_paid", "client_id", "paid_at"),
+        # covering: a period's payments summed per client without reading the table (migration 0004)
+        Index("ix_payments_paid_client_amount", "paid_at", "client_id", "amount"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
     agreement_id: Mapped[int | None] = mapped_column(ForeignKey("agreements.id"), index=True, default=None)
     amount: Mapped[Decimal] = mapped_column()
     currency: Mapped[str] = mapped_column(String(3), default="RUB")
-    paid_at: Mapped[dt.datetime] = mapped_column(index=True)
+    paid_at: Mapped[dt.datetime] = mapped_column()
     external_id: Mapped[str | None] = mapped_column(String(100), unique=True, default=None)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -249,7 +259,10 @@ class Receivable(Base):
     """Money a client owes: outstanding from issued_at until settled_at (None = still open)."""
 
     __tablename__ = "receivables"
-    __table_args__ = (Index("ix_receivables_client_issued", "client_id", "issued_at"),)
+    __table_args__ = (
+        # covering: what each client owed at a period's start, from the index alone (migration 0004)
+        Index("ix_receivables_client_issued_settled", "client_id", "issued_at", "settled_at", "amount"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
@@ -269,6 +282,8 @@ class Contact(Base):
     __table_args__ = (
         UniqueConstraint("call_id", "employee_id", name="uq_contacts_call_employee"),
         Index("ix_contacts_employee_started", "employee_id", "started_at"),
+        # covering: one manager's counted contacts in a period, the earnings page (migration 0004)
+        Index("ix_contacts_employee_counted_started", "employee_id", "counted", "started_at"),
         # covering index of the dashboard: counted contacts of all managers in a period (migration 0003)
         Index("ix_contacts_counted_started", "counted", "started_at", "employee_id"),
     )
