@@ -16,6 +16,7 @@ are compared with the month's plan as they are.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -146,6 +147,7 @@ def local_day_starts(period: Period, timezone: str) -> list[dt.datetime]:
             for i in range((period.end - period.start).days + 1)]
 
 
+@functools.lru_cache(maxsize=1024)  # the dashboard asks the same few spans for every manager
 def working_days_between(start: dt.date, end: dt.date, working_days: tuple[int, ...]) -> int:
     """Working days in ``[start, end)``; *working_days* are ISO weekdays (1 = Monday)."""
     days = (end - start).days

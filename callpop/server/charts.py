@@ -73,9 +73,12 @@ def line_chart(days: Sequence[dt.date], series: Sequence[Series], *, title: str,
             out.append(f'<text x="{x(i):.1f}" y="{height - 8}" text-anchor="middle" stroke="none">'
                        f"{day.strftime('%d.%m')}</text>")
     out.append("</g>")
+    # 200 series x 30 days: each x and each distinct y formatted once, not per point
+    xs = [f"{x(i):.1f}" for i in range(max(n, max((len(s.values) for s in series), default=0)))]
+    ys = {v: f"{y(v):.1f}" for s in series for v in set(s.values)}
     for index, s in enumerate(series):
         color, dash = color_for(index)
-        points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(s.values))
+        points = " ".join(f"{xs[i]},{ys[v]}" for i, v in enumerate(s.values))
         total = sum(s.values)
         dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
         out.append(f'<g class="series" data-employee="{int(s.key)}" data-total="{total}">'

@@ -34,7 +34,7 @@ from callpop.server.kpi_view import (
 from callpop.server.templating import render
 from callpop.store.kpi_drill import COLUMN_LABELS, DRILL_KINDS, NUMERIC_COLUMNS, VALUE_LABELS, drill
 from callpop.store.kpi_queries import earnings_for
-from callpop.store.plans import PlanError, PlanItem, list_plans, parse_month, save_plans
+from callpop.store.plans import PlanError, PlanItem, parse_month, save_plans
 
 __all__ = ["SUPERVISORS", "dashboard", "drill_page", "earnings_page", "plans_submit", "target_employee"]
 
@@ -91,10 +91,11 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
         raise bad_request(exc) from None
     view = await load_dashboard(request.app[DB].sessions, period, settings, now)
     plan_month = period.start.replace(day=1)
-    async with request.app[DB].sessions() as session:
-        plans = await list_plans(session, plan_month)
+    # the plan form's values: the monthly plans manager_facts already read (no second query)
     plan_values: dict[tuple[int, str], float] = {
-        (p.employee_id, p.kpi): p.target for p in plans if p.target is not None}
+        (r.employee_id, name): monthly[plan_month]
+        for r in view.rows if r.raw is not None and r.employee_id is not None
+        for name, monthly in r.raw.plans.items() if plan_month in monthly}
     # the chart stops at today: days still to come are not zeros
     shown = max(1, min(len(view.days), (local_today(settings, now) - period.start).days + 1))
     series = [Series(r.employee_id or 0, r.name, view.contacts_per_day.get(r.employee_id or 0, [])[:shown])
