@@ -14,23 +14,39 @@ from directory_data import NOW
 from sqlalchemy import Engine, event
 
 from callpop.settings import HistorySettings, Settings
-from callpop.store.db import Database
+from callpop.store.db import Database, reader_engine
 from callpop.store.directory import client_card, client_history, lookup
 
 
 @contextmanager
-def count_statements() -> Iterator[list[str]]:
+def count_statements(db: Database) -> Iterator[list[str]]:
+    """Every statement the database runs: on SQLite as SQLite itself traces them (the
+    lookup runs prepared statements on the driver connection), elsewhere as SQLAlchemy
+    sends them."""
     statements: list[str] = []
+    reader = reader_engine(db.engine)
+    if reader is None:
+        def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            statements.append(statement)
 
-    def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
+        event.listen(Engine, "before_cursor_execute", before)
+        try:
+            yield statements
+        finally:
+            event.remove(Engine, "before_cursor_execute", before)
+        return
 
-    # on every engine: on SQLite the lookup reads through its own reader engine
-    event.listen(Engine, "before_cursor_execute", before)
+    def traced(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.set_trace_callback(
+            lambda sql: statements.append(sql) if sql.lstrip().upper().startswith(("SELECT", "WITH")) else None)
+
+    reader.dispose()  # new connections, each traced
+    event.listen(reader, "connect", traced)
     try:
         yield statements
     finally:
-        event.remove(Engine, "before_cursor_execute", before)
+        event.remove(reader, "connect", traced)
+        reader.dispose()
 
 
 async def test_open_promises_overdue_first_then_by_due_date(db: Database, settings: Settings) -> None:
@@ -179,7 +195,7 @@ async def test_statement_count_does_not_depend_on_history_size(db: Database, set
     for number in ("+79160000001", "+79160000002", "+79160000003"):
         async with db.sessions() as session:
             await session.connection()  # the BEGIN is not the lookup's
-            with count_statements() as statements:
+            with count_statements(db) as statements:
                 found = await lookup(session, number, settings, now=NOW)
             counts[number] = len(statements)
             assert found.matches

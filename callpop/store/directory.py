@@ -43,6 +43,7 @@ from callpop.store.history import (
     load_sections,
 )
 from callpop.store.models import Client, ClientPhone, Employee
+from callpop.store.prepared import Prepared
 
 __all__ = [
     "ClientCard",
@@ -166,6 +167,7 @@ _BY_NUMBER = _client_rows(Client.id.in_(
     select(ClientPhone.client_id).where(or_(ClientPhone.e164 == bindparam("e164"),
                                             ClientPhone.tail10 == bindparam("tail10")))))
 _BY_ID = _client_rows(Client.id.in_(bindparam("ids", expanding=True)))
+_BY_NUMBER_PREPARED = Prepared.of(_BY_NUMBER)
 
 
 @dataclass(slots=True)
@@ -221,7 +223,7 @@ async def _read(session: AsyncSession, fn: Callable[[Connection], T]) -> T:
 
 def lookup_sync(conn: Connection, key: PhoneKey, settings: Settings, now: dt.datetime) -> Lookup:
     """The lookup's queries on a sync connection (``lookup`` runs it in a worker thread)."""
-    rows = conn.execute(_BY_NUMBER, {"e164": key.e164, "tail10": key.tail10}).all()
+    rows = _BY_NUMBER_PREPARED.rows(conn, {"e164": key.e164, "tail10": key.tail10})
     found = _group(rows, settings.phones.default_region)
     exact = {cid: f for cid, f in found.items() if key.e164 and any(p.e164 == key.e164 for p in f.phones)}
     matched_by: MatchedBy = "e164" if exact else "tail10"

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import aliased
 
 from callpop.store.models import Agreement, Call, CallParticipant, Employee, Note, Promise
+from callpop.store.prepared import Prepared
 
 __all__ = [
     "AgreementItem",
@@ -247,6 +248,7 @@ _SINGLE: dict[Section, Select[*tuple[Any, ...]] | CompoundSelect[*tuple[Any, ...
     "promises": _two_walks("promises"), "agreements": _two_walks("agreements"),
     "calls": _with_people(_single("calls")), "notes": _single("notes")}
 _SEVERAL = {s: _with_people(_several(s)) if s == "calls" else _several(s) for s in SECTIONS}
+_PREPARED = {s: Prepared.of(stmt) for s, stmt in _SINGLE.items()}
 _CALL_COLUMNS = 8
 
 
@@ -270,11 +272,12 @@ def section_rows(conn: Connection, section: Section, client_ids: Sequence[int], 
                  offset: int = 0) -> tuple[Sequence[Any], People]:
     """Rows of *section* for *client_ids*: at most *limit* per client after *offset*, in
     the section's order (and, for calls, who was on them)."""
+    rows: Sequence[Any]
     if len(client_ids) == 1:
         if section in ("promises", "agreements"):
-            rows = conn.execute(_SINGLE[section], {"cid": client_ids[0], "top": offset + limit}).all()
+            rows = _PREPARED[section].rows(conn, {"cid": client_ids[0], "top": offset + limit})
             return _sort_rows(section, list(rows))[offset:offset + limit], {}
-        rows = conn.execute(_SINGLE[section], {"cid": client_ids[0], "lim": limit, "off": offset}).all()
+        rows = _PREPARED[section].rows(conn, {"cid": client_ids[0], "lim": limit, "off": offset})
     else:
         rows = conn.execute(_SEVERAL[section], {"ids": list(client_ids), "off": offset,
                                                 "hi": offset + limit}).all()
