@@ -83,11 +83,17 @@ async def dashboard_series(session: AsyncSession, period: kpi.Period, settings: 
                 if closed[i] and len(_cache) < MAX_ENTRIES:
                     _cache[(url, tz, days[i])] = fresh
     wanted = None if employee_ids is None else set(employee_ids)
+    width = len(days)
+    # 200 managers x 31 days x 2 counts per request: one list per employee, made once
     for i, day in enumerate(known):
         if day is None:  # pragma: no cover - every day is either remembered or was just read
             continue
         for source, target in ((day.contacts, contacts), (day.missed, missed)):
             for emp, n in source.items():
-                if wanted is None or emp in wanted:
-                    target.setdefault(emp, [0] * len(days))[i] = n
+                series = target.get(emp)
+                if series is None:
+                    if wanted is not None and emp not in wanted:
+                        continue
+                    series = target[emp] = [0] * width
+                series[i] = n
     return contacts, missed
