@@ -205,3 +205,16 @@ def test_report_title_lines_above_the_header_are_skipped() -> None:
     assert csv_file.header_line == 4
     rows = list(csv_file.rows())
     assert [(r.line, r.values["name"]) for r in rows] == [(5, "ООО «Ромашка»")]
+
+
+def test_line_with_more_cells_than_the_header_is_refused_not_shifted() -> None:
+    data = ("code,name,company,phones\n"
+            "100,Анна,ООО Ромашка, филиал,89161112233\n"
+            "101,Борис,ООО Вектор,89162223344\n"
+            "102,Вера,,89163334455,\n").encode()  # a trailing delimiter loses nothing
+    rows = list(read_csv(data, "clients").rows())
+    assert [(r.line, r.error) for r in rows] == [
+        (2, "5 cells, the header has 4 (an unquoted delimiter?)"), (3, None), (4, None)]
+    assert rows[1].values == {"external_id": "101", "name": "Борис", "company": "ООО Вектор",
+                              "phones": "89162223344"}
+    assert rows[2].values["phones"] == "89163334455"

@@ -300,3 +300,18 @@ def test_database_failure_stops_the_import_with_a_clear_message(
     assert code == 2
     assert calls == [6]  # not retried line by line
     assert "database error, import stopped: database is locked" in capsys.readouterr().err
+
+
+async def test_unquoted_delimiter_in_a_company_skips_the_line(db: Database, settings: Settings,
+                                                               tmp_path: Path) -> None:
+    path = tmp_path / "1c.csv"
+    path.write_bytes("Код;Наименование;Компания;Телефон\n"
+                     "200;Анна Смирнова;ООО Ромашка; филиал;8 916 111-22-33\n"
+                     "201;Борис Орлов;ООО Вектор;8 916 222-33-44\n".encode("cp1251"))
+    report = await _import(db, settings, "clients", path)
+    assert (report.imported, report.skipped) == (1, 1)
+    assert [str(e) for e in report.errors] == ["line 2: 5 cells, the header has 4 (an unquoted delimiter?)"]
+    clients = await _clients(db)
+    assert "200" not in clients
+    orlov, phones = clients["201"]
+    assert (orlov.company, phones) == ("ООО Вектор", ["+79162223344"])

@@ -206,6 +206,7 @@ class CsvFile:
     columns: dict[int, str]  # column index -> field name
     ignored: list[str] = field(default_factory=list)
     header_line: int = 1
+    width: int = 0  # cells in the header; 0 = not checked
     _lines: Iterator[tuple[int, list[str] | str]] | None = None
 
     def rows(self) -> Iterator[Row]:
@@ -224,12 +225,27 @@ class CsvFile:
                 yield Row(line_no, {}, "the line has bytes that are not UTF-8 (from a Windows-1251 file?): "
                                        "fix or re-save it as UTF-8")
                 continue
+            if self.width and _filled_width(cells) > self.width:
+                # an unquoted delimiter inside a cell shifts every cell after it: importing
+                # the line would put the wrong text in the wrong fields and drop the last ones
+                yield Row(line_no, {}, f"{_filled_width(cells)} cells, the header has {self.width} "
+                                       "(an unquoted delimiter?)")
+                continue
             values: dict[str, str] = {}
             for index, name in self.columns.items():
                 value = cells[index].strip() if index < len(cells) else ""
                 if value:
                     values[name] = f"{values[name]};{value}" if name in values else value
             yield Row(line_no, values)
+
+
+def _filled_width(cells: list[str]) -> int:
+    """The number of cells up to the last non-blank one (a trailing delimiter, as some
+    spreadsheets save, loses nothing)."""
+    width = len(cells)
+    while width and not cells[width - 1].strip():
+        width -= 1
+    return width
 
 
 def _examples(aliases: tuple[str, ...]) -> list[str]:
@@ -291,7 +307,7 @@ def read_csv(data: bytes, kind: str) -> CsvFile:
         missing = [name for name in REQUIRED[kind] if name not in columns.values()]
         if not missing:
             return CsvFile(kind=kind, encoding=encoding, delimiter=delimiter, columns=columns, ignored=ignored,
-                           header_line=skip + 1, _lines=_physical_lines(reader, skip))
+                           header_line=skip + 1, width=len(header), _lines=_physical_lines(reader, skip))
         if first_error is None:
             accepted = "; ".join(f"{name}: {', '.join(repr(a) for a in _examples(aliases[name]))}"
                                  for name in missing)
