@@ -129,6 +129,22 @@ async def add_phone(request: web.Request) -> web.StreamResponse:
 
 
 @translate_errors
+async def list_phones(request: web.Request) -> web.StreamResponse:
+    require_user(request)
+    async with session_for(request) as s:
+        page = await client_records.list_phones(s, request.query, request.app[SETTINGS])
+    return json_response(page.to_json())
+
+
+@translate_errors
+async def get_phone(request: web.Request) -> web.StreamResponse:
+    require_user(request)
+    async with session_for(request) as s:
+        phone = await client_records.get_phone(s, path_id(request), request.app[SETTINGS])
+    return json_response(phone)
+
+
+@translate_errors
 async def update_phone(request: web.Request) -> web.StreamResponse:
     actor = actor_of(request)
     body = await read_json(request)
@@ -205,6 +221,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              response=_C.out),
     Endpoint("POST", r"/api/clients/{id:\d+}/phones", add_phone, "Attach a number to a client", "clients",
              body=_P.create, response=_P.out, status=201),
+    Endpoint("GET", "/api/phones", list_phones, "List numbers, by client or by a number as dialled", "clients",
+             query=_P.filters, response=_P.out, paged=True),
+    Endpoint("GET", r"/api/phones/{id:\d+}", get_phone, "Read one number", "clients", response=_P.out),
     Endpoint("PATCH", r"/api/phones/{id:\d+}", update_phone, "Change a number or its label", "clients",
              body=_P.patch, response=_P.out),
     Endpoint("DELETE", r"/api/phones/{id:\d+}", delete_phone, "Remove a number from its client", "clients",

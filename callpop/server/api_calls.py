@@ -52,6 +52,15 @@ HISTORY_QUERY = Schema("HistoryQuery", (
     Field("offset", "int", minimum=0, maximum=1_000_000),
     Field("limit", "int", minimum=1, maximum=100),
 ))
+LOOKUP_QUERY = Schema("LookupQuery", (
+    Field("number", "string", "a caller's number as the PBX or a person writes it", required=True, max_length=64),
+))
+_LOOKUP_DOC: dict[str, Any] = {"type": "object", "required": ["number", "e164", "looked_up", "matches"],
+                               "properties": {
+    "number": {"type": "string"}, "e164": {"type": ["string", "null"]},
+    "looked_up": {"type": "boolean", "description": "false for withheld, short or unreadable numbers"},
+    "matches": {"type": "array", "items": {"type": "object"},
+                "description": "the ClientCards (as in the pop); several when the number is shared"}}}
 _CARD_DOC: dict[str, Any] = {"type": "object", "description": (
     "The ClientCard of docs/websocket.md: client, status, responsible, phones, open promises "
     "(overdue first), agreements, last_calls, notes; *_more says a section has more (see /history).")}
@@ -99,6 +108,16 @@ async def client_card(request: web.Request) -> web.StreamResponse:
     if card is None:
         raise NotFound("client", ident)
     return json_response(card.to_json())
+
+
+@translate_errors
+async def lookup(request: web.Request) -> web.StreamResponse:
+    """What the pop shows for a number: the same Lookup JSON as the pop's cards."""
+    require_user(request)
+    query = LOOKUP_QUERY.parse(request.query, records.parse_context(request.app[SETTINGS]))
+    async with session_for(request) as s:
+        found = await directory.lookup(s, query["number"], request.app[SETTINGS])
+    return json_response(found.to_json())
 
 
 @translate_errors
@@ -153,6 +172,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              "promises", response=_PROMISE, paged=True),
     Endpoint("GET", r"/api/clients/{id:\d+}/card", client_card, "A client's card (as in the pop)", "clients",
              response_doc=_CARD_DOC),
+    Endpoint("GET", "/api/lookup", lookup, "The pop's cards for a number (who is calling?)", "clients",
+             query=LOOKUP_QUERY, response_doc=_LOOKUP_DOC),
     Endpoint("GET", r"/api/clients/{id:\d+}/history", client_history, "More of one card section", "clients",
              query=HISTORY_QUERY, response_doc=_HISTORY_DOC),
     Endpoint("POST", "/api/originate", originate, "Click-to-call from your own phone", "calls",

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -22,14 +22,25 @@ from callpop.settings import Settings
 from callpop.store.errors import Conflict, NotFound, ValidationError
 from callpop.store.models import Client, ClientPhone, Employee
 from callpop.store.records import DEFAULT_LIMIT, Actor, Page, escape_like, parse_context, text_search
-from callpop.store.schemas import CLIENT_FILTERS, CLIENT_IN, CLIENT_OUT, CLIENT_PATCH, PHONE_IN, PHONE_OUT, PHONE_PATCH
+from callpop.store.schemas import (
+    CLIENT_FILTERS,
+    CLIENT_IN,
+    CLIENT_OUT,
+    CLIENT_PATCH,
+    PHONE_FILTERS,
+    PHONE_IN,
+    PHONE_OUT,
+    PHONE_PATCH,
+)
 
 __all__ = [
     "add_phone",
     "create_client",
     "delete_phone",
     "get_client",
+    "get_phone",
     "list_clients",
+    "list_phones",
     "update_client",
     "update_phone",
 ]
@@ -158,6 +169,40 @@ async def _load_phone(session: AsyncSession, phone_id: int) -> ClientPhone:
     if phone is None:
         raise NotFound("phone", phone_id)
     return phone
+
+
+async def get_phone(session: AsyncSession, phone_id: int, settings: Settings) -> dict[str, Any]:
+    return _phone_json(await _load_phone(session, phone_id), settings.phones.default_region)
+
+
+async def _number_condition(session: AsyncSession, number: str, settings: Settings) -> ColumnElement[bool]:
+    """The directory's rule (store/directory.py): the same E.164 number when any phone has
+    it, else the same 10-digit tail; an unreadable number matches nothing."""
+    key = phone_key(number, settings.phones.default_region, settings.phones.min_external_digits)
+    if key.e164 is not None:
+        exact = ClientPhone.e164 == key.e164
+        if (await session.execute(select(ClientPhone.id).where(exact).limit(1))).first() is not None:
+            return exact
+    if key.tail10 is not None:
+        return ClientPhone.tail10 == key.tail10
+    return false()
+
+
+async def list_phones(session: AsyncSession, raw_query: Mapping[str, Any], settings: Settings) -> Page:
+    """Numbers, filtered by client and/or by a number as a caller would dial it."""
+    query = PHONE_FILTERS.parse(raw_query, parse_context(settings))
+    conditions: list[ColumnElement[bool]] = []
+    if query.get("client_id"):
+        conditions.append(ClientPhone.client_id == query["client_id"])
+    if query.get("number"):
+        conditions.append(await _number_condition(session, query["number"], settings))
+    limit = query.get("limit") or DEFAULT_LIMIT
+    offset = query.get("offset") or 0
+    stmt = select(ClientPhone).where(*conditions).order_by(ClientPhone.id).limit(limit).offset(offset)
+    rows = list((await session.execute(stmt)).scalars())
+    total = (await session.execute(select(func.count()).select_from(ClientPhone).where(*conditions))).scalar_one()
+    region = settings.phones.default_region
+    return Page([_phone_json(p, region) for p in rows], total, limit, offset)
 
 
 async def update_phone(session: AsyncSession, phone_id: int, data: object, actor: Actor,

@@ -46,6 +46,12 @@ PHONE_OUT = Schema("Phone", (
     _ro("id", "id"), _ro("client_id", "id"), _ro("raw"), _ro("e164", doc="null if not a valid public number"),
     _ro("display", doc="formatted for people"), _ro("label"),
 ))
+PHONE_FILTERS = Schema("PhoneFilters", (
+    _id("client_id"),
+    Field("number", "string", "matched as the pop matches a caller: the same E.164 number, else "
+          "the same last 10 digits", max_length=64),
+    *_PAGING,
+))
 
 # --- clients ------------------------------------------------------------------------------
 
@@ -194,7 +200,7 @@ class Resource:
 
 RESOURCES: dict[str, Resource] = {
     "client": Resource("client", "clients", CLIENT_IN, CLIENT_PATCH, CLIENT_OUT, CLIENT_FILTERS),
-    "phone": Resource("phone", "phones", PHONE_IN, PHONE_PATCH, PHONE_OUT, Schema("PhoneFilters", ())),
+    "phone": Resource("phone", "phones", PHONE_IN, PHONE_PATCH, PHONE_OUT, PHONE_FILTERS),
     "agreement": Resource("agreement", "agreements", AGREEMENT_IN, AGREEMENT_PATCH, AGREEMENT_OUT,
                           AGREEMENT_FILTERS),
     "promise": Resource("promise", "promises", PROMISE_IN, PROMISE_PATCH, PROMISE_OUT, PROMISE_FILTERS),
