@@ -17,7 +17,9 @@ remembered, see callpop/store/kpi_daycache.py: only the open days are scanned);
 ``dashboard_cold_*`` clears that memory before each request (the whole month scanned, as
 on the first visit after a restart). The last line is JSON: {"earnings_p50_ms",
 "earnings_p99_ms", "dashboard_p50_ms", "dashboard_p99_ms", "dashboard_cold_p99_ms", ...}
-for SQLite, with the PostgreSQL figures under "postgresql" when it ran.
+for SQLite, with the PostgreSQL figures under "postgresql" when it ran. ``--analyze``
+gathers PostgreSQL's planner statistics before timing (steady state); without it the
+figures depend on whether autovacuum has analyzed the fresh tables yet.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from aiohttp import web  # noqa: E402
 from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
@@ -66,6 +69,7 @@ from callpop.store.models import (  # noqa: E402
 )
 
 PASSWORD = "bench-password"
+HttpClient = TestClient[web.Request, web.Application]
 BATCH = 5000
 
 
@@ -147,7 +151,7 @@ async def generate(db: Database, settings: Settings, managers: int, contacts: in
                             "updated_at": start} for e in range(managers) for k in KPI_NAMES])
 
 
-async def _login(server: TestServer, login: str) -> TestClient:
+async def _login(server: TestServer, login: str) -> HttpClient:
     client = TestClient(server)
     await client.start_server()
     page = await client.get("/login")
@@ -158,7 +162,7 @@ async def _login(server: TestServer, login: str) -> TestClient:
     return client
 
 
-async def _time(client: TestClient, paths: list[str], warmup: int) -> list[float]:
+async def _time(client: HttpClient, paths: list[str], warmup: int) -> list[float]:
     times: list[float] = []
     for i, path in enumerate(paths):
         t0 = time.perf_counter()
@@ -187,9 +191,14 @@ async def measure(url: str, args: argparse.Namespace) -> dict[str, float]:
         await generate(db, settings, args.managers, args.contacts)
         print(f"  generated {args.managers} managers, {args.contacts} contacts in "
               f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        if args.analyze and db.engine.dialect.name == "postgresql":
+            # what autovacuum does a minute or so after a bulk load; without it the first
+            # requests are planned with no statistics (a payments range guessed at 22 rows)
+            async with db.engine.begin() as conn:
+                await conn.exec_driver_sql("ANALYZE")
         server = TestServer(create_app(settings, db=db, start_ami=False))
         await server.start_server()
-        clients: list[TestClient] = []
+        clients: list[HttpClient] = []
         try:
             rng = random.Random(1)
             for _ in range(5):
@@ -257,6 +266,8 @@ def main() -> None:
     parser.add_argument("--earnings", type=int, default=500, help="timed GET /earnings")
     parser.add_argument("--dashboards", type=int, default=60, help="timed GET /dashboard")
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--analyze", action="store_true",
+                        help="PostgreSQL: ANALYZE after loading, as autovacuum would (default: time as loaded)")
     args = parser.parse_args()
     print(json.dumps(asyncio.run(run(args))))
 
