@@ -15,7 +15,13 @@ Three processes, so no side measures itself:
 * the clients: one logged-in websocket per agent (1,000), noting when each
   ``call.ringing`` frame arrives, before parsing it.
 
-Times are ``time.time()`` (one system clock for all processes). The bench employees get a
+Times are ``time.time()`` (one system clock for all processes). ``--trace`` also times each
+step inside the daemon (AMI read, lookup start, worker thread start/end and CPU, card
+published, websocket send) by wrapping those functions, and names the event loop's steps
+over 5 ms: ``stages_ms`` per rate, p50/p99/max of each step (it costs a little: use it to
+see where the time goes, not for the figures). ``gc_max_cpu_ms`` (the collector's CPU
+time) and ``daemon_involuntary_switches`` (times the kernel took the CPU away from the
+daemon) tell a stall of the daemon's own from the machine's. The bench employees get a
 cheap argon2 hash (the hash carries its own cost), so 1,000 real logins take seconds.
 Last line: {"clients": 1000, "directory_clients": 1000000, "rates": {"1": {"p50_ms", "p99_ms",
 "max_ms", "pops", "missing"}, ...}, "loop_lag_max_ms": ...}. Target at 100 calls/s: p99 <= 10 ms
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import multiprocessing as mp
 import os
@@ -101,11 +108,93 @@ def prepare_database(size: int, agents: int) -> str:
 # --- the daemon process -----------------------------------------------------------------------
 
 
-def daemon_process(db_url: str, ami_port: int, ctl: Connection, profile: str | None = None) -> None:
-    asyncio.run(_daemon(db_url, ami_port, ctl, profile))
+def daemon_process(db_url: str, ami_port: int, ctl: Connection, profile: str | None = None,
+                   trace: bool = False) -> None:
+    asyncio.run(_daemon(db_url, ami_port, ctl, profile, trace))
 
 
-async def _daemon(db_url: str, ami_port: int, ctl: Connection, profile: str | None) -> None:
+def _install_trace(app: Any) -> dict[str, dict[str, float]]:
+    """--trace: time.time() at each stage of a pop inside the daemon, per call. The AMI read
+    time is the Ringing event's ``at`` (the reader stamps every read); the rest is noted by
+    wrapping the pipeline's card step, the hub's publish and the websocket send."""
+    from aiohttp import web
+
+    from callpop.pipeline import PIPELINE
+    from callpop.store import directory
+
+    marks: dict[str, dict[str, float]] = {}
+    by_number: dict[str, dict[str, float]] = {}
+    pipeline = app[PIPELINE]
+    card = pipeline._card
+    lookup_sync = directory.lookup_sync
+
+    def traced_lookup_sync(conn: Any, key: Any, *a: Any, **kw: Any) -> Any:
+        m = by_number.setdefault(key.raw, {})
+        m.setdefault("thread_start", time.time())
+        cpu = time.thread_time()
+        try:
+            return lookup_sync(conn, key, *a, **kw)
+        finally:
+            m.setdefault("thread_end", time.time())
+            m.setdefault("thread_cpu_ms", (time.thread_time() - cpu) * 1000)
+
+    directory.lookup_sync = traced_lookup_sync
+
+    async def traced_card(state: Any) -> Any:
+        m = marks.setdefault(state.call, {})
+        m.setdefault("lookup_start", time.time())
+        try:
+            return await card(state)
+        finally:
+            m.setdefault("lookup_end", time.time())
+            m.update(by_number.pop(state.number or "", {}))
+
+    pipeline._card = traced_card
+    hub = pipeline._hub
+    publish = hub.publish
+
+    def traced_publish(message: dict[str, Any], **kw: Any) -> int:
+        if message.get("type") == "call.ringing":
+            m = marks.setdefault(message["call"], {})
+            m.setdefault("ami_read", message.get("at") or 0.0)
+            m.setdefault("publish", time.time())
+        queued: int = publish(message, **kw)
+        return queued
+
+    hub.publish = traced_publish
+    send_str = web.WebSocketResponse.send_str
+
+    async def traced_send(self: Any, data: str, *a: Any, **kw: Any) -> None:
+        ringing = data.startswith('{"type":"call.ringing"')
+        if ringing:
+            call = json.loads(data)["call"]
+            marks.setdefault(call, {}).setdefault("send_start", time.time())
+        await send_str(self, data, *a, **kw)
+        if ringing:
+            marks[call].setdefault("sent", time.time())
+
+    web.WebSocketResponse.send_str = traced_send  # type: ignore[method-assign]
+    run = asyncio.events.Handle._run
+
+    def timed_run(handle: Any) -> None:
+        """The loop's slow steps, named (asyncio debug mode costs far more than it measures)."""
+        started = time.perf_counter()
+        run(handle)
+        took = time.perf_counter() - started
+        if took > 0.005:
+            owner = getattr(handle._callback, "__self__", None)
+            if isinstance(owner, asyncio.Task):
+                coro = owner.get_coro()
+                name = f"task {owner.get_name()} {getattr(coro, '__qualname__', coro)}"
+            else:
+                name = repr(handle)
+            marks.setdefault("_slow", {})[f"{time.time():.3f} {name}"[:200]] = round(took * 1000, 2)
+
+    asyncio.events.Handle._run = timed_run  # type: ignore[method-assign,assignment]
+    return marks
+
+
+async def _daemon(db_url: str, ami_port: int, ctl: Connection, profile: str | None, trace: bool) -> None:
     from aiohttp import web
 
     from callpop.app import create_app
@@ -134,17 +223,22 @@ async def _daemon(db_url: str, ami_port: int, ctl: Connection, profile: str | No
             break
         await asyncio.sleep(0.01)
     ticker = asyncio.create_task(_tick(lags))
+    marks = _install_trace(app) if trace else {}
     import gc
 
     gc_pauses: list[float] = []
+    gc_cpu: list[float] = []
     gc_started: list[float] = []
+    gc_started_cpu: list[float] = []
     gc_by_gen: dict[int, float] = {}
 
     def on_gc(phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             gc_started.append(time.perf_counter())
+            gc_started_cpu.append(time.thread_time())
         elif gc_started:
             took = time.perf_counter() - gc_started.pop()
+            gc_cpu.append(time.thread_time() - gc_started_cpu.pop())
             gc_pauses.append(took)
             gen = info["generation"]
             gc_by_gen[gen] = max(gc_by_gen.get(gen, 0.0), took)
@@ -153,6 +247,9 @@ async def _daemon(db_url: str, ami_port: int, ctl: Connection, profile: str | No
     ctl.send({"port": port, "ami": app[AMI].state if app[AMI] is not None else "off"})  # type: ignore[union-attr]
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, ctl.recv)  # "go": the clients are connected, calls start
+    import resource
+
+    switches0 = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
     if os.environ.get("CALLPOP_BENCH_SLOW"):
         loop.set_debug(True)  # logs every callback slower than this, with its task
         loop.slow_callback_duration = float(os.environ["CALLPOP_BENCH_SLOW"])
@@ -171,11 +268,16 @@ async def _daemon(db_url: str, ami_port: int, ctl: Connection, profile: str | No
     pipeline = app[PIPELINE]
     ctl.send({"lags": lags, "push": app[HUB].stats(), "lookups": pipeline.lookups,
               "gc_max_ms": round(max(gc_pauses, default=0.0) * 1000, 2), "gc_runs": len(gc_pauses),
+              "gc_max_cpu_ms": round(max(gc_cpu, default=0.0) * 1000, 2),
+              "gc_cpu_ms_total": round(sum(gc_cpu) * 1000, 1),
+              "gc_p99_ms": round(_pct(gc_pauses, 0.99) * 1000, 2) if gc_pauses else 0.0,
+              "involuntary_switches": resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw - switches0,
               "gc_max_ms_by_generation": {g: round(t * 1000, 2) for g, t in sorted(gc_by_gen.items())},
               "gc_tracked_objects": len(gc.get_objects()),
               "gc_top_types": __import__("collections").Counter(
                   type(o).__name__ for o in gc.get_objects()).most_common(12),
-              "journal_batches": pipeline.journal.batches, "journal_failed": pipeline.journal.failed})
+              "journal_batches": pipeline.journal.batches, "journal_failed": pipeline.journal.failed,
+              "marks": marks})
     await runner.cleanup()
 
 
@@ -260,6 +362,33 @@ async def _clients(base: str, agents: int, ctl: Connection) -> None:
 # --- the PBX and the run ----------------------------------------------------------------------
 
 
+_STAGES = ("dial", "ami_read", "lookup_start", "thread_start", "thread_end", "lookup_end", "publish",
+           "send_start", "sent", "received")
+
+
+def _stages(phases: list[tuple[int, float, float, list[str]]], dial: dict[str, float],
+            received: dict[str, float], marks: dict[str, dict[str, float]]) -> dict[str, dict[str, dict[str, float]]]:
+    """--trace: p50/p99/max of each step of the pop, per rate (ms between consecutive marks)."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for rate, _start, _end, keys in phases:
+        steps: dict[str, list[float]] = {}
+        for key in keys:
+            m = dict(marks.get(key.split("|")[0], {}))
+            if key in dial:
+                m["dial"] = dial[key]
+            if key in received:
+                m["received"] = received[key]
+            if not all(s in m for s in _STAGES):
+                continue
+            for a, b in itertools.pairwise(_STAGES):
+                steps.setdefault(f"{a}->{b}", []).append((m[b] - m[a]) * 1000)
+            if "thread_cpu_ms" in m:
+                steps.setdefault("lookup_thread_cpu", []).append(m["thread_cpu_ms"])
+        out[str(rate)] = {name: {"p50": round(statistics.median(v), 2), "p99": round(_pct(v, 0.99), 2),
+                                 "max": round(max(v), 2)} for name, v in steps.items()}
+    return out
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -308,7 +437,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     ami_port = await pbx.start("127.0.0.1", 0)
     ctx = mp.get_context("spawn")
     d_parent, d_child = ctx.Pipe()
-    daemon = ctx.Process(target=daemon_process, args=(url, ami_port, d_child, args.profile), daemon=True)
+    daemon = ctx.Process(target=daemon_process, args=(url, ami_port, d_child, args.profile, args.trace), daemon=True)
     daemon.start()
     c_parent, c_child = ctx.Pipe()
     clients: Any = None
@@ -346,16 +475,29 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
         rates[str(rate)] = {"p50_ms": round(statistics.median(lat), 2) if lat else -1,
                             "p99_ms": round(_pct(lat, 0.99), 2) if lat else -1,
                             "max_ms": round(max(lat), 2) if lat else -1, "pops": len(lat), "missing": missing}
+    stages: dict[str, dict[str, dict[str, float]]] = {}
+    if args.trace:
+        slow = stats["marks"].pop("_slow", {})
+        stages = _stages(phases, dial, received, stats["marks"])
+        for rate, _start, _end, keys in phases[:1]:
+            print(f"{rate} calls/s, in call order (ms): " + " ".join(
+                f"{(received[k] - dial[k]) * 1000:.1f}" for k in keys[:20] if k in received and k in dial),
+                file=sys.stderr)
+        for name, took in sorted(slow.items(), key=lambda kv: -kv[1])[:25]:
+            print(f"slow step {took:7.2f} ms {name}", file=sys.stderr)
     run_start, run_end = phases[0][1], phases[-1][2]
     lags = [lag for at, lag in stats["lags"] if run_start <= at <= run_end]
     return {"clients": args.agents, "directory_clients": args.directory, "rates": rates,
             "loop_lag_max_ms": round(max(lags) * 1000, 2) if lags else -1,
             "connections_at_end": got["still_open"],
             "clients_loop_lag_max_ms": got["lag_max_ms"], "push": stats["push"], "lookups": stats["lookups"],
-            "gc_max_ms": stats["gc_max_ms"], "gc_runs": stats["gc_runs"],
+            "gc_max_ms": stats["gc_max_ms"], "gc_max_cpu_ms": stats["gc_max_cpu_ms"],
+            "gc_cpu_ms_total": stats["gc_cpu_ms_total"], "gc_p99_ms": stats["gc_p99_ms"], "gc_runs": stats["gc_runs"],
+            "daemon_involuntary_switches": stats["involuntary_switches"],
             "gc_max_ms_by_generation": stats["gc_max_ms_by_generation"],
             "gc_tracked_objects": stats["gc_tracked_objects"], "gc_top_types": stats["gc_top_types"],
             "journal_batches": stats["journal_batches"], "journal_failed": stats["journal_failed"],
+            **({"stages_ms": stages} if stages else {}),
             "seconds_per_rate": args.seconds, "cpus": os.cpu_count(), "loadavg_1m": round(os.getloadavg()[0], 2)}
 
 
@@ -366,6 +508,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds of calls at each rate")
     parser.add_argument("--rates", type=int, nargs="+", default=list(RATES), help="calls per second")
     parser.add_argument("--profile", metavar="FILE", help="cProfile the daemon process into FILE")
+    parser.add_argument("--trace", action="store_true",
+                        help="time each step inside the daemon (AMI read, lookup, publish, send): stages_ms")
     args = parser.parse_args()
     result = asyncio.run(_main(args))
     print(f"{'rate':>6} {'pops':>6} {'missing':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}", file=sys.stderr)
@@ -373,6 +517,9 @@ def main() -> None:
         print(f"{rate:>6} {r['pops']:>6} {r['missing']:>8} {r['p50_ms']:>8} {r['p99_ms']:>8} {r['max_ms']:>8}",
               file=sys.stderr)
     print(f"event loop lag max: {result['loop_lag_max_ms']} ms", file=sys.stderr)
+    for rate, steps in result.get("stages_ms", {}).items():
+        print(f"{rate:>6} calls/s, p50/p99 ms: " + ", ".join(
+            f"{name} {v['p50']}/{v['p99']}" for name, v in steps.items()), file=sys.stderr)
     print(json.dumps(result, ensure_ascii=False))
 
 
