@@ -86,7 +86,8 @@ def test_raw_and_json_lines_captures_hold_the_same_messages(name: str) -> None:
     timed = list(iter_messages(capture(name, "jsonl").read_bytes()))
     assert raw == [m for m, _ in timed]
     clocks = [c for _, c in timed]
-    assert all(c is not None for c in clocks) and clocks == sorted(clocks)
+    present = [c for c in clocks if c is not None]
+    assert present == clocks and present == sorted(present)
 
 
 def test_json_lines_clock_is_wall_time_with_monotonic_steps() -> None:
@@ -115,3 +116,29 @@ def test_json_lines_bad_line_is_reported_not_fatal() -> None:
 def test_json_list_that_does_not_parse_is_a_format_error() -> None:
     with pytest.raises(StreamFormatError):
         list(iter_messages(b'[{"Event": "A"},'))
+
+
+def test_json_objects_that_are_not_ami_messages_are_counted_as_malformed(tmp_path: Path) -> None:
+    text = capture("01-incoming-answered", "jsonl").read_text(encoding="utf-8")
+    first, rest = text.split("\n", 1)
+    path = tmp_path / "odd.jsonl"
+    path.write_text(first + '\n{"a": 1}\n{"t": 0.5, "event": {"Channel": "PJSIP/1-0001"}}\n' + rest,
+                    encoding="utf-8")
+    done = replay(path)
+    assert done.returncode == 0, done.stderr
+    assert lines(done.stdout) == expected("01-incoming-answered")
+    assert done.stderr == "replay: skipped 2 malformed messages\n"
+
+
+def test_raw_capture_cut_mid_message_is_reported(tmp_path: Path) -> None:
+    data = capture("01-incoming-answered", "ami").read_bytes()
+    cut = data + b"Event: Newchannel\r\nChannel: PJSIP/trunk-00"
+    path = tmp_path / "cut.ami"
+    path.write_bytes(cut)
+    done = replay(path)
+    assert done.returncode == 0, done.stderr
+    assert without_talk(lines(done.stdout)) == without_talk(expected("01-incoming-answered"))
+    assert done.stderr == ("replay: the stream ends in the middle of a message; "
+                           f"ignored {len(cut) - len(data)} bytes\n")
+    whole = replay(capture("01-incoming-answered", "ami"))
+    assert whole.stderr == ""

@@ -25,6 +25,7 @@ __all__ = ["Message", "StreamFormatError", "iter_messages", "parse_message"]
 
 Message = dict[str, "str | list[str]"]
 OnMalformed = Callable[[str], None]
+OnTruncated = Callable[[int], None]
 
 _BANNER = b"Asterisk Call Manager/"
 _FRAME_END = re.compile(rb"\r?\n\r?\n")
@@ -62,11 +63,18 @@ def parse_message(frame: bytes) -> Message:
     return message
 
 
-def _iter_raw(data: bytes, on_malformed: OnMalformed | None) -> Iterator[tuple[Message, float | None]]:
+def _iter_raw(data: bytes, on_malformed: OnMalformed | None, on_truncated: OnTruncated | None
+              ) -> Iterator[tuple[Message, float | None]]:
     if data.startswith(_BANNER):
         _, _, data = data.partition(b"\n")
     good = bad = 0
     frames = data.split(b"\r\n\r\n") if b"\r\n\r\n" in data else _FRAME_END.split(data)
+    if frames and frames[-1].strip():
+        # bytes after the last blank line: a capture cut mid-message. The daemon's framer
+        # never delivers such a message, so neither do we (its last lines may be missing).
+        tail = frames.pop()
+        if on_truncated is not None:
+            on_truncated(len(tail))
     for frame in frames:
         if not frame.strip():
             continue
@@ -102,8 +110,8 @@ def _event_of(record: Any) -> tuple[Message, Any, Any] | None:
             message[key] = str(value)
         else:
             return None
-    if not message:
-        return None
+    if not message or ("Event" not in message and "Response" not in message):
+        return None  # every AMI message is an event or a response to an action
     return message, t, wall
 
 
@@ -154,13 +162,15 @@ def _json_lines(text: str) -> Iterator[Any]:
             yield _BAD_LINE
 
 
-def iter_messages(data: bytes, on_malformed: OnMalformed | None = None
-                  ) -> Iterator[tuple[Message, float | None]]:
+def iter_messages(data: bytes, on_malformed: OnMalformed | None = None,
+                  on_truncated: OnTruncated | None = None) -> Iterator[tuple[Message, float | None]]:
     """Every message of a recorded stream with its clock (epoch seconds or None).
 
     The format is read from the content: ``[`` starts a JSON list, ``{`` JSON lines,
     anything else is raw AMI. A message that cannot be read is skipped and reported to
-    *on_malformed*; a file that is none of the formats raises StreamFormatError.
+    *on_malformed*; raw AMI that ends without the blank line of its last message has that
+    message dropped and its byte count reported to *on_truncated*; a file that is none of
+    the formats raises StreamFormatError.
     """
     head = data.lstrip(b"\xef\xbb\xbf \t\r\n")
     if head.startswith(b"[") or head.startswith(b"{"):
@@ -181,5 +191,5 @@ def iter_messages(data: bytes, on_malformed: OnMalformed | None = None
         return
     if b"\x00" in head[:4096] or (head and b":" not in head[:200] and not head.startswith(_BANNER)):
         raise StreamFormatError("neither raw AMI (Key: value lines) nor JSON")
-    yield from _iter_raw(head, on_malformed)
+    yield from _iter_raw(head, on_malformed, on_truncated)
 

@@ -25,9 +25,13 @@ __all__ = ["main", "replay_bytes"]
 class _Skipped:
     def __init__(self) -> None:
         self.count = 0
+        self.cut_bytes = 0  # bytes of a last message cut off without its blank line
 
     def __call__(self, _reason: str) -> None:
         self.count += 1
+
+    def truncated(self, size: int) -> None:
+        self.cut_bytes = size
 
 
 def replay_bytes(data: bytes, settings: Settings, on_malformed: _Skipped | None = None
@@ -36,7 +40,7 @@ def replay_bytes(data: bytes, settings: Settings, on_malformed: _Skipped | None 
     tracker = CallTracker(TrackerConfig.from_settings(settings))
     skipped = on_malformed or _Skipped()
     before = 0
-    for message, clock in iter_messages(data, skipped):
+    for message, clock in iter_messages(data, skipped, skipped.truncated):
         yield from tracker.feed(message, clock)
         if tracker.malformed != before:
             skipped.count += tracker.malformed - before
@@ -61,4 +65,7 @@ def main(args: argparse.Namespace, settings: Settings, out: TextIO | None = None
     stdout.flush()
     if skipped.count:
         print(f"replay: skipped {skipped.count} malformed messages", file=sys.stderr)
+    if skipped.cut_bytes:
+        print(f"replay: the stream ends in the middle of a message; ignored {skipped.cut_bytes} bytes",
+              file=sys.stderr)
     return 0
