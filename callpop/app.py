@@ -98,7 +98,7 @@ def _database_ctx(given: Any | None) -> Any:
             return
         from callpop.store.db import open_database
 
-        database = await open_database(app[SETTINGS].database)
+        database = await open_database(app[SETTINGS].database, create_if_empty=True)
         app[DB] = database
         yield
         await database.close()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import aiohttp
@@ -13,7 +16,7 @@ from popkit import PASSWORD, Recorder, add_employee, start_live
 from callpop.app import create_app
 from callpop.server.pages import safe_next
 from callpop.settings import DatabaseSettings, Settings
-from callpop.store.db import Database, SchemaError
+from callpop.store.db import Database, SchemaError, head_revision, upgrade
 from callpop.store.errors import NotFound, ValidationError
 
 
@@ -147,9 +150,31 @@ async def test_domain_errors_become_clear_4xx_and_bugs_a_plain_500(settings: Set
         await server.close()
 
 
-async def test_start_refuses_an_unmigrated_database(settings: Settings, tmp_path: Path) -> None:
-    empty = settings.replace(database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"))
-    server = TestServer(create_app(empty, start_ami=False, store=Recorder().hooks()))
-    with pytest.raises(SchemaError, match="callpop db upgrade"):
+async def test_first_start_on_an_empty_database_creates_the_schema(settings: Settings, tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "new" / "callpop.db"
+    fresh = settings.replace(database=DatabaseSettings(url=f"sqlite+aiosqlite:///{path}"))
+    server = TestServer(create_app(fresh, start_ami=False, store=Recorder().hooks()))
+    with caplog.at_level(logging.WARNING, logger="callpop.store.db"):
+        await server.start_server()
+    try:
+        assert "database is empty: creating the schema (callpop db upgrade)" in caplog.messages
+        async with aiohttp.ClientSession() as http:
+            resp = await http.get(server.make_url("/login"))
+            assert resp.status == 200
+    finally:
+        await server.close()
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (head_revision(),)
+
+
+async def test_start_refuses_an_old_schema(settings: Settings, tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    await upgrade(url)
+    with closing(sqlite3.connect(tmp_path / "old.db")) as conn, conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0000_older'")
+    old = settings.replace(database=DatabaseSettings(url=url))
+    server = TestServer(create_app(old, start_ami=False, store=Recorder().hooks()))
+    with pytest.raises(SchemaError, match=r"revision 0000_older.*run `callpop db upgrade`"):
         await server.start_server()
     await server.close()

@@ -4,11 +4,15 @@ schema, and start-up refuses a database that is not at the code's revision."""
 from __future__ import annotations
 
 import argparse
+import logging
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from conftest import PG_URL, _pg_admin, _pg_url
 from sqlalchemy import Connection, text
 
 from callpop.settings import DatabaseSettings, Settings
@@ -42,6 +46,49 @@ async def test_empty_database_is_refused_with_the_command_to_run(tmp_path: Path)
     await upgrade(url)
     database = await open_database(DatabaseSettings(url=url))
     await database.close()
+
+
+@pytest.fixture(params=[
+    pytest.param("sqlite"),
+    pytest.param("postgresql", marks=pytest.mark.skipif(not PG_URL, reason="CALLPOP_TEST_PG_URL not set")),
+])
+async def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """URL of a database nobody has used: a new SQLite path, a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/fresh/callpop.db"
+        return
+    name = f"callpop_e_{uuid.uuid4().hex[:12]}"
+    await _pg_admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield _pg_url(name)
+    finally:
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_empty_database_gets_the_schema_when_asked(empty_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="callpop.store.db"):
+        database = await open_database(DatabaseSettings(url=empty_url), create_if_empty=True)
+    try:
+        assert "database is empty: creating the schema (callpop db upgrade)" in caplog.messages
+        async with database.engine.connect() as conn:
+            assert await conn.scalar(text("SELECT version_num FROM alembic_version")) == head_revision()
+            diff = await conn.run_sync(_diff)
+        assert diff == []
+    finally:
+        await database.close()
+    caplog.clear()
+    again = await open_database(DatabaseSettings(url=empty_url), create_if_empty=True)  # now a normal start
+    await again.close()
+    assert "database is empty: creating the schema (callpop db upgrade)" not in caplog.messages
+
+
+async def test_old_revision_is_refused_even_when_empty_ones_are_created(db_url: str) -> None:
+    database = await open_database(DatabaseSettings(url=db_url))
+    async with database.engine.begin() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = '0000_older'"))
+    await database.close()
+    with pytest.raises(SchemaError, match=r"revision 0000_older.*run `callpop db upgrade`"):
+        await open_database(DatabaseSettings(url=db_url), create_if_empty=True)
 
 
 async def test_old_revision_is_refused_naming_both_revisions(db_url: str) -> None:

@@ -33,6 +33,7 @@ from callpop.settings import DatabaseSettings, Settings
 
 __all__ = [
     "Database",
+    "EmptyDatabase",
     "SchemaError",
     "alembic_config",
     "create_engine",
@@ -54,6 +55,10 @@ SQLITE_READER_MMAP_BYTES = 1 << 30
 
 class SchemaError(RuntimeError):
     """The database is not at the schema this code needs; the message says what to run."""
+
+
+class EmptyDatabase(SchemaError):
+    """No table and no revision at all: a database nobody has used yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,17 +224,31 @@ async def verify_schema(engine: AsyncEngine) -> None:
         if has_tables:
             raise SchemaError("database has tables but no callpop schema revision "
                               "(is it another application's database?): check database.url")
-        raise SchemaError("database is empty: run `callpop db upgrade`")
+        raise EmptyDatabase("database is empty: run `callpop db upgrade`")
     raise SchemaError(f"database schema is at revision {revision}, callpop needs {head}: "
                       f"run `callpop db upgrade`")
 
 
-async def open_database(settings: DatabaseSettings, *, check_schema: bool = True) -> Database:
-    """Open the database named in settings; with *check_schema*, refuse a stale schema."""
+async def open_database(settings: DatabaseSettings, *, check_schema: bool = True,
+                        create_if_empty: bool = False) -> Database:
+    """Open the database named in settings; with *check_schema*, refuse a stale schema.
+
+    *create_if_empty* (``callpop run``): a database with no table at all (a fresh SQLite
+    path, a new PostgreSQL database) gets the schema created on the spot, so the first
+    start just works; an older schema is still refused, since upgrading data is the
+    operator's decision (``callpop db upgrade``, after a backup)."""
     engine = create_engine(settings.url, echo=settings.echo)
     try:
         if check_schema:
-            await verify_schema(engine)
+            try:
+                await verify_schema(engine)
+            except EmptyDatabase:
+                if not create_if_empty:
+                    raise
+                log.warning("database is empty: creating the schema (callpop db upgrade)")
+                async with engine.begin() as conn:
+                    await conn.run_sync(_upgrade_sync, alembic_config(), "head")
+                await verify_schema(engine)
     except BaseException:
         await engine.dispose()
         raise
