@@ -28,6 +28,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    text,
     true,
     union_all,
 )
@@ -131,6 +132,16 @@ def _only(column: Any, employee_ids: Collection[int] | None) -> list[ColumnEleme
     return [column == ids[0]] if len(ids) == 1 else [column.in_(ids)]
 
 
+async def _custom_plans(session: AsyncSession) -> None:
+    """PostgreSQL: plan these statements for the actual period, in this transaction only.
+
+    asyncpg prepares every statement; after five runs PostgreSQL may switch to a generic
+    plan that guesses a date range at 0.5 % of the table and walks a month of payments
+    with 20,000 primary-key lookups (57 ms) instead of one hash join (19 ms)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+
+
 def _tag(name: str) -> ColumnElement[str]:
     return literal_column(f"'{name}'")  # constant names only, never user input
 
@@ -211,6 +222,7 @@ async def manager_facts(session: AsyncSession, period: kpi.Period, settings: Set
             if emp in by_id:
                 by_id[emp].missed = sum(series)
     statement = _facts_statement(start, end, now, employee_ids, daily=daily is not None)
+    await _custom_plans(session)
     for emp, tag, a, b in await session.execute(statement):
         row = by_id.get(emp)
         if row is None:
@@ -258,6 +270,7 @@ async def per_day_series(session: AsyncSession, period: kpi.Period, settings: Se
         select(c.c.emp, _tag("contacts"), c.c.day, func.count()).group_by(c.c.emp, c.c.day),
         select(m.c.emp, _tag("missed"), m.c.day, func.count(func.distinct(m.c.call))).group_by(m.c.emp, m.c.day),
     )
+    await _custom_plans(session)
     for emp, tag, day, n in await session.execute(statement):
         if wanted is not None and emp not in wanted:
             continue
