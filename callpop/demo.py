@@ -6,7 +6,9 @@ built-in simulated PBX (a real AMI server on loopback, unless ``[ami] host`` nam
 Asterisk), prints the URL and the demo logins, and has the PBX place a realistic call
 every ``[demo] call_interval`` seconds: mostly known clients, some unknown numbers, some
 withheld, ring groups and queues, Cyrillic names and one caller name that is HTML (the
-desk must show it as text). A newcomer logs in and sees pops at once.
+desk must show it as text). Answered calls talk 35-90 s, except ``[demo] short_call_share``
+of them, so most become KPI contacts and the earnings figure moves. A newcomer logs in and
+sees pops at once.
 """
 
 from __future__ import annotations
@@ -77,7 +79,8 @@ async def run_demo(settings: Settings, *, calls: bool = True, ready: Ready | Non
         simulator = app[EXTRA].get("simulator")
         if calls and simulator is not None:
             callers = demo_callers(known, settings.demo.seed)
-            dialer = asyncio.create_task(simulator.run_demo_calls(settings.demo.call_interval, callers),
+            dialer = asyncio.create_task(simulator.run_demo_calls(settings.demo.call_interval, callers,
+                                                                  short_share=settings.demo.short_call_share),
                                          name="demo-calls")
         _print_banner(url, accounts, settings, simulated=simulator is not None, calls=dialer is not None)
         if ready is not None:

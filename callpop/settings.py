@@ -165,6 +165,7 @@ class DemoSettings:
     clients: int = 3000
     managers: int = 4
     call_interval: float = 6.0
+    short_call_share: float = 0.2
     seed: int = 42
     ami_port: int = 0
 

@@ -111,6 +111,10 @@ class Template:
     steps: tuple[Step, ...]
     slots: tuple[tuple[str, Any], ...]
     linkedid_slot: int
+    # (step where the client and the first agent are bridged, first step after it where the
+    # talk ends: a hangup, a bridge leave, a hold or a transfer); None: nobody talks.
+    # ``place_call(talk_seconds=...)`` delays the second step and all after it.
+    talk_span: tuple[int, int] | None = None
 
 
 class _Compiler:
@@ -245,7 +249,25 @@ def compile_template(spec: ScenarioSpec, records: Iterable[tuple[float, dict[str
         steps.append(Step(step_at, tuple(current), _live_channels(live, comp)))
     first = items[0][1]
     linkedid = str(first.get("Linkedid") or first.get("Uniqueid"))
-    return Template(spec, tuple(steps), tuple(comp.slots), comp.index[(UID, linkedid)])
+    return Template(spec, tuple(steps), tuple(comp.slots), comp.index[(UID, linkedid)],
+                    _talk_span(steps, items))
+
+
+_TALK_ENDS = frozenset(("HangupRequest", "SoftHangupRequest", "Hangup", "BridgeLeave", "BlindTransfer",
+                        "AttendedTransfer", "Hold"))
+
+
+def _talk_span(steps: Sequence[Step], items: Sequence[tuple[float, dict[str, Any]]]) -> tuple[int, int] | None:
+    """Where the first conversation starts (two channels in a bridge) and the step that ends it."""
+    bridged = next((t - items[0][0] for t, e in items
+                    if e.get("Event") == "BridgeEnter" and str(e.get("BridgeNumChannels")) == "2"), None)
+    if bridged is None:
+        return None
+    start = max(i for i, s in enumerate(steps) if s.at <= bridged + 1e-9)
+    for i in range(start + 1, len(steps)):
+        if any(ev.name in _TALK_ENDS for ev in steps[i].events):
+            return start, i
+    return None
 
 
 def read_records(path: Path) -> list[tuple[float, dict[str, Any]]]:

@@ -44,7 +44,7 @@ from callpop.telephony.sim_scenario import (
 )
 from callpop.telephony.sim_session import AmiSession
 
-__all__ = ["SimulatedPbx", "main"]
+__all__ = ["SimulatedPbx", "demo_talk_seconds", "main"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,12 @@ class _Call:
     linkedid: str
     next_step: int = 0
     shown: int = -1
+    stretch_from: int = 1 << 30  # steps from this index on are played ``stretch`` seconds later
+    stretch: float = 0.0
+
+    def delay(self, index: int, at: float) -> float:
+        """Capture time of a step or channel (by its step index), talk stretched."""
+        return at + self.stretch if index >= self.stretch_from else at
 
 
 @dataclass
@@ -181,7 +187,7 @@ class SimulatedPbx:
         return tpl
 
     async def place_call(self, scenario: str, *, client: str, agent: str | Sequence[str],
-                         caller_name: str | None = None) -> str:
+                         caller_name: str | None = None, talk_seconds: float | None = None) -> str:
         """Start a call; returns its Linkedid, the call id the tracker reports.
 
         ``agent``: the agent who answers (or dials, for outbound and click-to-call) first,
@@ -190,12 +196,17 @@ class SimulatedPbx:
         ``sim_scenario.SCENARIOS``: incoming_answered, incoming_noanswer, caller_hangup,
         ring_group, queue_answered, queue_abandoned, outbound, click_to_call,
         blind_transfer, attended_transfer.
+
+        ``talk_seconds``: how long, at least, the client and the first agent talk (PBX time,
+        divided by ``speed`` like the rest), from the answer to the hangup or transfer; None keeps the
+        capture's few seconds. Scenarios nobody answers ignore it.
         """
         agents = (agent,) if isinstance(agent, str) else tuple(agent)
-        return self._place(scenario, client=client, agents=agents, caller_name=caller_name, action_id=None)
+        return self._place(scenario, client=client, agents=agents, caller_name=caller_name, action_id=None,
+                           talk_seconds=talk_seconds)
 
     def _place(self, scenario: str, *, client: str, agents: tuple[str, ...], caller_name: str | None,
-               action_id: str | None) -> str:
+               action_id: str | None, talk_seconds: float | None = None) -> str:
         tpl = self.template(scenario)
         roles = len(tpl.spec.roles)
         chosen = self._complete_agents(list(dict.fromkeys(agents))[:roles], roles, scenario)
@@ -205,6 +216,14 @@ class SimulatedPbx:
         linkedid = values[tpl.linkedid_slot]
         loop = asyncio.get_running_loop()
         call = _Call(tpl, values, loop.time(), tuple(chosen), linkedid)
+        if talk_seconds is not None:
+            if not talk_seconds >= 0:
+                raise ValueError(f"talk_seconds must be >= 0, got {talk_seconds}")
+            if tpl.talk_span is not None:
+                start, end = tpl.talk_span
+                call.stretch_from = end
+                # half a second more: talk time is floored to whole seconds (like billsec)
+                call.stretch = max(0.0, talk_seconds + 0.5 - (tpl.steps[end].at - tpl.steps[start].at))
         self._calls[linkedid] = call
         self._busy.update(chosen)
         self.calls_placed += 1
@@ -254,7 +273,8 @@ class SimulatedPbx:
 
     def _schedule(self, call: _Call) -> None:
         step = call.template.steps[call.next_step]
-        asyncio.get_running_loop().call_at(call.start + step.at / self.speed, self._play, call)
+        at = call.delay(call.next_step, step.at)
+        asyncio.get_running_loop().call_at(call.start + at / self.speed, self._play, call)
 
     def _play(self, call: _Call) -> None:
         if self._calls.get(call.linkedid) is not call:
@@ -299,8 +319,11 @@ class SimulatedPbx:
             if call.shown < 0:
                 continue
             v = call.values
-            for ch in call.template.steps[call.shown].channels:
-                secs = max(0, int(now - call.start - ch.created_at / self.speed))
+            steps = call.template.steps
+            stretched_at = steps[call.stretch_from].at if call.stretch_from < len(steps) else float("inf")
+            for ch in steps[call.shown].channels:
+                created = ch.created_at + call.stretch if ch.created_at >= stretched_at else ch.created_at
+                secs = max(0, int(now - call.start - created / self.speed))
                 parts.append(
                     f"Event: CoreShowChannel\r\n{aid}" + ch.head % tuple([v[i] for i in ch.head_slots])
                     + f"Duration: {secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}\r\n"
@@ -318,8 +341,14 @@ class SimulatedPbx:
                 return a
         return self.rng.choice(self.agents)
 
-    async def run_demo_calls(self, interval: float, clients: Sequence[tuple[str, str | None]]) -> None:
-        """Random realistic calls, one every ~interval seconds, until cancelled."""
+    async def run_demo_calls(self, interval: float, clients: Sequence[tuple[str, str | None]], *,
+                             short_share: float = 0.2) -> None:
+        """Random realistic calls, one every ~interval seconds, until cancelled.
+
+        Answered calls talk as sales calls do (:func:`demo_talk_seconds`): most long enough
+        to count as a KPI contact, a *short_share* of them too short to."""
+        if not 0.0 <= short_share <= 1.0:
+            raise ValueError(f"short_share must be between 0 and 1, got {short_share}")
         names, weights = list(DEMO_WEIGHTS), list(DEMO_WEIGHTS.values())
         callers = list(clients)
         dialable = [n for n, _ in callers if any(ch.isdigit() for ch in n)] or ["+74950001122"]
@@ -327,16 +356,27 @@ class SimulatedPbx:
             scenario = self.rng.choices(names, weights)[0]
             number, name = self.rng.choice(callers)
             agent = self._free_agent()
+            talk = demo_talk_seconds(self.rng, short_share)
             try:
                 if scenario in ("outbound", "click_to_call"):
                     if not any(ch.isdigit() for ch in number):  # nobody dials "anonymous"
                         number = self.rng.choice(dialable)
-                    self._place(scenario, client=number, agents=(agent,), caller_name=None, action_id=None)
+                    self._place(scenario, client=number, agents=(agent,), caller_name=None, action_id=None,
+                                talk_seconds=talk)
                 else:
-                    self._place(scenario, client=number, agents=(agent,), caller_name=name, action_id=None)
+                    self._place(scenario, client=number, agents=(agent,), caller_name=name, action_id=None,
+                                talk_seconds=talk)
             except ValueError as exc:
                 log.warning("simulated PBX: demo call not placed: %s", exc)
             await asyncio.sleep(interval * self.rng.uniform(0.5, 1.5))
+
+
+def demo_talk_seconds(rng: random.Random, short_share: float) -> float:
+    """A talk time for a demo call: with probability *short_share* a short one (5-25 s, under
+    the default ``[kpi] min_talk_seconds`` of 30: not a contact), otherwise 35-90 s."""
+    if rng.random() < short_share:
+        return rng.uniform(5.0, 25.0)
+    return rng.uniform(35.0, 90.0)
 
 
 DEMO_CALLERS: tuple[tuple[str, str | None], ...] = (
