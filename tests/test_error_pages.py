@@ -1,0 +1,98 @@
+"""A browser opening a page it may not see, or with a bad query, gets a translated HTML
+page with the message and a link back; scripts and /api keep their JSON errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from kpi_factories import FACTORY_PASSWORD, employee
+
+from callpop.app import create_app
+from callpop.settings import DatabaseSettings, Settings
+from callpop.store.db import Database
+
+HttpClient = TestClient[web.Request, web.Application]
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+BAD_RANGE = "/dashboard?period=custom&from=2026-03-05&to=2026-03-01"
+
+
+@dataclass
+class Site:
+    server: TestServer
+    clients: list[HttpClient]
+
+    async def login(self, login: str) -> HttpClient:
+        c = TestClient(self.server)
+        await c.start_server()
+        self.clients.append(c)
+        token = (await c.get("/login")).headers["X-CSRF-Token"]
+        resp = await c.post("/login", data={"login": login, "password": FACTORY_PASSWORD, "csrf_token": token},
+                            allow_redirects=False)
+        assert resp.status == 302, await resp.text()
+        return c
+
+
+@pytest.fixture
+async def site(db: Database, settings: Settings) -> AsyncIterator[Site]:
+    async with db.sessions() as s:
+        await employee(s, "Анна", "101", login="anna")
+        await employee(s, "Sue Visor", role="supervisor", login="sue")
+        await s.commit()
+    app = create_app(settings.replace(database=DatabaseSettings(url=db.url)), db=db, start_ami=False)
+    server = TestServer(app)
+    await server.start_server()
+    site = Site(server, [])
+    try:
+        yield site
+    finally:
+        for c in site.clients:
+            await c.close()
+        await server.close()
+
+
+async def test_manager_opening_the_dashboard_gets_a_page_not_json(site: Site) -> None:
+    anna = await site.login("anna")
+    resp = await anna.get("/dashboard", headers=BROWSER)
+    html = await resp.text()
+    assert resp.status == 403
+    assert resp.content_type == "text/html"
+    assert '{"error"' not in html
+    assert "У вас нет доступа к этой странице" in html  # default language: Russian
+    assert "Эта страница — для руководителей" in html
+    assert '<a class="back" href="/">Вернуться на рабочий стол</a>' in html
+    # a script asking the same still gets JSON
+    api = await anna.get("/dashboard")
+    assert api.status == 403 and "error" in await api.json(content_type=None)
+
+
+async def test_from_after_to_is_a_page_with_the_message_and_a_way_back(site: Site) -> None:
+    sue = await site.login("sue")
+    resp = await sue.get(BAD_RANGE, headers=BROWSER)
+    html = await resp.text()
+    assert resp.status == 400 and resp.content_type == "text/html"
+    assert '{"error"' not in html
+    assert "«По» не может быть раньше «С»" in html
+    assert 'href="/dashboard"' in html
+    # English for someone who chose English
+    token = resp.headers["X-CSRF-Token"]
+    await sue.post("/settings/language", data={"language": "en", "csrf_token": token, "next": "/"})
+    html_en = await (await sue.get(BAD_RANGE, headers=BROWSER)).text()
+    assert "to: must not be before from" in html_en and "Try again" in html_en
+    # the API answers JSON even to a browser's Accept
+    api = await sue.get("/api/kpi/dashboard?period=custom&from=2026-03-05&to=2026-03-01", headers=BROWSER)
+    assert api.status == 400 and api.content_type == "application/json"
+    assert json.loads(await api.text())["field"] == "to"
+
+
+async def test_unknown_page_is_a_translated_404_page(site: Site) -> None:
+    sue = await site.login("sue")
+    resp = await sue.get("/no-such-page", headers=BROWSER)
+    html = await resp.text()
+    assert resp.status == 404 and resp.content_type == "text/html"
+    assert "Здесь ничего нет" in html and 'href="/"' in html
+    assert (await sue.get("/no-such-page")).content_type != "text/html"
