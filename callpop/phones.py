@@ -33,7 +33,8 @@ class PhoneKey:
     """How a number is stored and looked up.
 
     ``e164`` is None when the number cannot be read as a valid public number in the
-    default region; ``tail10`` is the last 10 digits (None when there are fewer than 10);
+    default region; ``tail10`` is the last 10 national digits (None when there are fewer
+    than 10, or when the number cannot be anyone's: see ``_tail10``);
     ``external`` is False for short internal extensions, which are never looked up.
     """
 
@@ -83,12 +84,46 @@ def phone_key(raw: str, region: str = "RU", min_external_digits: int = 7) -> Pho
                 e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
         except phonenumbers.NumberParseException:
             e164 = None
-    national = e164[1:] if e164 else digits
+    plain = not text.startswith(("+", "00")) and not (region == "RU" and text.startswith("810"))
+    return PhoneKey(raw=original, e164=e164, tail10=_tail10(e164, candidate, digits, region, plain),
+                    external=True)
+
+
+def _tail10(e164: str | None, candidate: str, digits: str, region: str, plain: bool) -> str | None:
+    """The fallback key, only for a number that could be someone's: a valid one; one
+    phonenumbers calls possible *and* shaped like its country's numbers (a wrong country
+    code, a range newer than the metadata); or a plain 10-digit national number, perhaps
+    after a 0/8 trunk prefix (a foreign number typed without its country code). Junk
+    (``+70000000000``, twenty digits) gets none, so it cannot match junk stored numbers."""
     if e164:
-        parsed = phonenumbers.parse(e164, None)
-        national = str(parsed.national_number)
-    tail10 = national[-10:] if len(national) >= 10 else None
-    return PhoneKey(raw=original, e164=e164, tail10=tail10, external=True)
+        national = str(phonenumbers.parse(e164, None).national_number)
+        return national[-10:] if len(national) >= 10 else None
+    try:
+        parsed = phonenumbers.parse(candidate, region)
+    except phonenumbers.NumberParseException:
+        return None
+    nsn = phonenumbers.national_significant_number(parsed)
+    if phonenumbers.is_possible_number(parsed) and _shaped_like_its_country(parsed, nsn):
+        return nsn[-10:] if len(nsn) >= 10 else None
+    if plain and (len(digits) == 10 or (len(digits) == 11 and digits[0] in "08")):
+        tail = digits[-10:]
+        if tail[0] != "0" and len(set(tail)) > 1:  # no national number starts with 0 or is one digit
+            return tail
+    return None
+
+
+def _shaped_like_its_country(parsed: phonenumbers.PhoneNumber, nsn: str) -> bool:
+    """Does the national number fit the general pattern of its country (phonenumbers'
+    metadata)? is_possible_number checks the length only."""
+    code = parsed.country_code
+    if code is None:
+        return False
+    for region in phonenumbers.region_codes_for_country_code(code):
+        meta = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(code, region)
+        pattern = meta.general_desc.national_number_pattern if meta and meta.general_desc else None
+        if pattern and re.fullmatch(pattern, nsn):
+            return True
+    return False
 
 
 def format_display(number: str | None, region: str = "RU") -> str:

@@ -112,3 +112,14 @@ async def test_search_by_name_company_and_phone_digits(db: Database, settings: S
     assert [c.name for c in wildcard] == ["100% Discount_Store"]
     assert [c.name for c in underscore] == ["100% Discount_Store"]
     assert too_short == []
+
+
+async def test_a_junk_caller_id_matches_nobody_by_its_last_ten_digits(db: Database, settings: Settings) -> None:
+    async with db.sessions() as session:
+        await data.client(session, "John", "+1 678 901 2345")
+        await data.client(session, "Мусор", "+70000000000")
+        await session.commit()
+        for junk in ("+7916123456789012345", "+70000000000"):
+            found = await lookup(session, junk, settings, now=NOW)
+            assert (found.looked_up, found.matches) == (False, ()), junk
+        assert [m.client.name for m in (await lookup(session, "+16789012345", settings, now=NOW)).matches] == ["John"]

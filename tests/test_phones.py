@@ -69,3 +69,17 @@ def test_display_form() -> None:
     assert format_display(None) == "" and format_display("") == ""
     assert phone_key("+79161234567").display_key == "+79161234567"
     assert phone_key("2079460958x").display_key == "2079460958x"
+
+
+@pytest.mark.parametrize("raw", ["+7916123456789012345", "+70000000000", "+7 000 123 45 67", "+7 123 456 78 90",
+                                 "12345678901234", "0000000000", "+1 441 112 233"])
+def test_junk_numbers_get_no_fallback_tail(raw: str) -> None:
+    key = phone_key(raw, "RU")
+    assert (key.e164, key.tail10) == (None, None)
+
+
+def test_possible_but_unassigned_numbers_keep_their_tail() -> None:
+    # shaped like its country's numbers (a range newer than the metadata, say): still a fallback key
+    assert phone_key("+1 999 999 9999", "RU").tail10 == "9999999999"
+    # a plain national number with its trunk prefix, country unknown: the tail is all we have
+    assert phone_key("8 207 946 09 58", "RU").tail10 == "2079460958"
