@@ -189,7 +189,8 @@ async def test_answers_actions_like_asterisk() -> None:
         text = ok.decode()
         assert "Response: Success\r\nActionID: 1\r\nMessage: Authentication accepted" in text
         assert "Response: Success\r\nActionID: 2\r\nPing: Pong\r\nTimestamp: " in text
-        assert "Response: Error\r\nActionID: 3\r\nMessage: Invalid/unknown command" in text
+        assert ("Response: Error\r\nActionID: 3\r\nMessage: Invalid/unknown command: Frobnicate. "
+                "Use Action: ListCommands to show available commands.\r\n\r\n") in text
         assert text.count("Event: CoreShowChannel\r\nActionID: 4\r\n") == 2
         assert "ListItems: 2\r\n" in text and "CallerIDName: <unknown>" in text
         assert "Response: Goodbye\r\nActionID: 5" in text

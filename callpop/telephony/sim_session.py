@@ -120,8 +120,9 @@ class AmiSession(asyncio.Protocol):
             self.write(self.pbx._core_show_channels(aid[1] if aid else None))
         elif action == "originate":
             self._originate(m, reply, aid[1] if aid else None)
-        else:
-            reply("Error", ("Message", "Invalid/unknown command"))
+        else:  # manager.c's exact words, with the action as the client spelled it
+            reply("Error", ("Message", f"Invalid/unknown command: {m.get('action', '')}. "
+                                       "Use Action: ListCommands to show available commands."))
 
     def _login(self, m: dict[str, Any], reply: Callable[..., None]) -> None:
         pbx = self.pbx
