@@ -222,7 +222,8 @@ async def manager_facts(session: AsyncSession, period: kpi.Period, settings: Set
             if emp in by_id:
                 by_id[emp].missed = sum(series)
     statement = _facts_statement(start, end, now, employee_ids, daily=daily is not None)
-    await _custom_plans(session)
+    if employee_ids is None:  # one manager's rows are found by index whatever the plan
+        await _custom_plans(session)
     for emp, tag, a, b in await session.execute(statement):
         row = by_id.get(emp)
         if row is None:
@@ -270,7 +271,8 @@ async def per_day_series(session: AsyncSession, period: kpi.Period, settings: Se
         select(c.c.emp, _tag("contacts"), c.c.day, func.count()).group_by(c.c.emp, c.c.day),
         select(m.c.emp, _tag("missed"), m.c.day, func.count(func.distinct(m.c.call))).group_by(m.c.emp, m.c.day),
     )
-    await _custom_plans(session)
+    if employee_ids is None:
+        await _custom_plans(session)
     for emp, tag, day, n in await session.execute(statement):
         if wanted is not None and emp not in wanted:
             continue
