@@ -139,6 +139,20 @@ def _install_trace(app: Any) -> dict[str, dict[str, float]]:
             m.setdefault("thread_cpu_ms", (time.thread_time() - cpu) * 1000)
 
     directory.lookup_sync = traced_lookup_sync
+    from sqlalchemy.engine import Engine
+
+    engine_connect = Engine.connect
+
+    def traced_connect(self: Any) -> Any:
+        """Slow checkouts of a reader connection (a new one opened, or waiting for one)."""
+        started = time.perf_counter()
+        conn = engine_connect(self)
+        took = time.perf_counter() - started
+        if took > 0.002 and self.dialect.driver == "pysqlite":  # the lookup's reader engine
+            marks.setdefault("_connect", {})[f"{time.time():.3f}"] = round(took * 1000, 2)
+        return conn
+
+    Engine.connect = traced_connect  # type: ignore[method-assign]
 
     async def traced_card(state: Any) -> Any:
         m = marks.setdefault(state.call, {})
@@ -478,6 +492,9 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     stages: dict[str, dict[str, dict[str, float]]] = {}
     if args.trace:
         slow = stats["marks"].pop("_slow", {})
+        connects = stats["marks"].pop("_connect", {})
+        if connects:
+            print(f"slow reader checkouts (ms): {sorted(connects.values(), reverse=True)[:20]}", file=sys.stderr)
         stages = _stages(phases, dial, received, stats["marks"])
         for rate, _start, _end, keys in phases[:1]:
             print(f"{rate} calls/s, in call order (ms): " + " ".join(
