@@ -32,7 +32,7 @@ from callpop.server.kpi_view import (
     utcnow,
 )
 from callpop.server.templating import render
-from callpop.store.kpi_drill import COLUMN_LABELS, DRILL_KINDS, NUMERIC_COLUMNS, VALUE_LABELS, drill
+from callpop.store.kpi_drill import COLUMN_LABELS, DRILL_KINDS, LIMIT, NUMERIC_COLUMNS, PAGE_SIZE, VALUE_LABELS, drill
 from callpop.store.kpi_queries import earnings_for
 from callpop.store.plans import PlanError, PlanItem, parse_month, save_plans
 
@@ -114,11 +114,27 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
                   missed_grid=missed_grid(view, qs), plan_month=plan_month, saved=request.query.get("saved"))
 
 
+def _whole(query: Any, name: str, default: int, low: int, high: int) -> int:
+    value = query.get(name)
+    if value is None or value == "":
+        return default
+    if not (value.isascii() and value.isdigit() and len(value) <= 9) or not low <= int(value) <= high:
+        raise bad_request(ValueError(f"{name}: expected a whole number from {low} to {high}, found {value[:20]!r}"))
+    return int(value)
+
+
 async def drill_page(request: web.Request) -> web.StreamResponse:
+    """The rows behind one number, a page at a time (``page`` from 1, ``limit`` rows, default
+    ``PAGE_SIZE``); ``employee=all`` (supervisors) is every manager, the Total row's drill."""
     user = require_user(request)
     settings = request.app[SETTINGS]
     now = utcnow()
-    employee_id = target_employee(request, user, request.query.get("employee"))
+    everyone = request.query.get("employee") == "all"
+    if everyone:
+        require_role(request, *SUPERVISORS)
+    employee_id = None if everyone else target_employee(request, user, request.query.get("employee"))
+    page = _whole(request.query, "page", 1, 1, 100_000)
+    limit = _whole(request.query, "limit", PAGE_SIZE, 1, LIMIT)
     kind = request.query.get("kpi", "contacts")
     if kind not in DRILL_KINDS:
         raise bad_request(ValueError(f"kpi: expected one of {', '.join(DRILL_KINDS)}, found {kind[:30]!r}"))
@@ -127,15 +143,25 @@ async def drill_page(request: web.Request) -> web.StreamResponse:
     except kpi.PeriodError as exc:
         raise bad_request(exc) from None
     async with request.app[DB].sessions() as session:
-        result = await drill(session, kind, employee_id, period, settings, now)
+        result = await drill(session, kind, employee_id, period, settings, now, offset=(page - 1) * limit,
+                             limit=limit)
         from callpop.store.kpi_queries import managers
 
-        people = await managers(session, [employee_id])
-    if not people:
+        people = [] if employee_id is None else await managers(session, [employee_id])
+    if employee_id is not None and not people:
         raise web.HTTPNotFound(text="no such employee")
-    return render(request, "kpi_drill.html", result=result, who=people[0][1], period=period,
+    query = {"employee": "all" if employee_id is None else str(employee_id), "kpi": kind, **_period_query(period)}
+    if limit != PAGE_SIZE:
+        query["limit"] = str(limit)
+
+    def page_url(n: int) -> str:
+        return "/dashboard/drill?" + urlencode({**query, "page": str(n)})
+
+    return render(request, "kpi_drill.html", result=result, who=people[0][1] if people else None, period=period,
                   labels=kpi.KPI_LABELS, column_labels=COLUMN_LABELS, value_labels=VALUE_LABELS,
-                  numeric=NUMERIC_COLUMNS,
+                  numeric=NUMERIC_COLUMNS, first_row=result.offset + 1, last_row=result.offset + len(result.rows),
+                  prev_url=page_url(page - 1) if page > 1 else None,
+                  next_url=page_url(page + 1) if result.more else None,
                   back="/dashboard?" + urlencode(_period_query(period)) if user.is_supervisor else "/earnings")
 
 

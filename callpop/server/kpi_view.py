@@ -191,8 +191,11 @@ def table_body(rows: list[dict[str, Any]]) -> Markup:
         parts.append(f'<tr data-employee="{int(row["id"])}"><th scope="row"><a href="/earnings?employee='
                      f'{int(row["id"])}">{escape(row["name"])}</a></th>')
         for k, fact, plan, pct, tone, url in row["cells"]:
-            parts.append(f'<td class="fact" data-kpi="{esc(k)}"><a href="{escape(url)}">{esc(fact)}</a></td>'
-                         f'<td class="plan">{esc(plan)}</td><td class="pct {esc(tone)}">{esc(pct)}</td>')
+            # fact, plan and % all open the rows behind this manager's figure
+            href = escape(url)
+            parts.append(f'<td class="fact" data-kpi="{esc(k)}"><a href="{href}">{esc(fact)}</a></td>'
+                         f'<td class="plan"><a href="{href}">{esc(plan)}</a></td>'
+                         f'<td class="pct {esc(tone)}"><a href="{href}">{esc(pct)}</a></td>')
         parts.append(f'<td data-kpi="missed"><a href="{escape(row["missed_url"])}">{int(row["missed"])}</a></td>'
                      f'<td data-kpi="overdue"><a href="{escape(row["overdue_url"])}">{int(row["overdue"])}</a></td>'
                      "</tr>\n")

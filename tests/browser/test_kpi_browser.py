@@ -97,3 +97,30 @@ async def test_manager_presses_the_earnings_button(open_desk: Desk, live: Live) 
     resp = await page.goto(f"{live.url}/earnings?employee={live.boris_id}")
     assert resp is not None and resp.status == 403
     assert page.dialogs == []
+
+
+async def test_narrow_dashboard_keeps_overdue_reachable_and_total_drills_into_everyone(open_desk: Desk,
+                                                                                        live: Live) -> None:
+    await _supervisor(live)
+    await _contacts(live, live.anna_id, 3)
+    await _contacts(live, live.boris_id, 2, first=10)
+    page = await open_desk("sue")
+    await page.set_viewport_size({"width": 760, "height": 700})
+    await page.goto(f"{live.url}/dashboard")
+    await page.wait_for_selector("#kpi-table")
+    # the table scrolls inside its box, not the page; the manager column stays in view
+    box = page.locator("#kpi-table").locator("xpath=..")
+    assert await box.evaluate("el => el.scrollWidth > el.clientWidth")
+    assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    overdue = page.locator(f"#kpi-table tr[data-employee='{live.anna_id}'] td[data-kpi=overdue]")
+    await overdue.scroll_into_view_if_needed()
+    o = await overdue.bounding_box()
+    assert o is not None and o["x"] + o["width"] <= 760
+    name = await page.locator(f"#kpi-table tr[data-employee='{live.anna_id}'] th[scope=row]").bounding_box()
+    assert name is not None and name["x"] >= 0 and name["x"] < 100  # sticky: still at the left edge
+    await page.locator("#kpi-table tr.sum-row td.fact[data-kpi=contacts] a").click()
+    await page.wait_for_selector("#drill-table")
+    assert await page.locator("#drill-table tbody tr").count() == 5
+    text = await page.locator("#drill-table").inner_text()
+    assert text.count("Анна Смирнова") == 3 and text.count("Борис Орлов") == 2  # the Manager column
+    assert page.dialogs == []
