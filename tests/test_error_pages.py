@@ -1,5 +1,6 @@
 """A browser opening a page it may not see, or with a bad query, gets a translated HTML
-page with the message and a link back; scripts and /api keep their JSON errors."""
+page with the message and a link back; scripts and /api keep their JSON errors. Texts
+made in Python for pages (the dashboard chart's title) are translated too."""
 
 from __future__ import annotations
 
@@ -96,3 +97,14 @@ async def test_unknown_page_is_a_translated_404_page(site: Site) -> None:
     assert resp.status == 404 and resp.content_type == "text/html"
     assert "Здесь ничего нет" in html and 'href="/"' in html
     assert (await sue.get("/no-such-page")).content_type != "text/html"
+
+
+async def test_dashboard_chart_title_is_translated(site: Site) -> None:
+    sue = await site.login("sue")
+    ru = await (await sue.get("/dashboard")).text()
+    assert 'aria-label="Засчитанные контакты по дням и менеджерам"' in ru
+    assert "<title>Засчитанные контакты по дням и менеджерам</title>" in ru
+    token = (await sue.get("/dashboard")).headers["X-CSRF-Token"]
+    await sue.post("/settings/language", data={"language": "en", "csrf_token": token, "next": "/"})
+    en = await (await sue.get("/dashboard")).text()
+    assert "<title>Counted contacts per day per manager</title>" in en

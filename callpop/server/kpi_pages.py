@@ -31,7 +31,7 @@ from callpop.server.kpi_view import (
     table_rows,
     utcnow,
 )
-from callpop.server.templating import render
+from callpop.server.templating import _translator, language, render
 from callpop.store.kpi_drill import COLUMN_LABELS, DRILL_KINDS, LIMIT, NUMERIC_COLUMNS, PAGE_SIZE, VALUE_LABELS, drill
 from callpop.store.kpi_queries import earnings_for
 from callpop.store.plans import PlanError, PlanItem, parse_month, save_plans
@@ -100,7 +100,8 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
     shown = max(1, min(len(view.days), (local_today(settings, now) - period.start).days + 1))
     series = [Series(r.employee_id or 0, r.name, view.contacts_per_day.get(r.employee_id or 0, [])[:shown])
               for r in view.rows]
-    chart = line_chart(view.days[:shown], series, title="Counted contacts per day per manager")
+    _ = _translator(language(request))
+    chart = line_chart(view.days[:shown], series, title=_("Counted contacts per day per manager"))
     legend = [(s.key, s.name, *color_for(i), sum(s.values)) for i, s in enumerate(series)]
     query = _period_query(period)
     qs = urlencode(query)
