@@ -23,7 +23,6 @@ own fixtures in tests/<subdir>/conftest.py or in your test module, not here.
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
@@ -32,12 +31,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy.engine import make_url
+from pgkit import PG_URL
+from pgkit import pg_admin as _pg_admin
+from pgkit import pg_url as _pg_url
 
 from callpop.settings import DatabaseSettings, Settings, settings_from_mapping
 from callpop.store.db import Database, open_database, upgrade
 
-PG_URL = os.environ.get("CALLPOP_TEST_PG_URL", "")
 T = TypeVar("T")
 
 
@@ -52,21 +52,6 @@ def _sqlite_url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
-def _pg_url(database: str) -> str:
-    return make_url(PG_URL).set(database=database).render_as_string(hide_password=False)
-
-
-async def _pg_admin(sql: str) -> None:
-    """Run one statement outside a transaction (CREATE/DROP DATABASE need that)."""
-    import asyncpg  # type: ignore[import-untyped]
-
-    url = make_url(PG_URL)
-    conn = await asyncpg.connect(user=url.username, password=url.password, host=url.host,
-                                 port=url.port, database=url.database or "postgres")
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from conftest import PG_URL, _pg_admin, _pg_url
+from pgkit import PG_URL
+from pgkit import pg_admin as _pg_admin
+from pgkit import pg_url as _pg_url
 from sqlalchemy import Connection, text
 
 from callpop.settings import DatabaseSettings, Settings
