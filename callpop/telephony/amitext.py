@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
-__all__ = ["Message", "StreamFormatError", "iter_messages", "parse_message"]
+__all__ = ["Message", "StreamFormatError", "iter_messages", "parse_message", "parse_text"]
 
 Message = dict[str, "str | list[str]"]
 OnMalformed = Callable[[str], None]
@@ -35,22 +35,29 @@ class StreamFormatError(ValueError):
     """The bytes are not any of the stream formats we read (not one bad message: the whole file)."""
 
 
-def parse_message(frame: bytes) -> Message:
-    """One AMI frame (without its blank line) to a dict; raises ValueError on a line
-    that is not ``Key: value``. Undecodable bytes become U+FFFD rather than losing the
-    message: a carrier's Latin-1 caller name must not drop a Hangup."""
-    text = frame.decode("utf-8", errors="replace")
+def parse_text(text: str, *, strict: bool = False) -> Message:
+    """One decoded AMI message to a dict: the one parser the daemon and replay share.
+
+    A key that repeats (``Variable``) becomes a list. A line that is not ``Key: value``
+    (``Key:`` alone is an empty value) is skipped on a live socket (the banner), and with
+    *strict* — recordings, where replay counts such messages as malformed — raises
+    ValueError, as does an empty message. Lines may end in CRLF (the wire) or LF (a
+    capture saved by an editor)."""
     message: Message = {}
     for line in text.split("\r\n") if "\r\n" in text else text.split("\n"):
-        if not line:
-            continue
         key, sep, value = line.partition(": ")
         if not sep:
+            if not line:
+                continue
             key, sep, value = line.partition(":")
-            if not sep or line.startswith(" "):
+            if not sep or not key or line.startswith(" "):
+                if strict:
+                    raise ValueError(f"not a 'Key: value' line: {line[:60]!r}")
+                continue
+        elif not key:
+            if strict:
                 raise ValueError(f"not a 'Key: value' line: {line[:60]!r}")
-        if not key:
-            raise ValueError(f"not a 'Key: value' line: {line[:60]!r}")
+            continue
         old = message.get(key)
         if old is None:
             message[key] = value
@@ -58,9 +65,16 @@ def parse_message(frame: bytes) -> Message:
             old.append(value)
         else:
             message[key] = [old, value]
-    if not message:
+    if strict and not message:
         raise ValueError("empty message")
     return message
+
+
+def parse_message(frame: bytes) -> Message:
+    """One recorded AMI frame (without its blank line), strictly: see :func:`parse_text`.
+    Undecodable bytes become U+FFFD rather than losing the message: a carrier's Latin-1
+    caller name must not drop a Hangup."""
+    return parse_text(frame.decode("utf-8", errors="replace"), strict=True)
 
 
 def _iter_raw(data: bytes, on_malformed: OnMalformed | None, on_truncated: OnTruncated | None

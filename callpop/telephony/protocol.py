@@ -24,6 +24,8 @@ from panoramisk import actions
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
+from callpop.telephony.amitext import parse_text as parse_message
+
 __all__ = [
     "AmiConnectionLost",
     "AmiFramer",
@@ -47,26 +49,6 @@ MAX_PENDING = 4 * 1024 * 1024
 
 class AmiConnectionLost(ConnectionError):
     """The AMI connection closed while an action was waiting for its response."""
-
-
-def parse_message(text: str) -> AmiMessage:
-    """One decoded AMI message -> dict. A key that repeats (``Variable``) becomes a list,
-    as in panoramisk's ``Message``; lines without ``": "`` (a banner) are skipped."""
-    msg: AmiMessage = {}
-    for line in text.split("\r\n"):
-        key, sep, value = line.partition(": ")
-        if not sep:
-            if not line.endswith(":"):
-                continue
-            key, value = line[:-1], ""
-        old = msg.get(key)
-        if old is None:
-            msg[key] = value
-        elif isinstance(old, list):
-            old.append(value)
-        else:
-            msg[key] = [old, value]
-    return msg
 
 
 class AmiFramer:
