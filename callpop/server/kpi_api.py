@@ -19,8 +19,8 @@ from aiohttp import web
 from callpop import kpi
 from callpop.server.auth import require_role, require_user
 from callpop.server.keys import DB, SETTINGS
-from callpop.server.kpi_pages import SUPERVISORS, target_employee
-from callpop.server.kpi_view import DashboardView, bad_request, load_dashboard, local_today, period_from_query, utcnow
+from callpop.server.kpi_pages import SUPERVISORS, dashboard_view, target_employee
+from callpop.server.kpi_view import DashboardView, bad_request, local_today, utcnow
 from callpop.store.kpi_queries import earnings_for
 from callpop.store.plans import PlanError, list_plans, parse_items, parse_month, save_plans
 
@@ -57,19 +57,10 @@ async def api_kpi_employee(request: web.Request) -> web.StreamResponse:
     return await _earnings_json(request, target_employee(request, user, request.match_info["id"]))
 
 
-async def _load(request: web.Request) -> DashboardView:
-    require_role(request, *SUPERVISORS)
-    settings = request.app[SETTINGS]
-    now = utcnow()
-    try:
-        period = period_from_query(request.query, local_today(settings, now))
-    except kpi.PeriodError as exc:
-        raise bad_request(exc) from None
-    return await load_dashboard(request.app[DB].sessions, period, settings, now)
 
 
 async def api_dashboard(request: web.Request) -> web.StreamResponse:
-    return _json((await _load(request)).to_json())
+    return _json((await dashboard_view(request, utcnow())).to_json())
 
 
 def _cell(value: float | None) -> str:
@@ -97,7 +88,7 @@ def dashboard_rows(view: DashboardView) -> list[list[str]]:
 
 
 async def dashboard_csv(request: web.Request) -> web.StreamResponse:
-    view = await _load(request)
+    view = await dashboard_view(request, utcnow())
     buffer = io.StringIO()
     csv.writer(buffer, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n").writerows(dashboard_rows(view))
     name = f"callpop-kpi-{view.period.start.isoformat()}-{view.period.last.isoformat()}.csv"

@@ -20,6 +20,7 @@ from callpop.server.auth import CurrentUser, require_role, require_user
 from callpop.server.charts import Series, color_for, line_chart
 from callpop.server.keys import DB, SETTINGS
 from callpop.server.kpi_view import (
+    DashboardView,
     bad_request,
     fmt,
     load_dashboard,
@@ -81,15 +82,23 @@ async def earnings_page(request: web.Request) -> web.StreamResponse:
                   api_path="/api/kpi/me" if employee_id == user.id else f"/api/kpi/employee/{employee_id}")
 
 
-async def dashboard(request: web.Request) -> web.StreamResponse:
+async def dashboard_view(request: web.Request, now: dt.datetime) -> DashboardView:
+    """The dashboard's figures for the period in the query (supervisors only): shared by the
+    page, its JSON and its CSV export."""
     require_role(request, *SUPERVISORS)
     settings = request.app[SETTINGS]
-    now = utcnow()
     try:
         period = period_from_query(request.query, local_today(settings, now))
     except kpi.PeriodError as exc:
         raise bad_request(exc) from None
-    view = await load_dashboard(request.app[DB].sessions, period, settings, now)
+    return await load_dashboard(request.app[DB].sessions, period, settings, now)
+
+
+async def dashboard(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    now = utcnow()
+    view = await dashboard_view(request, now)
+    period = view.period
     plan_month = period.start.replace(day=1)
     # the plan form's values: the monthly plans manager_facts already read (no second query)
     plan_values: dict[tuple[int, str], float] = {
