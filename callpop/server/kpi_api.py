@@ -57,8 +57,6 @@ async def api_kpi_employee(request: web.Request) -> web.StreamResponse:
     return await _earnings_json(request, target_employee(request, user, request.match_info["id"]))
 
 
-
-
 async def api_dashboard(request: web.Request) -> web.StreamResponse:
     return _json((await dashboard_view(request, utcnow())).to_json())
 
