@@ -15,7 +15,7 @@ import contextlib
 import itertools
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -223,6 +223,22 @@ class CaptureServer:
             await self._synced()
         self._write(writer, DONE)
         await writer.drain()
+
+
+async def play(server: CaptureServer, clock: Clock, watch: Any,
+               sink: Callable[[Sequence[CallEvent]], Awaitable[None]], *, within: float = 10.0,
+               **ami: Any) -> AmiConnection:
+    """Serve *server*'s capture to a real AmiConnection (panoramisk underneath) until *watch*
+    — a tracker with a ``done`` event — has seen it end; returns the connection for its stats."""
+    port = await server.start()
+    conn = AmiConnection(ami_settings(port, **{"ping_interval": 60.0, **ami}), watch, sink, loop_clock=clock)
+    server.conn = conn
+    try:
+        async with running(conn, login=False):
+            await asyncio.wait_for(watch.done.wait(), within)
+    finally:
+        await server.stop()
+    return conn
 
 
 def expected(name: str) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from amikit import (
     DoneWatch,
     ami_settings,
     expected,
+    play,
     running,
     tracker,
     wait_until,
@@ -54,15 +55,8 @@ async def test_cyrillic_name_split_inside_a_character_arrives_intact() -> None:
     assert 0x80 <= server.body[cut] < 0xC0
     clocks = [c for _, c in server.plan]
     server.plan = [(server.body[:cut], clocks[0]), (server.body[cut:], clocks[-1])]
-    port = await server.start()
-    watch, sink = DoneWatch(tracker()), Collector()
-    conn = AmiConnection(ami_settings(port, ping_interval=60.0), watch, sink, loop_clock=clock)
-    server.conn = conn
-    try:
-        async with running(conn, login=False):
-            await asyncio.wait_for(watch.done.wait(), 10)
-    finally:
-        await server.stop()
+    sink = Collector()
+    await play(server, clock, DoneWatch(tracker()), sink)
     ringing = [e for e in sink.events if isinstance(e, Ringing)]
     assert ringing and ringing[0].caller_name == "Иван Петров"
     # two reads, two clocks: only the talk time differs from `callpop replay`
@@ -87,7 +81,6 @@ async def test_a_failing_handler_and_sink_are_logged_and_the_stream_goes_on(capl
                                                                              ) -> None:
     clock = Clock()
     server = CaptureServer(SIP / "sip-01-incoming-answered.ami", clock)
-    port = await server.start()
     flaky = _Flaky()
     got: list[dict[str, object]] = []
 
@@ -98,13 +91,7 @@ async def test_a_failing_handler_and_sink_are_logged_and_the_stream_goes_on(capl
                 raise ValueError("sink down")
             got.append(e.as_dict())
 
-    conn = AmiConnection(ami_settings(port, ping_interval=60.0), flaky, sink, loop_clock=clock)
-    server.conn = conn
-    try:
-        async with running(conn, login=False):
-            await asyncio.wait_for(flaky.done.wait(), 10)
-    finally:
-        await server.stop()
+    conn = await play(server, clock, flaky, sink)
     assert conn.stats.handler_errors == 1 and conn.stats.sink_errors == 1
     assert "tracker failed on this message" in caplog.text and "FullyBooted" in caplog.text
     assert "sink failed" in caplog.text
@@ -242,20 +229,13 @@ async def test_a_slow_sink_builds_a_backlog_that_is_reported_never_dropped(caplo
     clock = Clock()
     server = CaptureServer(SIP / "sip-10-burst-50.ami", clock)
     server.plan = [(server.body, server.plan[-1][1])]  # the whole burst in one write
-    port = await server.start()
     watch, got = DoneWatch(tracker()), Collector()
 
     async def slow_sink(events: object) -> None:
         await asyncio.sleep(0.002)
         await got(events)  # type: ignore[arg-type]
 
-    conn = AmiConnection(ami_settings(port, ping_interval=60.0, queue_warn=500), watch, slow_sink, loop_clock=clock)
-    server.conn = conn
-    try:
-        async with running(conn, login=False):
-            await asyncio.wait_for(watch.done.wait(), 20)
-    finally:
-        await server.stop()
+    conn = await play(server, clock, watch, slow_sink, within=20, queue_warn=500)
     assert conn.stats.queue_high_water > 500
     assert "messages waiting for the tracker (queue_warn=500)" in caplog.text and "nothing is dropped" in caplog.text
     assert "tracker caught up" in caplog.text

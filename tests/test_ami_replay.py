@@ -4,13 +4,10 @@ same as ``callpop replay`` gives), whatever the TCP chunking."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
-from amikit import FIXTURES, CaptureServer, Clock, Collector, DoneWatch, ami_settings, expected, running, tracker
-
-from callpop.telephony.connection import AmiConnection
+from amikit import FIXTURES, CaptureServer, Clock, Collector, DoneWatch, expected, play, tracker
 
 CAPTURES = sorted((FIXTURES / "ami").glob("*.ami")) + sorted((FIXTURES / "ami" / "pjsip").glob("*.ami"))
 
@@ -23,16 +20,8 @@ def _ids(p: Path) -> str:
 async def test_capture_over_tcp_gives_the_expected_call_events(capture: Path) -> None:
     clock = Clock()
     server = CaptureServer(capture, clock, seed=len(capture.stem))
-    port = await server.start()
-    watch = DoneWatch(tracker())
     sink = Collector()
-    conn = AmiConnection(ami_settings(port, ping_interval=60.0), watch, sink, loop_clock=clock)
-    server.conn = conn
-    try:
-        async with running(conn, login=False):
-            await asyncio.wait_for(watch.done.wait(), 20)
-    finally:
-        await server.stop()
+    conn = await play(server, clock, DoneWatch(tracker()), sink, within=20)
     assert sink.dicts() == expected(capture.stem)
     assert conn.stats.handler_errors == 0 and conn.stats.sink_errors == 0
     assert conn.stats.reconnects == 0
