@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from decimal import Decimal
 
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from callpop.app import create_app
 from callpop.server.auth import hash_password
+from callpop.settings import DatabaseSettings, Settings
+from callpop.store.db import Database
 from callpop.store.models import Agreement, Call, Client, Contact, Employee, Extension, Payment
 
 _seq = itertools.count(1)
@@ -83,3 +91,40 @@ async def payment(session: AsyncSession, cl: Client, paid_at: dt.datetime, amoun
     session.add(p)
     await session.flush()
     return p
+
+
+HttpClient = TestClient[web.Request, web.Application]
+
+
+@dataclass
+class Site:
+    """The real app served on a test port, with one logged-in HTTP client per person."""
+
+    server: TestServer
+    ids: dict[str, int] = field(default_factory=dict)
+    clients: list[HttpClient] = field(default_factory=list)
+
+    async def login(self, login: str) -> HttpClient:
+        c: HttpClient = TestClient(self.server)
+        await c.start_server()
+        self.clients.append(c)
+        token = (await c.get("/login")).headers["X-CSRF-Token"]
+        resp = await c.post("/login", data={"login": login, "password": FACTORY_PASSWORD, "csrf_token": token},
+                            allow_redirects=False)
+        assert resp.status == 302, await resp.text()
+        return c
+
+
+@contextlib.asynccontextmanager
+async def serve(db: Database, settings: Settings, ids: dict[str, int] | None = None) -> AsyncIterator[Site]:
+    """create_app on *db* (no AMI), served until the block ends; every client is closed."""
+    app = create_app(settings.replace(database=DatabaseSettings(url=db.url)), db=db, start_ami=False)
+    server = TestServer(app)
+    await server.start_server()
+    site = Site(server, dict(ids or {}))
+    try:
+        yield site
+    finally:
+        for c in site.clients:
+            await c.close()
+        await server.close()

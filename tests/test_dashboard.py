@@ -8,38 +8,18 @@ import datetime as dt
 import io
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
-from kpi_factories import FACTORY_PASSWORD, client, contact, employee
+from aiohttp.test_utils import TestClient
+from kpi_factories import FACTORY_PASSWORD, Site, client, contact, employee, serve
 
-from callpop.app import create_app
 from callpop.settings import Settings
 from callpop.store.db import Database
 from callpop.store.models import Plan
 
 PASSWORD = FACTORY_PASSWORD
-
-
-@dataclass
-class Site:
-    server: TestServer
-    ids: dict[str, int]
-    clients: list[TestClient]
-
-    async def login(self, login: str) -> TestClient:
-        c = TestClient(self.server)
-        await c.start_server()
-        self.clients.append(c)
-        page = await c.get("/login")
-        token = page.headers["X-CSRF-Token"]
-        resp = await c.post("/login", data={"login": login, "password": PASSWORD, "csrf_token": token},
-                            allow_redirects=False)
-        assert resp.status == 302, await resp.text()
-        return c
 
 
 async def csrf(c: TestClient, path: str = "/dashboard") -> str:
@@ -67,16 +47,8 @@ async def site(db: Database, settings: Settings) -> AsyncIterator[Site]:
         await contact(s, boris, c, month_start + (now - month_start) / 2)
         s.add(Plan(employee_id=anna.id, month=this_month(), kpi="contacts", target=Decimal(6)))
         await s.commit()
-    app = create_app(settings.replace(database=settings.database.__class__(url=db.url)), db=db, start_ami=False)
-    server = TestServer(app)
-    await server.start_server()
-    result = Site(server, ids, [])
-    try:
+    async with serve(db, settings, ids) as result:
         yield result
-    finally:
-        for c in result.clients:
-            await c.close()
-        await server.close()
 
 
 async def test_manager_sees_own_earnings_and_not_anothers(site: Site) -> None:

@@ -6,38 +6,16 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from html import unescape
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
-from kpi_factories import FACTORY_PASSWORD, client, contact, employee
+from kpi_factories import Site, client, contact, employee, serve
 
-from callpop.app import create_app
-from callpop.settings import DatabaseSettings, Settings
+from callpop.settings import Settings
 from callpop.store.db import Database
 
-HttpClient = TestClient[web.Request, web.Application]
 ANNA_CONTACTS = 250
-
-
-@dataclass
-class Site:
-    server: TestServer
-    ids: dict[str, int]
-    clients: list[HttpClient]
-
-    async def login(self, login: str) -> HttpClient:
-        c = TestClient(self.server)
-        await c.start_server()
-        self.clients.append(c)
-        token = (await c.get("/login")).headers["X-CSRF-Token"]
-        resp = await c.post("/login", data={"login": login, "password": FACTORY_PASSWORD, "csrf_token": token},
-                            allow_redirects=False)
-        assert resp.status == 302, await resp.text()
-        return c
 
 
 @pytest.fixture
@@ -54,16 +32,8 @@ async def site(db: Database, settings: Settings) -> AsyncIterator[Site]:
             await contact(s, anna, cl, month_start + (now - month_start) * (i + 1) / (ANNA_CONTACTS + 2))
         await contact(s, boris, cl, month_start + (now - month_start) / 3)
         await s.commit()
-    app = create_app(settings.replace(database=DatabaseSettings(url=db.url)), db=db, start_ami=False)
-    server = TestServer(app)
-    await server.start_server()
-    site = Site(server, {"anna": anna.id, "boris": boris.id, "sue": sue.id}, [])
-    try:
+    async with serve(db, settings, {"anna": anna.id, "boris": boris.id, "sue": sue.id}) as site:
         yield site
-    finally:
-        for c in site.clients:
-            await c.close()
-        await server.close()
 
 
 def _rows(html: str) -> list[str]:

@@ -6,36 +6,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
-from kpi_factories import FACTORY_PASSWORD, employee
+from kpi_factories import Site, employee, serve
 
-from callpop.app import create_app
-from callpop.settings import DatabaseSettings, Settings
+from callpop.settings import Settings
 from callpop.store.db import Database
 
-HttpClient = TestClient[web.Request, web.Application]
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 BAD_RANGE = "/dashboard?period=custom&from=2026-03-05&to=2026-03-01"
-
-
-@dataclass
-class Site:
-    server: TestServer
-    clients: list[HttpClient]
-
-    async def login(self, login: str) -> HttpClient:
-        c = TestClient(self.server)
-        await c.start_server()
-        self.clients.append(c)
-        token = (await c.get("/login")).headers["X-CSRF-Token"]
-        resp = await c.post("/login", data={"login": login, "password": FACTORY_PASSWORD, "csrf_token": token},
-                            allow_redirects=False)
-        assert resp.status == 302, await resp.text()
-        return c
 
 
 @pytest.fixture
@@ -44,16 +23,8 @@ async def site(db: Database, settings: Settings) -> AsyncIterator[Site]:
         await employee(s, "Анна", "101", login="anna")
         await employee(s, "Sue Visor", role="supervisor", login="sue")
         await s.commit()
-    app = create_app(settings.replace(database=DatabaseSettings(url=db.url)), db=db, start_ami=False)
-    server = TestServer(app)
-    await server.start_server()
-    site = Site(server, [])
-    try:
+    async with serve(db, settings) as site:
         yield site
-    finally:
-        for c in site.clients:
-            await c.close()
-        await server.close()
 
 
 async def test_manager_opening_the_dashboard_gets_a_page_not_json(site: Site) -> None:
