@@ -84,17 +84,10 @@ class StoreHooks:
 
     @classmethod
     def default(cls) -> StoreHooks:
-        from callpop.store import directory, employees, journal
+        from callpop.store import contacts, directory, employees, journal
 
-        try:
-            from callpop.store import contacts
-
-            log_contacts: LogContactsFn | None = contacts.log_contacts
-        except ImportError:
-            log.debug("callpop.store.contacts not available: contacts are not logged")
-            log_contacts = None
         return cls(lookup=directory.lookup, open_call=journal.open_call, close_call=journal.close_call,
-                   employees_by_extension=employees.employees_by_extension, log_contacts=log_contacts)
+                   employees_by_extension=employees.employees_by_extension, log_contacts=contacts.log_contacts)
 
 
 @dataclass(eq=False)

@@ -8,7 +8,6 @@ gets ``user``, ``csrf_token`` (forms post it back in a hidden field), ``lang`` a
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +17,7 @@ import jinja2
 from aiohttp import web
 
 from callpop.server.auth import csrf_token, current_user
+from callpop.server.i18n import gettext_for
 from callpop.server.keys import SETTINGS
 
 __all__ = ["TEMPLATES", "WEB_ROOT", "language", "render", "setup_templates"]
@@ -56,20 +56,9 @@ def language(request: web.Request) -> str:
 
 
 def _translator(lang: str) -> Callable[..., str]:
-    """helper-5's i18n module when present (``gettext_for(lang)``), else the identity."""
-    try:
-        i18n = importlib.import_module("callpop.server.i18n")
-    except ImportError:
-        i18n = None
-    factory = getattr(i18n, "gettext_for", None)
-    if callable(factory):
-        translate: Callable[..., str] = factory(lang)
-        return translate
-
-    def identity(text: str, **params: Any) -> str:
-        return text % params if params else text
-
-    return identity
+    """The page's ``_()``: the UI catalogs of *lang*."""
+    translate: Callable[..., str] = gettext_for(lang)
+    return translate
 
 
 def render(request: web.Request, name: str, *, status: int = 200, **context: Any) -> web.Response:

@@ -104,10 +104,7 @@ async def _store(session: AsyncSession, kind: str, lines: list[Line], ctx: Impor
 async def _recompute(db: Database, client_ids: set[int], ctx: ImportContext) -> None:
     """Paid agreements decide who is a regular client: apply the rule to the clients whose
     agreements or payments changed (to everyone at once when that is most of a big file)."""
-    try:
-        from callpop.store.regular import recompute_all, recompute_status
-    except ImportError:  # pragma: no cover - the KPI module ships with callpop
-        return
+    from callpop.store.regular import recompute_all, recompute_status
     async with db.sessions() as session, session.begin():
         if len(client_ids) > RECOMPUTE_ONE_BY_ONE:
             await recompute_all(session, ctx.settings, ctx.now)

@@ -12,7 +12,6 @@ cannot write in a colleague's name. Functions flush, the caller commits.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callpop.settings import Settings
 from callpop.store.errors import Forbidden, NotFound, ValidationError
 from callpop.store.models import Agreement, Call, Client, Employee, Note, Payment, Promise, Receivable, utcnow
+from callpop.store.regular import recompute_status
 from callpop.store.schemas import RESOURCES, Resource
 from callpop.store.validation import ParseContext
 
@@ -220,13 +220,7 @@ async def _after_money_change(session: AsyncSession, kind: str, client_id: int, 
     """Payments and agreements decide whether a client is regular: recompute it now."""
     if kind not in ("payment", "agreement"):
         return
-    try:
-        regular = importlib.import_module("callpop.store.regular")
-    except ImportError:  # the KPI module is not in this build
-        return
-    recompute = getattr(regular, "recompute_status", None)
-    if recompute is not None:
-        await recompute(session, client_id, settings, now)
+    await recompute_status(session, client_id, settings, now)
 
 
 async def create_record(session: AsyncSession, kind: str, data: object, actor: Actor, settings: Settings,
