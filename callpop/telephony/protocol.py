@@ -24,6 +24,7 @@ from panoramisk import actions
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
+from callpop.telephony.amitext import Message as AmiMessage
 from callpop.telephony.amitext import parse_text as parse_message
 
 __all__ = [
@@ -38,7 +39,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-AmiMessage = dict[str, str | list[str]]
 Batch = list[tuple[AmiMessage, float]]
 
 EOM = b"\r\n\r\n"
