@@ -64,6 +64,7 @@ def phone_key(raw: str, region: str = "RU", min_external_digits: int = 7) -> Pho
     if len(digits) < min_external_digits:
         return PhoneKey(raw=original, e164=None, tail10=None, external=False)
     e164: str | None = None
+    national: str | None = None
     candidate = text
     if candidate.startswith("00"):
         candidate = "+" + candidate[2:].lstrip()
@@ -74,6 +75,7 @@ def phone_key(raw: str, region: str = "RU", min_external_digits: int = 7) -> Pho
         parsed = phonenumbers.parse(candidate, region)
         if phonenumbers.is_possible_number(parsed) and phonenumbers.is_valid_number(parsed):
             e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+            national = str(parsed.national_number)
     except phonenumbers.NumberParseException:
         e164 = None
     if e164 is None and not text.startswith("+"):
@@ -82,22 +84,23 @@ def phone_key(raw: str, region: str = "RU", min_external_digits: int = 7) -> Pho
             parsed = phonenumbers.parse("+" + digits, None)
             if phonenumbers.is_valid_number(parsed):
                 e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+                national = str(parsed.national_number)
         except phonenumbers.NumberParseException:
             e164 = None
+    if national is not None:  # a valid number: its national number is the key's source
+        return PhoneKey(raw=original, e164=e164, tail10=national[-10:] if len(national) >= 10 else None,
+                        external=True)
     plain = not text.startswith(("+", "00")) and not (region == "RU" and text.startswith("810"))
-    return PhoneKey(raw=original, e164=e164, tail10=_tail10(e164, candidate, digits, region, plain),
-                    external=True)
+    return PhoneKey(raw=original, e164=None, tail10=_tail10(candidate, digits, region, plain), external=True)
 
 
-def _tail10(e164: str | None, candidate: str, digits: str, region: str, plain: bool) -> str | None:
+def _tail10(candidate: str, digits: str, region: str, plain: bool) -> str | None:
     """The fallback key, only for a number that could be someone's: a valid one; one
     phonenumbers calls possible *and* shaped like its country's numbers (a wrong country
     code, a range newer than the metadata); or a plain 10-digit national number, perhaps
     after a 0/8 trunk prefix (a foreign number typed without its country code). Junk
-    (``+70000000000``, twenty digits) gets none, so it cannot match junk stored numbers."""
-    if e164:
-        national = str(phonenumbers.parse(e164, None).national_number)
-        return national[-10:] if len(national) >= 10 else None
+    (``+70000000000``, twenty digits) gets none, so it cannot match junk stored numbers.
+    A valid number's tail is its national number's, taken in ``phone_key``."""
     try:
         parsed = phonenumbers.parse(candidate, region)
     except phonenumbers.NumberParseException:
@@ -126,8 +129,11 @@ def _shaped_like_its_country(parsed: phonenumbers.PhoneNumber, nsn: str) -> bool
     return False
 
 
+@lru_cache(maxsize=65536)
 def format_display(number: str | None, region: str = "RU") -> str:
-    """A number as people read it: ``+7 916 123-45-67``; anything unreadable as given."""
+    """A number as people read it: ``+7 916 123-45-67``; anything unreadable as given.
+    Cached: a pop formats the caller's number and the client's stored ones, which are the
+    same numbers, and phonenumbers' parse is ~0.1 ms of the pop's CPU."""
     if not number:
         return ""
     try:
