@@ -123,3 +123,37 @@ async def test_a_junk_caller_id_matches_nobody_by_its_last_ten_digits(db: Databa
             found = await lookup(session, junk, settings, now=NOW)
             assert (found.looked_up, found.matches) == (False, ()), junk
         assert [m.client.name for m in (await lookup(session, "+16789012345", settings, now=NOW)).matches] == ["John"]
+
+
+@pytest.mark.parametrize("in_thread", [False, True], ids=["on-the-loop", "worker-thread"])
+async def test_sqlite_reads_run_where_the_setting_says_and_find_the_same_client(
+        db_url: str, settings: Settings, in_thread: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """database.sqlite_reads_in_thread: on the event loop by default (no GIL hand-over on
+    the pop's path), on a worker thread when set; the card is the same either way."""
+    import threading
+
+    from callpop.settings import DatabaseSettings
+    from callpop.store import directory
+    from callpop.store.db import open_database
+
+    if not db_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL reads go through asyncpg, on the loop")
+    database = await open_database(DatabaseSettings(url=db_url, sqlite_reads_in_thread=in_thread))
+    threads: list[int] = []
+    real = directory.lookup_sync
+
+    def spy(*args: object, **kwargs: object) -> directory.Lookup:
+        threads.append(threading.get_ident())
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(directory, "lookup_sync", spy)
+    try:
+        async with database.sessions() as session:
+            ivan = await data.client(session, "Иван Петров", "8 (916) 123-45-67")
+            await session.commit()
+            found = await lookup(session, "+79161234567", settings, now=NOW)
+    finally:
+        await database.close()
+    assert [m.client.id for m in found.matches] == [ivan.id]
+    assert len(threads) == 1
+    assert (threads[0] != threading.get_ident()) is in_thread

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from callpop.phones import PhoneKey, format_display, phone_key
 from callpop.settings import Settings
-from callpop.store.db import reader_engine
+from callpop.store.db import reader_engine, reads_in_thread
 from callpop.store.history import (
     SECTIONS,
     AgreementItem,
@@ -63,7 +63,8 @@ log = logging.getLogger(__name__)
 MatchedBy = Literal["e164", "tail10", "id"]
 MAX_PAGE = 100
 T = TypeVar("T")
-# SQLite lookups run here (see _read); a few threads, as WAL readers do not block each other.
+# SQLite reads run here when database.sqlite_reads_in_thread is on (see _read); a few
+# threads, as WAL readers do not block each other.
 _READERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="callpop-lookup")
 
 
@@ -206,8 +207,9 @@ def _cards(conn: Connection, found: dict[int, _Found], matched_by: MatchedBy,
 
 
 async def _read(session: AsyncSession, fn: Callable[[Connection], T]) -> T:
-    """Run a read-only *fn* on a sync connection: on SQLite in one worker-thread hop on the
-    reader engine (committed data), on PostgreSQL on the session's own connection."""
+    """Run a read-only *fn* on a sync connection: on SQLite on the reader engine (committed
+    data), on the event loop or in one worker-thread hop (``db.reads_in_thread`` says why);
+    on PostgreSQL on the session's own connection."""
     bind = session.bind
     reader = reader_engine(bind) if isinstance(bind, AsyncEngine) else None
     if reader is None:
@@ -218,6 +220,8 @@ async def _read(session: AsyncSession, fn: Callable[[Connection], T]) -> T:
         with reader.connect() as sync_conn:
             return fn(sync_conn)
 
+    if isinstance(bind, AsyncEngine) and not reads_in_thread(bind):
+        return run()
     return await asyncio.get_running_loop().run_in_executor(_READERS, run)
 
 
