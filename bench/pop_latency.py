@@ -263,7 +263,8 @@ async def _daemon(db_url: str, ami_port: int, ctl: Connection, profile: str | No
     await loop.run_in_executor(None, ctl.recv)  # "go": the clients are connected, calls start
     import resource
 
-    switches0 = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
+    switches0 = usage0.ru_nivcsw
     if os.environ.get("CALLPOP_BENCH_SLOW"):
         loop.set_debug(True)  # logs every callback slower than this, with its task
         loop.slow_callback_duration = float(os.environ["CALLPOP_BENCH_SLOW"])
@@ -286,6 +287,7 @@ async def _daemon(db_url: str, ami_port: int, ctl: Connection, profile: str | No
               "gc_cpu_ms_total": round(sum(gc_cpu) * 1000, 1),
               "gc_p99_ms": round(_pct(gc_pauses, 0.99) * 1000, 2) if gc_pauses else 0.0,
               "involuntary_switches": resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw - switches0,
+              "cpu_s": _cpu_since(usage0),
               "gc_max_ms_by_generation": {g: round(t * 1000, 2) for g, t in sorted(gc_by_gen.items())},
               "gc_tracked_objects": len(gc.get_objects()),
               "gc_top_types": __import__("collections").Counter(
@@ -293,6 +295,14 @@ async def _daemon(db_url: str, ami_port: int, ctl: Connection, profile: str | No
               "journal_batches": pipeline.journal.batches, "journal_failed": pipeline.journal.failed,
               "marks": marks})
     await runner.cleanup()
+
+
+def _cpu_since(before: Any) -> float:
+    """CPU seconds (user + system, all threads) this process used since *before*."""
+    import resource
+
+    now = resource.getrusage(resource.RUSAGE_SELF)
+    return round(now.ru_utime + now.ru_stime - before.ru_utime - before.ru_stime, 2)
 
 
 async def _tick(lags: list[tuple[float, float]], interval: float = 0.005) -> None:
@@ -360,12 +370,16 @@ async def _clients(base: str, agents: int, ctl: Connection) -> None:
         lags: list[tuple[float, float]] = []
         ticker = asyncio.create_task(_tick(lags))
         ctl.send({"connected": len(sockets)})
+        import resource
+
+        usage0 = resource.getrusage(resource.RUSAGE_SELF)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, ctl.recv)  # "stop"
         ticker.cancel()
         gc.enable()
         ctl.send({"received": received, "still_open": sum(not ws.closed for ws in sockets),
-                  "lag_max_ms": round(max((lag for _, lag in lags), default=0.0) * 1000, 2)})
+                  "lag_max_ms": round(max((lag for _, lag in lags), default=0.0) * 1000, 2),
+                  "cpu_s": _cpu_since(usage0)})
         for ws in sockets:
             await ws.close()
         for t in tasks:
@@ -467,9 +481,13 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             raise RuntimeError(f"clients failed: {up['error']}")
         print(f"{up['connected']} websockets logged in and connected in {time.time() - t0:.1f} s", file=sys.stderr)
         d_parent.send("go")
+        import resource
+
+        pbx_usage0 = resource.getrusage(resource.RUSAGE_SELF)
         wanted = tuple(args.rates)
         phases = await asyncio.wait_for(_run_rates(pbx, dial, args.agents, args.directory, args.seconds, wanted),
                                         60 + args.seconds * len(wanted) * 3)
+        pbx_cpu = _cpu_since(pbx_usage0)
         c_parent.send("stop")
         got = await asyncio.wait_for(asyncio.to_thread(c_parent.recv), 60)
         d_parent.send("stop")
@@ -511,6 +529,8 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             "gc_max_ms": stats["gc_max_ms"], "gc_max_cpu_ms": stats["gc_max_cpu_ms"],
             "gc_cpu_ms_total": stats["gc_cpu_ms_total"], "gc_p99_ms": stats["gc_p99_ms"], "gc_runs": stats["gc_runs"],
             "daemon_involuntary_switches": stats["involuntary_switches"],
+            "cpu_s": {"daemon": stats["cpu_s"], "clients": got["cpu_s"], "pbx": pbx_cpu,
+                      "wall": round(phases[-1][2] - phases[0][1], 2)},
             "gc_max_ms_by_generation": stats["gc_max_ms_by_generation"],
             "gc_tracked_objects": stats["gc_tracked_objects"], "gc_top_types": stats["gc_top_types"],
             "journal_batches": stats["journal_batches"], "journal_failed": stats["journal_failed"],
