@@ -156,7 +156,7 @@ class JournalWriter:
         call_id = await self._store.close_call(session, self._settings.pbx.id, event, client_id, by_ext)
         counted: set[int] = set()
         if self._store.log_contacts is not None:
-            contacts = await self._store.log_contacts(session, call_id, event, self._settings)
+            contacts = await self._store.log_contacts(session, call_id, event, self._settings, by_extension=by_ext)
             counted = {c.employee_id for c in contacts if getattr(c, "counted", False)}
         return Closed(call_id, tuple(sorted(counted)))
 

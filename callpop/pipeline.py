@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -63,7 +63,13 @@ LookupFn = Callable[[AsyncSession, str, Settings], Awaitable[LookupResult]]
 OpenCallFn = Callable[[AsyncSession, str, Ringing, int | None], Awaitable[int]]
 CloseCallFn = Callable[[AsyncSession, str, Ended, int | None, dict[str, int]], Awaitable[int]]
 ByExtensionFn = Callable[[AsyncSession], Awaitable[dict[str, int]]]
-LogContactsFn = Callable[[AsyncSession, int, Ended, Settings], Awaitable[Sequence[Any]]]
+
+
+class LogContactsFn(Protocol):
+    """store.contacts.log_contacts: *by_extension* is the writer's cached extension map."""
+
+    def __call__(self, session: AsyncSession, call_id: int, ended: Ended, settings: Settings, *,
+                 by_extension: Mapping[str, int] | None = None) -> Awaitable[Sequence[Any]]: ...
 
 
 class ActiveCallSource(Protocol):

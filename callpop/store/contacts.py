@@ -25,10 +25,10 @@ import datetime as dt
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -75,19 +75,37 @@ def local_day_bounds(moment: dt.datetime, timezone: str) -> tuple[dt.datetime, d
     return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
 
 
-async def _talk_per_employee(session: AsyncSession, call_id: int, ended: Ended) -> dict[int, int]:
+# Built once, run with parameters: a statement built per call costs SQLAlchemy more than
+# SQLite spends running it, and this runs on the event loop for every call that ends.
+_CALL = (select(Call.client_id, Call.direction, Call.answered_at, Call.started_at, Client.status)
+         .outerjoin(Client, Client.id == Call.client_id).where(Call.id == bindparam("call_id")))
+_EXISTING = select(Contact.employee_id).where(Contact.call_id == bindparam("call_id"))
+_EXTENSIONS = select(Extension.extension, Extension.employee_id)
+_ANSWERED = select(CallParticipant.extension, CallParticipant.employee_id, CallParticipant.talk_seconds).where(
+    CallParticipant.call_id == bindparam("call_id"), CallParticipant.answered.is_(True))
+_COUNTED_TODAY = select(Contact.employee_id).where(
+    Contact.client_id == bindparam("client_id"), Contact.counted.is_(True),
+    Contact.employee_id.in_(bindparam("employees", expanding=True)), Contact.call_id != bindparam("call_id"),
+    Contact.started_at >= bindparam("day_start"), Contact.started_at < bindparam("day_end"))
+_OF_CALL = (select(Contact).where(Contact.call_id == bindparam("call_id")).order_by(Contact.employee_id)
+            .execution_options(populate_existing=True))
+_CONTACTS = cast(Table, Contact.__table__)
+_INSERT = {name: insert(_CONTACTS).on_conflict_do_nothing(index_elements=["call_id", "employee_id"])
+           for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))}
+
+
+async def _talk_per_employee(session: AsyncSession, call_id: int, ended: Ended,
+                             by_ext: Mapping[str, int] | None) -> dict[int, int]:
     """Employee id -> seconds talked. ``Ended.talks`` first; the journal's participants
     when the event carries none; the single answering agent as a last resort."""
-    ext_rows = await session.execute(select(Extension.extension, Extension.employee_id))
-    by_ext: Mapping[str, int] = {ext: emp for ext, emp in ext_rows}
+    if by_ext is None:
+        by_ext = {ext: emp for ext, emp in await session.execute(_EXTENSIONS)}
     per_agent: dict[str, int] = {}
     if ended.talks:
         for talk in ended.talks:
             per_agent[talk.agent] = per_agent.get(talk.agent, 0) + max(0, int(talk.talk_seconds))
     else:
-        rows = (await session.execute(
-            select(CallParticipant.extension, CallParticipant.employee_id, CallParticipant.talk_seconds)
-            .where(CallParticipant.call_id == call_id, CallParticipant.answered.is_(True)))).all()
+        rows = (await session.execute(_ANSWERED, {"call_id": call_id})).all()
         result: dict[int, int] = {}
         for ext, emp, seconds in rows:
             emp_id = emp if emp is not None else by_ext.get(ext)
@@ -108,47 +126,38 @@ async def _talk_per_employee(session: AsyncSession, call_id: int, ended: Ended) 
         by_ext.get(a) == emp for a in ended.answered_by)}
 
 
-def _insert(session: AsyncSession) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-
-
-async def log_contacts(session: AsyncSession, call_id: int, ended: Ended, settings: Settings) -> list[Contact]:
-    """Write the contacts of one ended call (idempotent) and return all of them."""
-    call = await session.get(Call, call_id)
+async def log_contacts(session: AsyncSession, call_id: int, ended: Ended, settings: Settings, *,
+                       by_extension: Mapping[str, int] | None = None) -> list[Contact]:
+    """Write the contacts of one ended call (idempotent) and return all of them.
+    *by_extension* (extension -> employee id) saves reading the extensions table when
+    the caller has it already (the journal writer keeps it)."""
+    call = (await session.execute(_CALL, {"call_id": call_id})).one_or_none()
     if call is None:
         log.warning("call id %s not in the journal; no contacts logged", call_id)
         return []
-    if call.client_id is None:
+    client_id, call_direction, answered_at, started_at, client_status = call
+    if client_id is None:
         return []
-    existing = {emp for (emp,) in (await session.execute(
-        select(Contact.employee_id).where(Contact.call_id == call_id))).all()}
-    talked = await _talk_per_employee(session, call_id, ended)
+    existing = set((await session.execute(_EXISTING, {"call_id": call_id})).scalars())
+    talked = await _talk_per_employee(session, call_id, ended, by_extension)
     fresh = {emp: s for emp, s in talked.items() if emp not in existing}
     if fresh:
-        client_status = (await session.execute(
-            select(Client.status).where(Client.id == call.client_id))).scalar_one_or_none()
         regular = client_status == "regular"
-        direction = call.direction if call.direction in ("inbound", "outbound", "internal") else ended.direction
-        started = call.answered_at or call.started_at
+        direction = call_direction if call_direction in ("inbound", "outbound", "internal") else ended.direction
+        started = answered_at or started_at
         day_start, day_end = local_day_bounds(started, settings.kpi.timezone)
-        counted_today = set((await session.execute(
-            select(Contact.employee_id).where(and_(
-                Contact.client_id == call.client_id, Contact.counted.is_(True),
-                Contact.employee_id.in_(list(fresh)), Contact.call_id != call_id,
-                Contact.started_at >= day_start, Contact.started_at < day_end)))).scalars())
+        counted_today = set((await session.execute(_COUNTED_TODAY, {
+            "client_id": client_id, "employees": list(fresh), "call_id": call_id,
+            "day_start": day_start, "day_end": day_end})).scalars())
         rows = []
         for emp, seconds in sorted(fresh.items()):
             verdict = judge(settings.kpi, direction=direction, talk_seconds=seconds, regular=regular,
                             already_counted_today=emp in counted_today)
-            rows.append({"call_id": call_id, "employee_id": emp, "client_id": call.client_id,
+            rows.append({"call_id": call_id, "employee_id": emp, "client_id": client_id,
                          "direction": direction, "started_at": started, "talk_seconds": seconds,
                          "counted": verdict.counted, "reason": verdict.reason})
-        stmt = _insert(session)(Contact).values(rows).on_conflict_do_nothing(
-            index_elements=["call_id", "employee_id"])
-        await session.execute(stmt)
+        await session.execute(_INSERT[session.get_bind().dialect.name], rows)
         log.info("call %s: %d contact(s) logged, %d counted", ended.call, len(rows),
                  sum(1 for r in rows if r["counted"]))
-    result = await session.execute(
-        select(Contact).where(Contact.call_id == call_id).order_by(Contact.employee_id)
-        .execution_options(populate_existing=True))
+    result = await session.execute(_OF_CALL, {"call_id": call_id})
     return list(result.scalars())

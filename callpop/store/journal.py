@@ -12,9 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,29 +34,58 @@ def _when(epoch: float | None) -> dt.datetime:
     return dt.datetime.fromtimestamp(epoch, dt.UTC)
 
 
-def _insert(session: AsyncSession, table: Any) -> Any:
-    """INSERT with the dialect's ON CONFLICT support (SQLite and PostgreSQL spell it alike)."""
-    name = session.get_bind().dialect.name
-    if name == "postgresql":
-        return postgresql.insert(table)
-    if name == "sqlite":
-        return sqlite.insert(table)
-    raise RuntimeError(f"unsupported database dialect {name!r}")  # pragma: no cover
+@cache
+def _statements(dialect: str) -> dict[str, Any]:
+    """The journal's writes, built once per dialect and run with parameters: building an
+    upsert per call (its ``excluded`` alias, value coercion, cache key) cost SQLAlchemy
+    several times what SQLite spends executing it, on the loop, at every call."""
+    if dialect == "postgresql":
+        insert: Any = postgresql.insert
+    elif dialect == "sqlite":
+        insert = sqlite.insert
+    else:  # pragma: no cover
+        raise RuntimeError(f"unsupported database dialect {dialect!r}")
+    # on the tables, not the mapped classes: a Session would take an insert on a class for
+    # an ORM bulk insert, with its own (here useless) bookkeeping
+    calls, parts = Call.__table__, CallParticipant.__table__
+    opened = insert(calls)
+    closed = insert(calls)
+    ex = closed.excluded
+    people = insert(parts)
+    return {
+        # a later ringing (another agent, a replay) only fills in a client found since
+        "open": opened.on_conflict_do_update(
+            index_elements=["pbx_id", "call_key"],
+            set_={"client_id": func.coalesce(calls.c.client_id, opened.excluded.client_id)},
+        ).returning(calls.c.id),
+        "close": closed.on_conflict_do_update(
+            index_elements=["pbx_id", "call_key"],
+            set_={
+                "ended_at": ex.ended_at, "outcome": ex.outcome, "talk_seconds": ex.talk_seconds,
+                "client_id": func.coalesce(ex.client_id, calls.c.client_id),
+                "client_number": func.coalesce(calls.c.client_number, ex.client_number),
+                "caller_name": func.coalesce(calls.c.caller_name, ex.caller_name),
+                "answered_at": func.coalesce(calls.c.answered_at, ex.answered_at),
+            },
+        ).returning(calls.c.id),
+        "participants": people.on_conflict_do_update(
+            index_elements=["call_id", "extension"],
+            set_={"employee_id": people.excluded.employee_id, "answered": people.excluded.answered,
+                  "talk_seconds": people.excluded.talk_seconds}),
+    }
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
 
 
 async def open_call(session: AsyncSession, pbx_id: str, event: Ringing, client_id: int | None) -> int:
     """The calls.id for this call, creating the row at its first ringing. A later ringing
     (another agent, a replay) changes nothing, except filling in a client found since."""
-    stmt = _insert(session, Call).values(
-        pbx_id=pbx_id, call_key=event.call, direction=event.direction, client_number=event.client,
-        caller_name=event.caller_name, client_id=client_id, started_at=_when(event.at), talk_seconds=0,
-    ).on_conflict_do_nothing(index_elements=["pbx_id", "call_key"])
-    await session.execute(stmt)
-    row = (await session.execute(select(Call.id, Call.client_id)
-                                 .where(Call.pbx_id == pbx_id, Call.call_key == event.call))).one()
-    if row.client_id is None and client_id is not None:
-        await session.execute(update(Call).where(Call.id == row.id).values(client_id=client_id))
-    return int(row.id)
+    row = {"pbx_id": pbx_id, "call_key": event.call, "direction": event.direction, "client_number": event.client,
+           "caller_name": event.caller_name, "client_id": client_id, "started_at": _when(event.at),
+           "talk_seconds": 0}
+    return int((await session.execute(_statements(_dialect(session))["open"], row)).scalar_one())
 
 
 async def mark_answered(session: AsyncSession, pbx_id: str, event: Answered) -> None:
@@ -85,32 +115,15 @@ async def close_call(session: AsyncSession, pbx_id: str, event: Ended, client_id
     # Ended carries no answer time; the talk ends at hang-up, so it began talk_seconds before.
     answered_at = (ended_at - dt.timedelta(seconds=event.talk_seconds)
                    if event.outcome == "answered" else None)
-    ins = _insert(session, Call).values(
-        pbx_id=pbx_id, call_key=event.call, direction=event.direction, client_number=event.client,
-        caller_name=event.caller_name, client_id=client_id, started_at=started_at, answered_at=answered_at,
-        ended_at=ended_at, outcome=event.outcome, talk_seconds=event.talk_seconds,
-    )
-    ex = ins.excluded
-    stmt = ins.on_conflict_do_update(
-        index_elements=["pbx_id", "call_key"],
-        set_={
-            "ended_at": ex.ended_at, "outcome": ex.outcome, "talk_seconds": ex.talk_seconds,
-            "client_id": func.coalesce(ex.client_id, Call.client_id),
-            "client_number": func.coalesce(Call.client_number, ex.client_number),
-            "caller_name": func.coalesce(Call.caller_name, ex.caller_name),
-            "answered_at": func.coalesce(Call.answered_at, ex.answered_at),
-        },
-    ).returning(Call.id)
-    call_id = int((await session.execute(stmt)).scalar_one())
+    statements = _statements(_dialect(session))
+    call = {"pbx_id": pbx_id, "call_key": event.call, "direction": event.direction, "client_number": event.client,
+            "caller_name": event.caller_name, "client_id": client_id, "started_at": started_at,
+            "answered_at": answered_at, "ended_at": ended_at, "outcome": event.outcome,
+            "talk_seconds": event.talk_seconds}
+    call_id = int((await session.execute(statements["close"], call)).scalar_one())
     rows = _participants(event, extension_to_employee)
     if rows:
-        pins = _insert(session, CallParticipant)
-        await session.execute(
-            pins.on_conflict_do_update(
-                index_elements=["call_id", "extension"],
-                set_={"employee_id": pins.excluded.employee_id, "answered": pins.excluded.answered,
-                      "talk_seconds": pins.excluded.talk_seconds}),
-            [{"call_id": call_id, **row} for row in rows])
+        await session.execute(statements["participants"], [{"call_id": call_id, **row} for row in rows])
     log.debug("call %s journalled as #%s: %s, %ss, %d participants", event.call, call_id, event.outcome,
               event.talk_seconds, len(rows))
     return call_id
