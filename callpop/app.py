@@ -30,6 +30,7 @@ from callpop.server.keys import AMI, DB, EXTRA, HUB, SECRET, SETTINGS, TRACKER
 from callpop.server.middleware import error_middleware
 from callpop.server.routes import setup_routes
 from callpop.server.templating import setup_templates
+from callpop.server.ws import recheck_accounts
 from callpop.settings import Settings
 
 __all__ = ["create_app", "main", "simulator_agents", "stop_on_signals"]
@@ -109,7 +110,11 @@ def _database_ctx(given: Any | None) -> Any:
 async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
     hub = Hub(app[SETTINGS].push)
     app[HUB] = hub
+    recheck = asyncio.create_task(recheck_accounts(hub, app[DB], app[SETTINGS].push.account_recheck),
+                                  name="account-recheck")
     yield
+    recheck.cancel()
+    await asyncio.gather(recheck, return_exceptions=True)
     await hub.close_all()
 
 

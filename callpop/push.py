@@ -225,6 +225,10 @@ class Hub:
             if conn.transport is not None and not conn.transport.is_closing():
                 conn.transport.abort()
 
+    def employee_ids(self) -> set[int]:
+        """The accounts with at least one open tab."""
+        return set(self._by_employee)
+
     def disconnect_user(self, employee_id: int, reason: str = "logged out") -> int:
         """Close every tab of one user (logout: the browser's cookie is gone, so are they)."""
         conns = list(self._by_employee.get(employee_id, ()))

@@ -104,6 +104,7 @@ class PushSettings:
     queue_size: int = 256
     send_timeout: float = 5.0
     dismiss_after: float = 8.0
+    account_recheck: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,3 +90,35 @@ async def test_csrf_token_required_on_posts(settings: Settings, db: Database, tm
         assert (await logged.get("/", allow_redirects=False)).status == 200  # still logged in
     finally:
         await live.close()
+
+
+async def test_a_deactivated_account_loses_its_open_tab(settings: Settings, db: Database, tmp_path: Path) -> None:
+    """`callpop user anna --deactivate` runs in another process: the daemon re-checks the
+    accounts of open tabs (push.account_recheck) and closes theirs; a colleague stays."""
+    from callpop.push import CLOSE_SESSION_ENDED
+    from callpop.settings import PushSettings
+    from callpop.store.employees import save_employee
+
+    quick = settings.replace(push=PushSettings(account_recheck=0.05))
+    live = await start_live(quick, db, tmp_path, store=Recorder().hooks())
+    try:
+        await add_employee(db, "anna", ["101"])
+        await add_employee(db, "boris", ["102"])
+        anna = await (await live.login("anna")).ws_connect("/ws")
+        boris = await (await live.login("boris")).ws_connect("/ws")
+        for ws in (anna, boris):
+            assert (await ws.receive_json())["type"] == "hello"
+        async with db.sessions() as session:
+            await save_employee(session, "anna", active=False)
+            await session.commit()
+        while (msg := await anna.receive(timeout=3)).type is aiohttp.WSMsgType.TEXT:
+            pass  # the snapshot, then the close
+        assert anna.close_code == CLOSE_SESSION_ENDED
+        assert msg.extra == "account deactivated"
+        await boris.send_json({"type": "ping"})
+        while (await boris.receive_json(timeout=3))["type"] != "pong":
+            pass
+        assert not boris.closed
+        await boris.close()
+    finally:
+        await live.close()

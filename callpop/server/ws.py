@@ -8,19 +8,25 @@ anything malformed is answered with an ``error`` message, never an exception.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
+from sqlalchemy import select
 from yarl import URL
 
 from callpop.push import Connection, Hub
 from callpop.server.auth import require_user
 from callpop.server.keys import HUB
+from callpop.store.models import Employee
 
-__all__ = ["HEARTBEAT", "MAX_MESSAGE", "origin_allowed", "websocket"]
+if TYPE_CHECKING:
+    from callpop.store.db import Database
+
+__all__ = ["HEARTBEAT", "MAX_MESSAGE", "origin_allowed", "recheck_accounts", "websocket"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +82,27 @@ def _handle_text(hub: Hub, conn: Connection, data: str) -> None:
         hub.set_scope(conn, "own")
     else:
         hub.reply(conn, _error(f"unknown type {kind[:40]!r}: expected ping, subscribe_all or subscribe_own"))
+
+
+async def recheck_accounts(hub: Hub, db: Database, every: float) -> None:
+    """Close the tabs of accounts deactivated after they connected. ``callpop user
+    --deactivate`` runs in another process, so the daemon finds out by asking; a page or a
+    new socket is refused at once anyway, this covers the socket already open."""
+    while True:
+        await asyncio.sleep(every)
+        connected = hub.employee_ids()
+        if not connected:
+            continue
+        try:
+            async with db.sessions() as session:
+                active = set((await session.execute(select(Employee.id).where(
+                    Employee.id.in_(connected), Employee.active.is_(True)))).scalars())
+        except Exception as exc:
+            log.warning("account re-check failed (%s); trying again in %.0f s", type(exc).__name__, every)
+            continue
+        for employee_id in sorted(connected - active):
+            closed = hub.disconnect_user(employee_id, reason="account deactivated")
+            log.warning("account id=%s is deactivated or gone: closed its %d open tab(s)", employee_id, closed)
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
