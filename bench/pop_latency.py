@@ -128,7 +128,7 @@ def _warm_page_cache(path: Path) -> None:
 
 
 def daemon_process(db_url: str, ami_port: int, ctl: Connection, profile: str | None = None,
-                   trace: bool = False, reads_in_thread: bool = False) -> None:
+                   trace: bool = False, reads_in_thread: bool = True) -> None:
     asyncio.run(_daemon(db_url, ami_port, ctl, profile, trace, reads_in_thread))
 
 
@@ -569,8 +569,8 @@ def main() -> None:
     parser.add_argument("--profile", metavar="FILE", help="cProfile the daemon process into FILE")
     parser.add_argument("--trace", action="store_true",
                         help="time each step inside the daemon (AMI read, lookup, publish, send): stages_ms")
-    parser.add_argument("--reads-in-thread", action="store_true",
-                        help="the daemon with database.sqlite_reads_in_thread = true (lookups on a worker thread)")
+    parser.add_argument("--reads-on-loop", dest="reads_in_thread", action="store_false",
+                        help="the daemon with database.sqlite_reads_in_thread = false (lookups on the event loop)")
     args = parser.parse_args()
     result = asyncio.run(_main(args))
     print(f"{'rate':>6} {'pops':>6} {'missing':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}", file=sys.stderr)

@@ -78,7 +78,7 @@ class PhoneSettings:
 class DatabaseSettings:
     url: str = field(default="sqlite+aiosqlite:///var/callpop.db", repr=False)
     echo: bool = False
-    sqlite_reads_in_thread: bool = False
+    sqlite_reads_in_thread: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,8 +128,8 @@ async def test_a_junk_caller_id_matches_nobody_by_its_last_ten_digits(db: Databa
 @pytest.mark.parametrize("in_thread", [False, True], ids=["on-the-loop", "worker-thread"])
 async def test_sqlite_reads_run_where_the_setting_says_and_find_the_same_client(
         db_url: str, settings: Settings, in_thread: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    """database.sqlite_reads_in_thread: on the event loop by default (no GIL hand-over on
-    the pop's path), on a worker thread when set; the card is the same either way."""
+    """database.sqlite_reads_in_thread: on a worker thread by default (the loop never
+    waits for the disk), on the event loop when off; the card is the same either way."""
     import threading
 
     from callpop.settings import DatabaseSettings

@@ -63,7 +63,7 @@ log = logging.getLogger(__name__)
 MatchedBy = Literal["e164", "tail10", "id"]
 MAX_PAGE = 100
 T = TypeVar("T")
-# SQLite reads run here when database.sqlite_reads_in_thread is on (see _read); a few
+# SQLite reads run here unless database.sqlite_reads_in_thread is off (see _read); a few
 # threads, as WAL readers do not block each other.
 _READERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="callpop-lookup")
 
