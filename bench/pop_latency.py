@@ -400,6 +400,9 @@ async def _clients(base: str, agents: int, ctl: Connection) -> None:
         ctl.send({"received": received, "still_open": sum(not ws.closed for ws in sockets),
                   "lag_max_ms": round(max((lag for _, lag in lags), default=0.0) * 1000, 2),
                   "cpu_s": _cpu_since(usage0)})
+        # Close only once the daemon has reported its hub counters: closing first made
+        # 1-5 tabs look "detached by the server" in earlier runs.
+        await loop.run_in_executor(None, ctl.recv)  # "close"
         for ws in sockets:
             await ws.close()
         for t in tasks:
@@ -513,6 +516,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
         got = await asyncio.wait_for(asyncio.to_thread(c_parent.recv), 60)
         d_parent.send("stop")
         stats = await asyncio.wait_for(asyncio.to_thread(d_parent.recv), 60)
+        c_parent.send("close")
     finally:
         await pbx.stop()
         for proc in (clients, daemon):
