@@ -5,8 +5,10 @@ different calls never wait for each other (a slow lookup for one caller does not
 next caller's pop). ``handle`` itself only queues, so the AMI reader that calls it is never
 held up by the database.
 
-Once per call: the first ringing looks the number up and caches the card; a ring group
-ringing three phones, a second tab, a transfer or a reconnecting browser all reuse it.
+Once per call: the number is looked up as soon as the caller reaches the PBX (the
+tracker's ``Arrival`` hint, while the dialplan, an IVR or a queue runs) or else at the
+first ringing, and the card is cached; a ring group ringing three phones, a second tab, a
+transfer or a reconnecting browser all reuse it.
 Internal calls (agent to agent) are journalled but never popped.
 
 Journal: the call row is written at the first ringing (so the after-call form can link
@@ -38,6 +40,7 @@ from callpop.settings import Settings
 from callpop.telephony.events import (
     ActiveCall,
     Answered,
+    Arrival,
     CallEvent,
     Direction,
     Ended,
@@ -113,6 +116,7 @@ class CallState:
     involved: set[str] = field(default_factory=set)
     first_seen: float = field(default_factory=time.monotonic)
     last_event: float = field(default_factory=time.monotonic)
+    early: tuple[str, asyncio.Task[tuple[LookupResult | None, bool]]] | None = None  # number, lookup
     inbox: asyncio.Queue[CallEvent] = field(default_factory=asyncio.Queue)
     worker: asyncio.Task[None] | None = None
     ended: bool = False
@@ -167,6 +171,9 @@ class Pipeline:
         if self._warm_task is not None:
             self._warm_task.cancel()
             await asyncio.gather(self._warm_task, return_exceptions=True)
+        for state in self._calls.values():
+            if state.early is not None and state.worker is None:
+                state.early[1].cancel()
         workers = [s.worker for s in self._calls.values() if s.worker is not None]
         if workers:
             _done, pending = await asyncio.wait(workers, timeout=grace)
@@ -196,6 +203,18 @@ class Pipeline:
             state.inbox.put_nowait(event)
             if state.worker is None:
                 state.worker = asyncio.create_task(self._work(state), name=f"call-{event.call}")
+
+    def prefetch(self, arrivals: Sequence[Arrival]) -> None:
+        """The AMI connection's hint sink: a caller reached the PBX, no phone rings yet.
+        Start the lookup now; the first ringing uses it if the number is still the same."""
+        for arrival in arrivals:
+            state = self._calls.get(arrival.call)
+            if state is None:
+                state = self._calls[arrival.call] = CallState(call=arrival.call)
+            if state.card is not None or state.early is not None:
+                continue
+            task = asyncio.create_task(self._lookup(state.call, arrival.client), name=f"lookup-{arrival.call}")
+            state.early = (arrival.client, task)
 
     async def drain(self) -> None:
         """Wait until every queued event has been handled (tests and shutdown)."""
@@ -291,20 +310,20 @@ class Pipeline:
     # --- cards --------------------------------------------------------------------------
 
     async def _card(self, state: CallState) -> dict[str, Any]:
-        """The call's card, looked up on first need and then reused."""
+        """The call's card, looked up on first need (or at the caller's arrival) and then reused."""
         if state.card is not None and not state.lookup_failed:
             return state.card
         lookup: LookupResult | None = None
         failed = False
+        early, state.early = state.early, None
         number_key = cards.number_json(state.number, self._settings.phones)
         if not number_key["withheld"]:
-            self.lookups += 1
-            try:
-                async with asyncio.timeout(DB_TIMEOUT), self._db.sessions() as session:
-                    lookup = await self._store.lookup(session, state.number or "", self._settings)
-            except Exception:
-                log.exception("call %s: directory lookup failed; popping the number alone", state.call)
-                failed = True
+            if early is not None and early[0] == state.number:
+                lookup, failed = await early[1]
+            if early is None or early[0] != state.number or failed:
+                lookup, failed = await self._lookup(state.call, state.number or "")
+        elif early is not None:
+            early[1].cancel()
         assert state.direction is not None
         state.card = cards.build_card(state.call, state.direction, state.number, state.caller_name,
                                       lookup, self._settings.phones, failed=failed)
@@ -312,6 +331,16 @@ class Pipeline:
         if lookup is not None and len(lookup.matches) == 1:
             state.client_id = cards.client_id_of(lookup.matches[0])
         return state.card
+
+    async def _lookup(self, call: str, number: str) -> tuple[LookupResult | None, bool]:
+        """The directory's answer for *number*, and whether the lookup failed."""
+        self.lookups += 1
+        try:
+            async with asyncio.timeout(DB_TIMEOUT), self._db.sessions() as session:
+                return await self._store.lookup(session, number, self._settings), False
+        except Exception:
+            log.exception("call %s: directory lookup failed; popping the number alone", call)
+            return None, True
 
     async def _card_for_unknown(self, state: CallState) -> dict[str, Any] | None:
         """The card for a call whose ringing we never saw (daemon restarted mid-call):

@@ -22,7 +22,7 @@ from typing import Any
 from callpop.settings import AmiSettings, Settings
 from callpop.telephony.amitext import iter_messages
 from callpop.telephony.connection import AmiConnection
-from callpop.telephony.events import CallEvent
+from callpop.telephony.events import Arrival, CallEvent
 from callpop.telephony.protocol import AmiFramer, parse_message
 from callpop.telephony.tracker import CallTracker, TrackerConfig
 
@@ -71,6 +71,10 @@ class DoneWatch:
         if message.get("UserEvent") == "replay-done":
             self.done.set()
         return self.tracker.feed(message, now)
+
+    @property
+    def arrivals(self) -> list[Arrival]:
+        return self.tracker.arrivals
 
 
 def tracker(settings: Settings | None = None) -> CallTracker:
@@ -227,11 +231,12 @@ class CaptureServer:
 
 async def play(server: CaptureServer, clock: Clock, watch: Any,
                sink: Callable[[Sequence[CallEvent]], Awaitable[None]], *, within: float = 10.0,
-               **ami: Any) -> AmiConnection:
+               prefetch: Callable[[Sequence[Arrival]], None] | None = None, **ami: Any) -> AmiConnection:
     """Serve *server*'s capture to a real AmiConnection (panoramisk underneath) until *watch*
     — a tracker with a ``done`` event — has seen it end; returns the connection for its stats."""
     port = await server.start()
-    conn = AmiConnection(ami_settings(port, **{"ping_interval": 60.0, **ami}), watch, sink, loop_clock=clock)
+    conn = AmiConnection(ami_settings(port, **{"ping_interval": 60.0, **ami}), watch, sink, loop_clock=clock,
+                         prefetch=prefetch)
     server.conn = conn
     try:
         async with running(conn, login=False):

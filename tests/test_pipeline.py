@@ -243,3 +243,52 @@ async def test_calls_do_not_wait_for_each_others_lookups(settings: Settings, db:
         assert loop.time() - t0 < 1.5  # 5 x 0.5 s in parallel, not 2.5 s in a row
     finally:
         await live.close()
+
+
+async def test_a_caller_is_looked_up_on_arrival_and_the_ringing_reuses_it(settings: Settings, db: Database,
+                                                                          tmp_path: Path) -> None:
+    """The tracker's Arrival (the trunk's Newchannel) starts the lookup before any phone
+    rings; the ringing then pops that card without a second lookup. A caller that never
+    reaches a phone (hung up in the IVR) costs that one lookup and nothing else."""
+    from callpop.telephony.events import Arrival
+
+    rec = Recorder(lookup_delay=0.2)
+    live = await _setup(settings, db, tmp_path, rec)
+    try:
+        await add_client(db, "Иван Петров", NUMBER, promise="выслать счёт")
+        anna = await live.tab("anna")
+        await anna.start()
+        live.pipeline.prefetch([Arrival("q1", NUMBER), Arrival("ivr", "+79990001122")])
+        await asyncio.sleep(0.1)  # the dialplan / queue runs; the lookups are under way
+        assert rec.lookups == [NUMBER, "+79990001122"]
+        started = asyncio.get_running_loop().time()
+        await live.pipeline.handle([ringing("q1", "101")])
+        pop = await anna.until("call.ringing")
+        waited = asyncio.get_running_loop().time() - started
+        assert pop["card"]["client"]["name"] == "Иван Петров"
+        assert waited < 0.18, f"the ringing waited {waited:.3f} s: the early lookup was not used"
+        assert rec.lookups == [NUMBER, "+79990001122"]  # no second lookup for q1
+        await anna.nothing()  # nothing pops for the caller who never rang
+    finally:
+        await live.close()
+
+
+async def test_a_number_changed_after_arrival_is_looked_up_again(settings: Settings, db: Database,
+                                                                 tmp_path: Path) -> None:
+    """The dialplan may rewrite the caller ID (a prefix stripped, a CRM lookup): the card is
+    for the number the phone rings with, not the one that arrived."""
+    from callpop.telephony.events import Arrival
+
+    rec = Recorder()
+    live = await _setup(settings, db, tmp_path, rec)
+    try:
+        await add_client(db, "Иван Петров", NUMBER)
+        anna = await live.tab("anna")
+        await anna.start()
+        live.pipeline.prefetch([Arrival("c9", "+79995550000")])
+        await live.pipeline.handle([ringing("c9", "101")])
+        pop = await anna.until("call.ringing")
+        assert pop["card"]["match"] == "single" and pop["card"]["client"]["name"] == "Иван Петров"
+        assert rec.lookups == ["+79995550000", NUMBER]
+    finally:
+        await live.close()

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from callpop.telephony.events import CallEvent
+from callpop.telephony.events import Arrival, CallEvent
 from callpop.telephony.protocol import AmiMessage, Batch
 
 __all__ = ["AmiStats", "EventPump", "Sink", "Tracker"]
@@ -24,6 +24,7 @@ __all__ = ["AmiStats", "EventPump", "Sink", "Tracker"]
 log = logging.getLogger(__name__)
 
 Sink = Callable[[Sequence[CallEvent]], Awaitable[None]]
+Prefetch = Callable[[Sequence[Arrival]], None]
 _REDACT = frozenset({"secret", "key", "password"})
 _SNAPSHOT_ITEM = "CoreShowChannel"
 _SNAPSHOT_END = "CoreShowChannelsComplete"
@@ -33,6 +34,11 @@ class Tracker(Protocol):
     """What the connection needs from :class:`callpop.telephony.tracker.CallTracker`."""
 
     def feed(self, message: Mapping[str, str | list[str]], now: float | None = None) -> list[CallEvent]: ...
+
+    @property
+    def arrivals(self) -> Sequence[Arrival]:
+        """The last ``feed``'s hints (read only when the pump has a prefetch)."""
+        ...
 
 
 @dataclass(slots=True)
@@ -71,9 +77,11 @@ def printable(message: Mapping[str, Any], limit: int = 1500) -> str:
 class EventPump:
     """Queue + the one consumer task; see the module docstring."""
 
-    def __init__(self, tracker: Tracker, sink: Sink, stats: AmiStats, queue_warn: int) -> None:
+    def __init__(self, tracker: Tracker, sink: Sink, stats: AmiStats, queue_warn: int,
+                 prefetch: Prefetch | None = None) -> None:
         self._tracker = tracker
         self._sink = sink
+        self._prefetch = prefetch
         self.stats = stats
         self._queue_warn = queue_warn
         self._queue: asyncio.Queue[Batch | _NewSession | object] = asyncio.Queue()
@@ -123,7 +131,9 @@ class EventPump:
         """
         queue = self._queue
         stats = self.stats
-        feed = self._tracker.feed
+        tracker = self._tracker
+        feed = tracker.feed
+        prefetch = self._prefetch
         while True:
             item = await queue.get()
             if item is _STOP:
@@ -141,6 +151,12 @@ class EventPump:
                     stats.handler_errors += 1
                     log.exception("ami: tracker failed on this message, skipped: %s", printable(msg))
                     continue
+                if prefetch is not None and tracker.arrivals:
+                    try:
+                        prefetch(tracker.arrivals)
+                    except Exception:
+                        log.exception("ami: prefetch failed on %s; the lookup waits for the ringing",
+                                      tracker.arrivals)
                 name = msg.get("Event")
                 if name == _SNAPSHOT_ITEM or name == _SNAPSHOT_END:
                     self._listing_part(msg, len(events))

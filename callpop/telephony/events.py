@@ -104,6 +104,18 @@ CallEvent = Ringing | RingStopped | Answered | Transferred | Ended
 
 
 @dataclass(frozen=True, slots=True)
+class Arrival:
+    """A call from outside reached the PBX: its first channel (a trunk's) appeared, before
+    any phone rings. Not a call event (nothing to show yet; never in ``callpop replay``):
+    a hint that lets the pipeline look the caller up while the dialplan, an IVR or a queue
+    runs, so the card is ready when a phone rings. ``client`` as in ``Ringing``."""
+
+    call: str
+    client: str
+    at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ActiveCall:
     """A call in progress, as the tracker sees it now: what a reconnecting browser is sent
     before live events. ``ringing`` are the agents whose phones ring now, ``talking`` the

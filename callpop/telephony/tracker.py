@@ -10,6 +10,9 @@ What it relies on, as the captures in ``tests/fixtures/ami`` show Asterisk 22 do
   elsewhere). A ``DialBegin`` with no ``Channel`` is an Originate ringing a phone on behalf
   of whoever asked: the click-to-call agent's own phone (08b) is not a call *to* the agent,
   so it is not shown; the agent sees the outbound call once the PBX dials the client.
+* A call's first channel from outside (a trunk's ``Newchannel``, not one of our phones nor
+  a Local channel) names the caller before any phone rings: the tracker leaves an
+  ``Arrival`` hint in ``arrivals`` (not a call event) so the caller can be looked up early.
 * The direction comes from the call's first channel: from outside (a trunk) is inbound; an
   agent dialling a trunk is outbound (the client is the number dialled); agent to agent is
   internal (tracked and emitted; consumers leave them out of pops and KPIs).
@@ -38,9 +41,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from callpop.phones import is_withheld, phone_key
 from callpop.telephony.calls import Call, Leg
 from callpop.telephony.channels import AgentRule, Channel, local_peer
-from callpop.telephony.events import ActiveCall, CallEvent
+from callpop.telephony.events import ActiveCall, Arrival, CallEvent
 from callpop.telephony.tracker_listing import ListingHandlers
 from callpop.telephony.tracker_transfers import TransferHandlers
 
@@ -91,12 +95,14 @@ class CallTracker(ListingHandlers, TransferHandlers):
         self._calls: dict[str, Call] = {}
         self._now: float | None = None
         self._out: list[CallEvent] = []
+        # Hints of the last ``feed``: calls from outside that just reached the PBX (Arrival)
+        self.arrivals: list[Arrival] = []
         self._listing: list[Mapping[str, str]] = []
         self._listing_id: str | None = None
         self._hung_since_listing: set[str] = set()
         self.malformed = 0
         self._handlers: dict[str, Callable[[AmiMessage], None]] = {
-            "Newchannel": self._on_touch,
+            "Newchannel": self._on_newchannel,
             "NewCallerid": self._on_touch,
             "NewConnectedLine": self._on_touch,
             "Newstate": self._on_newstate,
@@ -124,6 +130,8 @@ class CallTracker(ListingHandlers, TransferHandlers):
     def feed(self, message: AmiMessage, now: float | None = None) -> list[CallEvent]:
         """One AMI message (event or response, AMI key names as received) in, call events out.
         *now* is the wall-clock epoch seconds of reception, None when the source has no clock."""
+        if self.arrivals:
+            self.arrivals = []
         name = message.get("Event")
         handler = self._handlers.get(name) if isinstance(name, str) else None
         if handler is None:
@@ -298,6 +306,21 @@ class CallTracker(ListingHandlers, TransferHandlers):
     def _on_touch(self, m: AmiMessage) -> None:
         if self._touch(m) is None:
             self._bad(m, "no Uniqueid/Channel")
+
+    def _on_newchannel(self, m: AmiMessage) -> None:
+        """A new channel; when it is a call's first and comes from outside (not one of our
+        phones, not a Local channel of an Originate), the caller is known now: an Arrival."""
+        ch = self._touch(m)
+        if ch is None:
+            self._bad(m, "no Uniqueid/Channel")
+            return
+        call = ch.call
+        if call is None or call.origin is not ch or ch.agent is not None or ch.name.startswith("Local/") \
+                or is_withheld(ch.cid_num):
+            return
+        key = phone_key(ch.cid_num or "", self.config.default_region, self.config.min_external_digits)
+        if key.external:
+            self.arrivals.append(Arrival(call.id, key.display_key, self._now))
 
     def _on_newstate(self, m: AmiMessage) -> None:
         ch = self._touch(m)
