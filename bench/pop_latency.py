@@ -317,6 +317,17 @@ async def _daemon(db_url: str, ami_port: int, ctl: Connection, profile: str | No
     await runner.cleanup()
 
 
+def _steal_ms() -> float:
+    """CPU time the hypervisor gave to other guests so far (all CPUs, /proc/stat), in ms:
+    its growth during a run says how much of the tail the host took."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return int(fields[8]) * 1000 / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def _cpu_since(before: Any) -> float:
     """CPU seconds (user + system, all threads) this process used since *before*."""
     import resource
@@ -508,10 +519,12 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
         import resource
 
         pbx_usage0 = resource.getrusage(resource.RUSAGE_SELF)
+        steal0 = _steal_ms()
         wanted = tuple(args.rates)
         phases = await asyncio.wait_for(_run_rates(pbx, dial, args.agents, args.directory, args.seconds, wanted),
                                         60 + args.seconds * len(wanted) * 3)
         pbx_cpu = _cpu_since(pbx_usage0)
+        steal = round(_steal_ms() - steal0)
         c_parent.send("stop")
         got = await asyncio.wait_for(asyncio.to_thread(c_parent.recv), 60)
         d_parent.send("stop")
@@ -556,6 +569,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             "daemon_involuntary_switches": stats["involuntary_switches"],
             "cpu_s": {"daemon": stats["cpu_s"], "clients": got["cpu_s"], "pbx": pbx_cpu,
                       "wall": round(phases[-1][2] - phases[0][1], 2)},
+            "host_steal_ms": steal,
             "gc_max_ms_by_generation": stats["gc_max_ms_by_generation"],
             "gc_tracked_objects": stats["gc_tracked_objects"], "gc_top_types": stats["gc_top_types"],
             "journal_batches": stats["journal_batches"], "journal_failed": stats["journal_failed"],
