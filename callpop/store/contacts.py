@@ -25,16 +25,17 @@ import datetime as dt
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import cast
+from functools import cache
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, bindparam, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop.settings import KpiSettings, Settings
-from callpop.store.models import Call, CallParticipant, Client, Contact, Extension
+from callpop.store.db import dialect_of, insert_for
+from callpop.store.employees import employees_by_extension
+from callpop.store.models import Call, CallParticipant, Client, Contact
 from callpop.telephony.events import Ended
 
 __all__ = ["REASONS", "Verdict", "judge", "local_day_bounds", "log_contacts"]
@@ -80,7 +81,6 @@ def local_day_bounds(moment: dt.datetime, timezone: str) -> tuple[dt.datetime, d
 _CALL = (select(Call.client_id, Call.direction, Call.answered_at, Call.started_at, Client.status)
          .outerjoin(Client, Client.id == Call.client_id).where(Call.id == bindparam("call_id")))
 _EXISTING = select(Contact.employee_id).where(Contact.call_id == bindparam("call_id"))
-_EXTENSIONS = select(Extension.extension, Extension.employee_id)
 _ANSWERED = select(CallParticipant.extension, CallParticipant.employee_id, CallParticipant.talk_seconds).where(
     CallParticipant.call_id == bindparam("call_id"), CallParticipant.answered.is_(True))
 _COUNTED_TODAY = select(Contact.employee_id).where(
@@ -90,8 +90,11 @@ _COUNTED_TODAY = select(Contact.employee_id).where(
 _OF_CALL = (select(Contact).where(Contact.call_id == bindparam("call_id")).order_by(Contact.employee_id)
             .execution_options(populate_existing=True))
 _CONTACTS = cast(Table, Contact.__table__)
-_INSERT = {name: insert(_CONTACTS).on_conflict_do_nothing(index_elements=["call_id", "employee_id"])
-           for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))}
+
+
+@cache
+def _insert(dialect: str) -> Any:
+    return insert_for(dialect)(_CONTACTS).on_conflict_do_nothing(index_elements=["call_id", "employee_id"])
 
 
 async def _talk_per_employee(session: AsyncSession, call_id: int, ended: Ended,
@@ -99,7 +102,7 @@ async def _talk_per_employee(session: AsyncSession, call_id: int, ended: Ended,
     """Employee id -> seconds talked. ``Ended.talks`` first; the journal's participants
     when the event carries none; the single answering agent as a last resort."""
     if by_ext is None:
-        by_ext = {ext: emp for ext, emp in await session.execute(_EXTENSIONS)}
+        by_ext = await employees_by_extension(session)
     per_agent: dict[str, int] = {}
     if ended.talks:
         for talk in ended.talks:
@@ -156,7 +159,7 @@ async def log_contacts(session: AsyncSession, call_id: int, ended: Ended, settin
             rows.append({"call_id": call_id, "employee_id": emp, "client_id": client_id,
                          "direction": direction, "started_at": started, "talk_seconds": seconds,
                          "counted": verdict.counted, "reason": verdict.reason})
-        await session.execute(_INSERT[session.get_bind().dialect.name], rows)
+        await session.execute(_insert(dialect_of(session)), rows)
         log.info("call %s: %d contact(s) logged, %d counted", ended.call, len(rows),
                  sum(1 for r in rows if r["counted"]))
     result = await session.execute(_OF_CALL, {"call_id": call_id})

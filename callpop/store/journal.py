@@ -16,9 +16,9 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import func, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from callpop.store.db import dialect_of, insert_for
 from callpop.store.models import Call, CallParticipant
 from callpop.telephony.events import Answered, Ended, Ringing
 
@@ -39,12 +39,7 @@ def _statements(dialect: str) -> dict[str, Any]:
     """The journal's writes, built once per dialect and run with parameters: building an
     upsert per call (its ``excluded`` alias, value coercion, cache key) cost SQLAlchemy
     several times what SQLite spends executing it, on the loop, at every call."""
-    if dialect == "postgresql":
-        insert: Any = postgresql.insert
-    elif dialect == "sqlite":
-        insert = sqlite.insert
-    else:  # pragma: no cover
-        raise RuntimeError(f"unsupported database dialect {dialect!r}")
+    insert = insert_for(dialect)
     # on the tables, not the mapped classes: a Session would take an insert on a class for
     # an ORM bulk insert, with its own (here useless) bookkeeping
     calls, parts = Call.__table__, CallParticipant.__table__
@@ -75,17 +70,13 @@ def _statements(dialect: str) -> dict[str, Any]:
     }
 
 
-def _dialect(session: AsyncSession) -> str:
-    return session.get_bind().dialect.name
-
-
 async def open_call(session: AsyncSession, pbx_id: str, event: Ringing, client_id: int | None) -> int:
     """The calls.id for this call, creating the row at its first ringing. A later ringing
     (another agent, a replay) changes nothing, except filling in a client found since."""
     row = {"pbx_id": pbx_id, "call_key": event.call, "direction": event.direction, "client_number": event.client,
            "caller_name": event.caller_name, "client_id": client_id, "started_at": _when(event.at),
            "talk_seconds": 0}
-    return int((await session.execute(_statements(_dialect(session))["open"], row)).scalar_one())
+    return int((await session.execute(_statements(dialect_of(session))["open"], row)).scalar_one())
 
 
 async def mark_answered(session: AsyncSession, pbx_id: str, event: Answered) -> None:
@@ -115,7 +106,7 @@ async def close_call(session: AsyncSession, pbx_id: str, event: Ended, client_id
     # Ended carries no answer time; the talk ends at hang-up, so it began talk_seconds before.
     answered_at = (ended_at - dt.timedelta(seconds=event.talk_seconds)
                    if event.outcome == "answered" else None)
-    statements = _statements(_dialect(session))
+    statements = _statements(dialect_of(session))
     call = {"pbx_id": pbx_id, "call_key": event.call, "direction": event.direction, "client_number": event.client,
             "caller_name": event.caller_name, "client_id": client_id, "started_at": started_at,
             "answered_at": answered_at, "ended_at": ended_at, "outcome": event.outcome,

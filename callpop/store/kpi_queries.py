@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop import kpi
 from callpop.settings import Settings
+from callpop.store.db import dialect_of
 from callpop.store.models import (
     Agreement,
     Call,
@@ -138,7 +139,7 @@ async def _custom_plans(session: AsyncSession) -> None:
     asyncpg prepares every statement; after five runs PostgreSQL may switch to a generic
     plan that guesses a date range at 0.5 % of the table and walks a month of payments
     with 20,000 primary-key lookups (57 ms) instead of one hash join (19 ms)."""
-    if session.get_bind().dialect.name == "postgresql":
+    if dialect_of(session) == "postgresql":
         await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
 
 
@@ -258,7 +259,7 @@ async def per_day_series(session: AsyncSession, period: kpi.Period, settings: Se
     contacts: dict[int, list[int]] = {emp: [0] * days for emp in (wanted or ())}
     missed: dict[int, list[int]] = {emp: [0] * days for emp in (wanted or ())}
     starts = kpi.local_day_starts(period, settings.kpi.timezone)
-    dialect = session.get_bind().dialect.name
+    dialect = dialect_of(session)
     c = (select(Contact.employee_id.label("emp"), day_bucket(Contact.started_at, starts, dialect).label("day"))
          .where(Contact.counted == true(), Contact.started_at >= starts[0], Contact.started_at < starts[-1],
                 *_only(Contact.employee_id, employee_ids))).subquery()
