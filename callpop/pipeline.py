@@ -316,14 +316,14 @@ class Pipeline:
         lookup: LookupResult | None = None
         failed = False
         early, state.early = state.early, None
-        number_key = cards.number_json(state.number, self._settings.phones)
-        if not number_key["withheld"]:
-            if early is not None and early[0] == state.number:
+        reuse = early is not None and early[0] == state.number
+        if early is not None and not reuse:
+            early[1].cancel()  # the dialplan changed the caller ID: that answer is not wanted
+        if not cards.number_json(state.number, self._settings.phones)["withheld"]:
+            if early is not None and reuse:
                 lookup, failed = await early[1]
-            if early is None or early[0] != state.number or failed:
+            if not reuse or failed:  # no early lookup, another number, or it failed: ask now
                 lookup, failed = await self._lookup(state.call, state.number or "")
-        elif early is not None:
-            early[1].cancel()
         assert state.direction is not None
         state.card = cards.build_card(state.call, state.direction, state.number, state.caller_name,
                                       lookup, self._settings.phones, failed=failed)
