@@ -35,6 +35,8 @@ class FileError(ValueError):
 
 # Accepted column names per file kind, after normalise_header(). Several columns may map
 # to "phones" (Телефон, Мобильный): their numbers are merged.
+_COMMON_AGREEMENT_REF = ("agreement", "agreement id", "agreement code", "договор", "код договора",
+                         "номер договора")
 _COMMON_CLIENT_REF = ("client", "client id", "client external id", "client code", "клиент", "код клиента",
                       "контрагент", "код контрагента", "покупатель")
 _COMMON_EXTERNAL_ID = ("external id", "id", "code", "код", "внешний код", "идентификатор", "ид", "guid",
@@ -80,8 +82,7 @@ HEADERS: dict[str, dict[str, tuple[str, ...]]] = {
     "payments": {
         "external_id": (*_COMMON_EXTERNAL_ID, "номер платежа", "номер документа"),
         "client": _COMMON_CLIENT_REF,
-        "agreement": ("agreement", "agreement id", "agreement code", "договор", "код договора",
-                      "номер договора"),
+        "agreement": _COMMON_AGREEMENT_REF,
         "amount": _COMMON_AMOUNT,
         "currency": _COMMON_CURRENCY,
         "paid": ("paid", "paid at", "date", "дата", "дата оплаты", "дата платежа"),
@@ -89,8 +90,7 @@ HEADERS: dict[str, dict[str, tuple[str, ...]]] = {
     "receivables": {
         "external_id": (*_COMMON_EXTERNAL_ID, "номер счета", "номер документа"),
         "client": _COMMON_CLIENT_REF,
-        "agreement": ("agreement", "agreement id", "agreement code", "договор", "код договора",
-                      "номер договора"),
+        "agreement": _COMMON_AGREEMENT_REF,
         "amount": _COMMON_AMOUNT,
         "currency": _COMMON_CURRENCY,
         "issued": ("issued", "issued at", "date", "дата", "дата счета", "дата выставления"),
