@@ -12,11 +12,12 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 from callpop.settings import LoggingSettings
 
-__all__ = ["JsonFormatter", "setup_logging"]
+__all__ = ["JsonFormatter", "Throttle", "setup_logging"]
 
 _TEXT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
@@ -52,3 +53,41 @@ def setup_logging(settings: LoggingSettings, stream: TextIO | None = None) -> No
     logging.getLogger("aiohttp.access").setLevel(logging.DEBUG if settings.level == "DEBUG" else logging.WARNING)
     # Alembic narrates every plugin it loads at INFO; callpop logs the upgrade itself
     logging.getLogger("alembic").setLevel(logging.DEBUG if settings.level == "DEBUG" else logging.WARNING)
+
+
+class Throttle:
+    """Repeated log lines at most once per *interval* per key, with a count of the rest.
+
+    A flood (a hundred thousand callers, a database that stopped answering) must not turn
+    into a hundred thousand tracebacks: the first line of a kind is written as usual, the
+    next ones within *interval* seconds are only counted, and the first one after it says
+    how many were held back. Different keys (call ids are not keys: the kind of failure is)
+    never hide each other.
+    """
+
+    def __init__(self, logger: logging.Logger, interval: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._log = logger
+        self._interval = interval
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def log(self, level: int, key: str, msg: str, *args: object, exc_info: bool = False) -> bool:
+        """Write the line unless one of this *key* was written less than *interval* ago;
+        returns whether it was written."""
+        now = self._clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self._interval:
+            self._held[key] = self._held.get(key, 0) + 1
+            return False
+        self._last[key] = now
+        held = self._held.pop(key, 0)
+        if held:
+            msg += f" (and {held} more like it in the last {self._interval:g} s)"
+        self._log.log(level, msg, *args, exc_info=exc_info, stacklevel=2)
+        return True
+
+    def held(self, key: str) -> int:
+        """Lines of *key* counted but not yet reported."""
+        return self._held.get(key, 0)

@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callpop import cards
 from callpop.cards import LookupResult
 from callpop.journal_writer import JournalWriter
+from callpop.logs import Throttle
 from callpop.push import Hub
 from callpop.settings import Settings
 from callpop.telephony.events import (
@@ -143,6 +144,9 @@ class Pipeline:
         self.journal = JournalWriter(settings, db, self._store)
         self._last_event = time.monotonic()
         self.lookups = 0
+        self.early_running = 0
+        self.early_skipped = 0
+        self._throttle = Throttle(log)
         hub.set_snapshot_source(self.snapshot)
 
     # --- life cycle ---------------------------------------------------------------------
@@ -206,15 +210,31 @@ class Pipeline:
 
     def prefetch(self, arrivals: Sequence[Arrival]) -> None:
         """The AMI connection's hint sink: a caller reached the PBX, no phone rings yet.
-        Start the lookup now; the first ringing uses it if the number is still the same."""
+        Start the lookup now; the first ringing uses it if the number is still the same.
+
+        At most ``[ami] early_lookups`` run at once: beyond that a caller is left to the
+        ringing's lookup, so a flood of arrivals (or a PBX replaying thousands of channels)
+        costs neither memory nor database connections nor a traceback per caller."""
         for arrival in arrivals:
             state = self._calls.get(arrival.call)
+            if state is not None and (state.card is not None or state.early is not None):
+                continue
+            if self.early_running >= self._settings.ami.early_lookups:
+                self.early_skipped += 1
+                self._throttle.log(logging.WARNING, "early-skipped",
+                                   "%d callers arriving at once (early_lookups=%d): callers beyond that are "
+                                   "looked up when a phone rings (%d skipped so far)",
+                                   self.early_running, self._settings.ami.early_lookups, self.early_skipped)
+                continue
             if state is None:
                 state = self._calls[arrival.call] = CallState(call=arrival.call)
-            if state.card is not None or state.early is not None:
-                continue
+            self.early_running += 1
             task = asyncio.create_task(self._lookup(state.call, arrival.client), name=f"lookup-{arrival.call}")
+            task.add_done_callback(self._early_done)
             state.early = (arrival.client, task)
+
+    def _early_done(self, _task: asyncio.Task[tuple[LookupResult | None, bool]]) -> None:
+        self.early_running -= 1
 
     async def drain(self) -> None:
         """Wait until every queued event has been handled (tests and shutdown)."""
@@ -231,7 +251,8 @@ class Pipeline:
                 try:
                     await self._dispatch(state, event)
                 except Exception:
-                    log.exception("call %s: handling %s failed; the pipeline goes on", state.call, event.event)
+                    self._throttle.log(logging.ERROR, f"handling-{event.event}", "call %s: handling %s failed; "
+                                       "the pipeline goes on", state.call, event.event, exc_info=True)
         finally:
             state.worker = None
             if state.ended and state.inbox.empty() and self._calls.get(state.call) is state:
@@ -339,7 +360,8 @@ class Pipeline:
             async with asyncio.timeout(DB_TIMEOUT), self._db.sessions() as session:
                 return await self._store.lookup(session, number, self._settings), False
         except Exception:
-            log.exception("call %s: directory lookup failed; popping the number alone", call)
+            self._throttle.log(logging.ERROR, "lookup-failed", "call %s: directory lookup failed; popping the "
+                               "number alone", call, exc_info=True)
             return None, True
 
     async def _card_for_unknown(self, state: CallState) -> dict[str, Any] | None:

@@ -53,6 +53,11 @@ class AmiSettings:
     reconnect_min: float = 1.0
     reconnect_max: float = 30.0
     queue_warn: int = 10000
+    allow_plain_login: bool = False
+    tls: bool = False
+    tls_ca_file: str = ""
+    tls_verify: bool = True
+    early_lookups: int = 64
 
     @property
     def simulated(self) -> bool:
@@ -369,6 +374,9 @@ def settings_from_mapping(data: Mapping[str, Any], *, source: str = "<mapping>",
     except Exception:
         raise SettingsError(f"kpi.timezone: expected an IANA zone like Europe/Moscow, "
                             f"found {sections['kpi'].timezone!r}") from None
+    ca_file = sections["ami"].tls_ca_file
+    if ca_file and not Path(ca_file).is_file():
+        raise SettingsError(f"ami.tls_ca_file: expected a PEM file of the CA, found {ca_file!r} (no such file)")
     bad_days = [d for d in sections["kpi"].working_days if not 1 <= d <= 7]
     if bad_days:
         raise SettingsError(f"kpi.working_days: expected days 1 (Monday) to 7, found {bad_days[0]}")

@@ -200,19 +200,6 @@ async def test_stop_returns_at_once_even_while_asterisk_has_not_answered_the_log
     server.close()
 
 
-async def test_plain_login_when_the_server_offers_no_md5_challenge(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG)
-    sim = SimulatedPbx("callpop", "s3cret", md5=False)
-    port = await sim.start()
-    try:
-        async with running(AmiConnection(ami_settings(port), tracker(), Collector())):
-            pass
-    finally:
-        await sim.stop()
-    assert sim.logins == [("plain", True)]
-    assert "sending the secret in plain text" in caplog.text and "s3cret" not in caplog.text
-
-
 async def test_asterisk_restart_is_a_clean_reconnect(pbx: SimulatedPbx, caplog: pytest.LogCaptureFixture) -> None:
     conn = AmiConnection(ami_settings(_port(pbx)), tracker(), Collector())
     async with running(conn):

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from callpop.logs import Throttle
 from callpop.telephony.events import Arrival, CallEvent
 from callpop.telephony.protocol import AmiMessage, Batch
 
@@ -89,6 +90,7 @@ class EventPump:
         self._listing_items: dict[str, int] = {}
         self._our_listings: set[str] = set()
         self._warned = False
+        self._throttle = Throttle(log)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._consume(), name="ami-consumer")
@@ -149,14 +151,15 @@ class EventPump:
                     events = feed(msg, now)
                 except Exception:
                     stats.handler_errors += 1
-                    log.exception("ami: tracker failed on this message, skipped: %s", printable(msg))
+                    self._throttle.log(logging.ERROR, "tracker", "ami: tracker failed on this message, skipped: %s",
+                                       printable(msg), exc_info=True)
                     continue
                 if prefetch is not None and tracker.arrivals:
                     try:
                         prefetch(tracker.arrivals)
                     except Exception:
-                        log.exception("ami: prefetch failed on %s; the lookup waits for the ringing",
-                                      tracker.arrivals)
+                        self._throttle.log(logging.ERROR, "prefetch", "ami: prefetch failed on %s; the lookup "
+                                           "waits for the ringing", tracker.arrivals, exc_info=True)
                 name = msg.get("Event")
                 if name == _SNAPSHOT_ITEM or name == _SNAPSHOT_END:
                     self._listing_part(msg, len(events))
@@ -173,7 +176,8 @@ class EventPump:
             await self._sink(events)
         except Exception:
             self.stats.sink_errors += 1
-            log.exception("ami: call event sink failed on %s", [e.as_dict() for e in events])
+            self._throttle.log(logging.ERROR, "sink", "ami: call event sink failed on %s",
+                               [e.as_dict() for e in events], exc_info=True)
 
     def _listing_part(self, msg: AmiMessage, emitted: int) -> None:
         """Count and log our own resynchronisations (the tracker applies every listing)."""

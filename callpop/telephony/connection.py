@@ -11,7 +11,10 @@ What panoramisk 1.4 leaves to us, and where it is handled:
   ``pong_timeout`` and otherwise aborts the transport (``Manager.close()`` would switch
   panoramisk's reconnect off; we drive reconnects ourselves anyway);
 * fixed-delay reconnects: capped exponential backoff in :meth:`AmiConnection.run`;
-* plain-text login only: MD5 challenge first, plain secret only if the server refuses it.
+* plain-text login only: MD5 challenge first; a server that refuses the challenge gets no
+  secret at all unless ``[ami] allow_plain_login`` says so;
+* TLS (``[ami] tls``): an :class:`ssl.SSLContext` from :func:`tls_context` handed to
+  panoramisk's ``ssl`` (Asterisk's ``tlsbindport``).
 
 Resynchronisation (every login): a ``CoreShowChannels`` is sent and its list events
 (``CoreShowChannel`` ... ``CoreShowChannelsComplete``) travel through the same queue as live
@@ -30,6 +33,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -40,7 +44,8 @@ from callpop.settings import AmiSettings
 from callpop.telephony.ami_pump import AmiStats, EventPump, Prefetch, Sink, Tracker
 from callpop.telephony.protocol import AmiConnectionLost, Batch, CallpopAmiProtocol
 
-__all__ = ["AmiAuthError", "AmiConnection", "AmiError", "AmiNotConnected", "AmiRefused", "AmiStats", "Tracker"]
+__all__ = ["AmiAuthError", "AmiConnection", "AmiError", "AmiNotConnected", "AmiRefused", "AmiStats", "Tracker",
+           "tls_context"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +71,21 @@ def _check_value(name: str, value: str) -> str:
     if "\r" in value or "\n" in value:
         raise ValueError(f"{name}: line breaks are not allowed in AMI values, got {value!r}")
     return value
+
+
+def tls_context(settings: AmiSettings) -> ssl.SSLContext | None:
+    """The client TLS context for ``[ami] tls`` (None: plain TCP).
+
+    Verifies Asterisk's certificate and host name against ``tls_ca_file`` (or the system's
+    CAs); ``tls_verify = false`` skips both, for a test PBX with a throwaway certificate.
+    """
+    if not settings.tls:
+        return None
+    ctx = ssl.create_default_context(cafile=settings.tls_ca_file or None)
+    if not settings.tls_verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
 
 class _Manager(Manager):  # type: ignore[misc]
@@ -115,6 +135,7 @@ class AmiConnection:
         self._stop_requested: asyncio.Event | None = None
         self._run_done: asyncio.Event | None = None
         self._step_timeout = settings.ping_interval + settings.pong_timeout
+        self._ssl = tls_context(settings)
         self.version: str | None = None
 
     # --- public -------------------------------------------------------------------------
@@ -210,8 +231,8 @@ class AmiConnection:
         loop = asyncio.get_running_loop()
         self._lost = loop.create_future()
         s = self._settings
-        self._set_state("connecting", f"{s.host}:{s.port}", quiet=quiet)
-        manager = _Manager(self, host=s.host, port=s.port, loop=loop)
+        self._set_state("connecting", f"{s.host}:{s.port}{' over TLS' if self._ssl else ''}", quiet=quiet)
+        manager = _Manager(self, host=s.host, port=s.port, loop=loop, ssl=self._ssl or False)
         self._manager = manager
         logged_in = False
         try:
@@ -259,10 +280,14 @@ class AmiConnection:
         if challenge:
             login["AuthType"] = "MD5"
             login["Key"] = hashlib.md5((challenge + s.secret).encode("utf-8")).hexdigest()
-        else:
-            log.info("ami: server offers no MD5 challenge (%s); sending the secret in plain text",
-                     resp.message or resp.response)
+        elif s.allow_plain_login:
+            log.info("ami: server offers no MD5 challenge (%s); sending the secret in plain text "
+                     "([ami] allow_plain_login)", resp.message or resp.response)
             login["Secret"] = s.secret
+        else:
+            raise AmiAuthError(f"{s.host}:{s.port} offers no MD5 challenge ({resp.message or resp.response}); "
+                               f"not sending the secret in plain text (set [ami] allow_plain_login = true "
+                               f"to allow it, over tls or loopback only)")
         resp = await self._action(login, what="Login")
         if not resp.success:
             raise AmiAuthError(f"login as {s.username!r} refused by {s.host}:{s.port}: "

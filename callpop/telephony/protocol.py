@@ -30,6 +30,7 @@ from callpop.telephony.amitext import parse_text as parse_message
 __all__ = [
     "AmiConnectionLost",
     "AmiFramer",
+    "AmiFramingError",
     "AmiMessage",
     "Batch",
     "CallpopAmiProtocol",
@@ -45,10 +46,16 @@ EOM = b"\r\n\r\n"
 BANNER = b"Asterisk Call Manager/"
 # Asterisk never sends a message this big; past it the peer is not speaking AMI.
 MAX_PENDING = 4 * 1024 * 1024
+# "Asterisk Call Manager/22.1.0" is ~30 bytes; a banner line longer than this never ends.
+MAX_BANNER = 256
 
 
 class AmiConnectionLost(ConnectionError):
     """The AMI connection closed while an action was waiting for its response."""
+
+
+class AmiFramingError(ValueError):
+    """The peer's bytes cannot be AMI (a banner line that never ends): drop the connection."""
 
 
 class AmiFramer:
@@ -69,6 +76,10 @@ class AmiFramer:
         if self.version is None and buf.startswith(BANNER):
             line, sep, rest = buf.partition(b"\r\n")
             if not sep:  # the banner itself is split across reads
+                if len(buf) > MAX_BANNER:
+                    self._pending = b""
+                    raise AmiFramingError(f"{len(buf)} bytes of banner without a line end: "
+                                          f"not an Asterisk Manager Interface")
                 self._pending = buf
                 return []
             self.version = line[len(BANNER):].decode("ascii", "replace").strip()
@@ -125,7 +136,14 @@ class CallpopAmiProtocol(AMIProtocol):  # type: ignore[misc]
         self.factory.received(len(data))
         batch: Batch = []
         pending = self.responses
-        for block in self.framer.feed(data):
+        try:
+            blocks = self.framer.feed(data)
+        except AmiFramingError as exc:
+            log.error("ami: %s; dropping the connection", exc)
+            self.lost_reason = str(exc)
+            self.transport.abort()
+            return
+        for block in blocks:
             text = block.decode("utf-8", "replace")
             if text.startswith("Event: "):
                 msg = parse_message(text)

@@ -26,6 +26,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from ssl import SSLContext
 from typing import Any
 
 from callpop.settings import Settings
@@ -121,14 +122,15 @@ class SimulatedPbx:
 
     # --- server ------------------------------------------------------------------------
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        """Listen; returns the bound port (``port=0`` picks a free one).
+    async def start(self, host: str = "127.0.0.1", port: int = 0, *, ssl: SSLContext | None = None) -> int:
+        """Listen; returns the bound port (``port=0`` picks a free one). With *ssl* it
+        speaks AMI over TLS, as Asterisk does on its ``tlsbindport``.
 
         The templates are compiled here, once, so placing a call never stalls the loop."""
         for name in SCENARIOS:
             self.template(name)
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: AmiSession(self), host, port)
+        self._server = await loop.create_server(lambda: AmiSession(self), host, port, ssl=ssl)
         bound: int = self._server.sockets[0].getsockname()[1]
         log.info("simulated PBX: AMI listening on %s:%d (user %r, %d agents, speed x%g)",
                  host, bound, self.username, len(self.agents), self.speed)
