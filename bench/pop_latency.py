@@ -239,7 +239,7 @@ async def _daemon(db_url: str, ami_port: int, ctl: Connection, profile: str | No
     settings = settings_from_mapping({
         "database": {"url": db_url, "sqlite_reads_in_thread": reads_in_thread},
         "ami": {"host": "127.0.0.1", "port": ami_port, "secret": SECRET},
-        "web": {"host": "127.0.0.1", "port": 0, "secret_key": "bench-secret-key"},
+        "web": {"host": "127.0.0.1", "port": 0, "secret_key": "bench-secret-key-of-at-least-32-bytes"},
         "logging": {"level": "WARNING"},
     }, source="bench", environ={})
     import logging

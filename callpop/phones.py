@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import phonenumbers
 
-__all__ = ["WITHHELD", "PhoneKey", "format_display", "is_withheld", "phone_key"]
+__all__ = ["WITHHELD", "PhoneKey", "format_display", "is_withheld", "may_dial", "phone_key"]
 
 # What Asterisk and SIP carriers put in CallerIDNum when there is no number to show.
 WITHHELD = frozenset({"", "<unknown>", "unknown", "anonymous", "restricted", "private",
@@ -143,3 +143,17 @@ def format_display(number: str | None, region: str = "RU") -> str:
     if not phonenumbers.is_valid_number(parsed):
         return number
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def may_dial(e164: str, allowed: tuple[str, ...], region: str) -> bool:
+    """Whether click-to-call may dial *e164* (``+79161234567``).
+
+    *allowed* are regular expressions matched against the digits without ``+`` (``[pbx]
+    originate_allowed``); none means numbers of *region*'s country only, so a typo or a
+    planted "client" number never dials a premium international line.
+    """
+    digits = e164.lstrip("+")
+    if allowed:
+        return any(re.search(pattern, digits) for pattern in allowed)
+    code = str(phonenumbers.country_code_for_region(region))
+    return digits.startswith(code)

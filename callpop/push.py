@@ -225,6 +225,10 @@ class Hub:
             if conn.transport is not None and not conn.transport.is_closing():
                 conn.transport.abort()
 
+    def tabs_of(self, employee_id: int) -> int:
+        """Open tabs of one account (the socket handler caps them)."""
+        return len(self._by_employee.get(employee_id, ()))
+
     def employee_ids(self) -> set[int]:
         """The accounts with at least one open tab."""
         return set(self._by_employee)

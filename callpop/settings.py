@@ -71,6 +71,7 @@ class PbxSettings:
     agent_extension_pattern: str = r"^\d{2,6}$"
     trunk_devices: tuple[str, ...] = ()
     originate_context: str = "from-internal"
+    originate_allowed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,7 @@ class PushSettings:
     send_timeout: float = 5.0
     dismiss_after: float = 8.0
     account_recheck: float = 30.0
+    max_tabs_per_employee: int = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +177,7 @@ class DemoSettings:
     short_call_share: float = 0.2
     seed: int = 42
     ami_port: int = 0
+    database: str = field(default="sqlite+aiosqlite:///var/callpop-demo.db", repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,9 +221,11 @@ _ENV_SECRETS = {
     ("ami", "host"): "CALLPOP_AMI_HOST",
     ("database", "url"): "CALLPOP_DATABASE_URL",
     ("web", "secret_key"): "CALLPOP_SECRET_KEY",
+    ("demo", "database"): "CALLPOP_DEMO_DATABASE_URL",
 }
 
 T = TypeVar("T")
+MIN_SECRET_KEY = 32  # bytes: an HMAC-SHA256 key shorter than its output is guessable sooner
 
 
 def _describe(value: object) -> str:
@@ -374,6 +379,17 @@ def settings_from_mapping(data: Mapping[str, Any], *, source: str = "<mapping>",
     except Exception:
         raise SettingsError(f"kpi.timezone: expected an IANA zone like Europe/Moscow, "
                             f"found {sections['kpi'].timezone!r}") from None
+    key = sections["web"].secret_key
+    if key and len(key.encode("utf-8")) < MIN_SECRET_KEY:
+        raise SettingsError(f"web.secret_key: expected at least {MIN_SECRET_KEY} bytes (e.g. the output of "
+                            f"`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`), found "
+                            f"{len(key.encode('utf-8'))} bytes")
+    for i, pattern in enumerate(sections["pbx"].originate_allowed):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise SettingsError(f"pbx.originate_allowed[{i}]: expected a regular expression, found "
+                                f"{pattern!r} ({exc})") from None
     ca_file = sections["ami"].tls_ca_file
     if ca_file and not Path(ca_file).is_file():
         raise SettingsError(f"ami.tls_ca_file: expected a PEM file of the CA, found {ca_file!r} (no such file)")

@@ -15,14 +15,14 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import update
 
-from callpop.phones import phone_key
+from callpop.phones import may_dial, phone_key
 from callpop.server.api_base import actor_of, json_response, path_id, read_json, session_for, translate_errors
 from callpop.server.auth import csrf_token, require_user
 from callpop.server.keys import AMI, SETTINGS
 from callpop.server.openapi import Endpoint
 from callpop.settings import Settings
 from callpop.store import directory, records
-from callpop.store.errors import Conflict, NotFound, ValidationError
+from callpop.store.errors import Conflict, Forbidden, NotFound, ValidationError
 from callpop.store.models import Employee
 from callpop.store.schemas import RESOURCES
 from callpop.store.validation import Field, Schema
@@ -149,6 +149,10 @@ async def originate(request: web.Request) -> web.StreamResponse:
     key = phone_key(values["client_phone"], settings.phones.default_region, settings.phones.min_external_digits)
     if key.e164 is None:
         raise ValidationError("client_phone", f"cannot dial {key.raw!r}: not a valid public number")
+    if not may_dial(key.e164, settings.pbx.originate_allowed, settings.phones.default_region):
+        log.warning("click-to-call refused for employee %s: %s is not in [pbx] originate_allowed", user.id, key.e164)
+        raise Forbidden(f"calls to {key.e164} are not allowed from callpop: ask an administrator "
+                        f"([pbx] originate_allowed)", field="client_phone")
     number = key.e164.lstrip("+")
     channel = device_for(user.extensions[0], settings)
     ami = request.app.get(AMI)

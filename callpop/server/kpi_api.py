@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import logging
+import unicodedata
 from typing import Any
 
 from aiohttp import web
@@ -65,9 +66,18 @@ def _cell(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}".rstrip("0").rstrip(".")
 
 
+_FORMULA_START = frozenset("=+-@")
+
+
 def _text(value: str) -> str:
-    """A name as a spreadsheet cell: text that starts like a formula gets a leading quote."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+    """A name as a spreadsheet cell: text that starts like a formula gets a leading quote.
+
+    Spreadsheets skip leading blanks and line breaks and read full-width ``＝＋－＠`` as the
+    ASCII ones, so those starts are defused too."""
+    head = value.lstrip(" \t\r\n\u3000\u00a0")[:1]
+    if value[:1].isspace() or unicodedata.normalize("NFKC", head) in _FORMULA_START:
+        return "'" + value
+    return value
 
 
 def dashboard_rows(view: DashboardView) -> list[list[str]]:

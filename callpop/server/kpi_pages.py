@@ -121,7 +121,13 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
                   kpis=kpi.KPI_NAMES, period=period, query=query, qs=qs, rows=rows,
                   totals=[(c.kpi, fmt(c.fact, kpi.KPI_UNITS[c.kpi]), fmt(c.plan, kpi.KPI_UNITS[c.kpi]),
                            fmt(c.pct, "%")) for c in view.totals.cells],
-                  missed_grid=missed_grid(view, qs), plan_month=plan_month, saved=request.query.get("saved"))
+                  missed_grid=missed_grid(view, qs), plan_month=plan_month, saved=_saved_count(request))
+
+
+def _saved_count(request: web.Request) -> int | None:
+    """``?saved=N`` after saving plans: a count, never text echoed into the page."""
+    raw = request.query.get("saved", "")
+    return int(raw) if raw.isdigit() and len(raw) <= 6 else None
 
 
 def _whole(query: Any, name: str, default: int, low: int, high: int) -> int:

@@ -7,9 +7,11 @@ out who works here. ``next`` is followed only when it is a path on this site.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 from sqlalchemy import select
@@ -30,11 +32,14 @@ STARTED = time.time()
 
 
 def safe_next(value: str | None) -> str:
-    """Where to go after login: a local path, never another site (``//evil``, ``/\\evil``)."""
+    """Where to go after login: a local path, never another site (``//evil``, ``/\\evil``).
+
+    Control characters (a header cannot carry them) and backslashes send the user home;
+    anything else outside printable ASCII is percent-encoded, as a Location header must be."""
     if not value or not value.startswith("/") or value.startswith(("//", "/\\")) or any(
-            c in value for c in "\r\n\t\\"):
+            c == "\\" or ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value):
         return "/"
-    return value
+    return quote(value, safe="/?&=%#:@!$'()*+,;~-._")
 
 
 async def login_form(request: web.Request) -> web.StreamResponse:
@@ -49,6 +54,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     password = str(form.get("password", ""))[:1024]
     next_path = safe_next(str(form.get("next", "")) or None)
     employee_id: int | None = None
+    row = None
     if login and password:
         async with request.app[DB].sessions() as session:
             row = (await session.execute(
@@ -59,7 +65,9 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         elif check_password(row.password_hash, password) and row.active:
             employee_id = row.id
     if employee_id is None:
-        log.info("login failed login=%r remote=%s", login, request.remote)
+        # An unknown login may be a password typed into the wrong field: never log it as is.
+        shown = login if row is not None else f"<unknown sha256:{hashlib.sha256(login.encode()).hexdigest()[:12]}>"
+        log.info("login failed login=%s remote=%s", shown, request.remote)
         return render(request, "login.html", status=401, login=login, next=next_path,
                       error="Wrong login or password.")
     response = web.Response(status=302, headers={"Location": next_path})

@@ -115,7 +115,7 @@ async def live(db: Database, db_settings: Settings) -> AsyncIterator[Live]:
     anna, boris, client = await seed(db)
     settings = db_settings.replace(
         web=dataclasses.replace(db_settings.web, host="127.0.0.1", port=_free_port(),
-                                secret_key="browser-test-secret", default_language="en"),
+                                secret_key="browser-test-secret-of-32-bytes-or-more", default_language="en"),
         push=dataclasses.replace(db_settings.push, dismiss_after=1.5))
     app = create_app(settings, db=db)
     runner = web.AppRunner(app, shutdown_timeout=2)
