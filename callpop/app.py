@@ -172,12 +172,17 @@ def _ami_ctx(start: bool) -> Any:
 # --- callpop run ------------------------------------------------------------------------
 
 
-async def _serve(settings: Settings, app: web.Application, *, banner: str = "") -> None:
-    """Serve *app* until interrupted; logs where it listens."""
+async def _serve(settings: Settings, app: web.Application, *, banner: str = "", refuse_demo: bool = False) -> None:
+    """Serve *app* until interrupted; logs where it listens. With *refuse_demo* it stops
+    before listening when accounts still have the demo password."""
     runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access"), shutdown_timeout=5)
     await runner.setup()
     site = web.TCPSite(runner, settings.web.host, settings.web.port)
     try:
+        if refuse_demo:
+            from callpop.store.demo_guard import refuse_demo_accounts
+
+            await refuse_demo_accounts(app[DB])
         await site.start()
         url = f"http://{settings.web.host}:{settings.web.port}/"
         ami = app.get(AMI)
@@ -207,11 +212,12 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     """``callpop run``: the daemon (AMI, tracker, pops and the web application)."""
     from callpop.logs import setup_logging
     from callpop.store.db import SchemaError
+    from callpop.store.demo_guard import DemoAccountsPresent
 
     setup_logging(settings.logging)
     try:
-        asyncio.run(_serve(settings, create_app(settings, pace_gc=True)))
-    except SchemaError as exc:
+        asyncio.run(_serve(settings, create_app(settings, pace_gc=True), refuse_demo=True))
+    except (SchemaError, DemoAccountsPresent) as exc:
         print(f"callpop run: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

@@ -28,7 +28,7 @@ from callpop.app import create_app
 from callpop.server.keys import EXTRA
 from callpop.settings import Settings
 
-__all__ = ["demo_callers", "main", "run_demo"]
+__all__ = ["demo_callers", "demo_settings", "main", "run_demo"]
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,7 @@ async def run_demo(settings: Settings, *, calls: bool = True, ready: Ready | Non
 def _print_banner(url: str, accounts: Any, settings: Settings, *, simulated: bool, calls: bool) -> None:
     lines = ["", "=" * 72, f"callpop demo is running: open {url}", ""]
     lines += [f"  {line}" for line in accounts.lines()]
+    lines += ["", f"Demo database: {settings.database.url} (its own: `callpop run` refuses demo passwords)"]
     lines.append("")
     if simulated and calls:
         lines.append(f"The simulated PBX places a call every ~{settings.demo.call_interval:g} s to the managers' "
@@ -110,6 +111,12 @@ def _print_banner(url: str, accounts: Any, settings: Settings, *, simulated: boo
     print("\n".join(lines), flush=True)
 
 
+def demo_settings(settings: Settings) -> Settings:
+    """The demo runs on its own database ([demo] database), never the one ``run`` uses:
+    its accounts log in with the password "demo"."""
+    return settings.replace(database=dataclasses.replace(settings.database, url=settings.demo.database))
+
+
 async def _run_until_signal(settings: Settings, *, calls: bool) -> None:
     from callpop.app import stop_on_signals
 
@@ -120,6 +127,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     from callpop.logs import setup_logging
 
     setup_logging(settings.logging)
+    settings = demo_settings(settings)
     if args.port is not None:
         settings = settings.replace(web=dataclasses.replace(settings.web, port=args.port))
     try:
