@@ -26,6 +26,7 @@ from callpop.gc_pacing import GcPacer
 from callpop.pipeline import PIPELINE, Pipeline, StoreHooks
 from callpop.push import Hub
 from callpop.server.auth import auth_middleware
+from callpop.server.headers import setup_security_headers
 from callpop.server.keys import AMI, DB, EXTRA, HUB, SECRET, SETTINGS, TRACKER
 from callpop.server.middleware import error_middleware
 from callpop.server.routes import setup_routes
@@ -67,6 +68,7 @@ def create_app(settings: Settings, *, db: Any | None = None, tracker: Any | None
         app[TRACKER] = tracker
     setup_templates(app)
     setup_routes(app)
+    setup_security_headers(app)
     app.cleanup_ctx.append(_database_ctx(db))
     app.cleanup_ctx.append(_hub_ctx)
     app.cleanup_ctx.append(_pipeline_ctx(store))

@@ -70,9 +70,23 @@ async def login(browser: Any, live: Live, who: str, init_script: str | None = No
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), asyncio.ensure_future(d.dismiss())))
     page.dialogs = dialogs  # scripts must never raise one (an XSS would)
+    violations: list[str] = []
+    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+    page.csp_violations = violations  # the pages must work under the policy, nothing refused
     await page.goto(live.url + "/login")
     await page.fill("input[name=login]", who)
     await page.fill("input[name=password]", PASSWORD)
     await page.click("form.login button[type=submit]")
     await page.wait_for_selector("#connection-state[data-state=Connected]")
     return page
+
+
+async def wait_for_js(page: Any, expression: str, within: float = 5.0) -> None:
+    """Poll *expression* until it is true. Playwright's ``wait_for_function`` compiles its
+    predicate inside the page, which the Content-Security-Policy (no 'unsafe-eval') refuses;
+    ``evaluate`` runs outside the page's policy."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not await page.evaluate(expression):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {within:g} s waiting for {expression}")
+        await asyncio.sleep(0.05)

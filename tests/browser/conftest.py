@@ -143,12 +143,16 @@ async def live(db: Database, db_settings: Settings) -> AsyncIterator[Live]:
 async def open_desk(browser: Any, live: Live) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
     """Log in as someone in a fresh browser context; contexts close before the server stops."""
     contexts: list[Any] = []
+    pages: list[Any] = []
 
     async def open_as(who: str, init_script: str | None = None) -> Any:
         page = await login(browser, live, who, init_script)
         contexts.append(page.context)
+        pages.append(page)
         return page
 
     yield open_as
     for context in contexts:
         await context.close()
+    refused = [v for page in pages for v in page.csp_violations]
+    assert not refused, f"the Content-Security-Policy refused something the pages need: {refused}"

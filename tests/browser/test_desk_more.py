@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from browserkit import Live
+from browserkit import Live, wait_for_js
 from sqlalchemy import select
 
 from callpop.server.keys import DB
@@ -44,7 +44,7 @@ async def test_hidden_tab_gets_a_notification_that_focuses_the_card(open_desk: D
     assert await page.evaluate("window.__asked") == 1
     await page.evaluate("window.__hidden = true")
     call = await live.call("incoming_noanswer", "101", client="+79990001122", caller_name="<b>Ночной</b> звонок")
-    await page.wait_for_function("window.__notes.length === 1", timeout=5000)
+    await wait_for_js(page, "window.__notes.length === 1")
     note = await page.evaluate("({title: window.__notes[0].title, body: window.__notes[0].body})")
     assert note == {"title": "Incoming call", "body": "<b>Ночной</b> звонок"}
     await page.evaluate("window.__notes[0].onclick()")
@@ -114,3 +114,28 @@ async def test_several_clients_with_the_number_offer_a_choice(open_desk: Desk, l
     await choices.filter(has_text="Мария Петрова").locator("button").click()
     await card.locator(".client-link").wait_for(timeout=5000)
     assert await card.locator(".call-title").text_content() == "Мария Петрова"
+
+
+async def test_every_page_works_under_the_content_security_policy(open_desk: Desk, live: Live) -> None:
+    """Desk, promises, a client, the dashboard and earnings load their scripts and styles with
+    nothing refused; markup that slipped through escaping would still not run."""
+    page = await open_desk("vera")
+    for path in ("/promises", f"/clients/{live.client_id}", "/dashboard", "/earnings", "/"):
+        response = await page.goto(live.url + path)
+        assert response is not None and response.status == 200, path
+        assert "frame-ancestors 'none'" in (await response.all_headers())["content-security-policy"]
+        rules = await page.evaluate("[...document.styleSheets].reduce((n, s) => n + s.cssRules.length, 0)")
+        assert rules > 10, path  # desk.css applied
+    ran = await page.evaluate("""() => new Promise(done => {
+        window.__injected = false;
+        const img = document.createElement('img');
+        img.setAttribute('onerror', 'window.__injected = true');
+        img.src = '/no-such-image';
+        document.body.appendChild(img);
+        const s = document.createElement('script');
+        s.textContent = 'window.__injected = true';
+        document.body.appendChild(s);
+        setTimeout(() => done(window.__injected), 300);
+    })""")
+    assert ran is False
+    page.csp_violations.clear()  # those two refusals were the point of the check

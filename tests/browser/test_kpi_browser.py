@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from browserkit import PASSWORD, Live
+from browserkit import PASSWORD, Live, wait_for_js
 
 from callpop.server.keys import DB, HUB
 from callpop.store.employees import create_employee
@@ -89,9 +89,8 @@ async def test_manager_presses_the_earnings_button(open_desk: Desk, live: Live) 
     # a counted contact is pushed: the page refetches by itself
     await _contacts(live, live.anna_id, 1, first=30)
     live.app[HUB].publish({"type": "kpi_changed", "employee_id": live.anna_id}, employee_ids=(live.anna_id,))
-    await page.wait_for_function(
-        "document.querySelector('#earnings-table tr[data-kpi=contacts] [data-field=fact]').textContent.trim() == '6'",
-        timeout=5000)
+    await wait_for_js(page, "document.querySelector('#earnings-table tr[data-kpi=contacts] [data-field=fact]')"
+                            ".textContent.trim() == '6'")
     assert (await page.locator("[data-field=earned]").inner_text()).strip() == "12 000.00"
     # a manager cannot open a colleague's figures
     resp = await page.goto(f"{live.url}/earnings?employee={live.boris_id}")
