@@ -24,6 +24,10 @@ see where the time goes, not for the figures). ``gc_max_cpu_ms`` (the collector'
 time) and ``daemon_involuntary_switches`` (times the kernel took the CPU away from the
 daemon) tell a stall of the daemon's own from the machine's. The bench employees get a
 cheap argon2 hash (the hash carries its own cost), so 1,000 real logins take seconds.
+``--login-flood 50`` adds a fourth process posting wrong passwords for unknown logins at 50
+per second while the calls run (each one an argon2 check of full cost unless throttled;
+``--unthrottled`` turns the daemon's login throttle off, so every one is checked): the pops'
+p99 and the loop lag then show whether password checks stall the daemon.
 Last line: {"clients": 1000, "directory_clients": 1000000, "rates": {"1": {"p50_ms", "p99_ms",
 "max_ms", "pops", "missing"}, ...}, "loop_lag_max_ms": ...}. Target at 100 calls/s: p99 <= 10 ms
 and loop lag < 50 ms.
@@ -128,8 +132,8 @@ def _warm_page_cache(path: Path) -> None:
 
 
 def daemon_process(db_url: str, ami_port: int, ctl: Connection, profile: str | None = None,
-                   trace: bool = False, reads_in_thread: bool = True) -> None:
-    asyncio.run(_daemon(db_url, ami_port, ctl, profile, trace, reads_in_thread))
+                   trace: bool = False, reads_in_thread: bool = True, web: dict[str, Any] | None = None) -> None:
+    asyncio.run(_daemon(db_url, ami_port, ctl, profile, trace, reads_in_thread, web or {}))
 
 
 def _install_trace(app: Any) -> dict[str, dict[str, float]]:
@@ -228,7 +232,7 @@ def _install_trace(app: Any) -> dict[str, dict[str, float]]:
 
 
 async def _daemon(db_url: str, ami_port: int, ctl: Connection, profile: str | None, trace: bool,
-                  reads_in_thread: bool) -> None:
+                  reads_in_thread: bool, web_settings: dict[str, Any]) -> None:
     from aiohttp import web
 
     from callpop.app import create_app
@@ -239,7 +243,8 @@ async def _daemon(db_url: str, ami_port: int, ctl: Connection, profile: str | No
     settings = settings_from_mapping({
         "database": {"url": db_url, "sqlite_reads_in_thread": reads_in_thread},
         "ami": {"host": "127.0.0.1", "port": ami_port, "secret": SECRET},
-        "web": {"host": "127.0.0.1", "port": 0, "secret_key": "bench-secret-key-of-at-least-32-bytes"},
+        "web": {"host": "127.0.0.1", "port": 0, "secret_key": "bench-secret-key-of-at-least-32-bytes",
+                **web_settings},
         "logging": {"level": "WARNING"},
     }, source="bench", environ={})
     import logging
@@ -421,6 +426,51 @@ async def _clients(base: str, agents: int, ctl: Connection) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+# --- the login flood process -----------------------------------------------------------------
+
+
+def flood_process(base: str, rate: float, ctl: Connection) -> None:
+    asyncio.run(_flood(base, rate, ctl))
+
+
+async def _flood(base: str, rate: float, ctl: Connection) -> None:
+    """Wrong passwords for unknown logins at *rate* per second (each one a full-cost argon2
+    check of the dummy hash unless the daemon throttles it) until told to stop."""
+    import collections
+
+    import aiohttp
+
+    answers: collections.Counter[int] = collections.Counter()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.run_in_executor(None, lambda: (ctl.recv(), loop.call_soon_threadsafe(stop.set)))
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
+        async with session.get(f"{base}/login") as page:
+            token = page.headers["X-CSRF-Token"]
+            cookie = f"callpop_session={page.cookies['callpop_session'].value}"
+
+        async def attempt(i: int) -> None:
+            try:
+                async with session.post(f"{base}/login", data={"login": f"intruder{i}", "password": f"guess{i}",
+                                                               "csrf_token": token},
+                                        headers={"Cookie": cookie}, allow_redirects=False) as resp:
+                    answers[resp.status] += 1
+            except aiohttp.ClientError:
+                answers[0] += 1
+
+        pending: set[asyncio.Task[None]] = set()
+        t0, i = loop.time(), 0
+        while not stop.is_set():
+            await asyncio.sleep(max(0.0, t0 + i / rate - loop.time()))
+            task = asyncio.create_task(attempt(i))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            i += 1
+        await asyncio.gather(*pending, return_exceptions=True)
+    ctl.send({"sent": i, "answers": {str(k): v for k, v in sorted(answers.items())},
+              "seconds": round(loop.time() - t0, 1)})
+
+
 # --- the PBX and the run ----------------------------------------------------------------------
 
 
@@ -499,11 +549,15 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     ami_port = await pbx.start("127.0.0.1", 0)
     ctx = mp.get_context("spawn")
     d_parent, d_child = ctx.Pipe()
+    web: dict[str, Any] = {"login_failures_per_ip": 0, "login_failures_per_login": 0} if args.unthrottled else {}
     daemon = ctx.Process(target=daemon_process, daemon=True,
-                         args=(url, ami_port, d_child, args.profile, args.trace, args.reads_in_thread))
+                         args=(url, ami_port, d_child, args.profile, args.trace, args.reads_in_thread, web))
     daemon.start()
     c_parent, c_child = ctx.Pipe()
+    f_parent, f_child = ctx.Pipe()
     clients: Any = None
+    flood: Any = None
+    flooded: dict[str, Any] = {}
     try:
         ready = await asyncio.wait_for(asyncio.to_thread(d_parent.recv), 120)
         base = f"http://127.0.0.1:{ready['port']}"
@@ -516,6 +570,9 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             raise RuntimeError(f"clients failed: {up['error']}")
         print(f"{up['connected']} websockets logged in and connected in {time.time() - t0:.1f} s", file=sys.stderr)
         d_parent.send("go")
+        if args.login_flood:
+            flood = ctx.Process(target=flood_process, args=(base, args.login_flood, f_child), daemon=True)
+            flood.start()
         import resource
 
         pbx_usage0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -525,6 +582,9 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                                         60 + args.seconds * len(wanted) * 3)
         pbx_cpu = _cpu_since(pbx_usage0)
         steal = round(_steal_ms() - steal0)
+        if flood is not None:
+            f_parent.send("stop")
+            flooded = await asyncio.wait_for(asyncio.to_thread(f_parent.recv), 60)
         c_parent.send("stop")
         got = await asyncio.wait_for(asyncio.to_thread(c_parent.recv), 60)
         d_parent.send("stop")
@@ -532,7 +592,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
         c_parent.send("close")
     finally:
         await pbx.stop()
-        for proc in (clients, daemon):
+        for proc in (flood, clients, daemon):
             if proc is not None:
                 proc.join(10)
                 if proc.is_alive():
@@ -575,6 +635,8 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             "journal_batches": stats["journal_batches"], "journal_failed": stats["journal_failed"],
             **({"stages_ms": stages} if stages else {}),
             "reads_in_thread": args.reads_in_thread,
+            **({"login_flood": {"rate": args.login_flood, "throttled": not args.unthrottled, **flooded}}
+               if args.login_flood else {}),
             "seconds_per_rate": args.seconds, "cpus": os.cpu_count(), "loadavg_1m": round(os.getloadavg()[0], 2)}
 
 
@@ -589,6 +651,10 @@ def main() -> None:
                         help="time each step inside the daemon (AMI read, lookup, publish, send): stages_ms")
     parser.add_argument("--reads-on-loop", dest="reads_in_thread", action="store_false",
                         help="the daemon with database.sqlite_reads_in_thread = false (lookups on the event loop)")
+    parser.add_argument("--login-flood", type=float, default=0.0, metavar="RATE",
+                        help="failed logins per second (unknown logins, wrong passwords) while the calls run")
+    parser.add_argument("--unthrottled", action="store_true",
+                        help="the daemon with the login throttle off: every flood attempt costs an argon2 check")
     args = parser.parse_args()
     result = asyncio.run(_main(args))
     print(f"{'rate':>6} {'pops':>6} {'missing':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}", file=sys.stderr)
@@ -596,6 +662,8 @@ def main() -> None:
         print(f"{rate:>6} {r['pops']:>6} {r['missing']:>8} {r['p50_ms']:>8} {r['p99_ms']:>8} {r['max_ms']:>8}",
               file=sys.stderr)
     print(f"event loop lag max: {result['loop_lag_max_ms']} ms", file=sys.stderr)
+    if "login_flood" in result:
+        print(f"login flood: {result['login_flood']}", file=sys.stderr)
     for rate, steps in result.get("stages_ms", {}).items():
         print(f"{rate:>6} calls/s, p50/p99 ms: " + ", ".join(
             f"{name} {v['p50']}/{v['p99']}" for name, v in steps.items()), file=sys.stderr)

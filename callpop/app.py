@@ -71,6 +71,7 @@ def create_app(settings: Settings, *, db: Any | None = None, tracker: Any | None
     setup_security_headers(app)
     app.cleanup_ctx.append(_database_ctx(db))
     app.cleanup_ctx.append(_hub_ctx)
+    app.cleanup_ctx.append(_login_gate_ctx)
     app.cleanup_ctx.append(_pipeline_ctx(store))
     app.cleanup_ctx.append(_ami_ctx(start_ami))
     if pace_gc:
@@ -107,6 +108,16 @@ def _database_ctx(given: Any | None) -> Any:
         await database.close()
 
     return ctx
+
+
+async def _login_gate_ctx(app: web.Application) -> AsyncIterator[None]:
+    from callpop.server.auth import check_password
+    from callpop.server.login_gate import LOGIN_GATE, LoginGate
+
+    gate = LoginGate(app[SETTINGS].web, check_password)
+    app[LOGIN_GATE] = gate
+    yield
+    gate.close()
 
 
 async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -103,6 +103,11 @@ class WebSettings:
     cookie_secure: bool = False
     session_hours: int = 12
     default_language: str = "ru"
+    login_failures_per_ip: int = 30
+    login_failures_per_login: int = 10
+    login_window: float = 300.0
+    password_checks: int = 2
+    password_queue: int = 16
 
 
 @dataclass(frozen=True, slots=True)

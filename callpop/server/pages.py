@@ -16,15 +16,18 @@ from urllib.parse import quote
 from aiohttp import web
 from sqlalchemy import select
 
+from callpop.logs import Throttle
 from callpop.pipeline import PIPELINE
-from callpop.server.auth import check_password, current_user, hash_password, login_user, logout_user, require_user
+from callpop.server.auth import current_user, hash_password, login_user, logout_user, require_user
 from callpop.server.keys import AMI, DB, HUB, SETTINGS
+from callpop.server.login_gate import LOGIN_GATE, Busy
 from callpop.server.templating import render
 from callpop.store.models import Employee
 
 __all__ = ["desk", "health", "login_form", "login_submit", "logout", "safe_next"]
 
 log = logging.getLogger(__name__)
+_throttled = Throttle(log)  # a password-guessing run: one line a minute, with a count
 
 _DUMMY_HASH = hash_password("callpop-no-such-user")
 MAX_FIELD = 200
@@ -48,11 +51,24 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     return render(request, "login.html", error=None, login="", next=safe_next(request.query.get("next")))
 
 
+def _shown(login: str, known: bool) -> str:
+    """A login for the log: an unknown one may be a password typed into the wrong field."""
+    return login if known else f"<unknown sha256:{hashlib.sha256(login.encode()).hexdigest()[:12]}>"
+
+
 async def login_submit(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     login = str(form.get("login", "")).strip()[:MAX_FIELD]
     password = str(form.get("password", ""))[:1024]
     next_path = safe_next(str(form.get("next", "")) or None)
+    address = request.remote or "?"
+    gate = request.app[LOGIN_GATE]
+    wait = gate.retry_after(address, login)
+    if wait:
+        _throttled.log(logging.WARNING, "throttled", "login throttled login=%s remote=%s retry_after=%ds",
+                       _shown(login, False), address, wait)
+        return _refused(request, 429, wait, login, next_path, "Too many failed logins: wait a few minutes and "
+                                                             "try again.")
     employee_id: int | None = None
     row = None
     if login and password:
@@ -60,19 +76,31 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
             row = (await session.execute(
                 select(Employee.id, Employee.password_hash, Employee.active).where(Employee.login == login)
             )).one_or_none()
-        if row is None:
-            check_password(_DUMMY_HASH, password)
-        elif check_password(row.password_hash, password) and row.active:
+        try:
+            # the same argon2 work whether the login exists or not: timing tells nothing
+            ok = await gate.verify(_DUMMY_HASH if row is None else row.password_hash, password)
+        except Busy:
+            _throttled.log(logging.WARNING, "busy", "login refused: password checks saturated remote=%s", address)
+            return _refused(request, 503, 1, login, next_path, "The server is busy checking passwords: try "
+                                                               "again in a moment.")
+        if ok and row is not None and row.active:
             employee_id = row.id
     if employee_id is None:
-        # An unknown login may be a password typed into the wrong field: never log it as is.
-        shown = login if row is not None else f"<unknown sha256:{hashlib.sha256(login.encode()).hexdigest()[:12]}>"
-        log.info("login failed login=%s remote=%s", shown, request.remote)
+        gate.failed(address, login)
+        log.info("login failed login=%s remote=%s", _shown(login, row is not None), address)
         return render(request, "login.html", status=401, login=login, next=next_path,
                       error="Wrong login or password.")
+    gate.succeeded(login)
     response = web.Response(status=302, headers={"Location": next_path})
     login_user(request, response, employee_id)
-    log.info("login ok login=%s remote=%s", login, request.remote)
+    log.info("login ok login=%s remote=%s", login, address)
+    return response
+
+
+def _refused(request: web.Request, status: int, retry_after: int, login: str, next_path: str,
+             error: str) -> web.Response:
+    response = render(request, "login.html", status=status, login=login, next=next_path, error=error)
+    response.headers["Retry-After"] = str(retry_after)
     return response
 
 
