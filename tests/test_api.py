@@ -131,12 +131,13 @@ async def test_payment_makes_the_client_regular_when_the_rule_says_so(db: Databa
     regular = pytest.importorskip("callpop.store.regular")
     assert hasattr(regular, "recompute_status")
     anna = await add_employee(db, "anna")
-    async with serve(db_settings, db) as server, logged_in(server, anna) as a:
+    sue = await add_employee(db, "sue", role="supervisor")
+    async with serve(db_settings, db) as server, logged_in(server, anna) as a, logged_in(server, sue) as boss:
         _, client = await a.call("POST", "/api/clients", {"name": "Постоянный"})
         for title in ("Deal 1", "Deal 2"):
             _, deal = await a.call("POST", "/api/agreements", {"client_id": client["id"], "title": title,
                                                                "status": "won", "amount": 1000})
-            status, _ = await a.call("POST", "/api/payments", {"client_id": client["id"], "agreement_id": deal["id"],
+            status, _ = await boss.call("POST", "/api/payments", {"client_id": client["id"], "agreement_id": deal["id"],
                                                                "amount": 1000, "paid_at": "2026-01-15T12:00"})
             assert status == 201
         _, after = await a.call("GET", f"/api/clients/{client['id']}")

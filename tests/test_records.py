@@ -56,7 +56,7 @@ BAD_CLIENTS: list[tuple[dict[str, object], str]] = [
 
 async def test_bad_client_input_names_the_field(db: Database, settings: Settings) -> None:
     async with db.sessions() as s:
-        anna = await _employee(s, "anna")
+        anna = await _employee(s, "anna", "supervisor")  # may set every field
         for body, field in BAD_CLIENTS:
             with pytest.raises(ValidationError) as err:
                 await create_client(s, body, anna, settings)
@@ -91,7 +91,7 @@ async def test_client_search_finds_cyrillic_names_whatever_the_case(db: Database
 
 async def test_setting_status_by_hand_is_remembered(db: Database, settings: Settings) -> None:
     async with db.sessions() as s:
-        anna = await _employee(s, "anna")
+        anna = await _employee(s, "anna", "supervisor")  # status by hand: supervisors
         client = await create_client(s, {"name": "A"}, anna, settings)
         changed = await update_client(s, client["id"], {"status": "regular"}, anna, settings)
         assert (changed["status"], changed["status_source"]) == ("regular", "manual")
@@ -140,7 +140,7 @@ BAD_RECORDS: list[tuple[str, dict[str, object], str]] = [
 
 async def test_bad_record_input_names_the_field(db: Database, settings: Settings) -> None:
     async with db.sessions() as s:
-        anna = await _employee(s, "anna")
+        anna = await _employee(s, "anna", "supervisor")  # money: supervisors
         client = await create_client(s, {"name": "A"}, anna, settings)
         assert client["id"] == 1  # the cases refer to client 1
         for kind, body, field in BAD_RECORDS:
@@ -199,6 +199,7 @@ async def test_payment_amounts_keep_cents_and_agreement_must_be_the_clients(db: 
                                                                            settings: Settings) -> None:
     async with db.sessions() as s:
         anna = await _employee(s, "anna")
+        sue = await _employee(s, "sue", "supervisor")
         a = await create_client(s, {"name": "A"}, anna, settings)
         b = await create_client(s, {"name": "B"}, anna, settings)
         deal = await create_record(s, "agreement", {"client_id": a["id"], "title": "Поставка", "amount": 1000.5},
@@ -206,11 +207,11 @@ async def test_payment_amounts_keep_cents_and_agreement_must_be_the_clients(db: 
         assert (deal["amount"], deal["currency"], deal["status"]) == ("1000.50", "RUB", "open")
         paid = await create_record(s, "payment", {"client_id": a["id"], "agreement_id": deal["id"],
                                                   "amount": "1 000,50", "paid_at": "2026-03-01T12:00:00Z"},
-                                   anna, settings)
+                                   sue, settings)
         assert Decimal(paid["amount"]) == Decimal("1000.50")
         with pytest.raises(ValidationError):
             await create_record(s, "payment", {"client_id": b["id"], "agreement_id": deal["id"], "amount": 5,
-                                               "paid_at": "2026-03-01"}, anna, settings)
+                                               "paid_at": "2026-03-01"}, sue, settings)
         won = await update_record(s, "agreement", deal["id"], {"status": "won"}, anna, settings, now=NOW)
     assert won["closed_at"] == "2026-03-10T09:00:00Z"
 
@@ -226,7 +227,7 @@ async def test_missing_record_is_not_found(db: Database, settings: Settings) -> 
 
 async def test_money_lists_filter_by_dates_and_open_debts(db: Database, settings: Settings) -> None:
     async with db.sessions() as s:
-        anna = await _employee(s, "anna")
+        anna = await _employee(s, "anna", "supervisor")  # money: supervisors
         c = await create_client(s, {"name": "Должник"}, anna, settings)
         for day in ("2026-01-10", "2026-02-10", "2026-03-10"):
             await create_record(s, "payment", {"client_id": c["id"], "amount": 100, "paid_at": day}, anna, settings)

@@ -27,10 +27,10 @@ from callpop.server.api_base import (
     session_for,
     translate_errors,
 )
-from callpop.server.auth import require_user
+from callpop.server.auth import require_role, require_user
 from callpop.server.keys import SETTINGS
 from callpop.server.openapi import Endpoint, build_document
-from callpop.store import client_records, records
+from callpop.store import audit, client_records, records
 from callpop.store.schemas import RESOURCES
 
 __all__ = ["ENDPOINTS", "openapi_json"]
@@ -161,6 +161,15 @@ async def delete_phone(request: web.Request) -> web.StreamResponse:
     return web.Response(status=204)
 
 
+@translate_errors
+async def audit_trail(request: web.Request) -> web.StreamResponse:
+    """Changes to money and KPI inputs, newest first (supervisors and admins)."""
+    require_role(request, "supervisor", "admin")
+    async with session_for(request) as s:
+        page = await audit.list_changes(s, request.query)
+    return json_response(page)
+
+
 async def openapi_json(request: web.Request) -> web.StreamResponse:
     """The OpenAPI document (public: it describes, it does not reveal data)."""
     return json_response(_document())
@@ -230,4 +239,6 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *_crud("note", "notes"),
     *_crud("payment", "money"),
     *_crud("receivable", "money"),
+    Endpoint("GET", "/api/audit", audit_trail, "Changes to money and KPI inputs: who, when, old -> new "
+             "(supervisors)", "audit", response_doc={"type": "object"}),
 )

@@ -134,7 +134,7 @@ async def api_plans_put(request: web.Request) -> web.StreamResponse:
         month = parse_month(body.get("month"))
         items = parse_items(body.get("plans"))
         async with request.app[DB].sessions() as session:
-            changed = await save_plans(session, month, items)
+            changed = await save_plans(session, month, items, changed_by=user.id, source="api")
             await session.commit()
             plans = await list_plans(session, month)
     except PlanError as exc:

@@ -33,6 +33,7 @@ from callpop.server.kpi_view import (
     utcnow,
 )
 from callpop.server.templating import _translator, language, render
+from callpop.store import audit
 from callpop.store.kpi_drill import COLUMN_LABELS, DRILL_KINDS, LIMIT, NUMERIC_COLUMNS, PAGE_SIZE, VALUE_LABELS, drill
 from callpop.store.kpi_queries import earnings_for
 from callpop.store.plans import PlanError, PlanItem, parse_month, save_plans
@@ -98,6 +99,8 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     now = utcnow()
     view = await dashboard_view(request, now)
+    async with request.app[DB].sessions() as session:
+        audit_items = (await audit.list_changes(session, {"limit": "20"}))["items"]
     period = view.period
     plan_month = period.start.replace(day=1)
     # the plan form's values: the monthly plans manager_facts already read (no second query)
@@ -121,7 +124,8 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
                   kpis=kpi.KPI_NAMES, period=period, query=query, qs=qs, rows=rows,
                   totals=[(c.kpi, fmt(c.fact, kpi.KPI_UNITS[c.kpi]), fmt(c.plan, kpi.KPI_UNITS[c.kpi]),
                            fmt(c.pct, "%")) for c in view.totals.cells],
-                  missed_grid=missed_grid(view, qs), plan_month=plan_month, saved=_saved_count(request))
+                  missed_grid=missed_grid(view, qs), plan_month=plan_month, saved=_saved_count(request),
+                  audit_items=audit_items)
 
 
 def _saved_count(request: web.Request) -> int | None:
@@ -183,7 +187,7 @@ async def drill_page(request: web.Request) -> web.StreamResponse:
 
 async def plans_submit(request: web.Request) -> web.StreamResponse:
     """The dashboard's plan form: fields ``plan-<employee>-<kpi>``; empty removes a plan."""
-    require_role(request, *SUPERVISORS)
+    user = require_role(request, *SUPERVISORS)
     form = await request.post()
     items: list[PlanItem] = []
     try:
@@ -198,7 +202,7 @@ async def plans_submit(request: web.Request) -> web.StreamResponse:
 
             items.extend(parse_items([{"employee_id": int(emp_text), "kpi": name, "target": str(value)}]))
         async with request.app[DB].sessions() as session:
-            changed = await save_plans(session, month, items)
+            changed = await save_plans(session, month, items, changed_by=user.id, source="page")
             await session.commit()
     except PlanError as exc:
         raise bad_request(exc) from None

@@ -4,7 +4,8 @@ argon2 is slow on purpose (~0.1 s of CPU a check). Run on the event loop, every 
 password froze the pops, the sockets and the AMI reader for that long; a script posting
 passwords could stall the daemon outright. Here a check runs in a worker thread, at most
 ``password_checks`` at once; when ``password_queue`` more are already waiting the request
-is answered 503 at once instead of piling up.
+is answered 503 at once instead of piling up. The threads run at the lowest CPU priority,
+so on a busy machine the pops get the cores first.
 
 Failed attempts are counted per client address and per login over ``login_window``
 seconds; past ``login_failures_per_ip`` / ``login_failures_per_login`` the form answers
@@ -17,7 +18,10 @@ client has the proxy's address: keep the per-address limit high there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -72,6 +76,14 @@ class _Window:
         self._times.pop(key, None)
 
 
+def _yield_to_the_loop() -> None:
+    """Run password checks at the lowest CPU priority (Linux: per thread, and argon2's own
+    lane threads inherit it): with two cores and four argon2 lanes per check, the event
+    loop's thread would otherwise wait for a core behind them."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+
+
 class LoginGate:
     """One per application; see the module docstring. :meth:`close` at shutdown."""
 
@@ -84,7 +96,8 @@ class LoginGate:
         workers = max(1, settings.password_checks)
         # Its own threads: password checks never wait behind (or hold up) database reads
         # in the loop's default executor.
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="password-check")
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="password-check",
+                                        initializer=_yield_to_the_loop)
         self._max_in_flight = workers + settings.password_queue
         self._in_flight = 0
         self.checks = 0

@@ -4,6 +4,13 @@ A number is stored as typed plus its E.164 form and 10-digit tail (``phones.phon
 the keys the directory looks calls up by. Two clients may share a number (a switchboard,
 a family): that is allowed, the pop then offers both. The same number twice on one client
 is refused, it would only make the card longer.
+
+Who may change what: a client's status set by hand and its responsible manager decide
+whose KPI a client counts for, so only supervisors and admins set them (a manager who
+creates a client becomes its responsible manager). A manager changes a client, and its
+numbers, only when they are its responsible manager or it has none; anyone may attach a
+number to a client (the desk's "attach an unknown caller"). Status and responsible
+changes go to the audit trail.
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ from sqlalchemy.orm import selectinload
 
 from callpop.phones import format_display, phone_key
 from callpop.settings import Settings
-from callpop.store.errors import Conflict, NotFound, ValidationError
+from callpop.store import audit
+from callpop.store.errors import Conflict, Forbidden, NotFound, ValidationError
 from callpop.store.models import Client, ClientPhone, Employee
 from callpop.store.records import DEFAULT_LIMIT, Actor, Page, escape_like, parse_context, text_search
 from callpop.store.schemas import (
@@ -111,6 +119,7 @@ async def create_client(session: AsyncSession, data: object, actor: Actor, setti
     """A new client; a manager who creates one (usually from an unknown caller's card)
     becomes its responsible manager unless the body names another."""
     values = CLIENT_IN.parse(data, parse_context(settings))
+    _check_supervised(values, actor, creating=True)
     await _check_client_fields(session, values, None)
     phones: list[ClientPhone] = []
     for i, item in enumerate(values.pop("phones", None) or []):
@@ -126,6 +135,8 @@ async def create_client(session: AsyncSession, data: object, actor: Actor, setti
     client.phones = phones
     session.add(client)
     await session.flush()
+    audit.record(session, "client", client.id, audit.changes_of("client", None, audit.snapshot(client, "client")),
+                 employee_id=actor.id, client_id=client.id)
     log.info("client %s created by employee %s with %d phone(s)", client.id, actor.id, len(phones))
     return await get_client(session, client.id, settings)
 
@@ -134,6 +145,8 @@ async def update_client(session: AsyncSession, client_id: int, data: object, act
                         settings: Settings) -> dict[str, Any]:
     client = await _load_client(session, client_id)
     values = CLIENT_PATCH.parse(data, parse_context(settings), partial=True)
+    _check_supervised(values, actor, creating=False)
+    _check_own_client(client, actor, next(iter(values), None))
     await _check_client_fields(session, values, client_id)
     if "status" in values:
         if values["status"] is None:
@@ -141,9 +154,12 @@ async def update_client(session: AsyncSession, client_id: int, data: object, act
             values["status"] = client.status
         else:
             values["status_source"] = "manual"
+    before = audit.snapshot(client, "client")
     for name, value in values.items():
         setattr(client, name, value)
     await session.flush()
+    audit.record(session, "client", client_id, audit.changes_of("client", before, audit.snapshot(client, "client")),
+                 employee_id=actor.id, client_id=client_id)
     log.info("client %s changed by employee %s: %s", client_id, actor.id, ", ".join(sorted(values)))
     session.expire(client)
     return await get_client(session, client_id, settings)
@@ -162,6 +178,28 @@ async def add_phone(session: AsyncSession, client_id: int, data: object, actor: 
     await session.flush()
     log.info("phone %s attached to client %s by employee %s", row.id, client_id, actor.id)
     return _phone_json(row, settings.phones.default_region)
+
+
+def _check_supervised(values: Mapping[str, Any], actor: Actor, *, creating: bool) -> None:
+    """Manual status and the responsible manager are a supervisor's to set."""
+    if actor.is_supervisor:
+        return
+    if "status" in values and (values["status"] is not None or not creating):
+        raise Forbidden("a client's status is set by the regular-client rule or by a supervisor", field="status")
+    responsible = values.get("responsible_id")
+    if "responsible_id" in values and not (creating and responsible in (None, actor.id)):
+        raise Forbidden("the responsible manager is assigned by a supervisor", field="responsible_id")
+
+
+def _check_own_client(client: Client, actor: Actor, field: str | None) -> None:
+    if actor.is_supervisor or client.responsible_id in (None, actor.id):
+        return
+    raise Forbidden("this client belongs to a colleague: only its responsible manager or a supervisor may change "
+                    "it", field=field)
+
+
+async def _client_of_phone(session: AsyncSession, phone: ClientPhone) -> Client:
+    return await _load_client(session, phone.client_id)
 
 
 async def _load_phone(session: AsyncSession, phone_id: int) -> ClientPhone:
@@ -209,6 +247,7 @@ async def update_phone(session: AsyncSession, phone_id: int, data: object, actor
                        settings: Settings) -> dict[str, Any]:
     phone = await _load_phone(session, phone_id)
     values = PHONE_PATCH.parse(data, parse_context(settings), partial=True)
+    _check_own_client(await _client_of_phone(session, phone), actor, next(iter(values), None))
     if "number" in values:
         fresh = _phone_row(values, settings)
         others = (await session.execute(select(ClientPhone).where(ClientPhone.client_id == phone.client_id,
@@ -225,6 +264,7 @@ async def update_phone(session: AsyncSession, phone_id: int, data: object, actor
 
 async def delete_phone(session: AsyncSession, phone_id: int, actor: Actor) -> None:
     phone = await _load_phone(session, phone_id)
+    _check_own_client(await _client_of_phone(session, phone), actor, None)
     await session.delete(phone)
     await session.flush()
     log.info("phone %s of client %s removed by employee %s", phone_id, phone.client_id, actor.id)

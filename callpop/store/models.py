@@ -82,6 +82,9 @@ class Employee(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     language: Mapped[str | None] = mapped_column(String(5), default=None)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Part of every session cookie; bumping it ends every session of the employee at once
+    # (logout everywhere, password or role change, deactivation).
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     extensions: Mapped[list[Extension]] = relationship(back_populates="employee", lazy="selectin")
 
@@ -312,3 +315,29 @@ class Plan(Base):
     kpi: Mapped[str] = mapped_column(String(30))  # contacts | collections | win_rate | new_vs_regular
     target: Mapped[Decimal] = mapped_column()
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AuditEntry(Base):
+    """One changed field of money or a KPI input: who changed it, when, from what to what.
+
+    Payments, receivables, agreements (status, amount), a client's status and responsible
+    manager and the plans decide the managers' bonuses; supervisors read this trail
+    (``/api/audit``, the dashboard). ``employee_id`` is None for the command line (import).
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_at", "at"),
+        Index("ix_audit_log_entity", "entity", "entity_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    employee_id: Mapped[int | None] = mapped_column(ForeignKey("employees.id"), default=None)
+    source: Mapped[str] = mapped_column(String(20), default="api")  # api | page | import | cli
+    entity: Mapped[str] = mapped_column(String(30))  # payment | receivable | agreement | client | plan
+    entity_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    client_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    field: Mapped[str] = mapped_column(String(50))
+    old: Mapped[str | None] = mapped_column(Text, default=None)
+    new: Mapped[str | None] = mapped_column(Text, default=None)

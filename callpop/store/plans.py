@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop.kpi import KPI_NAMES
+from callpop.store import audit
 from callpop.store.models import Employee, Plan
 
 __all__ = ["MAX_TARGET", "PlanError", "PlanItem", "list_plans", "parse_items", "parse_month", "save_plans"]
@@ -92,10 +93,13 @@ async def list_plans(session: AsyncSession, month: dt.date) -> list[PlanItem]:
     return [PlanItem(int(emp), str(name), float(target)) for emp, name, target in rows]
 
 
-async def save_plans(session: AsyncSession, month: dt.date, items: Iterable[PlanItem]) -> int:
+async def save_plans(session: AsyncSession, month: dt.date, items: Iterable[PlanItem], *,
+                     changed_by: int | None = None, source: str = "api") -> int:
     """Insert, update or (target None) delete plans of *month*; returns rows changed.
 
-    Unknown employees are refused before anything is written. The caller commits."""
+    Unknown employees are refused before anything is written. Every change goes to the
+    audit trail (entity "plan", entity_id the employee, field "<kpi> <YYYY-MM>"). The
+    caller commits."""
     items = list(items)
     wanted = {item.employee_id for item in items}
     if wanted:
@@ -108,11 +112,13 @@ async def save_plans(session: AsyncSession, month: dt.date, items: Iterable[Plan
     changed = 0
     for item in items:
         row = existing.get((item.employee_id, item.kpi))
+        old = None if row is None else row.target
         if item.target is None:
             if row is not None:
                 await session.delete(row)
                 existing.pop((item.employee_id, item.kpi))
                 changed += 1
+                _audit(session, item, month, old, None, changed_by, source)
             continue
         target = Decimal(str(item.target))
         if row is None:
@@ -120,8 +126,16 @@ async def save_plans(session: AsyncSession, month: dt.date, items: Iterable[Plan
             session.add(row)
             existing[(item.employee_id, item.kpi)] = row
             changed += 1
+            _audit(session, item, month, None, target, changed_by, source)
         elif row.target != target:
             row.target = target
             changed += 1
+            _audit(session, item, month, old, target, changed_by, source)
     await session.flush()
     return changed
+
+
+def _audit(session: AsyncSession, item: PlanItem, month: dt.date, old: Decimal | None, new: Decimal | None,
+           changed_by: int | None, source: str) -> None:
+    audit.record(session, "plan", item.employee_id, {f"{item.kpi} {month:%Y-%m}": (old, new)},
+                 employee_id=changed_by, client_id=None, source=source)

@@ -6,7 +6,13 @@ Every input goes through the declared schemas (``schemas.py``) and every referen
 (client, call, agreement) is checked, so a bad request becomes a ``ValidationError``
 naming the field, never a database error. The author of a record is always the user
 who sends it: a manager can read everyone's promises (the card shows them all) but
-cannot write in a colleague's name. Functions flush, the caller commits.
+cannot write in a colleague's name, and changes only what they wrote themselves (a row
+without an author, e.g. imported, is a supervisor's to change); anyone may mark a
+colleague's promise kept or broken. Payments and receivables are money the bonuses are
+computed from: supervisors and admins enter them (or ``callpop import`` from the
+accounting system), managers only read them. Every change to money or an agreement
+goes to the audit trail (``store/audit.py``) in the same transaction. Functions flush,
+the caller commits.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop.settings import Settings
+from callpop.store import audit
 from callpop.store.errors import Forbidden, NotFound, ValidationError
 from callpop.store.models import Agreement, Call, Client, Employee, Note, Payment, Promise, Receivable, utcnow
 from callpop.store.regular import recompute_status
@@ -56,6 +63,7 @@ _ORDER: dict[str, str] = {
     "agreement": "created_at", "note": "created_at", "payment": "paid_at", "receivable": "issued_at",
 }
 DEFAULT_LIMIT = 50
+_MONEY = frozenset({"payment", "receivable"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +235,7 @@ async def create_record(session: AsyncSession, kind: str, data: object, actor: A
                         *, now: dt.datetime | None = None) -> dict[str, Any]:
     now = now or utcnow()
     values = RESOURCES[kind].create.parse(data, parse_context(settings))
+    _check_money(kind, actor, next(iter(values), None))
     await _check_refs(session, values, values["client_id"])
     author = _AUTHOR[kind]
     if author is not None:
@@ -238,18 +247,29 @@ async def create_record(session: AsyncSession, kind: str, data: object, actor: A
     row = MODELS[kind](**{k: v for k, v in values.items() if v is not None})
     session.add(row)
     await session.flush()
+    if kind in audit.AUDITED:
+        audit.record(session, kind, row.id, audit.changes_of(kind, None, audit.snapshot(row, kind)),
+                     employee_id=actor.id, client_id=row.client_id, at=now)
     await _after_money_change(session, kind, row.client_id, settings, now)
     log.info("%s %s created by employee %s for client %s", kind, row.id, actor.id, row.client_id)
     return await get_record(session, kind, row.id, now=now)
 
 
+def _check_money(kind: str, actor: Actor, field: str | None) -> None:
+    if kind in _MONEY and not actor.is_supervisor:
+        raise Forbidden(f"{kind}s are entered by supervisors or imported from accounting: a manager may only "
+                        f"read them", field=field)
+
+
 def _check_may_edit(kind: str, row: Any, values: Mapping[str, Any], actor: Actor) -> None:
+    _check_money(kind, actor, next(iter(values), None))
     author = _AUTHOR[kind]
-    if author is None or actor.is_supervisor or getattr(row, author) in (None, actor.id):
+    if author is None or actor.is_supervisor or getattr(row, author) == actor.id:
         return
     if kind == "promise" and set(values) <= {"status"}:
         return  # anyone may record that a colleague's promise was kept or broken
-    raise Forbidden(f"this {kind} was written by a colleague: only its author or a supervisor may change it",
+    who = "a colleague" if getattr(row, author) is not None else "no one here (imported)"
+    raise Forbidden(f"this {kind} was written by {who}: only its author or a supervisor may change it",
                     field=next(iter(values), None))
 
 
@@ -263,9 +283,13 @@ async def update_record(session: AsyncSession, kind: str, ident: int, data: obje
     if "currency" in values and values["currency"] is None:
         raise ValidationError("currency", "is required")
     _apply_status(kind, row, values, actor, now)
+    before = audit.snapshot(row, kind) if kind in audit.AUDITED else None
     for name, value in values.items():
         setattr(row, name, value)
     await session.flush()
+    if before is not None:
+        audit.record(session, kind, row.id, audit.changes_of(kind, before, audit.snapshot(row, kind)),
+                     employee_id=actor.id, client_id=row.client_id, at=now)
     await _after_money_change(session, kind, row.client_id, settings, now)
     log.info("%s %s changed by employee %s: %s", kind, ident, actor.id, ", ".join(sorted(values)))
     return await get_record(session, kind, ident, now=now)
