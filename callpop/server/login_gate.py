@@ -7,11 +7,13 @@ passwords could stall the daemon outright. Here a check runs in a worker thread,
 is answered 503 at once instead of piling up. The threads run at the lowest CPU priority,
 so on a busy machine the pops get the cores first.
 
-Failed attempts are counted per client address and per login over ``login_window``
-seconds; past ``login_failures_per_ip`` / ``login_failures_per_login`` the form answers
-429 with ``Retry-After`` without checking anything, until the oldest failure leaves the
-window. A successful login clears its login's count (not the address's: one right
-password must not reopen a guessing run from that address). Behind a reverse proxy every
+Attempts are counted per client address and per login over ``login_window`` seconds
+from the moment they start (a flood is throttled while its checks are still running, not
+after); a successful one is taken back. Past ``login_failures_per_ip`` /
+``login_failures_per_login`` failures the form answers 429 with ``Retry-After`` without
+checking anything, until the oldest leaves the window. A successful login also clears
+its login's count (not the address's: one right password must not reopen a guessing run
+from that address). Behind a reverse proxy every
 client has the proxy's address: keep the per-address limit high there.
 """
 
@@ -75,6 +77,11 @@ class _Window:
     def clear(self, key: str) -> None:
         self._times.pop(key, None)
 
+    def take_back(self, key: str, at: float) -> None:
+        times = self._times.get(key)
+        if times is not None and at in times:
+            times.remove(at)
+
 
 def _yield_to_the_loop() -> None:
     """Run password checks at the lowest CPU priority (Linux: per thread, and argon2's own
@@ -112,13 +119,16 @@ class LoginGate:
             self.refused += 1
         return math.ceil(wait)
 
-    def failed(self, address: str, login: str) -> None:
+    def attempt(self, address: str, login: str) -> float:
+        """Count an attempt as failed from its start; returns the mark :meth:`succeeded` takes back."""
         now = self._clock()
         self._per_ip.add(address, now)
         if login:
             self._per_login.add(login.casefold(), now)
+        return now
 
-    def succeeded(self, login: str) -> None:
+    def succeeded(self, address: str, login: str, mark: float) -> None:
+        self._per_ip.take_back(address, mark)
         self._per_login.clear(login.casefold())
 
     async def verify(self, password_hash: str, password: str) -> bool:

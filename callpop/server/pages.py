@@ -71,6 +71,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
                                                              "try again.")
     employee_id: int | None = None
     row = None
+    mark = gate.attempt(address, login)
     if login and password:
         async with request.app[DB].sessions() as session:
             row = (await session.execute(
@@ -86,11 +87,10 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         if ok and row is not None and row.active:
             employee_id = row.id
     if employee_id is None:
-        gate.failed(address, login)
         log.info("login failed login=%s remote=%s", _shown(login, row is not None), address)
         return render(request, "login.html", status=401, login=login, next=next_path,
                       error="Wrong login or password.")
-    gate.succeeded(login)
+    gate.succeeded(address, login, mark)
     response = web.Response(status=302, headers={"Location": next_path})
     login_user(request, response, employee_id)
     log.info("login ok login=%s remote=%s", login, address)
