@@ -93,7 +93,8 @@ class StoreHooks:
 
     @classmethod
     def default(cls) -> StoreHooks:
-        from callpop.store import contacts, directory, employees, journal
+        from callpop.store import directory, employees, journal
+        from callpop.store.kpi import contacts
 
         return cls(lookup=directory.lookup, open_call=journal.open_call, close_call=journal.close_call,
                    employees_by_extension=employees.employees_by_extension, log_contacts=contacts.log_contacts)

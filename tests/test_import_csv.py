@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from callpop.store.csvfields import (
+from callpop.store.imports.csvfields import (
     AGREEMENT_STATUSES,
     LineError,
     parse_amount,
@@ -20,7 +20,7 @@ from callpop.store.csvfields import (
     read_phone,
     split_phones,
 )
-from callpop.store.csvread import FileError, decode, read_csv
+from callpop.store.imports.csvread import FileError, decode, read_csv
 
 FIXTURES = Path(__file__).parent / "fixtures" / "import"
 MSK = ZoneInfo("Europe/Moscow")
@@ -170,7 +170,7 @@ def test_statuses_and_currencies_in_russian() -> None:
 
 def test_every_accepted_column_name_is_documented() -> None:
     """docs/import.md is what users read: a name the code accepts must be findable there."""
-    from callpop.store.csvread import HEADERS
+    from callpop.store.imports.csvread import HEADERS
 
     doc = (Path(__file__).parents[1] / "docs" / "import.md").read_text(encoding="utf-8").casefold().replace("_", " ")
     for kind, fields in HEADERS.items():

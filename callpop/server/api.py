@@ -30,8 +30,9 @@ from callpop.server.api_base import (
 from callpop.server.auth import require_user
 from callpop.server.keys import SETTINGS
 from callpop.server.openapi import Endpoint, build_document
-from callpop.store import client_records, records
-from callpop.store.schemas import RESOURCES
+from callpop.store.records import clients as client_records
+from callpop.store.records import sales as records
+from callpop.store.records.schemas import RESOURCES
 
 __all__ = ["ENDPOINTS", "openapi_json"]
 
@@ -174,7 +175,7 @@ def _document() -> dict[str, Any]:
 def _kpi_endpoints() -> tuple[Endpoint, ...]:
     """The KPI module's JSON routes (registered by kpi_routes.py, described here so the
     document covers every /api route)."""
-    from callpop.server import kpi_api  # here, not at the top: kpi_api's pages import the API's helpers
+    from callpop.server.kpi import api as kpi_api  # here, not at the top: kpi_api's pages import the API's helpers
     obj: dict[str, Any] = {"type": "object"}
     return (
         Endpoint("GET", "/api/kpi/me", kpi_api.api_kpi_me, "My KPIs and bonus this month", "kpi", response_doc=obj),

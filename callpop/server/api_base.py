@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callpop.server.auth import require_user
 from callpop.server.keys import DB
 from callpop.store.errors import Conflict, Forbidden, NotFound, StoreError, ValidationError
-from callpop.store.records import Actor
+from callpop.store.records.sales import Actor
 
 __all__ = ["Handler", "actor_of", "error_response", "json_response", "path_id", "read_json", "session_for",
            "translate_errors"]

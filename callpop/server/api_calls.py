@@ -21,11 +21,12 @@ from callpop.server.auth import csrf_token, require_user
 from callpop.server.keys import AMI, SETTINGS
 from callpop.server.openapi import Endpoint
 from callpop.settings import Settings
-from callpop.store import directory, records
+from callpop.store import directory
 from callpop.store.errors import Conflict, NotFound, ValidationError
 from callpop.store.models import Employee
-from callpop.store.schemas import RESOURCES
-from callpop.store.validation import Field, Schema
+from callpop.store.records import sales as records
+from callpop.store.records.schemas import RESOURCES
+from callpop.store.records.validation import Field, Schema
 
 __all__ = ["ENDPOINTS", "device_for"]
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from callpop.server import kpi_api, kpi_pages
+from callpop.server.kpi import api as kpi_api
+from callpop.server.kpi import pages as kpi_pages
 
 __all__ = ["setup_kpi_routes"]
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from callpop.store.validation import Schema
+from callpop.store.records.validation import Schema
 
 __all__ = ["ERROR_SCHEMA", "Endpoint", "build_document"]
 

@@ -283,7 +283,7 @@ def load_template(name: str) -> Template:
     """Compile one scenario (transfers are built from the answered-call capture)."""
     spec = SCENARIOS[name]
     if name.endswith("_transfer"):
-        from callpop.telephony.sim_transfers import build_transfer
+        from callpop.simulator.transfers import build_transfer
 
         records: Sequence[tuple[float, dict[str, Any]]] = build_transfer(
             name, read_records(DATA / "incoming_answered.jsonl"))

@@ -19,15 +19,15 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from callpop.simulator.scenario import CLASS_BITS, event_mask
 from callpop.telephony.protocol import AmiFramer, parse_message
-from callpop.telephony.sim_scenario import CLASS_BITS, event_mask
 
 if TYPE_CHECKING:
-    from callpop.telephony.simulator import SimulatedPbx
+    from callpop.simulator.pbx import SimulatedPbx
 
 __all__ = ["BANNER", "AmiSession"]
 
-log = logging.getLogger("callpop.telephony.simulator")
+log = logging.getLogger("callpop.simulator.pbx")
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 MAX_CLIENT_BUFFER = 16 * 1024 * 1024

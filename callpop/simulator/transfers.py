@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from callpop.telephony.sim_scenario import _CHAN_FIELDS, _track
+from callpop.simulator.scenario import _CHAN_FIELDS, _track
 
 __all__ = ["build_transfer"]
 

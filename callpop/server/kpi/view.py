@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callpop import kpi
 from callpop.settings import Settings
-from callpop.store.kpi_daycache import dashboard_series
-from callpop.store.kpi_queries import ManagerFacts, manager_facts
+from callpop.store.kpi.daycache import dashboard_series
+from callpop.store.kpi.queries import ManagerFacts, manager_facts
 
 __all__ = ["Cell", "DashboardView", "Row", "fmt", "load_dashboard", "local_today", "missed_grid", "money",
            "period_from_query", "plan_inputs", "table_body", "table_rows", "utcnow"]

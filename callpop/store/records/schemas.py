@@ -5,7 +5,7 @@ each list. ``records.py`` validates with these and ``server/openapi.py`` publish
 
 from __future__ import annotations
 
-from callpop.store.validation import Field, Kind, Schema
+from callpop.store.records.validation import Field, Kind, Schema
 
 __all__ = [
     "AGREEMENT_STATUSES",
