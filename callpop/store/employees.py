@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop.server.auth import hash_password
 from callpop.settings import Settings
+from callpop.store.errors import StoreError
 from callpop.store.models import Employee, Extension
 
 __all__ = [
@@ -42,7 +43,7 @@ _LOGIN = re.compile(r"^[A-Za-z0-9._@-]{1,100}$")
 _EXTENSION = re.compile(r"^[A-Za-z0-9*#_.-]{1,40}$")
 
 
-class EmployeeError(ValueError):
+class EmployeeError(StoreError, ValueError):
     """Bad input for an employee; the message names the field."""
 
 

@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
 from callpop.phones import PhoneKey, phone_key
+from callpop.store.errors import StoreError
 
 __all__ = [
     "AGREEMENT_STATUSES",
@@ -33,7 +34,7 @@ __all__ = [
 ]
 
 
-class LineError(ValueError):
+class LineError(StoreError, ValueError):
     """This line cannot be imported; the message is the reason shown to the user."""
 
 
