@@ -18,7 +18,6 @@ from callpop.store.imports.csvfields import (
     parse_moment,
     parse_status,
     read_phone,
-    split_phones,
 )
 from callpop.store.imports.csvread import FileError, decode, read_csv
 
@@ -105,12 +104,6 @@ def test_two_phone_columns_are_merged() -> None:
     data = "name;Телефон;Мобильный\nA;+7 495 111 22 33;+7 916 111 22 33\n".encode()
     row = next(read_csv(data, "clients").rows())
     assert row.values["phones"] == "+7 495 111 22 33;+7 916 111 22 33"
-
-
-def test_several_phones_in_one_cell_normalised_without_repeats() -> None:
-    entries = split_phones("8 (916) 123-45-67, +7 916 1234567; 8-495-765-43-21 / 12345\nтел. нет", "RU", 7)
-    assert [e.key.e164 for e in entries] == ["+79161234567", "+74957654321", None, None]
-    assert [e.raw for e in entries if e.key.e164 is None] == ["12345", "тел. нет"]
 
 
 @pytest.mark.parametrize(("piece", "e164", "label"), [

@@ -29,7 +29,6 @@ __all__ = [
     "ROLES",
     "EmployeeError",
     "EmployeeUpdate",
-    "create_employee",
     "employees_by_extension",
     "main",
     "save_employee",
@@ -155,19 +154,6 @@ async def save_employee(session: AsyncSession, login: str, *, name: str | None =
     await session.flush()
     log.info("employee saved: login=%s id=%s changes=%s", login, employee.id, changes)
     return EmployeeUpdate(employee_id=employee.id, created=created, changes=tuple(changes))
-
-
-async def create_employee(session: AsyncSession, login: str, name: str, role: str, password: str,
-                          extensions: Sequence[str] = ()) -> Employee:
-    """A new employee with extensions (the demo seed and tests use it); flushes, no commit."""
-    if await session.scalar(select(Employee.id).where(Employee.login == login.strip())) is not None:
-        raise EmployeeError(f"login: {login!r} already exists")
-    update = await save_employee(session, login, name=name, role=role, password=password,
-                                 extensions=list(extensions))
-    employee = await session.get(Employee, update.employee_id)
-    assert employee is not None
-    await session.refresh(employee, ["extensions"])
-    return employee
 
 
 # --- callpop user LOGIN ... ------------------------------------------------------------------

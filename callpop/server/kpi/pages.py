@@ -202,5 +202,3 @@ async def plans_submit(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther("/dashboard?" + urlencode(back))
 
 
-def month_label(day: dt.date) -> str:
-    return day.strftime("%Y-%m")
