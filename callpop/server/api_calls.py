@@ -19,16 +19,18 @@ from callpop.phones import phone_key
 from callpop.server.api_base import actor_of, json_response, path_id, read_json, session_for, translate_errors
 from callpop.server.auth import csrf_token, require_user
 from callpop.server.keys import AMI, SETTINGS
-from callpop.server.openapi import Endpoint
 from callpop.settings import Settings
 from callpop.store import directory
 from callpop.store.errors import Conflict, NotFound, ValidationError
 from callpop.store.models import Employee
 from callpop.store.records import sales as records
-from callpop.store.records.schemas import RESOURCES
 from callpop.store.records.validation import Field, Schema
 
-__all__ = ["ENDPOINTS", "device_for"]
+__all__ = [
+    "CARD_DOC", "HISTORY_DOC", "HISTORY_QUERY", "LOOKUP_DOC", "LOOKUP_QUERY", "ME_OUT", "ME_PATCH", "ORIGINATE_IN",
+    "ORIGINATE_OUT", "client_card", "client_history", "device_for", "due_promises", "get_me", "lookup", "originate",
+    "update_me",
+]
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +58,16 @@ HISTORY_QUERY = Schema("HistoryQuery", (
 LOOKUP_QUERY = Schema("LookupQuery", (
     Field("number", "string", "a caller's number as the PBX or a person writes it", required=True, max_length=64),
 ))
-_LOOKUP_DOC: dict[str, Any] = {"type": "object", "required": ["number", "e164", "looked_up", "matches"],
+LOOKUP_DOC: dict[str, Any] = {"type": "object", "required": ["number", "e164", "looked_up", "matches"],
                                "properties": {
     "number": {"type": "string"}, "e164": {"type": ["string", "null"]},
     "looked_up": {"type": "boolean", "description": "false for withheld, short or unreadable numbers"},
     "matches": {"type": "array", "items": {"type": "object"},
                 "description": "the ClientCards (as in the pop); several when the number is shared"}}}
-_CARD_DOC: dict[str, Any] = {"type": "object", "description": (
+CARD_DOC: dict[str, Any] = {"type": "object", "description": (
     "The ClientCard of docs/websocket.md: client, status, responsible, phones, open promises "
     "(overdue first), agreements, last_calls, notes; *_more says a section has more (see /history).")}
-_HISTORY_DOC: dict[str, Any] = {"type": "object", "properties": {
+HISTORY_DOC: dict[str, Any] = {"type": "object", "properties": {
     "items": {"type": "array", "items": {"type": "object"}}, "has_more": {"type": "boolean"}}}
 
 
@@ -162,21 +164,3 @@ async def originate(request: web.Request) -> web.StreamResponse:
         return json_response({"error": f"the PBX did not place the call: {exc}", "field": None}, 503)
     log.info("click-to-call by employee %s: %s -> %s", user.id, channel, number)
     return json_response(ORIGINATE_OUT.dump({"status": "queued", "channel": channel, "number": number}), 202)
-
-
-_PROMISE = RESOURCES["promise"].out
-ENDPOINTS: tuple[Endpoint, ...] = (
-    Endpoint("GET", "/api/me", get_me, "Who is logged in (and the CSRF token for writes)", "me",
-             response=ME_OUT),
-    Endpoint("PATCH", "/api/me", update_me, "Choose your UI language", "me", body=ME_PATCH, response=ME_OUT),
-    Endpoint("GET", "/api/promises/due", due_promises, "My open promises due today and overdue, overdue first",
-             "promises", response=_PROMISE, paged=True),
-    Endpoint("GET", r"/api/clients/{id:\d+}/card", client_card, "A client's card (as in the pop)", "clients",
-             response_doc=_CARD_DOC),
-    Endpoint("GET", "/api/lookup", lookup, "The pop's cards for a number (who is calling?)", "clients",
-             query=LOOKUP_QUERY, response_doc=_LOOKUP_DOC),
-    Endpoint("GET", r"/api/clients/{id:\d+}/history", client_history, "More of one card section", "clients",
-             query=HISTORY_QUERY, response_doc=_HISTORY_DOC),
-    Endpoint("POST", "/api/originate", originate, "Click-to-call from your own phone", "calls",
-             body=ORIGINATE_IN, response=ORIGINATE_OUT, status=202),
-)
