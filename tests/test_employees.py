@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callpop.server.auth import check_password
+from callpop.accounts import check_password
 from callpop.settings import Settings
 from callpop.store import employees as emp
 from callpop.store.db import Database

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
+from callpop.accounts import check_password
 from callpop.demo.plan import Manager, plan_demo
 from callpop.demo.seed import demo_client_numbers, seed_demo
-from callpop.server.auth import check_password
 from callpop.settings import DemoSettings, Settings
 from callpop.store.db import Database
 from callpop.store.models import (

@@ -21,9 +21,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from callpop.accounts import hash_password
 from callpop.demo.names import MANAGERS
 from callpop.demo.plan import DemoPlan, Manager, plan_demo
-from callpop.server.auth import hash_password
 from callpop.settings import Settings
 from callpop.store.db import Database
 from callpop.store.models import (

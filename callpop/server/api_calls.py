@@ -13,16 +13,14 @@ import logging
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import update
 
 from callpop.phones import phone_key
 from callpop.server.api_base import actor_of, json_response, path_id, read_json, session_for, translate_errors
 from callpop.server.auth import csrf_token, require_user
 from callpop.server.keys import AMI, SETTINGS
 from callpop.settings import Settings
-from callpop.store import directory
+from callpop.store import directory, employees
 from callpop.store.errors import Conflict, NotFound, ValidationError
-from callpop.store.models import Employee
 from callpop.store.records import sales as records
 from callpop.store.records.validation import Field, Schema
 
@@ -88,7 +86,7 @@ async def update_me(request: web.Request) -> web.StreamResponse:
     actor = actor_of(request)
     values = ME_PATCH.parse(await read_json(request), records.parse_context(request.app[SETTINGS]))
     async with session_for(request) as s:
-        await s.execute(update(Employee).where(Employee.id == actor.id).values(language=values["language"]))
+        await employees.set_language(s, actor.id, values["language"])
     data = _me_json(request)
     data["language"] = values["language"]
     return json_response(data)

@@ -17,10 +17,10 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callpop.server.auth import hash_password
+from callpop.accounts import CurrentUser, hash_password
 from callpop.settings import Settings
 from callpop.store.errors import StoreError
 from callpop.store.models import Employee, Extension
@@ -29,9 +29,13 @@ __all__ = [
     "ROLES",
     "EmployeeError",
     "EmployeeUpdate",
+    "active_ids",
+    "credentials",
+    "current_account",
     "employees_by_extension",
     "main",
     "save_employee",
+    "set_language",
 ]
 
 log = logging.getLogger(__name__)
@@ -154,6 +158,41 @@ async def save_employee(session: AsyncSession, login: str, *, name: str | None =
     await session.flush()
     log.info("employee saved: login=%s id=%s changes=%s", login, employee.id, changes)
     return EmployeeUpdate(employee_id=employee.id, created=created, changes=tuple(changes))
+
+
+# --- accounts as the web layer reads them ----------------------------------------------------
+
+
+async def current_account(session: AsyncSession, employee_id: int, default_language: str) -> CurrentUser | None:
+    """The logged-in user behind a session, or None when the account is gone or deactivated
+    (read on every request, so a deactivation or a new role takes effect at once)."""
+    emp = (await session.execute(select(Employee).where(Employee.id == employee_id))).scalar_one_or_none()
+    if emp is None or not emp.active:
+        return None
+    return CurrentUser(
+        id=emp.id, login=emp.login, name=emp.name, role=emp.role,
+        extensions=tuple(sorted(e.extension for e in emp.extensions)),
+        language=emp.language or default_language,
+    )
+
+
+async def credentials(session: AsyncSession, login: str) -> tuple[int, str, bool] | None:
+    """(id, password hash, active) of the account with *login*, for the login form."""
+    row = (await session.execute(
+        select(Employee.id, Employee.password_hash, Employee.active).where(Employee.login == login)
+    )).one_or_none()
+    return None if row is None else (row.id, row.password_hash, row.active)
+
+
+async def set_language(session: AsyncSession, employee_id: int, language: str) -> None:
+    """Remember the UI language an employee chose; flushes, the caller commits."""
+    await session.execute(update(Employee).where(Employee.id == employee_id).values(language=language))
+
+
+async def active_ids(session: AsyncSession, employee_ids: Iterable[int]) -> set[int]:
+    """Which of *employee_ids* still belong to an active account."""
+    return set((await session.execute(select(Employee.id).where(
+        Employee.id.in_(list(employee_ids)), Employee.active.is_(True)))).scalars())
 
 
 # --- callpop user LOGIN ... ------------------------------------------------------------------

@@ -16,7 +16,8 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from callpop import kpi
-from callpop.server.auth import CurrentUser, require_role, require_user
+from callpop.accounts import CurrentUser
+from callpop.server.auth import require_role, require_user
 from callpop.server.keys import DB, SETTINGS
 from callpop.server.kpi.charts import Series, color_for, line_chart
 from callpop.server.kpi.view import (
