@@ -26,8 +26,7 @@ from callpop.server.api_base import (
 )
 from callpop.server.auth import require_user
 from callpop.server.keys import SETTINGS
-from callpop.store.records import clients as client_records
-from callpop.store.records import sales as records
+from callpop.store.records import clients, sales
 from callpop.store.records.schemas import RESOURCES
 
 __all__ = [
@@ -49,7 +48,7 @@ def list_of(kind: str) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         require_user(request)
         async with session_for(request) as s:
-            page = await records.list_records(s, kind, request.query, request.app[SETTINGS])
+            page = await sales.list_records(s, kind, request.query, request.app[SETTINGS])
         return json_response(page.to_json())
     return _named(f"list_{RESOURCES[kind].plural}", handler)
 
@@ -59,7 +58,7 @@ def create_of(kind: str) -> Handler:
         actor = actor_of(request)
         body = await read_json(request)
         async with session_for(request) as s:
-            item = await records.create_record(s, kind, body, actor, request.app[SETTINGS])
+            item = await sales.create_record(s, kind, body, actor, request.app[SETTINGS])
         return json_response(item, 201)
     return _named(f"create_{kind}", handler)
 
@@ -68,7 +67,7 @@ def get_of(kind: str) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         require_user(request)
         async with session_for(request) as s:
-            item = await records.get_record(s, kind, path_id(request))
+            item = await sales.get_record(s, kind, path_id(request))
         return json_response(item)
     return _named(f"get_{kind}", handler)
 
@@ -78,7 +77,7 @@ def update_of(kind: str) -> Handler:
         actor = actor_of(request)
         body = await read_json(request)
         async with session_for(request) as s:
-            item = await records.update_record(s, kind, path_id(request), body, actor, request.app[SETTINGS])
+            item = await sales.update_record(s, kind, path_id(request), body, actor, request.app[SETTINGS])
         return json_response(item)
     return _named(f"update_{kind}", handler)
 
@@ -89,7 +88,7 @@ def update_of(kind: str) -> Handler:
 async def list_clients(request: web.Request) -> web.StreamResponse:
     require_user(request)
     async with session_for(request) as s:
-        page = await client_records.list_clients(s, request.query, request.app[SETTINGS])
+        page = await clients.list_clients(s, request.query, request.app[SETTINGS])
     return json_response(page.to_json())
 
 
@@ -98,7 +97,7 @@ async def create_client(request: web.Request) -> web.StreamResponse:
     actor = actor_of(request)
     body = await read_json(request)
     async with session_for(request) as s:
-        client = await client_records.create_client(s, body, actor, request.app[SETTINGS])
+        client = await clients.create_client(s, body, actor, request.app[SETTINGS])
     return json_response(client, 201)
 
 
@@ -106,7 +105,7 @@ async def create_client(request: web.Request) -> web.StreamResponse:
 async def get_client(request: web.Request) -> web.StreamResponse:
     require_user(request)
     async with session_for(request) as s:
-        client = await client_records.get_client(s, path_id(request), request.app[SETTINGS])
+        client = await clients.get_client(s, path_id(request), request.app[SETTINGS])
     return json_response(client)
 
 
@@ -115,7 +114,7 @@ async def update_client(request: web.Request) -> web.StreamResponse:
     actor = actor_of(request)
     body = await read_json(request)
     async with session_for(request) as s:
-        client = await client_records.update_client(s, path_id(request), body, actor, request.app[SETTINGS])
+        client = await clients.update_client(s, path_id(request), body, actor, request.app[SETTINGS])
     return json_response(client)
 
 
@@ -124,7 +123,7 @@ async def add_phone(request: web.Request) -> web.StreamResponse:
     actor = actor_of(request)
     body = await read_json(request)
     async with session_for(request) as s:
-        phone = await client_records.add_phone(s, path_id(request), body, actor, request.app[SETTINGS])
+        phone = await clients.add_phone(s, path_id(request), body, actor, request.app[SETTINGS])
     return json_response(phone, 201)
 
 
@@ -132,7 +131,7 @@ async def add_phone(request: web.Request) -> web.StreamResponse:
 async def list_phones(request: web.Request) -> web.StreamResponse:
     require_user(request)
     async with session_for(request) as s:
-        page = await client_records.list_phones(s, request.query, request.app[SETTINGS])
+        page = await clients.list_phones(s, request.query, request.app[SETTINGS])
     return json_response(page.to_json())
 
 
@@ -140,7 +139,7 @@ async def list_phones(request: web.Request) -> web.StreamResponse:
 async def get_phone(request: web.Request) -> web.StreamResponse:
     require_user(request)
     async with session_for(request) as s:
-        phone = await client_records.get_phone(s, path_id(request), request.app[SETTINGS])
+        phone = await clients.get_phone(s, path_id(request), request.app[SETTINGS])
     return json_response(phone)
 
 
@@ -149,7 +148,7 @@ async def update_phone(request: web.Request) -> web.StreamResponse:
     actor = actor_of(request)
     body = await read_json(request)
     async with session_for(request) as s:
-        phone = await client_records.update_phone(s, path_id(request), body, actor, request.app[SETTINGS])
+        phone = await clients.update_phone(s, path_id(request), body, actor, request.app[SETTINGS])
     return json_response(phone)
 
 
@@ -157,5 +156,5 @@ async def update_phone(request: web.Request) -> web.StreamResponse:
 async def delete_phone(request: web.Request) -> web.StreamResponse:
     actor = actor_of(request)
     async with session_for(request) as s:
-        await client_records.delete_phone(s, path_id(request), actor)
+        await clients.delete_phone(s, path_id(request), actor)
     return web.Response(status=204)

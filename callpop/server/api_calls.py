@@ -21,7 +21,7 @@ from callpop.server.keys import AMI, SETTINGS
 from callpop.settings import Settings
 from callpop.store import directory, employees
 from callpop.store.errors import Conflict, NotFound, ValidationError
-from callpop.store.records import sales as records
+from callpop.store.records import sales
 from callpop.store.records.validation import Field, Schema
 
 __all__ = [
@@ -84,7 +84,7 @@ async def get_me(request: web.Request) -> web.StreamResponse:
 @translate_errors
 async def update_me(request: web.Request) -> web.StreamResponse:
     actor = actor_of(request)
-    values = ME_PATCH.parse(await read_json(request), records.parse_context(request.app[SETTINGS]))
+    values = ME_PATCH.parse(await read_json(request), sales.parse_context(request.app[SETTINGS]))
     async with session_for(request) as s:
         await employees.set_language(s, actor.id, values["language"])
     data = _me_json(request)
@@ -96,7 +96,7 @@ async def update_me(request: web.Request) -> web.StreamResponse:
 async def due_promises(request: web.Request) -> web.StreamResponse:
     user = require_user(request)
     async with session_for(request) as s:
-        items = await records.due_promises(s, user.id, request.app[SETTINGS])
+        items = await sales.due_promises(s, user.id, request.app[SETTINGS])
     return json_response({"items": items, "total": len(items), "limit": len(items), "offset": 0})
 
 
@@ -115,7 +115,7 @@ async def client_card(request: web.Request) -> web.StreamResponse:
 async def lookup(request: web.Request) -> web.StreamResponse:
     """What the pop shows for a number: the same Lookup JSON as the pop's cards."""
     require_user(request)
-    query = LOOKUP_QUERY.parse(request.query, records.parse_context(request.app[SETTINGS]))
+    query = LOOKUP_QUERY.parse(request.query, sales.parse_context(request.app[SETTINGS]))
     async with session_for(request) as s:
         found = await directory.lookup(s, query["number"], request.app[SETTINGS])
     return json_response(found.to_json())
@@ -125,7 +125,7 @@ async def lookup(request: web.Request) -> web.StreamResponse:
 async def client_history(request: web.Request) -> web.StreamResponse:
     require_user(request)
     ident = path_id(request)
-    query = HISTORY_QUERY.parse(request.query, records.parse_context(request.app[SETTINGS]))
+    query = HISTORY_QUERY.parse(request.query, sales.parse_context(request.app[SETTINGS]))
     async with session_for(request) as s:
         rows = await directory.client_history(s, ident, query["section"], offset=query.get("offset") or 0,
                                               limit=query.get("limit") or 20)
@@ -144,7 +144,7 @@ def device_for(extension: str, settings: Settings) -> str:
 async def originate(request: web.Request) -> web.StreamResponse:
     user = require_user(request)
     settings = request.app[SETTINGS]
-    values = ORIGINATE_IN.parse(await read_json(request), records.parse_context(settings))
+    values = ORIGINATE_IN.parse(await read_json(request), sales.parse_context(settings))
     if not user.extensions:
         raise Conflict("client_phone", "you have no extension to call from: ask an administrator to add one")
     key = phone_key(values["client_phone"], settings.phones.default_region, settings.phones.min_external_digits)

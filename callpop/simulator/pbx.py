@@ -193,7 +193,7 @@ class SimulatedPbx:
         ``agent``: the agent who answers (or dials, for outbound and click-to-call) first,
         then the others in the capture's order (ring group and queue members, the transfer
         target); missing ones are picked at random among ``agents``. ``scenario`` is one of
-        ``sim_scenario.SCENARIOS``: incoming_answered, incoming_noanswer, caller_hangup,
+        ``scenario.SCENARIOS``: incoming_answered, incoming_noanswer, caller_hangup,
         ring_group, queue_answered, queue_abandoned, outbound, click_to_call,
         blind_transfer, attended_transfer.
 

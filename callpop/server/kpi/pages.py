@@ -3,7 +3,7 @@
 A manager sees only their own figures: every handler takes the employee from the session,
 and a manager naming someone else gets 403. Supervisors (and admins) see everyone, edit
 plans and drill from any number down to the rows behind it. All numbers come from the
-database through ``kpi_view``; all text reaches the templates as data (autoescaped).
+database through ``view``; all text reaches the templates as data (autoescaped).
 """
 
 from __future__ import annotations

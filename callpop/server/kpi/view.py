@@ -1,7 +1,7 @@
 """What the KPI pages show, built once and rendered as HTML, JSON or CSV.
 
 The dashboard model (managers × KPIs with fact, plan and %, totals, the per-day series) is
-assembled here from ``kpi_queries`` so the page, ``/api/kpi/dashboard`` and
+assembled here from ``store.kpi.queries`` so the page, ``/api/kpi/dashboard`` and
 ``/dashboard.csv`` can never disagree about a number.
 """
 
@@ -124,7 +124,7 @@ def _totals(rows: list[Row], label: str) -> Row:
 async def load_dashboard(sessions: async_sessionmaker[AsyncSession], period: kpi.Period, settings: Settings,
                          now: dt.datetime, *, totals_label: str = "Total") -> DashboardView:
     """The whole dashboard in two concurrent reads: the per-day series (whose sums are the
-    contact and missed-call counts; closed days remembered, see kpi_daycache) and the other
+    contact and missed-call counts; closed days remembered, see store.kpi.daycache) and the other
     aggregates, each on its own connection."""
 
     async def series() -> tuple[dict[int, list[int]], dict[int, list[int]]]:

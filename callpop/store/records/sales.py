@@ -1,6 +1,6 @@
 """Validated create / read / update / list of what managers record about clients:
 agreements, promises, notes, payments and receivables (clients and phones are in
-``client_records.py``).
+``clients.py``).
 
 Every input goes through the declared schemas (``schemas.py``) and every reference
 (client, call, agreement) is checked, so a bad request becomes a ``ValidationError``
