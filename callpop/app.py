@@ -111,7 +111,7 @@ def _database_ctx(given: Any | None) -> Any:
 
 
 async def _login_gate_ctx(app: web.Application) -> AsyncIterator[None]:
-    from callpop.server.auth import check_password
+    from callpop.accounts import check_password
     from callpop.server.login_gate import LOGIN_GATE, LoginGate
 
     gate = LoginGate(app[SETTINGS].web, check_password)
@@ -154,7 +154,7 @@ def _ami_ctx(start: bool) -> Any:
         ami_settings = settings.ami
         simulator = None
         if ami_settings.simulated:
-            from callpop.telephony.simulator import SimulatedPbx
+            from callpop.simulator.pbx import SimulatedPbx
 
             secret = ami_settings.secret or secrets.token_urlsafe(12)
             simulator = SimulatedPbx(ami_settings.username, secret, simulator_agents(settings), 1.0,
@@ -193,7 +193,7 @@ async def _serve(settings: Settings, app: web.Application, *, banner: str = "", 
     site = web.TCPSite(runner, settings.web.host, settings.web.port)
     try:
         if refuse_demo:
-            from callpop.store.demo_guard import refuse_demo_accounts
+            from callpop.demo.guard import refuse_demo_accounts
 
             await refuse_demo_accounts(app[DB])
         await site.start()
@@ -223,9 +223,9 @@ def stop_on_signals() -> asyncio.Event:
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
     """``callpop run``: the daemon (AMI, tracker, pops and the web application)."""
+    from callpop.demo.guard import DemoAccountsPresent
     from callpop.logs import setup_logging
     from callpop.store.db import SchemaError
-    from callpop.store.demo_guard import DemoAccountsPresent
 
     setup_logging(settings.logging)
     try:

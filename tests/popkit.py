@@ -16,9 +16,9 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from callpop.accounts import hash_password
 from callpop.app import create_app
 from callpop.pipeline import PIPELINE, Pipeline, StoreHooks
-from callpop.server.auth import hash_password
 from callpop.server.templating import setup_templates
 from callpop.settings import Settings
 from callpop.store.db import Database

@@ -26,9 +26,9 @@ from amikit import (
     wait_until,
 )
 
+from callpop.simulator.pbx import SimulatedPbx
 from callpop.telephony.connection import AmiConnection, AmiNotConnected
 from callpop.telephony.events import Ended, Ringing
-from callpop.telephony.simulator import SimulatedPbx
 
 SIP = FIXTURES / "ami" / "pjsip"
 

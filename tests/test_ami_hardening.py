@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from amikit import Collector, ami_settings, running, tracker, wait_until
 
+from callpop.simulator.pbx import SimulatedPbx
 from callpop.telephony.connection import AmiConnection
 from callpop.telephony.events import Ended
 from callpop.telephony.protocol import MAX_BANNER, AmiFramer, AmiFramingError
-from callpop.telephony.simulator import SimulatedPbx
 
 
 def test_a_banner_line_that_never_ends_is_refused_not_buffered() -> None:

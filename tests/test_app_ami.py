@@ -13,9 +13,9 @@ from sqlalchemy import select
 
 from callpop.server.keys import AMI
 from callpop.settings import AmiSettings, Settings
+from callpop.simulator.pbx import SimulatedPbx
 from callpop.store.db import Database
 from callpop.store.models import Call, Client
-from callpop.telephony.simulator import SimulatedPbx
 
 NUMBER = "+79161234567"
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
+from callpop.accounts import hash_password
 from callpop.app import _serve, create_app
-from callpop.demo import demo_settings
-from callpop.server.auth import hash_password
+from callpop.demo.guard import DemoAccountsPresent, accounts_with_demo_password, refuse_demo_accounts
+from callpop.demo.launch import demo_settings
 from callpop.settings import Settings, settings_from_mapping
 from callpop.store.db import Database
-from callpop.store.demo_guard import DemoAccountsPresent, accounts_with_demo_password, refuse_demo_accounts
 from callpop.store.models import Employee
 
 DEMO_HASH = hash_password("demo")

@@ -16,11 +16,11 @@ from popkit import Recorder, add_client, add_employee, start_live
 from sqlalchemy import select
 
 from callpop.settings import Settings
+from callpop.simulator.pbx import SimulatedPbx, demo_talk_seconds
 from callpop.store.db import Database
 from callpop.store.models import Contact
 from callpop.telephony.connection import AmiConnection
 from callpop.telephony.events import CallEvent, Ended
-from callpop.telephony.simulator import SimulatedPbx, demo_talk_seconds
 
 NUMBER = "+79161234567"
 SPEED = 40.0

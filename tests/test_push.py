@@ -12,8 +12,8 @@ from typing import Any
 
 from popkit import Recorder, add_employee, start_live
 
+from callpop.accounts import CurrentUser
 from callpop.push import CLOSE_TOO_SLOW, Hub
-from callpop.server.auth import CurrentUser
 from callpop.server.keys import HUB
 from callpop.settings import PushSettings, Settings
 from callpop.store.db import Database

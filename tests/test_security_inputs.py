@@ -18,7 +18,7 @@ from popkit import Recorder, add_employee, start_live
 
 from callpop.phones import may_dial
 from callpop.server.keys import HUB
-from callpop.server.kpi_api import _text
+from callpop.server.kpi.api import _text
 from callpop.server.pages import safe_next
 from callpop.settings import Settings, SettingsError, settings_from_mapping
 from callpop.store.db import Database

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from amikit import Collector, ami_settings, running, tracker, wait_until
 
+from callpop.simulator.pbx import SimulatedPbx
+from callpop.simulator.scenario import SCENARIOS
 from callpop.telephony.connection import AmiConnection
 from callpop.telephony.events import Ended, Ringing
-from callpop.telephony.sim_scenario import SCENARIOS
-from callpop.telephony.simulator import SimulatedPbx
 
 CLIENT = "+79031234567"
 AGENTS = [str(a) for a in range(101, 111)]

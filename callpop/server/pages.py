@@ -14,15 +14,15 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
-from sqlalchemy import select
 
+from callpop.accounts import hash_password
 from callpop.logs import Throttle
 from callpop.pipeline import PIPELINE
-from callpop.server.auth import current_user, hash_password, login_user, logout_user, require_user
+from callpop.server.auth import current_user, login_user, logout_user, require_user
 from callpop.server.keys import AMI, DB, HUB, SETTINGS
 from callpop.server.login_gate import LOGIN_GATE, Busy
 from callpop.server.templating import render
-from callpop.store.models import Employee
+from callpop.store import employees
 
 __all__ = ["desk", "health", "login_form", "login_submit", "logout", "safe_next"]
 
@@ -74,18 +74,16 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     mark = gate.attempt(address, login)
     if login and password:
         async with request.app[DB].sessions() as session:
-            row = (await session.execute(
-                select(Employee.id, Employee.password_hash, Employee.active).where(Employee.login == login)
-            )).one_or_none()
+            row = await employees.credentials(session, login)
         try:
             # the same argon2 work whether the login exists or not: timing tells nothing
-            ok = await gate.verify(_DUMMY_HASH if row is None else row.password_hash, password)
+            ok = await gate.verify(_DUMMY_HASH if row is None else row[1], password)
         except Busy:
             _throttled.log(logging.WARNING, "busy", "login refused: password checks saturated remote=%s", address)
             return _refused(request, 503, 1, login, next_path, "The server is busy checking passwords: try "
                                                                "again in a moment.")
-        if ok and row is not None and row.active:
-            employee_id = row.id
+        if ok and row is not None and row[2]:
+            employee_id = row[0]
     if employee_id is None:
         log.info("login failed login=%s remote=%s", _shown(login, row is not None), address)
         return render(request, "login.html", status=401, login=login, next=next_path,

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from callpop.server.auth import hash_password
+from callpop.accounts import hash_password
 from callpop.store.db import Database
 from callpop.store.models import Agreement, Client, ClientPhone, Employee, Extension, Note, Promise
 

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop.kpi import KPI_NAMES
 from callpop.store import audit
+from callpop.store.errors import StoreError
 from callpop.store.models import Employee, Plan
 
 __all__ = ["MAX_TARGET", "PlanError", "PlanItem", "list_plans", "parse_items", "parse_month", "save_plans"]
@@ -27,7 +28,7 @@ MAX_TARGET = 1_000_000_000.0
 MAX_ITEMS = 5000
 
 
-class PlanError(ValueError):
+class PlanError(StoreError, ValueError):
     """Bad plan input; the message starts with the field's name."""
 
 

@@ -29,8 +29,8 @@ from callpop.settings import Settings
 from callpop.store import audit
 from callpop.store.errors import Conflict, Forbidden, NotFound, ValidationError
 from callpop.store.models import Client, ClientPhone, Employee
-from callpop.store.records import DEFAULT_LIMIT, Actor, Page, escape_like, parse_context, text_search
-from callpop.store.schemas import (
+from callpop.store.records.sales import DEFAULT_LIMIT, Actor, Page, escape_like, parse_context, text_search
+from callpop.store.records.schemas import (
     CLIENT_FILTERS,
     CLIENT_IN,
     CLIENT_OUT,

@@ -17,10 +17,10 @@ from collections import Counter
 
 from sqlalchemy import select
 
-from callpop.server.auth import check_password
+from callpop.accounts import check_password
+from callpop.demo.names import MANAGERS
+from callpop.demo.seed import DEMO_PASSWORD
 from callpop.store.db import Database
-from callpop.store.demo_data import DEMO_PASSWORD
-from callpop.store.demo_names import MANAGERS
 from callpop.store.models import Employee
 
 __all__ = ["DEMO_PASSWORD", "DemoAccountsPresent", "accounts_with_demo_password", "refuse_demo_accounts"]
