@@ -25,6 +25,7 @@ class CurrentUser:
     role: str  # manager | supervisor | admin
     extensions: tuple[str, ...]
     language: str
+    session_generation: int = 0  # the employee's, when this request or socket was let in
 
     @property
     def is_supervisor(self) -> bool:

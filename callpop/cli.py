@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     user.add_argument("--role", choices=["manager", "supervisor", "admin"])
     user.add_argument("--extension", action="append", default=[], help="agent extension (repeatable)")
     user.add_argument("--password", help="password (default: asked on the terminal)")
+    state = user.add_mutually_exclusive_group()
+    state.add_argument("--deactivate", dest="active", action="store_false", default=None,
+                       help="the employee may no longer log in; every session ends at once")
+    state.add_argument("--activate", dest="active", action="store_true", help="let the employee log in again")
+    user.add_argument("--end-sessions", action="store_true",
+                      help="log the employee out everywhere (a lost laptop, a copied cookie)")
 
     add("regular", "re-apply the regular-client rule to every client (nightly: clients leave the window with time)")
 

@@ -233,9 +233,11 @@ class Hub:
         """The accounts with at least one open tab."""
         return set(self._by_employee)
 
-    def disconnect_user(self, employee_id: int, reason: str = "logged out") -> int:
-        """Close every tab of one user (logout: the browser's cookie is gone, so are they)."""
-        conns = list(self._by_employee.get(employee_id, ()))
+    def disconnect_user(self, employee_id: int, reason: str = "logged out", *, older_than: int | None = None) -> int:
+        """Close every tab of one user (logout: the browser's cookie is gone, so are they);
+        with *older_than*, only the tabs let in under an older session generation."""
+        conns = [c for c in self._by_employee.get(employee_id, ())
+                 if older_than is None or c.user.session_generation < older_than]
         for conn in conns:
             self.detach(conn)
             task = asyncio.create_task(self._close(conn, CLOSE_SESSION_ENDED, reason))

@@ -1,8 +1,11 @@
 """Who is asking: signed session cookies, roles and CSRF tokens (passwords: ``callpop.accounts``).
 
-The session cookie holds only the employee id, an expiry and a random nonce, signed with
-HMAC-SHA256; the employee row is read on each request so a deactivated account or a
-changed role takes effect at once. Every unsafe request (POST, PUT, PATCH, DELETE) must
+The session cookie holds only the employee id, the employee's session generation, an
+expiry and a random nonce, signed with HMAC-SHA256; the employee row is read on each
+request (and socket handshake), so a deactivated account or a changed role takes effect
+at once, and a cookie is refused when its generation is no longer the employee's (every
+session ended: log out everywhere, a new password or role, a dismissal) or its nonce was
+revoked (that one session ended by "Log out"). Every unsafe request (POST, PUT, PATCH, DELETE) must
 carry the CSRF token bound to the session nonce — forms in a hidden ``csrf_token`` field,
 scripts in the ``X-CSRF-Token`` header — so a page on another site cannot act for the
 manager even if the browser sends the cookie.
@@ -11,6 +14,7 @@ manager even if the browser sends the cookie.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -23,7 +27,7 @@ from aiohttp import web
 
 from callpop.accounts import CurrentUser
 from callpop.server.keys import DB, SECRET, SETTINGS
-from callpop.store.employees import current_account
+from callpop.store.employees import current_account, end_all_sessions, revoke_session, session_revoked
 
 __all__ = [
     "COOKIE",
@@ -45,6 +49,7 @@ class _Session:
     uid: int | None
     nonce: str
     expires: float
+    gen: int = 0
 
 
 # typed request storage (aiohttp warns on plain string keys, and tests turn warnings into errors)
@@ -57,7 +62,7 @@ def _sign(secret: bytes, payload: bytes) -> str:
 
 
 def _encode(secret: bytes, session: _Session) -> str:
-    payload = json.dumps({"u": session.uid, "n": session.nonce, "e": int(session.expires)}).encode()
+    payload = json.dumps({"u": session.uid, "n": session.nonce, "e": int(session.expires), "g": session.gen}).encode()
     body = base64.urlsafe_b64encode(payload).decode().rstrip("=")
     return f"{body}.{_sign(secret, payload)}"
 
@@ -72,7 +77,7 @@ def _decode(secret: bytes, value: str) -> _Session | None:
         return None
     try:
         data = json.loads(payload)
-        session = _Session(uid=data["u"], nonce=str(data["n"]), expires=float(data["e"]))
+        session = _Session(uid=data["u"], nonce=str(data["n"]), expires=float(data["e"]), gen=int(data.get("g", 0)))
     except (ValueError, KeyError, TypeError):
         return None
     if session.expires < time.time():
@@ -92,9 +97,14 @@ def _set_cookie(request: web.Request, response: web.StreamResponse, session: _Se
                         secure=settings.cookie_secure, path="/", max_age=settings.session_hours * 3600)
 
 
-async def _load_user(request: web.Request, uid: int) -> CurrentUser | None:
+async def _load_user(request: web.Request, session: _Session) -> CurrentUser | None:
+    """The session's employee, or None: no such active account, or this session was ended."""
+    assert session.uid is not None
     async with request.app[DB].sessions() as db:
-        return await current_account(db, uid, request.app[SETTINGS].web.default_language)
+        user = await current_account(db, session.uid, request.app[SETTINGS].web.default_language)
+        if user is None or user.session_generation != session.gen or await session_revoked(db, session.nonce):
+            return None
+        return user
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -111,7 +121,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         session = _Session(uid=None, nonce=secrets.token_urlsafe(16),
                            expires=time.time() + request.app[SETTINGS].web.session_hours * 3600)
     request[_SESSION_KEY] = session
-    request[_USER_KEY] = await _load_user(request, session.uid) if session.uid is not None else None
+    request[_USER_KEY] = await _load_user(request, session) if session.uid is not None else None
     if request.method not in _SAFE_METHODS and not request.path.startswith("/static/"):
         sent = request.headers.get("X-CSRF-Token")
         if sent is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
@@ -148,13 +158,23 @@ def require_role(request: web.Request, *roles: str) -> CurrentUser:
     return user
 
 
-def login_user(request: web.Request, response: web.StreamResponse, employee_id: int) -> None:
+def login_user(request: web.Request, response: web.StreamResponse, employee_id: int, generation: int = 0) -> None:
     """Start a new session (new nonce: a token seen before login is useless after it)."""
     session = _Session(uid=employee_id, nonce=secrets.token_urlsafe(16),
-                       expires=time.time() + request.app[SETTINGS].web.session_hours * 3600)
+                       expires=time.time() + request.app[SETTINGS].web.session_hours * 3600, gen=generation)
     request[_SESSION_KEY] = session
     _set_cookie(request, response, session)
 
 
-def logout_user(request: web.Request, response: web.StreamResponse) -> None:
+async def logout_user(request: web.Request, response: web.StreamResponse, *, everywhere: bool = False) -> None:
+    """End this session (its cookie, even a copy, is refused from now on), or with
+    *everywhere* every session of the employee on every device."""
+    session: _Session = request[_SESSION_KEY]
+    if session.uid is not None:
+        async with request.app[DB].sessions() as db:
+            if everywhere:
+                await end_all_sessions(db, session.uid)
+            else:
+                await revoke_session(db, session.nonce, session.uid, dt.datetime.fromtimestamp(session.expires, dt.UTC))
+            await db.commit()
     response.del_cookie(COOKIE, path="/")

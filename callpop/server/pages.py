@@ -24,7 +24,7 @@ from callpop.server.login_gate import LOGIN_GATE, Busy
 from callpop.server.templating import render
 from callpop.store import employees
 
-__all__ = ["desk", "health", "login_form", "login_submit", "logout", "safe_next"]
+__all__ = ["desk", "health", "login_form", "login_submit", "logout", "logout_everywhere", "safe_next"]
 
 log = logging.getLogger(__name__)
 _throttled = Throttle(log)  # a password-guessing run: one line a minute, with a count
@@ -70,6 +70,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         return _refused(request, 429, wait, login, next_path, "Too many failed logins: wait a few minutes and "
                                                              "try again.")
     employee_id: int | None = None
+    generation = 0
     row = None
     mark = gate.attempt(address, login)
     if login and password:
@@ -83,14 +84,14 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
             return _refused(request, 503, 1, login, next_path, "The server is busy checking passwords: try "
                                                                "again in a moment.")
         if ok and row is not None and row[2]:
-            employee_id = row[0]
+            employee_id, generation = row[0], row[3]
     if employee_id is None:
         log.info("login failed login=%s remote=%s", _shown(login, row is not None), address)
         return render(request, "login.html", status=401, login=login, next=next_path,
                       error="Wrong login or password.")
     gate.succeeded(address, login, mark)
     response = web.Response(status=302, headers={"Location": next_path})
-    login_user(request, response, employee_id)
+    login_user(request, response, employee_id, generation)
     log.info("login ok login=%s remote=%s", login, address)
     return response
 
@@ -103,12 +104,24 @@ def _refused(request: web.Request, status: int, retry_after: int, login: str, ne
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
+    """End this session: the cookie is removed and refused from now on, even a copy of it."""
     user = current_user(request)
     response = web.Response(status=302, headers={"Location": "/login"})
-    logout_user(request, response)
+    await logout_user(request, response)
     if user is not None:
         closed = request.app[HUB].disconnect_user(user.id)
         log.info("logout login=%s tabs_closed=%d", user.login, closed)
+    return response
+
+
+async def logout_everywhere(request: web.Request) -> web.StreamResponse:
+    """End every session of the logged-in employee, on every device (a lost laptop, a
+    shared computer): all their cookies are refused and their open tabs closed."""
+    user = require_user(request)
+    response = web.Response(status=302, headers={"Location": "/login"})
+    await logout_user(request, response, everywhere=True)
+    closed = request.app[HUB].disconnect_user(user.id, reason="logged out everywhere")
+    log.info("logout everywhere login=%s tabs_closed=%d", user.login, closed)
     return response
 
 

@@ -56,6 +56,7 @@ ROUTES: tuple[Route, ...] = (
     page("GET", "/login", pages.login_form, "login", public=True),
     page("POST", "/login", pages.login_submit, public=True),
     page("POST", "/logout", pages.logout, "logout", public=True),
+    page("POST", "/logout/everywhere", pages.logout_everywhere, "logout_everywhere"),
     page("GET", "/health", pages.health, "health", public=True),
     page("GET", "/ws", ws.websocket, "ws"),
     # the desk's other pages (desk.py)

@@ -84,9 +84,10 @@ def _handle_text(hub: Hub, conn: Connection, data: str) -> None:
 
 
 async def recheck_accounts(hub: Hub, db: Database, every: float) -> None:
-    """Close the tabs of accounts deactivated after they connected. ``callpop user
-    --deactivate`` runs in another process, so the daemon finds out by asking; a page or a
-    new socket is refused at once anyway, this covers the socket already open."""
+    """Close the tabs of accounts deactivated after they connected, and of sessions ended
+    since (a new password, role or "log out everywhere": the session generation moved).
+    ``callpop user`` runs in another process, so the daemon finds out by asking; a page or
+    a new socket is refused at once anyway, this covers the socket already open."""
     while True:
         await asyncio.sleep(every)
         connected = hub.employee_ids()
@@ -94,13 +95,17 @@ async def recheck_accounts(hub: Hub, db: Database, every: float) -> None:
             continue
         try:
             async with db.sessions() as session:
-                active = await employees.active_ids(session, connected)
+                generations = await employees.session_generations(session, connected)
         except Exception as exc:
             log.warning("account re-check failed (%s); trying again in %.0f s", type(exc).__name__, every)
             continue
-        for employee_id in sorted(connected - active):
+        for employee_id in sorted(connected - set(generations)):
             closed = hub.disconnect_user(employee_id, reason="account deactivated")
             log.warning("account id=%s is deactivated or gone: closed its %d open tab(s)", employee_id, closed)
+        for employee_id, generation in sorted(generations.items()):
+            closed = hub.disconnect_user(employee_id, reason="session ended", older_than=generation)
+            if closed:
+                log.warning("account id=%s: its sessions were ended; closed %d open tab(s)", employee_id, closed)
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import datetime as dt
 import getpass
 import logging
 import os
@@ -17,24 +19,27 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop.accounts import CurrentUser, hash_password
 from callpop.settings import Settings
 from callpop.store.errors import StoreError
-from callpop.store.models import Employee, Extension
+from callpop.store.models import Employee, Extension, RevokedSession
 
 __all__ = [
     "ROLES",
     "EmployeeError",
     "EmployeeUpdate",
-    "active_ids",
     "credentials",
     "current_account",
     "employees_by_extension",
+    "end_all_sessions",
     "main",
+    "revoke_session",
     "save_employee",
+    "session_generations",
+    "session_revoked",
     "set_language",
 ]
 
@@ -144,15 +149,22 @@ async def save_employee(session: AsyncSession, login: str, *, name: str | None =
         if name is not None and _check_name(name) != employee.name:
             employee.name = _check_name(name)
             changes.append(f"name set to {employee.name}")
+        ends_sessions = False
         if role is not None and _check_role(role) != employee.role:
             employee.role = role
             changes.append(f"role set to {role}")
+            ends_sessions = True
         if password:
             employee.password_hash = hash_password(password)
             changes.append("password changed")
+            ends_sessions = True
         if active is not None and active != employee.active:
             employee.active = active
             changes.append("activated" if active else "deactivated")
+            ends_sessions = ends_sessions or not active
+        if ends_sessions:  # a stolen cookie must not outlive a new password, role or a dismissal
+            employee.session_generation += 1
+            changes.append("every session ended")
     if wanted is not None:
         changes.extend(await _assign_extensions(session, employee, wanted))
     await session.flush()
@@ -172,27 +184,55 @@ async def current_account(session: AsyncSession, employee_id: int, default_langu
     return CurrentUser(
         id=emp.id, login=emp.login, name=emp.name, role=emp.role,
         extensions=tuple(sorted(e.extension for e in emp.extensions)),
-        language=emp.language or default_language,
+        language=emp.language or default_language, session_generation=emp.session_generation,
     )
 
 
-async def credentials(session: AsyncSession, login: str) -> tuple[int, str, bool] | None:
-    """(id, password hash, active) of the account with *login*, for the login form."""
+async def session_revoked(session: AsyncSession, nonce: str) -> bool:
+    """Whether the session with *nonce* was ended by "Log out"."""
+    return (await session.execute(select(RevokedSession.nonce).where(RevokedSession.nonce == nonce))).first() \
+        is not None
+
+
+async def revoke_session(session: AsyncSession, nonce: str, employee_id: int, expires_at: dt.datetime) -> None:
+    """End one session (its cookie is refused from now on); forgets revocations that have
+    expired anyway. Flushes, the caller commits."""
+    await session.execute(delete(RevokedSession).where(RevokedSession.expires_at < dt.datetime.now(dt.UTC)))
+    if await session.get(RevokedSession, nonce) is None:
+        session.add(RevokedSession(nonce=nonce, employee_id=employee_id, expires_at=expires_at))
+    await session.flush()
+
+
+async def end_all_sessions(session: AsyncSession, employee_id: int) -> int:
+    """Bump the employee's session generation: every cookie issued before is refused.
+    Returns the new generation. Flushes, the caller commits."""
+    await session.execute(update(Employee).where(Employee.id == employee_id)
+                          .values(session_generation=Employee.session_generation + 1))
+    await session.flush()
+    generation: int = (await session.execute(select(Employee.session_generation)
+                                             .where(Employee.id == employee_id))).scalar_one()
+    return generation
+
+
+async def session_generations(session: AsyncSession, employee_ids: Iterable[int]) -> dict[int, int]:
+    """The current session generation of each of *employee_ids* that is still active."""
+    rows = await session.execute(select(Employee.id, Employee.session_generation).where(
+        Employee.id.in_(list(employee_ids)), Employee.active.is_(True)))
+    return {row.id: row.session_generation for row in rows}
+
+
+async def credentials(session: AsyncSession, login: str) -> tuple[int, str, bool, int] | None:
+    """(id, password hash, active, session generation) of the account with *login*, for the login form."""
     row = (await session.execute(
-        select(Employee.id, Employee.password_hash, Employee.active).where(Employee.login == login)
+        select(Employee.id, Employee.password_hash, Employee.active, Employee.session_generation)
+        .where(Employee.login == login)
     )).one_or_none()
-    return None if row is None else (row.id, row.password_hash, row.active)
+    return None if row is None else (row.id, row.password_hash, row.active, row.session_generation)
 
 
 async def set_language(session: AsyncSession, employee_id: int, language: str) -> None:
     """Remember the UI language an employee chose; flushes, the caller commits."""
     await session.execute(update(Employee).where(Employee.id == employee_id).values(language=language))
-
-
-async def active_ids(session: AsyncSession, employee_ids: Iterable[int]) -> set[int]:
-    """Which of *employee_ids* still belong to an active account."""
-    return set((await session.execute(select(Employee.id).where(
-        Employee.id.in_(list(employee_ids)), Employee.active.is_(True)))).scalars())
 
 
 # --- callpop user LOGIN ... ------------------------------------------------------------------
@@ -224,7 +264,11 @@ async def _run_user(args: argparse.Namespace, settings: Settings) -> EmployeeUpd
             if password is not None and len(password) < MIN_PASSWORD:
                 raise EmployeeError(f"password: at least {MIN_PASSWORD} characters")
             update = await save_employee(session, args.login, name=args.name, role=args.role,
-                                         password=password, extensions=args.extension or None)
+                                         password=password, extensions=args.extension or None,
+                                         active=getattr(args, "active", None))
+            if getattr(args, "end_sessions", False) and "every session ended" not in update.changes:
+                await end_all_sessions(session, update.employee_id)
+                update = dataclasses.replace(update, changes=(*update.changes, "every session ended"))
             await session.commit()
             return update
     finally:

@@ -317,6 +317,16 @@ class Plan(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class RevokedSession(Base):
+    """A session ended by "Log out": its cookie is refused until it would have expired anyway."""
+
+    __tablename__ = "revoked_sessions"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    employee_id: Mapped[int] = mapped_column(ForeignKey("employees.id", ondelete="CASCADE"))
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
 class AuditEntry(Base):
     """One changed field of money or a KPI input: who changed it, when, from what to what.
 

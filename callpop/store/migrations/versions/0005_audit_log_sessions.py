@@ -1,5 +1,6 @@
 """The audit trail of money and KPI inputs, and the employees' session generation.
 
+``revoked_sessions``: sessions ended by "Log out", refused until they would have expired.
 ``audit_log``: one row per changed field of a payment, receivable, agreement, a client's
 status or responsible manager, or a plan (who, when, old -> new). ``employees.
 session_generation``: carried in every session cookie and checked on every request, so
@@ -43,9 +44,21 @@ def upgrade() -> None:
     op.create_index("ix_audit_log_entity", "audit_log", ["entity", "entity_id"], unique=False)
     with op.batch_alter_table("employees") as batch:
         batch.add_column(sa.Column("session_generation", sa.Integer(), nullable=False, server_default="0"))
+    op.create_table(
+        "revoked_sessions",
+        sa.Column("nonce", sa.String(length=64), nullable=False),
+        sa.Column("employee_id", sa.Integer(), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["employee_id"], ["employees.id"], name="fk_revoked_sessions_employee_id_employees",
+                                ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("nonce", name="pk_revoked_sessions"),
+    )
+    op.create_index("ix_revoked_sessions_expires_at", "revoked_sessions", ["expires_at"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_revoked_sessions_expires_at", table_name="revoked_sessions")
+    op.drop_table("revoked_sessions")
     with op.batch_alter_table("employees") as batch:
         batch.drop_column("session_generation")
     op.drop_index("ix_audit_log_entity", table_name="audit_log")
