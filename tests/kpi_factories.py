@@ -1,4 +1,4 @@
-"""Small row factories shared by the KPI, contact and dashboard tests (helper-7's tests)."""
+"""Small row factories shared by the KPI, contact and dashboard tests."""
 
 from __future__ import annotations
 

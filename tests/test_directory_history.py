@@ -1,4 +1,4 @@
-"""What the card shows (issue 3, "History lookup"): order, bounds, paging, JSON form, and
+"""What the card shows (its history): order, bounds, paging, JSON form, and
 a constant number of statements however much history a client has."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Which client a ringing number belongs to (issue 3, "Phone matching"), on both databases."""
+"""Which client a ringing number belongs to (phone matching), on both databases."""
 
 from __future__ import annotations
 
