@@ -14,6 +14,10 @@ How to use them:
   the app or a CLI themselves (``create_app(settings.replace(database=...))``).
 - ``db_settings``: ``settings`` whose ``database.url`` is ``db``'s URL (so code under
   test that opens the database itself sees the same data).
+- ``start_live``: ``await start_live(store=...)`` starts the real app (``create_app`` on
+  ``db``, stand-in templates unless ``real_templates=True``) on a test port and returns a
+  ``Live``: logged-in HTTP clients, websocket tabs, the pipeline. Every app it started is
+  closed after the test, before the database.
 
 Migrating is done once per session into a template (SQLite: a file copied per test;
 PostgreSQL: ``CREATE DATABASE ... TEMPLATE``), so a database costs milliseconds. Add your
@@ -31,10 +35,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from aiohttp.test_utils import TestServer
 from pgkit import PG_URL
 from pgkit import pg_admin as _pg_admin
 from pgkit import pg_url as _pg_url
+from popkit import Live, StartLive, templates_dir
 
+from callpop.pipeline import StoreHooks
 from callpop.settings import DatabaseSettings, Settings, settings_from_mapping
 from callpop.store.db import Database, open_database, upgrade
 
@@ -50,8 +57,6 @@ def _run_in_thread(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 def _sqlite_url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
-
-
 
 
 @pytest.fixture(scope="session")
@@ -114,3 +119,27 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def db_settings(settings: Settings, db: Database) -> Settings:
     return settings.replace(database=DatabaseSettings(url=db.url))
+
+
+@pytest.fixture
+async def start_live(settings: Settings, db: Database, tmp_path: Path) -> AsyncIterator[StartLive]:
+    """Start the real app on a test port as often as a test asks; close every one afterwards."""
+    from callpop.app import create_app
+    from callpop.server.templating import setup_templates
+
+    started: list[Live] = []
+
+    async def start(app_settings: Settings | None = None, *, store: StoreHooks | None = None,
+                    real_templates: bool = False, start_ami: bool = False, **kwargs: Any) -> Live:
+        app = create_app(app_settings or settings, db=db, start_ami=start_ami, store=store, **kwargs)
+        if not real_templates:
+            setup_templates(app, templates_dir(tmp_path))
+        server = TestServer(app)
+        await server.start_server()
+        live = Live(server=server, app=app)
+        started.append(live)
+        return live
+
+    yield start
+    for live in reversed(started):
+        await live.close()

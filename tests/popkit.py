@@ -7,7 +7,7 @@ import asyncio
 import datetime as dt
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,10 +16,8 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from callpop.app import create_app
 from callpop.pipeline import PIPELINE, Pipeline, StoreHooks
 from callpop.server.auth import hash_password
-from callpop.server.templating import setup_templates
 from callpop.settings import Settings
 from callpop.store.db import Database
 from callpop.store.models import Client, ClientPhone, Employee, Extension, Note, Promise
@@ -207,11 +205,6 @@ class Tab:
         return calls
 
 
-async def start_live(settings: Settings, db: Database, tmp_path: Path, *, store: StoreHooks | None = None,
-                     real_templates: bool = False, start_ami: bool = False, **kwargs: Any) -> Live:
-    app = create_app(settings, db=db, start_ami=start_ami, store=store, **kwargs)
-    if not real_templates:
-        setup_templates(app, templates_dir(tmp_path))
-    server = TestServer(app)
-    await server.start_server()
-    return Live(server=server, app=app)
+StartLive = Callable[..., Awaitable[Live]]
+"""The ``start_live`` fixture: ``await start_live(settings=None, *, store=None, real_templates=False,
+start_ami=False, **create_app_kwargs)`` starts the real app on a test port; it is closed after the test."""

@@ -9,10 +9,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from pathlib import Path
 
 from amikit import Collector, ami_settings, running, tracker
-from popkit import Recorder, add_client, add_employee, start_live
+from popkit import Recorder, StartLive, add_client, add_employee
 from sqlalchemy import select
 
 from callpop.settings import Settings
@@ -55,32 +54,29 @@ async def _ended_calls(talks: list[float | None]) -> tuple[list[Ended], list[Cal
 
 
 async def test_a_40_second_demo_call_is_a_counted_contact_and_a_capture_length_one_is_not(
-        settings: Settings, db: Database, tmp_path: Path) -> None:
+        settings: Settings, db: Database, start_live: StartLive) -> None:
     (long_call, short_call), events = await _ended_calls([40, None])
     assert long_call.talk_seconds >= 40
     assert short_call.talk_seconds < settings.kpi.min_talk_seconds
 
-    live = await start_live(settings, db, tmp_path, store=Recorder(real_journal=True).hooks())
-    try:
-        anna = await add_employee(db, "anna", ["101"])
-        await add_client(db, "Иван Петров", NUMBER)  # a regular client
-        tab = await live.tab("anna")
-        await tab.start()
-        await live.pipeline.handle(events)  # as the app's AMI connection would have
-        changed = await tab.until("kpi_changed", wait=5)
-        assert changed["employee_id"] == anna
-        rows: list[tuple[int, bool]] = []
-        for _ in range(100):  # the journal writer batches: the short call may land a moment later
-            async with db.sessions() as session:
-                rows = [(t, c) for t, c in (await session.execute(
-                    select(Contact.talk_seconds, Contact.counted).where(Contact.employee_id == anna)
-                    .order_by(Contact.talk_seconds))).all()]
-            if len(rows) >= 2:
-                break
-            await asyncio.sleep(0.05)
-        assert [(t >= 40, counted) for t, counted in rows] == [(False, False), (True, True)]
-    finally:
-        await live.close()
+    live = await start_live(store=Recorder(real_journal=True).hooks())
+    anna = await add_employee(db, "anna", ["101"])
+    await add_client(db, "Иван Петров", NUMBER)  # a regular client
+    tab = await live.tab("anna")
+    await tab.start()
+    await live.pipeline.handle(events)  # as the app's AMI connection would have
+    changed = await tab.until("kpi_changed", wait=5)
+    assert changed["employee_id"] == anna
+    rows: list[tuple[int, bool]] = []
+    for _ in range(100):  # the journal writer batches: the short call may land a moment later
+        async with db.sessions() as session:
+            rows = [(t, c) for t, c in (await session.execute(
+                select(Contact.talk_seconds, Contact.counted).where(Contact.employee_id == anna)
+                .order_by(Contact.talk_seconds))).all()]
+        if len(rows) >= 2:
+            break
+        await asyncio.sleep(0.05)
+    assert [(t >= 40, counted) for t, counted in rows] == [(False, False), (True, True)]
 
 
 def test_demo_talk_times_are_mostly_long_enough_to_count() -> None:
