@@ -5,16 +5,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from pgkit import PG_URL
-from pgkit import pg_admin as _pg_admin
-from pgkit import pg_url as _pg_url
 from sqlalchemy import Connection, text
 
 from callpop.settings import DatabaseSettings, Settings
@@ -50,26 +45,9 @@ async def test_empty_database_is_refused_with_the_command_to_run(tmp_path: Path)
     await database.close()
 
 
-@pytest.fixture(params=[
-    pytest.param("sqlite"),
-    pytest.param("postgresql", marks=pytest.mark.skipif(not PG_URL, reason="CALLPOP_TEST_PG_URL not set")),
-])
-async def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """URL of a database nobody has used: a new SQLite path, a new PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path}/fresh/callpop.db"
-        return
-    name = f"callpop_e_{uuid.uuid4().hex[:12]}"
-    await _pg_admin(f'CREATE DATABASE "{name}"')
-    try:
-        yield _pg_url(name)
-    finally:
-        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-async def test_empty_database_gets_the_schema_when_asked(empty_url: str, caplog: pytest.LogCaptureFixture) -> None:
+async def test_empty_database_gets_the_schema_when_asked(empty_db_url: str, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="callpop.store.db"):
-        database = await open_database(DatabaseSettings(url=empty_url), create_if_empty=True)
+        database = await open_database(DatabaseSettings(url=empty_db_url), create_if_empty=True)
     try:
         assert "database is empty: creating the schema (callpop db upgrade)" in caplog.messages
         async with database.engine.connect() as conn:
@@ -79,7 +57,7 @@ async def test_empty_database_gets_the_schema_when_asked(empty_url: str, caplog:
     finally:
         await database.close()
     caplog.clear()
-    again = await open_database(DatabaseSettings(url=empty_url), create_if_empty=True)  # now a normal start
+    again = await open_database(DatabaseSettings(url=empty_db_url), create_if_empty=True)  # now a normal start
     await again.close()
     assert "database is empty: creating the schema (callpop db upgrade)" not in caplog.messages
 
