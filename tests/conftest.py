@@ -39,12 +39,12 @@ from typing import Any, TypeVar
 
 import pytest
 from aiohttp.test_utils import TestServer
-from popkit import Live, StartLive, templates_dir
 from sqlalchemy.engine import make_url
 
 from callpop.pipeline import StoreHooks
 from callpop.settings import DatabaseSettings, Settings, settings_from_mapping
 from callpop.store.db import Database, open_database, upgrade
+from tests.support.live import Live, StartLive, templates_dir
 
 T = TypeVar("T")
 

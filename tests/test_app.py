@@ -11,13 +11,13 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from popkit import PASSWORD, Recorder, StartLive, add_employee
 
 from callpop.app import create_app
 from callpop.server.pages import safe_next
 from callpop.settings import DatabaseSettings, Settings
 from callpop.store.db import Database, SchemaError, head_revision, upgrade
 from callpop.store.errors import NotFound, ValidationError
+from tests.support.live import PASSWORD, Recorder, StartLive, add_employee
 
 
 async def test_real_login_and_desk_pages_render(db: Database, start_live: StartLive) -> None:

@@ -7,7 +7,6 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from popkit import Live, Recorder, StartLive, add_client, add_employee
 from sqlalchemy import select
 
 from callpop.server.keys import AMI
@@ -15,6 +14,7 @@ from callpop.settings import AmiSettings, Settings
 from callpop.store.db import Database
 from callpop.store.models import Call, Client
 from callpop.telephony.simulator import SimulatedPbx
+from tests.support.live import Live, Recorder, StartLive, add_client, add_employee
 
 NUMBER = "+79161234567"
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import asyncio
 
-from popkit import Live, Recorder, StartLive, add_client, add_employee
-
 from callpop.store.db import Database
 from callpop.telephony.events import AgentTalk, Answered, Ended, Ringing, RingStopped, Transferred
+from tests.support.live import Live, Recorder, StartLive, add_client, add_employee
 
 NUMBER = "+79161234567"
 

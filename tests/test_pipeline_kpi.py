@@ -11,13 +11,13 @@ import asyncio
 import time
 from typing import Any
 
-from popkit import Live, Recorder, StartLive, Tab, add_client, add_employee
 from sqlalchemy import select, update
 
 from callpop.settings import Settings
 from callpop.store.db import Database
 from callpop.store.models import Client, Contact
 from callpop.telephony.events import AgentTalk, Answered, CallEvent, Ended, Ringing
+from tests.support.live import Live, Recorder, StartLive, Tab, add_client, add_employee
 
 REGULAR_SHORT, NEW_LONG, REGULAR_LONG = "+79161110001", "+79161110002", "+79161110003"
 

@@ -9,13 +9,12 @@ import socket
 import time
 from typing import Any
 
-from popkit import Recorder, StartLive, add_employee
-
 from callpop.push import CLOSE_TOO_SLOW, Hub
 from callpop.server.auth import CurrentUser
 from callpop.server.keys import HUB
 from callpop.settings import PushSettings, Settings
 from callpop.store.db import Database
+from tests.support.live import Recorder, StartLive, add_employee
 
 
 def user(login: str, *exts: str, role: str = "manager", uid: int = 1) -> CurrentUser:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from popkit import PASSWORD, Live, Recorder, StartLive, add_client, add_employee
 
 from callpop.server.keys import HUB
 from callpop.store.db import Database
 from callpop.telephony.events import Ringing
 from callpop.watch import LoginFailed, WatchTarget, format_pop, watch
+from tests.support.live import PASSWORD, Live, Recorder, StartLive, add_client, add_employee
 
 
 async def _wait_for(lines: list[str], needle: str, start: int = 0, wait: float = 5.0) -> int:

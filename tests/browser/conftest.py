@@ -27,12 +27,12 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from browserkit import KNOWN_NUMBER, PASSWORD, PASSWORD_HASH, Live
 
 from callpop.server.keys import AMI, EXTRA
 from callpop.settings import Settings
 from callpop.store.db import Database
 from callpop.store.models import Agreement, Client, ClientPhone, Employee, Extension, Note, Promise
+from tests.support.browser import KNOWN_NUMBER, PASSWORD, PASSWORD_HASH, Live
 
 CHROMIUM = os.environ.get("CALLPOP_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

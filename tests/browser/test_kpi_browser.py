@@ -10,11 +10,10 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from browserkit import PASSWORD, Live
-
 from callpop.server.keys import DB, HUB
 from callpop.store.employees import create_employee
 from callpop.store.models import Call, Contact, Plan
+from tests.support.browser import PASSWORD, Live
 
 Desk = Callable[[str], Awaitable[Any]]
 

@@ -10,8 +10,6 @@ import asyncio
 import random
 import time
 
-from amikit import Collector, ami_settings, running, tracker
-from popkit import Recorder, StartLive, add_client, add_employee
 from sqlalchemy import select
 
 from callpop.settings import Settings
@@ -20,6 +18,8 @@ from callpop.store.models import Contact
 from callpop.telephony.connection import AmiConnection
 from callpop.telephony.events import CallEvent, Ended
 from callpop.telephony.simulator import SimulatedPbx, demo_talk_seconds
+from tests.support.ami import Collector, ami_settings, running, tracker
+from tests.support.live import Recorder, StartLive, add_client, add_employee
 
 NUMBER = "+79161234567"
 SPEED = 40.0

@@ -6,10 +6,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from api_helpers import FakeAmi, add_employee, logged_in, serve
 
 from callpop.settings import Settings
 from callpop.store.db import Database
+from tests.support.api import FakeAmi, add_employee, logged_in, serve
 
 
 async def test_without_login_the_api_answers_401(db: Database, db_settings: Settings) -> None:

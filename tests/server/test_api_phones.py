@@ -4,10 +4,9 @@ digits, like the pop), and the pop's own card JSON for a number."""
 
 from __future__ import annotations
 
-from api_helpers import add_employee, logged_in, serve
-
 from callpop.settings import Settings
 from callpop.store.db import Database
+from tests.support.api import add_employee, logged_in, serve
 
 
 async def test_phones_and_lookup_need_a_login(db: Database, db_settings: Settings) -> None:

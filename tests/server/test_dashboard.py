@@ -13,11 +13,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp.test_utils import TestClient
-from kpi_factories import FACTORY_PASSWORD, Site, client, contact, employee, serve
 
 from callpop.settings import Settings
 from callpop.store.db import Database
 from callpop.store.models import Plan
+from tests.support.kpi_rows import FACTORY_PASSWORD, Site, client, contact, employee, serve
 
 PASSWORD = FACTORY_PASSWORD
 

@@ -10,10 +10,10 @@ from html import unescape
 from zoneinfo import ZoneInfo
 
 import pytest
-from kpi_factories import Site, client, contact, employee, serve
 
 from callpop.settings import Settings
 from callpop.store.db import Database
+from tests.support.kpi_rows import Site, client, contact, employee, serve
 
 ANNA_CONTACTS = 250
 

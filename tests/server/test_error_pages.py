@@ -8,10 +8,10 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
-from kpi_factories import Site, employee, serve
 
 from callpop.settings import Settings
 from callpop.store.db import Database
+from tests.support.kpi_rows import Site, employee, serve
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 BAD_RANGE = "/dashboard?period=custom&from=2026-03-05&to=2026-03-01"

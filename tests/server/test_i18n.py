@@ -10,7 +10,6 @@ from pathlib import Path
 
 import jinja2
 from aiohttp import web
-from api_helpers import add_employee, build_app, logged_in
 from babel.messages.pofile import read_po
 from jinja2.ext import babel_extract
 from sqlalchemy import select
@@ -21,6 +20,7 @@ from callpop.server.templating import WEB_ROOT, setup_templates
 from callpop.settings import Settings
 from callpop.store.db import Database
 from callpop.store.models import Employee
+from tests.support.api import add_employee, build_app, logged_in
 
 TEMPLATES = WEB_ROOT / "templates"
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import aiohttp
-from popkit import Recorder, StartLive, add_employee
 
 from callpop.settings import Settings
 from callpop.store.db import Database
+from tests.support.live import Recorder, StartLive, add_employee
 
 
 async def test_ws_without_login_is_401(db: Database, start_live: StartLive) -> None:

@@ -14,12 +14,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from amikit import Collector, ami_settings, running, tracker, wait_until
 
 from callpop.telephony.connection import AmiConnection
 from callpop.telephony.events import Ended, Ringing
 from callpop.telephony.sim_scenario import SCENARIOS
 from callpop.telephony.simulator import SimulatedPbx
+from tests.support.ami import Collector, ami_settings, running, tracker, wait_until
 
 CLIENT = "+79031234567"
 AGENTS = [str(a) for a in range(101, 111)]

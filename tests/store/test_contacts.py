@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from kpi_factories import call, client, employee, utc
 from sqlalchemy import func, select
 
 from callpop.settings import KpiSettings, Settings
@@ -14,6 +13,7 @@ from callpop.store.contacts import log_contacts
 from callpop.store.db import Database
 from callpop.store.models import Contact
 from callpop.telephony.events import AgentTalk, Ended
+from tests.support.kpi_rows import call, client, employee, utc
 
 
 def ended(talks: dict[str, int], direction: str = "inbound") -> Ended:

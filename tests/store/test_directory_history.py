@@ -8,14 +8,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import directory_data as data
 import pytest
-from directory_data import NOW
 from sqlalchemy import Engine, event
 
 from callpop.settings import HistorySettings, Settings
 from callpop.store.db import Database, reader_engine
 from callpop.store.directory import client_card, client_history, lookup
+from tests.support import history_rows as data
+from tests.support.history_rows import NOW
 
 
 @contextmanager

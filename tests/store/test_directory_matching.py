@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import directory_data as data
 import pytest
-from directory_data import NOW
 
 from callpop.settings import Settings
 from callpop.store.db import Database
 from callpop.store.directory import lookup, search_clients
+from tests.support import history_rows as data
+from tests.support.history_rows import NOW
 
 
 @pytest.mark.parametrize("incoming", ["+7 916 1234567", "79161234567", "89161234567", "+79161234567",

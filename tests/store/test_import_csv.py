@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,8 +20,9 @@ from callpop.store.csvfields import (
     split_phones,
 )
 from callpop.store.csvread import FileError, decode, read_csv
+from tests.support import paths
 
-FIXTURES = Path(__file__).parent / "fixtures" / "import"
+FIXTURES = paths.FIXTURES / "import"
 MSK = ZoneInfo("Europe/Moscow")
 
 
@@ -172,7 +172,7 @@ def test_every_accepted_column_name_is_documented() -> None:
     """docs/import.md is what users read: a name the code accepts must be findable there."""
     from callpop.store.csvread import HEADERS
 
-    doc = (Path(__file__).parents[1] / "docs" / "import.md").read_text(encoding="utf-8").casefold().replace("_", " ")
+    doc = (paths.ROOT / "docs" / "import.md").read_text(encoding="utf-8").casefold().replace("_", " ")
     for kind, fields in HEADERS.items():
         assert f"## {kind}" in doc
         missing = [alias for aliases in fields.values() for alias in aliases if alias not in doc]

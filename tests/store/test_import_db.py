@@ -18,8 +18,9 @@ from callpop.store.import_base import ChunkResult, ImportContext
 from callpop.store.import_clients import ClientLine
 from callpop.store.importer import ImportReport, import_file
 from callpop.store.models import Agreement, Client, ClientPhone, Employee, Payment, Promise, Receivable
+from tests.support import paths
 
-FIXTURES = Path(__file__).parent / "fixtures" / "import"
+FIXTURES = paths.FIXTURES / "import"
 NOW = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import directory_data as data
 from sqlalchemy import func, select
 
 from callpop.settings import Settings
@@ -13,6 +12,7 @@ from callpop.store.directory import lookup
 from callpop.store.journal import close_call, mark_answered, open_call
 from callpop.store.models import Call, CallParticipant
 from callpop.telephony.events import AgentTalk, Answered, Ended, Ringing
+from tests.support import history_rows as data
 
 T0 = dt.datetime(2026, 3, 10, 9, 0, tzinfo=dt.UTC).timestamp()
 

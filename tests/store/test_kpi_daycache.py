@@ -7,13 +7,13 @@ import datetime as dt
 from collections.abc import Iterator
 
 import pytest
-from kpi_factories import client, contact, employee, utc
 
 from callpop import kpi
 from callpop.settings import Settings
 from callpop.store import kpi_daycache
 from callpop.store.db import Database
 from callpop.store.kpi_queries import per_day_series
+from tests.support.kpi_rows import client, contact, employee, utc
 
 MARCH = kpi.parse_period("month", dt.date(2026, 3, 1))
 NOW = utc(2026, 3, 16, 9)  # 16 March, 12:00 Moscow: days up to the 15th are closed (ended 6 h ago)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from kpi_factories import agreement, call, client, contact, employee, payment, utc
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop import kpi
@@ -15,6 +14,7 @@ from callpop.store.kpi_drill import drill
 from callpop.store.kpi_queries import earnings_for, manager_facts, per_day
 from callpop.store.models import CallParticipant, Employee, Plan, Promise, Receivable
 from callpop.store.plans import list_plans, parse_items, save_plans
+from tests.support.kpi_rows import agreement, call, client, contact, employee, payment, utc
 
 MARCH = kpi.parse_period("month", dt.date(2026, 3, 1))
 NOW = utc(2026, 3, 16, 9)  # Monday 16 March, 12:00 in Moscow

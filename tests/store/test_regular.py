@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from kpi_factories import agreement, client, payment, utc
 from sqlalchemy import select
 
 from callpop.settings import Settings
 from callpop.store.db import Database
 from callpop.store.models import Client
 from callpop.store.regular import months_before, recompute_all, recompute_status
+from tests.support.kpi_rows import agreement, client, payment, utc
 
 NOW = utc(2026, 3, 15, 10)
 

@@ -26,7 +26,6 @@ from callpop.telephony.events import Arrival, CallEvent
 from callpop.telephony.protocol import AmiFramer, parse_message
 from callpop.telephony.tracker import CallTracker, TrackerConfig
 
-FIXTURES = Path(__file__).parent / "fixtures"
 DONE = b"Event: UserEvent\r\nPrivilege: user,all\r\nUserEvent: replay-done\r\n\r\n"
 
 
@@ -245,9 +244,3 @@ async def play(server: CaptureServer, clock: Clock, watch: Any,
         await server.stop()
     return conn
 
-
-def expected(name: str) -> list[dict[str, Any]]:
-    import json
-
-    path = FIXTURES / "expected" / f"{name}.jsonl"
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

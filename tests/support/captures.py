@@ -10,8 +10,8 @@ from callpop.settings import settings_from_mapping
 from callpop.telephony.amitext import iter_messages
 from callpop.telephony.events import CallEvent
 from callpop.telephony.tracker import CallTracker, TrackerConfig
+from tests.support.paths import FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures"
 AMI = FIXTURES / "ami"
 EXPECTED = FIXTURES / "expected"
 STREAMS = FIXTURES / "streams"

@@ -12,23 +12,23 @@ import time
 from collections.abc import AsyncIterator, Mapping
 
 import pytest
-from amikit import (
-    FIXTURES,
+
+from callpop.telephony.connection import AmiConnection, AmiNotConnected
+from callpop.telephony.events import Ended, Ringing
+from callpop.telephony.simulator import SimulatedPbx
+from tests.support.ami import (
     CaptureServer,
     Clock,
     Collector,
     DoneWatch,
     ami_settings,
-    expected,
     play,
     running,
     tracker,
     wait_until,
 )
-
-from callpop.telephony.connection import AmiConnection, AmiNotConnected
-from callpop.telephony.events import Ended, Ringing
-from callpop.telephony.simulator import SimulatedPbx
+from tests.support.captures import expected
+from tests.support.paths import FIXTURES
 
 SIP = FIXTURES / "ami" / "pjsip"
 

@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from amikit import FIXTURES
 from panoramisk.ami_protocol import AMIProtocol
 
 from callpop.telephony.amitext import iter_messages
 from callpop.telephony.protocol import AmiFramer, iter_blocks, parse_message
+from tests.support.paths import FIXTURES
 
 NEWCHANNEL = ("Event: Newchannel\r\nChannel: PJSIP/carrier-00000000\r\nCallerIDNum: +79161234567\r\n"
               "CallerIDName: Иван Петров\r\nUniqueid: 1795818936.0\r\nLinkedid: 1795818936.0\r\n\r\n").encode()

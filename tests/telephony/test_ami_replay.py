@@ -7,7 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from amikit import FIXTURES, CaptureServer, Clock, Collector, DoneWatch, expected, play, tracker
+
+from tests.support.ami import CaptureServer, Clock, Collector, DoneWatch, play, tracker
+from tests.support.captures import expected
+from tests.support.paths import FIXTURES
 
 CAPTURES = sorted((FIXTURES / "ami").glob("*.ami")) + sorted((FIXTURES / "ami" / "pjsip").glob("*.ami"))
 

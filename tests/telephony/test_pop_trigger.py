@@ -5,10 +5,10 @@ from the DialBegin bytes, so a later trigger would be a systematic delay in ever
 from __future__ import annotations
 
 import pytest
-from tracker_support import CONFIG, capture, messages
 
 from callpop.telephony.events import Ringing
 from callpop.telephony.tracker import CallTracker
+from tests.support.captures import CONFIG, capture, messages
 
 INBOUND = ["sip-01-incoming-answered", "sip-02-incoming-noanswer", "sip-03-caller-hangup-while-ringing",
            "sip-04-ring-group"]

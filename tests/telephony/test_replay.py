@@ -9,11 +9,10 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from tracker_support import EXPECTED, capture, expected, without_talk
 
 from callpop.telephony.amitext import StreamFormatError, iter_messages, parse_message
-
-ROOT = Path(__file__).parent.parent
+from tests.support.captures import EXPECTED, capture, expected, without_talk
+from tests.support.paths import ROOT
 
 
 def replay(*args: str | Path) -> subprocess.CompletedProcess[str]:

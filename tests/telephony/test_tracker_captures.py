@@ -7,9 +7,9 @@ import re
 from collections import defaultdict
 
 import pytest
-from tracker_support import CAPTURES, capture, dicts, expected, messages, run, without_talk
 
 from callpop.telephony.events import AgentTalk, Ended, Ringing
+from tests.support.captures import CAPTURES, capture, dicts, expected, messages, run, without_talk
 
 
 @pytest.mark.parametrize("name", CAPTURES)

@@ -4,10 +4,10 @@ without a listing nothing breaks (scenario 11 cut, in tests/fixtures/streams/)."
 from __future__ import annotations
 
 import pytest
-from tracker_support import CONFIG, STREAMS, capture, dicts, expected, messages, run
 
 from callpop.telephony.events import Answered, Ended
 from callpop.telephony.tracker import CallTracker
+from tests.support.captures import CONFIG, STREAMS, capture, dicts, expected, messages, run
 
 
 @pytest.mark.parametrize("flavour", ["", "sip-"])

@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tracker_support import CONFIG, dicts
 
 from callpop.settings import settings_from_mapping
 from callpop.telephony.channels import device_of
 from callpop.telephony.events import Ended
 from callpop.telephony.tracker import CallTracker, TrackerConfig
+from tests.support.captures import CONFIG, dicts
 
 CLIENT = "+79161234567"
 

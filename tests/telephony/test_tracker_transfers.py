@@ -4,10 +4,10 @@ tests/fixtures/streams/ (make_streams.py there tells each story and where its sh
 from __future__ import annotations
 
 import pytest
-from tracker_support import CONFIG, STREAMS, dicts, expected, messages, run
 
 from callpop.telephony.events import AgentTalk, Ended, Transferred
 from callpop.telephony.tracker import CallTracker
+from tests.support.captures import CONFIG, STREAMS, dicts, expected, messages, run
 
 STREAM_NAMES = ["sip-blind-transfer", "sip-attended-transfer", "sip-attended-transfer-linkedid-first",
                 "sip-ring-group-failures", "sip-forward-noanswer"]
