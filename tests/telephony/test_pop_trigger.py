@@ -73,9 +73,8 @@ async def test_the_arrival_reaches_the_prefetch_before_the_ringing_reaches_the_s
     """Over TCP through panoramisk (the queue capture, cut into random chunks): the AMI
     connection hands the arrival to its prefetch as soon as the trunk's Newchannel is read,
     before the first call event of that call is delivered."""
-    from amikit import CaptureServer, Clock, DoneWatch, play, tracker
-
     from callpop.telephony.events import Arrival, CallEvent
+    from tests.support.ami import CaptureServer, Clock, DoneWatch, play, tracker
 
     order: list[tuple[str, str, str]] = []
 
