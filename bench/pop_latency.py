@@ -482,7 +482,7 @@ async def _run_rates(pbx: Any, dial: dict[str, float], agents: int, size: int, s
 
 
 async def _main(args: argparse.Namespace) -> dict[str, Any]:
-    from callpop.telephony.simulator import SimulatedPbx
+    from callpop.simulator.pbx import SimulatedPbx
 
     url = await asyncio.to_thread(prepare_database, args.directory, args.agents)
     agents = [str(FIRST_EXTENSION + i) for i in range(args.agents)]

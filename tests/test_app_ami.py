@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from callpop.server.keys import AMI
 from callpop.settings import AmiSettings, Settings
+from callpop.simulator.pbx import SimulatedPbx
 from callpop.store.db import Database
 from callpop.store.models import Call, Client
-from callpop.telephony.simulator import SimulatedPbx
 from tests.support.live import Live, Recorder, StartLive, add_client, add_employee
 
 NUMBER = "+79161234567"

@@ -9,8 +9,8 @@ import socket
 import time
 from typing import Any
 
+from callpop.accounts import CurrentUser
 from callpop.push import CLOSE_TOO_SLOW, Hub
-from callpop.server.auth import CurrentUser
 from callpop.server.keys import HUB
 from callpop.settings import PushSettings, Settings
 from callpop.store.db import Database

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from callpop.demo import demo_callers, run_demo
+from callpop.demo.launch import demo_callers, run_demo
 from callpop.settings import DatabaseSettings, DemoSettings, Settings
 from callpop.store.db import open_database
 from callpop.store.models import Call, Client

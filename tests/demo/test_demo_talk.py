@@ -13,11 +13,11 @@ import time
 from sqlalchemy import select
 
 from callpop.settings import Settings
+from callpop.simulator.pbx import SimulatedPbx, demo_talk_seconds
 from callpop.store.db import Database
 from callpop.store.models import Contact
 from callpop.telephony.connection import AmiConnection
 from callpop.telephony.events import CallEvent, Ended
-from callpop.telephony.simulator import SimulatedPbx, demo_talk_seconds
 from tests.support.ami import Collector, ami_settings, running, tracker
 from tests.support.live import Recorder, StartLive, add_client, add_employee
 

@@ -8,11 +8,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
-from callpop.server.auth import check_password
+from callpop.accounts import check_password
+from callpop.demo.plan import Manager, plan_demo
+from callpop.demo.seed import demo_client_numbers, seed_demo
 from callpop.settings import DemoSettings, Settings
 from callpop.store.db import Database
-from callpop.store.demo_data import demo_client_numbers, seed_demo
-from callpop.store.demo_history import Manager, plan_demo
 from callpop.store.models import (
     Agreement,
     Call,
@@ -26,7 +26,7 @@ from callpop.store.models import (
     Promise,
     Receivable,
 )
-from callpop.store.regular import recompute_all
+from callpop.store.records.regular import recompute_all
 
 NOW = dt.datetime(2026, 11, 20, 10, 0, tzinfo=dt.UTC)
 CAPTURE_NUMBERS = ("+79161234567", "+79031112233", "+74957654321")

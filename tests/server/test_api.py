@@ -128,7 +128,7 @@ async def test_client_search_and_phone_attach(db: Database, db_settings: Setting
 
 
 async def test_payment_makes_the_client_regular_when_the_rule_says_so(db: Database, db_settings: Settings) -> None:
-    regular = pytest.importorskip("callpop.store.regular")
+    regular = pytest.importorskip("callpop.store.records.regular")
     assert hasattr(regular, "recompute_status")
     anna = await add_employee(db, "anna")
     async with serve(db_settings, db) as server, logged_in(server, anna) as a:

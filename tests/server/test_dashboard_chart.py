@@ -6,8 +6,8 @@ import datetime as dt
 import re
 import xml.etree.ElementTree as ET
 
-from callpop.server.charts import Series, color_for, line_chart
-from callpop.server.kpi_view import fmt
+from callpop.server.kpi.charts import Series, color_for, line_chart
+from callpop.server.kpi.view import fmt
 
 DAYS = [dt.date(2026, 3, 1) + dt.timedelta(days=i) for i in range(31)]
 NS = "{http://www.w3.org/2000/svg}"

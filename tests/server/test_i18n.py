@@ -72,7 +72,7 @@ def test_login_page_in_both_languages_with_csrf_field() -> None:
 
 
 def test_script_texts_reach_the_page_as_json_that_cannot_break_out() -> None:
-    from callpop.server.auth import CurrentUser
+    from callpop.accounts import CurrentUser
 
     user = CurrentUser(1, "anna", "</script><img src=x onerror=alert(1)>", "manager", ("101",), "ru")
     html = _render("desk.html", "ru", user=user, ws_path="/ws", dismiss_after=8.0, extensions=["101"],

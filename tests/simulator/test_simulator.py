@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from callpop.simulator.pbx import SimulatedPbx
+from callpop.simulator.scenario import SCENARIOS
 from callpop.telephony.connection import AmiConnection
 from callpop.telephony.events import Ended, Ringing
-from callpop.telephony.sim_scenario import SCENARIOS
-from callpop.telephony.simulator import SimulatedPbx
 from tests.support.ami import Collector, ami_settings, running, tracker, wait_until
 
 CLIENT = "+79031234567"

@@ -9,8 +9,8 @@ import datetime as dt
 from sqlalchemy import func, select
 
 from callpop.settings import KpiSettings, Settings
-from callpop.store.contacts import log_contacts
 from callpop.store.db import Database
+from callpop.store.kpi.contacts import log_contacts
 from callpop.store.models import Contact
 from callpop.telephony.events import AgentTalk, Ended
 from tests.support.kpi_rows import call, client, employee, utc
@@ -65,7 +65,7 @@ async def test_direction_switches(db: Database, settings: Settings) -> None:
 
 
 def judge_inbound_off(kpi: KpiSettings) -> str | None:
-    from callpop.store.contacts import judge
+    from callpop.store.kpi.contacts import judge
 
     return judge(dataclasses.replace(kpi, count_inbound=False), direction="inbound", talk_seconds=99,
                  regular=True, already_counted_today=False).reason

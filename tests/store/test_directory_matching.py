@@ -6,7 +6,7 @@ import pytest
 
 from callpop.settings import Settings
 from callpop.store.db import Database
-from callpop.store.directory import lookup, search_clients
+from callpop.store.directory import lookup
 from tests.support import history_rows as data
 from tests.support.history_rows import NOW
 
@@ -85,33 +85,6 @@ async def test_unknown_number_is_looked_up_and_matches_nobody(db: Database, sett
         await session.commit()
         found = await lookup(session, "+7 926 999-88-77", settings, now=NOW)
     assert found.looked_up and found.matches == () and found.e164 == "+79269998877"
-
-
-async def test_search_by_name_company_and_phone_digits(db: Database, settings: Settings) -> None:
-    async with db.sessions() as session:
-        boss = await data.employee(session, "olga", "Ольга")
-        ivan = await data.client(session, "Иван Петров", "+7 916 123-45-67", company="ООО «Ромашка»",
-                                 responsible=boss)
-        await data.client(session, "Пётр Иванов", "+7 903 000-00-01")
-        await data.client(session, "100% Discount_Store", "+7 903 000-00-02")
-        await data.client(session, "Tess 1000", "+7 903 000-00-03")  # "t_s" or "0%" as wildcards would hit it
-        await session.commit()
-        by_lower = await search_clients(session, "иван", settings=settings)
-        by_company = await search_clients(session, "РОМАШКА", settings=settings)
-        by_digits = await search_clients(session, "123-45", settings=settings)
-        by_full = await search_clients(session, "8 916 123 45 67", settings=settings)
-        wildcard = await search_clients(session, "0%", settings=settings)
-        underscore = await search_clients(session, "t_s", settings=settings)
-        too_short = await search_clients(session, "и", settings=settings)
-    assert sorted(c.name for c in by_lower) == ["Иван Петров", "Пётр Иванов"]
-    assert [c.id for c in by_company] == [ivan.id]
-    assert by_company[0].responsible is not None and by_company[0].responsible.name == "Ольга"
-    assert by_company[0].phones == ("+79161234567",)
-    assert [c.id for c in by_digits] == [ivan.id]
-    assert [c.id for c in by_full] == [ivan.id]
-    assert [c.name for c in wildcard] == ["100% Discount_Store"]
-    assert [c.name for c in underscore] == ["100% Discount_Store"]
-    assert too_short == []
 
 
 async def test_a_junk_caller_id_matches_nobody_by_its_last_ten_digits(db: Database, settings: Settings) -> None:

@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from callpop.server.auth import check_password
+from callpop.accounts import check_password
 from callpop.settings import Settings
 from callpop.store import employees as emp
 from callpop.store.db import Database
 from callpop.store.models import Employee
+
+
+async def create_employee(session: AsyncSession, login: str, name: str, role: str, password: str,
+                          extensions: Sequence[str] = ()) -> Employee:
+    """A new employee with extensions; flushes, no commit."""
+    if await session.scalar(select(Employee.id).where(Employee.login == login.strip())) is not None:
+        raise emp.EmployeeError(f"login: {login!r} already exists")
+    update = await emp.save_employee(session, login, name=name, role=role, password=password,
+                                 extensions=list(extensions))
+    employee = await session.get(Employee, update.employee_id)
+    assert employee is not None
+    await session.refresh(employee, ["extensions"])
+    return employee
 
 
 def _args(login: str, *, name: str | None = None, role: str | None = None,
@@ -21,8 +36,8 @@ def _args(login: str, *, name: str | None = None, role: str | None = None,
 
 async def test_create_and_map_extensions(db: Database) -> None:
     async with db.sessions() as session:
-        anna = await emp.create_employee(session, "anna", "Анна Петрова", "manager", "secret-1", ["101", "102"])
-        boss = await emp.create_employee(session, "boss", "Босс", "supervisor", "secret-2", ["200"])
+        anna = await create_employee(session, "anna", "Анна Петрова", "manager", "secret-1", ["101", "102"])
+        boss = await create_employee(session, "boss", "Босс", "supervisor", "secret-2", ["200"])
         await session.commit()
         assert sorted(e.extension for e in anna.extensions) == ["101", "102"]
     async with db.sessions() as session:
@@ -32,9 +47,9 @@ async def test_create_and_map_extensions(db: Database) -> None:
 
 async def test_duplicate_login_and_bad_fields_are_refused(db: Database) -> None:
     async with db.sessions() as session:
-        await emp.create_employee(session, "anna", "Анна", "manager", "secret-1")
+        await create_employee(session, "anna", "Анна", "manager", "secret-1")
         with pytest.raises(emp.EmployeeError, match="login: 'anna' already exists"):
-            await emp.create_employee(session, "anna", "Другая", "manager", "secret-1")
+            await create_employee(session, "anna", "Другая", "manager", "secret-1")
         with pytest.raises(emp.EmployeeError, match=r"^role:"):
             await emp.save_employee(session, "bob", role="king", password="secret-1")
         with pytest.raises(emp.EmployeeError, match=r"^extension:"):
@@ -47,7 +62,7 @@ async def test_duplicate_login_and_bad_fields_are_refused(db: Database) -> None:
 
 async def test_moving_an_extension_says_from_whom(db: Database) -> None:
     async with db.sessions() as session:
-        anna = await emp.create_employee(session, "anna", "Анна", "manager", "secret-1", ["101"])
+        anna = await create_employee(session, "anna", "Анна", "manager", "secret-1", ["101"])
         update = await emp.save_employee(session, "boris", name="Борис", password="secret-2", extensions=["101"])
         await session.commit()
     assert "extension 101 moved from anna" in update.changes

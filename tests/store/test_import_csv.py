@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from callpop.store.csvfields import (
+from callpop.store.imports.csvfields import (
     AGREEMENT_STATUSES,
     LineError,
     parse_amount,
@@ -17,9 +17,8 @@ from callpop.store.csvfields import (
     parse_moment,
     parse_status,
     read_phone,
-    split_phones,
 )
-from callpop.store.csvread import FileError, decode, read_csv
+from callpop.store.imports.csvread import FileError, decode, read_csv
 from tests.support import paths
 
 FIXTURES = paths.FIXTURES / "import"
@@ -107,12 +106,6 @@ def test_two_phone_columns_are_merged() -> None:
     assert row.values["phones"] == "+7 495 111 22 33;+7 916 111 22 33"
 
 
-def test_several_phones_in_one_cell_normalised_without_repeats() -> None:
-    entries = split_phones("8 (916) 123-45-67, +7 916 1234567; 8-495-765-43-21 / 12345\nтел. нет", "RU", 7)
-    assert [e.key.e164 for e in entries] == ["+79161234567", "+74957654321", None, None]
-    assert [e.raw for e in entries if e.key.e164 is None] == ["12345", "тел. нет"]
-
-
 @pytest.mark.parametrize(("piece", "e164", "label"), [
     ("моб. +7 916 123-45-67", "+79161234567", "моб."),
     ("8 (495) 765-43-21 (офис)", "+74957654321", "офис"),
@@ -170,7 +163,7 @@ def test_statuses_and_currencies_in_russian() -> None:
 
 def test_every_accepted_column_name_is_documented() -> None:
     """docs/import.md is what users read: a name the code accepts must be findable there."""
-    from callpop.store.csvread import HEADERS
+    from callpop.store.imports.csvread import HEADERS
 
     doc = (paths.ROOT / "docs" / "import.md").read_text(encoding="utf-8").casefold().replace("_", " ")
     for kind, fields in HEADERS.items():

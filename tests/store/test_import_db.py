@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop.settings import Settings
 from callpop.store.db import Database
-from callpop.store.import_base import ChunkResult, ImportContext
-from callpop.store.import_clients import ClientLine
-from callpop.store.importer import ImportReport, import_file
+from callpop.store.imports.base import ChunkResult, ImportContext
+from callpop.store.imports.clients import ClientLine
+from callpop.store.imports.importer import ImportReport, import_file
 from callpop.store.models import Agreement, Client, ClientPhone, Employee, Payment, Promise, Receivable
 from tests.support import paths
 
@@ -223,14 +223,14 @@ async def test_chunk_refused_by_the_database_loses_only_the_bad_line(
     retried line by line: the other lines go in and the refused one is reported."""
     from sqlalchemy.exc import IntegrityError
 
-    from callpop.store.import_clients import store_clients as original
+    from callpop.store.imports.clients import store_clients as original
 
     async def refusing(session: AsyncSession, lines: list[ClientLine], ctx: ImportContext) -> ChunkResult:
         if any(line.name == "Client 13" for line in lines):
             raise IntegrityError("INSERT INTO clients", {}, Exception("UNIQUE constraint failed: clients.x"))
         return await original(session, lines, ctx)
 
-    monkeypatch.setattr("callpop.store.importer.store_clients", refusing)
+    monkeypatch.setattr("callpop.store.imports.importer.store_clients", refusing)
     path = tmp_path / "many.csv"
     lines = ["code;name;phones"] + [f"C{i};Client {i};+7 916 {i:03d} 00 00" for i in range(25)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -288,7 +288,7 @@ def test_database_failure_stops_the_import_with_a_clear_message(
 
     from sqlalchemy.exc import OperationalError
 
-    from callpop.store.importer import main
+    from callpop.store.imports.importer import main
 
     calls: list[int] = []
 
@@ -296,7 +296,7 @@ def test_database_failure_stops_the_import_with_a_clear_message(
         calls.append(len(lines))
         raise OperationalError("INSERT INTO clients", {}, Exception("database is locked"))
 
-    monkeypatch.setattr("callpop.store.importer.store_clients", failing)
+    monkeypatch.setattr("callpop.store.imports.importer.store_clients", failing)
     code = main(argparse.Namespace(kind="clients", file=str(FIXTURES / "clients-1c-cp1251.csv")), db_settings)
     assert code == 2
     assert calls == [6]  # not retried line by line

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop.settings import Settings
 from callpop.store.db import Database
 from callpop.store.directory import lookup
-from callpop.store.journal import close_call, mark_answered, open_call
+from callpop.store.journal import close_call, open_call
 from callpop.store.models import Call, CallParticipant
 from callpop.telephony.events import AgentTalk, Answered, Ended, Ringing
 from tests.support import history_rows as data
@@ -61,12 +62,19 @@ async def test_client_found_later_is_filled_in(db: Database) -> None:
     assert calls[0].client_id == c.id
 
 
+async def _mark_answered(session: AsyncSession, pbx_id: str, event: Answered) -> None:
+    """The call's first answer time, as a journal that recorded answers would have written it."""
+    await session.execute(update(Call).where(Call.pbx_id == pbx_id, Call.call_key == event.call,
+                                             Call.answered_at.is_(None))
+                          .values(answered_at=dt.datetime.fromtimestamp(event.at, dt.UTC)))
+
+
 async def test_close_call_twice_leaves_the_same_rows(db: Database) -> None:
     async with db.sessions() as session:
         anna = await data.employee(session, "anna", "Анна")
         boris = await data.employee(session, "boris", "Борис")
         opened = await open_call(session, "main", ringing("101"), None)
-        await mark_answered(session, "main", Answered(call="1700000000.1", agent="101", at=T0 + 30))
+        await _mark_answered(session, "main", Answered(call="1700000000.1", agent="101", at=T0 + 30))
         mapping = {"101": anna.id, "102": boris.id}
         closed = await close_call(session, "main", ended(), None, mapping)
         await session.commit()
@@ -79,7 +87,7 @@ async def test_close_call_twice_leaves_the_same_rows(db: Database) -> None:
     assert parts == [("101", anna.id, True, 100), ("102", boris.id, True, 50), ("103", None, False, 0)]
     call = calls[0]
     assert call.outcome == "answered" and call.talk_seconds == 150
-    assert call.answered_at == dt.datetime(2026, 3, 10, 9, 0, 30, tzinfo=dt.UTC)  # mark_answered's, kept
+    assert call.answered_at == dt.datetime(2026, 3, 10, 9, 0, 30, tzinfo=dt.UTC)  # the first answer's, kept
     assert call.ended_at == dt.datetime(2026, 3, 10, 9, 3, tzinfo=dt.UTC)
 
 

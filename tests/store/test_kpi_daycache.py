@@ -10,9 +10,9 @@ import pytest
 
 from callpop import kpi
 from callpop.settings import Settings
-from callpop.store import kpi_daycache
 from callpop.store.db import Database
-from callpop.store.kpi_queries import per_day_series
+from callpop.store.kpi import daycache as kpi_daycache
+from callpop.store.kpi.queries import per_day_series
 from tests.support.kpi_rows import client, contact, employee, utc
 
 MARCH = kpi.parse_period("month", dt.date(2026, 3, 1))

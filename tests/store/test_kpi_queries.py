@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callpop import kpi
 from callpop.settings import Settings
 from callpop.store.db import Database
-from callpop.store.kpi_drill import drill
-from callpop.store.kpi_queries import earnings_for, manager_facts, per_day
+from callpop.store.kpi.drill import drill
+from callpop.store.kpi.plans import list_plans, parse_items, save_plans
+from callpop.store.kpi.queries import earnings_for, manager_facts, per_day
 from callpop.store.models import CallParticipant, Employee, Plan, Promise, Receivable
-from callpop.store.plans import list_plans, parse_items, save_plans
 from tests.support.kpi_rows import agreement, call, client, contact, employee, payment, utc
 
 MARCH = kpi.parse_period("month", dt.date(2026, 3, 1))

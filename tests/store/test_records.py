@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop.settings import Settings
-from callpop.store.client_records import add_phone, create_client, list_clients, update_client
 from callpop.store.db import Database
 from callpop.store.errors import Conflict, Forbidden, NotFound, ValidationError
 from callpop.store.models import Employee
-from callpop.store.records import Actor, create_record, due_promises, get_record, list_records, update_record
+from callpop.store.records.clients import add_phone, create_client, list_clients, update_client
+from callpop.store.records.sales import Actor, create_record, due_promises, get_record, list_records, update_record
 
 NOW = dt.datetime(2026, 3, 10, 9, 0, tzinfo=dt.UTC)  # 12:00 in Moscow
 

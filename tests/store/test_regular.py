@@ -9,7 +9,7 @@ from sqlalchemy import select
 from callpop.settings import Settings
 from callpop.store.db import Database
 from callpop.store.models import Client
-from callpop.store.regular import months_before, recompute_all, recompute_status
+from callpop.store.records.regular import months_before, recompute_all, recompute_status
 from tests.support.kpi_rows import agreement, client, payment, utc
 
 NOW = utc(2026, 3, 15, 10)
@@ -98,7 +98,7 @@ def test_callpop_regular_command_applies_the_rule(settings: Settings) -> None:
     import asyncio
 
     from callpop.store.db import open_database, upgrade
-    from callpop.store.regular import main
+    from callpop.store.records.regular import main
 
     async def seed() -> None:
         await upgrade(settings.database.url)

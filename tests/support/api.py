@@ -13,9 +13,10 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from callpop.server.api import ENDPOINTS
-from callpop.server.auth import auth_middleware, hash_password, login_user
+from callpop.accounts import hash_password
+from callpop.server.auth import auth_middleware, login_user
 from callpop.server.keys import AMI, DB, EXTRA, SECRET, SETTINGS
+from callpop.server.routes import API_ROUTES as ENDPOINTS
 from callpop.settings import Settings
 from callpop.store.db import Database
 from callpop.store.models import Employee, Extension

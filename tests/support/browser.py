@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from callpop.server.auth import hash_password
+from callpop.accounts import hash_password
 
 PASSWORD = "secret-pw-1"
 PASSWORD_HASH = hash_password(PASSWORD)  # argon2 is slow on purpose: once per session

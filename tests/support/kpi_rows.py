@@ -13,8 +13,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from callpop.accounts import hash_password
 from callpop.app import create_app
-from callpop.server.auth import hash_password
 from callpop.settings import DatabaseSettings, Settings
 from callpop.store.db import Database
 from callpop.store.models import Agreement, Call, Client, Contact, Employee, Extension, Payment

@@ -16,8 +16,8 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from callpop.accounts import hash_password
 from callpop.pipeline import PIPELINE, Pipeline, StoreHooks
-from callpop.server.auth import hash_password
 from callpop.settings import Settings
 from callpop.store.db import Database
 from callpop.store.models import Client, ClientPhone, Employee, Extension, Note, Promise

@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator, Mapping
 
 import pytest
 
+from callpop.simulator.pbx import SimulatedPbx
 from callpop.telephony.connection import AmiConnection, AmiNotConnected
 from callpop.telephony.events import Ended, Ringing
-from callpop.telephony.simulator import SimulatedPbx
 from tests.support.ami import (
     CaptureServer,
     Clock,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 from panoramisk.ami_protocol import AMIProtocol
 
 from callpop.telephony.amitext import iter_messages
-from callpop.telephony.protocol import AmiFramer, iter_blocks, parse_message
+from callpop.telephony.protocol import AmiFramer, parse_message
 from tests.support.paths import FIXTURES
 
 NEWCHANNEL = ("Event: Newchannel\r\nChannel: PJSIP/carrier-00000000\r\nCallerIDNum: +79161234567\r\n"
@@ -22,6 +23,14 @@ def _inside_a_character(data: bytes) -> int:
     assert 0x80 <= data[cut] < 0xC0  # a continuation byte: the cut is inside "в"
     return cut
 
+
+
+def iter_blocks(data: bytes) -> Iterator[bytes]:
+    """Whole messages of a complete capture, read in one go (the reference for the tests below)."""
+    framer = AmiFramer()
+    yield from framer.feed(data)
+    if framer._pending.strip():
+        yield framer._pending
 
 def test_a_character_split_across_reads_survives() -> None:
     cut = _inside_a_character(NEWCHANNEL)

@@ -21,8 +21,8 @@ from callpop.phones import format_display, phone_key
 from callpop.settings import Settings
 from callpop.store.errors import Conflict, NotFound, ValidationError
 from callpop.store.models import Client, ClientPhone, Employee
-from callpop.store.records import DEFAULT_LIMIT, Actor, Page, escape_like, parse_context, text_search
-from callpop.store.schemas import (
+from callpop.store.records.sales import DEFAULT_LIMIT, Actor, Page, escape_like, parse_context, text_search
+from callpop.store.records.schemas import (
     CLIENT_FILTERS,
     CLIENT_IN,
     CLIENT_OUT,

@@ -1,11 +1,11 @@
 """What a client, phone, agreement, promise, note, payment and receivable look like on the
 wire: the request bodies the store accepts, the objects it answers with, and the filters of
-each list. ``records.py`` validates with these and ``server/openapi.py`` publishes them.
+each list. ``sales.py`` and ``clients.py`` validate with these and ``server/openapi.py`` publishes them.
 """
 
 from __future__ import annotations
 
-from callpop.store.validation import Field, Kind, Schema
+from callpop.store.records.validation import Field, Kind, Schema
 
 __all__ = [
     "AGREEMENT_STATUSES",

@@ -7,7 +7,7 @@ blank line after each message): Login (plain, or MD5 after Challenge; a wrong se
 click-to-call plays with an OriginateResponse), Logoff, and ``Invalid/unknown command``.
 Events are filtered by the ``Events:`` classes the client logged in with, like Asterisk.
 
-Calls are the templates of :mod:`callpop.telephony.sim_scenario` with fresh ids, the
+Calls are the templates of :mod:`callpop.simulator.scenario` with fresh ids, the
 chosen client and agents and the capture's own timing (divided by ``speed``). Each step of
 a call (events that happened together) is rendered once, encoded once per distinct event
 mask and written to every client: no per-event sleeps, nothing per call that grows with
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from callpop.settings import Settings
-from callpop.telephony.sim_scenario import (
+from callpop.simulator.scenario import (
     ACTION_LINE,
     AGENT,
     BRIDGE,
@@ -42,7 +42,7 @@ from callpop.telephony.sim_scenario import (
     Template,
     load_template,
 )
-from callpop.telephony.sim_session import AmiSession
+from callpop.simulator.session import AmiSession
 
 __all__ = ["SimulatedPbx", "demo_talk_seconds", "main"]
 
@@ -193,7 +193,7 @@ class SimulatedPbx:
         ``agent``: the agent who answers (or dials, for outbound and click-to-call) first,
         then the others in the capture's order (ring group and queue members, the transfer
         target); missing ones are picked at random among ``agents``. ``scenario`` is one of
-        ``sim_scenario.SCENARIOS``: incoming_answered, incoming_noanswer, caller_hangup,
+        ``scenario.SCENARIOS``: incoming_answered, incoming_noanswer, caller_hangup,
         ring_group, queue_answered, queue_abandoned, outbound, click_to_call,
         blind_transfer, attended_transfer.
 

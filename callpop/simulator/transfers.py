@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from callpop.telephony.sim_scenario import _CHAN_FIELDS, _track
+from callpop.simulator.live import CHAN_FIELDS, track
 
 __all__ = ["build_transfer"]
 
@@ -41,12 +41,12 @@ class _Builder:
         self.out: list[Record] = list(head)
         self.live: dict[str, dict[str, str]] = {}
         for t, e in head:
-            _track(self.live, e, t)
+            track(self.live, e, t)
         self.t = head[-1][0]
 
     def chan(self, name: str, prefix: str = "") -> dict[str, str]:
         f = self.live[name]
-        return {f"{prefix}Channel": name, **{f"{prefix}{k}": f[k] for k in _CHAN_FIELDS}}
+        return {f"{prefix}Channel": name, **{f"{prefix}{k}": f[k] for k in CHAN_FIELDS}}
 
     def set(self, name: str, **fields: str) -> None:
         self.live.setdefault(name, {"_created": str(self.t)}).update(fields)
@@ -57,7 +57,7 @@ class _Builder:
         for p in parts:
             e.update(p)
         self.out.append((self.t, e))
-        _track(self.live, e, self.t)
+        track(self.live, e, self.t)
 
     def on(self, event: str, name: str, **extra: str) -> None:
         self.emit(event, self.chan(name), extra)

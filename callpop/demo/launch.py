@@ -59,8 +59,8 @@ def demo_callers(known: Sequence[tuple[str, str | None]], seed: int) -> list[tup
 async def run_demo(settings: Settings, *, calls: bool = True, ready: Ready | None = None,
                    stop: asyncio.Event | None = None) -> None:
     """Set up and serve the demo until *stop* is set (or forever)."""
+    from callpop.demo.seed import demo_client_numbers, seed_demo
     from callpop.store.db import open_database, upgrade
-    from callpop.store.demo_data import demo_client_numbers, seed_demo
 
     await upgrade(settings.database.url)
     db = await open_database(settings.database)

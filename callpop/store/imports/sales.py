@@ -13,7 +13,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callpop.store.csvfields import (
+from callpop.store.imports.base import (
+    ChunkResult,
+    ImportContext,
+    LineProblem,
+    bulk_insert,
+    bulk_update,
+    content_key,
+    resolve_clients,
+)
+from callpop.store.imports.csvfields import (
     AGREEMENT_STATUSES,
     PROMISE_STATUSES,
     LineError,
@@ -23,16 +32,7 @@ from callpop.store.csvfields import (
     parse_status,
     text_field,
 )
-from callpop.store.csvread import Row
-from callpop.store.import_base import (
-    ChunkResult,
-    ImportContext,
-    LineProblem,
-    bulk_insert,
-    bulk_update,
-    content_key,
-    resolve_clients,
-)
+from callpop.store.imports.csvread import Row
 from callpop.store.models import Agreement, Payment, Promise, Receivable
 
 __all__ = ["RECORD_KINDS", "RecordKind", "RecordLine", "store_records"]

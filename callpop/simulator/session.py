@@ -17,17 +17,14 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from callpop.simulator.scenario import CLASS_BITS, event_mask
 from callpop.telephony.protocol import AmiFramer, parse_message
-from callpop.telephony.sim_scenario import CLASS_BITS, event_mask
 
-if TYPE_CHECKING:
-    from callpop.telephony.simulator import SimulatedPbx
+__all__ = ["BANNER", "AmiSession", "PbxState"]
 
-__all__ = ["BANNER", "AmiSession"]
-
-log = logging.getLogger("callpop.telephony.simulator")
+log = logging.getLogger("callpop.simulator.pbx")
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 MAX_CLIENT_BUFFER = 16 * 1024 * 1024
@@ -37,10 +34,27 @@ def _msg(*lines: tuple[str, str]) -> bytes:
     return ("".join(f"{k}: {v}\r\n" for k, v in lines) + "\r\n").encode("utf-8")
 
 
+class PbxState(Protocol):
+    """What a session reads and calls of the simulated PBX that accepted it (``pbx.SimulatedPbx``)."""
+
+    username: str
+    secret: str
+    md5: bool
+    frozen: bool
+    logins: list[tuple[str, bool]]
+    _sessions: set[AmiSession]
+    _started: float
+
+    def _core_show_channels(self, action_id: str | None) -> bytes: ...
+
+    def _place(self, scenario: str, *, client: str, agents: tuple[str, ...], caller_name: str | None,
+               action_id: str | None, talk_seconds: float | None = None) -> str: ...
+
+
 class AmiSession(asyncio.Protocol):
     """One AMI client."""
 
-    def __init__(self, pbx: SimulatedPbx) -> None:
+    def __init__(self, pbx: PbxState) -> None:
         self.pbx = pbx
         self.framer = AmiFramer()
         self.transport: asyncio.Transport | None = None

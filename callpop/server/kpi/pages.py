@@ -3,7 +3,7 @@
 A manager sees only their own figures: every handler takes the employee from the session,
 and a manager naming someone else gets 403. Supervisors (and admins) see everyone, edit
 plans and drill from any number down to the rows behind it. All numbers come from the
-database through ``kpi_view``; all text reaches the templates as data (autoescaped).
+database through ``view``; all text reaches the templates as data (autoescaped).
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from callpop import kpi
-from callpop.server.auth import CurrentUser, require_role, require_user
-from callpop.server.charts import Series, color_for, line_chart
+from callpop.accounts import CurrentUser
+from callpop.server.auth import require_role, require_user
 from callpop.server.keys import DB, SETTINGS
-from callpop.server.kpi_view import (
+from callpop.server.kpi.charts import Series, color_for, line_chart
+from callpop.server.kpi.view import (
     DashboardView,
     bad_request,
     fmt,
@@ -33,9 +34,9 @@ from callpop.server.kpi_view import (
     utcnow,
 )
 from callpop.server.templating import _translator, language, render
-from callpop.store.kpi_drill import COLUMN_LABELS, DRILL_KINDS, LIMIT, NUMERIC_COLUMNS, PAGE_SIZE, VALUE_LABELS, drill
-from callpop.store.kpi_queries import earnings_for
-from callpop.store.plans import PlanError, PlanItem, parse_month, save_plans
+from callpop.store.kpi.drill import COLUMN_LABELS, DRILL_KINDS, LIMIT, NUMERIC_COLUMNS, PAGE_SIZE, VALUE_LABELS, drill
+from callpop.store.kpi.plans import PlanError, PlanItem, parse_month, save_plans
+from callpop.store.kpi.queries import earnings_for
 
 __all__ = ["SUPERVISORS", "dashboard", "drill_page", "earnings_page", "plans_submit", "target_employee"]
 
@@ -155,7 +156,7 @@ async def drill_page(request: web.Request) -> web.StreamResponse:
     async with request.app[DB].sessions() as session:
         result = await drill(session, kind, employee_id, period, settings, now, offset=(page - 1) * limit,
                              limit=limit)
-        from callpop.store.kpi_queries import managers
+        from callpop.store.kpi.queries import managers
 
         people = [] if employee_id is None else await managers(session, [employee_id])
     if employee_id is not None and not people:
@@ -188,7 +189,7 @@ async def plans_submit(request: web.Request) -> web.StreamResponse:
             _, emp_text, name = key.split("-", 2)
             if not emp_text.isdigit() or name not in kpi.KPI_NAMES:
                 raise PlanError(f"{key[:60]}: not a plan field")
-            from callpop.store.plans import parse_items
+            from callpop.store.kpi.plans import parse_items
 
             items.extend(parse_items([{"employee_id": int(emp_text), "kpi": name, "target": str(value)}]))
         async with request.app[DB].sessions() as session:
@@ -202,5 +203,3 @@ async def plans_submit(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther("/dashboard?" + urlencode(back))
 
 
-def month_label(day: dt.date) -> str:
-    return day.strftime("%Y-%m")

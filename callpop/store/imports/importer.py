@@ -21,12 +21,12 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop.settings import Settings
-from callpop.store.csvfields import LineError
-from callpop.store.csvread import FileError, Row, read_csv
 from callpop.store.db import Database, SchemaError, open_database
-from callpop.store.import_base import ChunkResult, ImportContext, LineProblem
-from callpop.store.import_clients import ClientLine, parse_client, store_clients
-from callpop.store.import_records import RECORD_KINDS, RecordLine, store_records
+from callpop.store.imports.base import ChunkResult, ImportContext, LineProblem
+from callpop.store.imports.clients import ClientLine, parse_client, store_clients
+from callpop.store.imports.csvfields import LineError
+from callpop.store.imports.csvread import FileError, Row, read_csv
+from callpop.store.imports.sales import RECORD_KINDS, RecordLine, store_records
 
 __all__ = ["KINDS", "ImportReport", "LineProblem", "import_file", "main"]
 
@@ -104,7 +104,7 @@ async def _store(session: AsyncSession, kind: str, lines: list[Line], ctx: Impor
 async def _recompute(db: Database, client_ids: set[int], ctx: ImportContext) -> None:
     """Paid agreements decide who is a regular client: apply the rule to the clients whose
     agreements or payments changed (to everyone at once when that is most of a big file)."""
-    from callpop.store.regular import recompute_all, recompute_status
+    from callpop.store.records.regular import recompute_all, recompute_status
     async with db.sessions() as session, session.begin():
         if len(client_ids) > RECOMPUTE_ONE_BY_ONE:
             await recompute_all(session, ctx.settings, ctx.now)

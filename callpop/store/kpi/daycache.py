@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop import kpi
 from callpop.settings import Settings
-from callpop.store.kpi_queries import per_day_series
+from callpop.store.kpi.queries import per_day_series
 
 __all__ = ["CLOSED_AFTER", "TTL", "clear", "dashboard_series"]
 

@@ -19,10 +19,10 @@ from aiohttp import web
 from callpop import kpi
 from callpop.server.auth import require_role, require_user
 from callpop.server.keys import DB, SETTINGS
-from callpop.server.kpi_pages import SUPERVISORS, dashboard_view, target_employee
-from callpop.server.kpi_view import DashboardView, bad_request, local_today, utcnow
-from callpop.store.kpi_queries import earnings_for
-from callpop.store.plans import PlanError, list_plans, parse_items, parse_month, save_plans
+from callpop.server.kpi.pages import SUPERVISORS, dashboard_view, target_employee
+from callpop.server.kpi.view import DashboardView, bad_request, local_today, utcnow
+from callpop.store.kpi.plans import PlanError, list_plans, parse_items, parse_month, save_plans
+from callpop.store.kpi.queries import earnings_for
 
 __all__ = ["api_dashboard", "api_kpi_employee", "api_kpi_me", "api_plans_get", "api_plans_put", "dashboard_csv"]
 

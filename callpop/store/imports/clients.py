@@ -15,7 +15,8 @@ from typing import Any, cast
 from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callpop.store.csvfields import (
+from callpop.store.imports.base import ChunkResult, ImportContext, LineProblem, bulk_insert, bulk_update
+from callpop.store.imports.csvfields import (
     CLIENT_STATUSES,
     PhoneEntry,
     parse_status,
@@ -23,8 +24,7 @@ from callpop.store.csvfields import (
     split_phone_cell,
     text_field,
 )
-from callpop.store.csvread import Row
-from callpop.store.import_base import ChunkResult, ImportContext, LineProblem, bulk_insert, bulk_update
+from callpop.store.imports.csvread import Row
 from callpop.store.models import Client, ClientPhone
 
 __all__ = ["ClientLine", "parse_client", "store_clients"]

@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
 from callpop.phones import PhoneKey, phone_key
+from callpop.store.errors import StoreError
 
 __all__ = [
     "AGREEMENT_STATUSES",
@@ -28,12 +29,11 @@ __all__ = [
     "phone_identity",
     "read_phone",
     "split_phone_cell",
-    "split_phones",
     "text_field",
 ]
 
 
-class LineError(ValueError):
+class LineError(StoreError, ValueError):
     """This line cannot be imported; the message is the reason shown to the user."""
 
 
@@ -218,16 +218,3 @@ def read_phone(piece: str, region: str, min_digits: int) -> PhoneEntry:
 def phone_identity(key: PhoneKey) -> str:
     """What makes two stored numbers the same: E.164, else the digits, else the text."""
     return key.e164 or "".join(ch for ch in key.raw if ch.isdigit()) or key.raw
-
-
-def split_phones(cell: str, region: str, min_digits: int) -> list[PhoneEntry]:
-    """The numbers in one cell, each normalised, without repeats (a number that cannot be
-    read has ``key.e164`` None and is kept as written)."""
-    entries: list[PhoneEntry] = []
-    seen: set[str] = set()
-    for raw in split_phone_cell(cell):
-        entry = read_phone(raw, region, min_digits)
-        if entry.identity not in seen:
-            seen.add(entry.identity)
-            entries.append(entry)
-    return entries

@@ -1,6 +1,6 @@
 """Validated create / read / update / list of what managers record about clients:
 agreements, promises, notes, payments and receivables (clients and phones are in
-``client_records.py``).
+``clients.py``).
 
 Every input goes through the declared schemas (``schemas.py``) and every reference
 (client, call, agreement) is checked, so a bad request becomes a ``ValidationError``
@@ -24,9 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callpop.settings import Settings
 from callpop.store.errors import Forbidden, NotFound, ValidationError
 from callpop.store.models import Agreement, Call, Client, Employee, Note, Payment, Promise, Receivable, utcnow
-from callpop.store.regular import recompute_status
-from callpop.store.schemas import RESOURCES, Resource
-from callpop.store.validation import ParseContext
+from callpop.store.records.regular import recompute_status
+from callpop.store.records.schemas import RESOURCES, Resource
+from callpop.store.records.validation import ParseContext
 
 __all__ = [
     "Actor",

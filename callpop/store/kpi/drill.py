@@ -1,6 +1,6 @@
 """Drill-down: the rows behind one number of the dashboard.
 
-Each kind lists exactly what ``kpi_queries`` counted or summed for that manager and
+Each kind lists exactly what ``queries`` counted or summed for that manager and
 period (same filters), so a supervisor can check any figure line by line. Rows are plain
 values; the page escapes them. Rows come a page at a time (``offset``, ``limit`` at most
 ``LIMIT``), newest first; ``more`` says whether another page follows. ``employee_id=None``

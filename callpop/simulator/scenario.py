@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from callpop.simulator.live import CHAN_FIELDS, track
+from callpop.simulator.transfers import build_transfer
+
 __all__ = ["ALL_EVENTS", "CLASS_BITS", "SCENARIOS", "CompiledEvent", "ScenarioSpec", "Step", "Template",
            "event_mask", "load_template"]
 
@@ -29,11 +32,6 @@ STEP_GAP = 0.010
 
 # Slot kinds; a slot is (kind, arg).
 UID, CHAN, BRIDGE, CLIENT, NAME, AGENT, ACTION_LINE = "uid", "chan", "bridge", "client", "name", "agent", "action"
-
-_CHAN_FIELDS = ("ChannelState", "ChannelStateDesc", "CallerIDNum", "CallerIDName", "ConnectedLineNum",
-                "ConnectedLineName", "Language", "AccountCode", "Context", "Exten", "Priority",
-                "Uniqueid", "Linkedid")
-
 
 @dataclass(frozen=True, slots=True)
 class ScenarioSpec:
@@ -191,34 +189,12 @@ class _Compiler:
 def _live_channels(live: Mapping[str, dict[str, str]], comp: _Compiler) -> tuple[ChannelShape, ...]:
     shapes = []
     for chan, f in live.items():
-        body = {"Channel": chan, **{k: f.get(k, "") for k in _CHAN_FIELDS},
+        body = {"Channel": chan, **{k: f.get(k, "") for k in CHAN_FIELDS},
                 "Application": f.get("Application", ""), "ApplicationData": f.get("ApplicationData", "")}
         head, head_slots = comp.fields(body)
         tail, tail_slots = comp.fields({"BridgeId": f.get("BridgeId", "")})
         shapes.append(ChannelShape(head, tuple(head_slots), tail, tuple(tail_slots), float(f["_created"])))
     return tuple(shapes)
-
-
-def _track(live: dict[str, dict[str, str]], event: Mapping[str, Any], t: float) -> None:
-    """Follow which channels are up, as CoreShowChannels would list them."""
-    name = event.get("Event")
-    chan = event.get("Channel")
-    if not isinstance(chan, str) or "Uniqueid" not in event:
-        return
-    if name == "Hangup":
-        live.pop(chan, None)
-        return
-    entry = live.setdefault(chan, {"_created": str(t)})
-    for k in _CHAN_FIELDS:
-        if k in event:
-            entry[k] = str(event[k])
-    if name == "Newexten":
-        entry["Application"] = str(event.get("Application", ""))
-        entry["ApplicationData"] = str(event.get("AppData", ""))
-    elif name == "BridgeEnter":
-        entry["BridgeId"] = str(event.get("BridgeUniqueid", ""))
-    elif name == "BridgeLeave":
-        entry["BridgeId"] = ""
 
 
 def compile_template(spec: ScenarioSpec, records: Iterable[tuple[float, dict[str, Any]]]) -> Template:
@@ -244,7 +220,7 @@ def compile_template(spec: ScenarioSpec, records: Iterable[tuple[float, dict[str
         classes = [c for c in str(event.get("Privilege", "")).split(",") if c and c != "all"]
         mask = event_mask(",".join(classes)) if classes else ALL_EVENTS
         current.append(CompiledEvent(str(event["Event"]), mask, fmt + "\r\n", tuple(slots)))
-        _track(live, event, rel)
+        track(live, event, rel)
     if current:
         steps.append(Step(step_at, tuple(current), _live_channels(live, comp)))
     first = items[0][1]
@@ -283,8 +259,6 @@ def load_template(name: str) -> Template:
     """Compile one scenario (transfers are built from the answered-call capture)."""
     spec = SCENARIOS[name]
     if name.endswith("_transfer"):
-        from callpop.telephony.sim_transfers import build_transfer
-
         records: Sequence[tuple[float, dict[str, Any]]] = build_transfer(
             name, read_records(DATA / "incoming_answered.jsonl"))
     else:

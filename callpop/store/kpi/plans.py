@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop.kpi import KPI_NAMES
+from callpop.store.errors import StoreError
 from callpop.store.models import Employee, Plan
 
 __all__ = ["MAX_TARGET", "PlanError", "PlanItem", "list_plans", "parse_items", "parse_month", "save_plans"]
@@ -26,7 +27,7 @@ MAX_TARGET = 1_000_000_000.0
 MAX_ITEMS = 5000
 
 
-class PlanError(ValueError):
+class PlanError(StoreError, ValueError):
     """Bad plan input; the message starts with the field's name."""
 
 

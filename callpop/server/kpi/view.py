@@ -1,7 +1,7 @@
 """What the KPI pages show, built once and rendered as HTML, JSON or CSV.
 
 The dashboard model (managers × KPIs with fact, plan and %, totals, the per-day series) is
-assembled here from ``kpi_queries`` so the page, ``/api/kpi/dashboard`` and
+assembled here from ``store.kpi.queries`` so the page, ``/api/kpi/dashboard`` and
 ``/dashboard.csv`` can never disagree about a number.
 """
 
@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callpop import kpi
 from callpop.settings import Settings
-from callpop.store.kpi_daycache import dashboard_series
-from callpop.store.kpi_queries import ManagerFacts, manager_facts
+from callpop.store.kpi.daycache import dashboard_series
+from callpop.store.kpi.queries import ManagerFacts, manager_facts
 
 __all__ = ["Cell", "DashboardView", "Row", "fmt", "load_dashboard", "local_today", "missed_grid", "money",
            "period_from_query", "plan_inputs", "table_body", "table_rows", "utcnow"]
@@ -124,7 +124,7 @@ def _totals(rows: list[Row], label: str) -> Row:
 async def load_dashboard(sessions: async_sessionmaker[AsyncSession], period: kpi.Period, settings: Settings,
                          now: dt.datetime, *, totals_label: str = "Total") -> DashboardView:
     """The whole dashboard in two concurrent reads: the per-day series (whose sums are the
-    contact and missed-call counts; closed days remembered, see kpi_daycache) and the other
+    contact and missed-call counts; closed days remembered, see store.kpi.daycache) and the other
     aggregates, each on its own connection."""
 
     async def series() -> tuple[dict[int, list[int]], dict[int, list[int]]]:

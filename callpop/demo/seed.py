@@ -2,7 +2,7 @@
 
 Managers (extensions 101, 102, ...), a supervisor and an admin, all with the password
 "demo"; ``settings.demo.clients`` clients generated from ``settings.demo.seed``
-(callpop.store.demo_history) and written with bulk inserts in one transaction, so 3,000
+(callpop.demo.plan) and written with bulk inserts in one transaction, so 3,000
 clients take seconds. Seeding is idempotent: the first demo client is the marker, and a
 second run only returns the accounts.
 """
@@ -21,11 +21,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callpop.server.auth import hash_password
+from callpop.accounts import hash_password
+from callpop.demo.names import MANAGERS
+from callpop.demo.plan import DemoPlan, Manager, plan_demo
 from callpop.settings import Settings
 from callpop.store.db import Database
-from callpop.store.demo_history import DemoPlan, Manager, plan_demo
-from callpop.store.demo_names import MANAGERS
 from callpop.store.models import (
     Agreement,
     Call,

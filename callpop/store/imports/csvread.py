@@ -16,6 +16,8 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+from callpop.store.errors import StoreError
+
 __all__ = [
     "HEADERS",
     "REQUIRED",
@@ -29,7 +31,7 @@ __all__ = [
 ]
 
 
-class FileError(ValueError):
+class FileError(StoreError, ValueError):
     """The file as a whole cannot be imported; the message says why and what to do."""
 
 

@@ -15,10 +15,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from callpop.phones import phone_key
-from callpop.settings import Settings
-from callpop.store.contacts import judge, local_day_bounds
-from callpop.store.demo_names import (
+from callpop.demo.names import (
     AGREEMENT_TERMS,
     AGREEMENT_TITLES,
     NOTE_TEXTS,
@@ -27,7 +24,10 @@ from callpop.store.demo_names import (
     person_name,
     phone_raw,
 )
-from callpop.store.regular import window_start
+from callpop.phones import phone_key
+from callpop.settings import Settings
+from callpop.store.kpi.contacts import judge, local_day_bounds
+from callpop.store.records.regular import window_start
 
 __all__ = ["CAPTURE_CLIENTS", "DemoPlan", "Manager", "plan_demo"]
 
