@@ -1,4 +1,4 @@
-"""KPI pages under a month of a big sales floor: 200 managers, 100k contacts (issue 5).
+"""KPI pages under a month of a big sales floor: 200 managers, 100k contacts.
 Targets: the earnings page p99 <= 50 ms, the supervisor dashboard p99 <= 200 ms.
 
     .venv/bin/python bench/kpi.py                        # SQLite (a throwaway file)

@@ -1,4 +1,4 @@
-"""Pop latency (issue 4): from the PBX writing DialBegin to the agent's tab holding the card.
+"""Pop latency: from the PBX writing DialBegin to the agent's tab holding the card.
 
     .venv/bin/python bench/pop_latency.py                       # 1,000 agents, 1M clients
     .venv/bin/python bench/pop_latency.py --agents 50 --directory 10000 --seconds 3   # quick

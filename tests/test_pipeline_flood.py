@@ -4,24 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from pathlib import Path
 
 import pytest
-from popkit import Recorder, add_client, add_employee, start_live
 
 from callpop.logs import Throttle
 from callpop.settings import Settings
 from callpop.store.db import Database
 from callpop.telephony.events import Arrival, Ringing
+from tests.support.live import Recorder, StartLive, add_client, add_employee
 
 NUMBER = "+79161234567"
 
 
 async def test_a_burst_of_arrivals_starts_only_the_bounded_early_lookups(
-        settings: Settings, db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        settings: Settings, db: Database, start_live: StartLive, caplog: pytest.LogCaptureFixture) -> None:
     bounded = settings.replace(ami=dataclasses.replace(settings.ami, early_lookups=3))
     rec = Recorder(lookup_delay=0.2)
-    live = await start_live(bounded, db, tmp_path, store=rec.hooks())
+    live = await start_live(bounded, store=rec.hooks())
     try:
         await add_employee(db, "anna", ["101"])
         await add_client(db, "Иван Петров", NUMBER)
@@ -47,9 +46,9 @@ async def test_a_burst_of_arrivals_starts_only_the_bounded_early_lookups(
 
 
 async def test_failing_lookups_log_one_traceback_not_one_per_call(
-        settings: Settings, db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        settings: Settings, db: Database, start_live: StartLive, caplog: pytest.LogCaptureFixture) -> None:
     rec = Recorder(fail_lookup=True)
-    live = await start_live(settings, db, tmp_path, store=rec.hooks())
+    live = await start_live(settings, store=rec.hooks())
     try:
         await add_employee(db, "anna", ["101"])
         anna = await live.tab("anna")

@@ -1,6 +1,6 @@
 """Who is calling: the number → client lookup behind every pop, and the client card.
 
-Matching rules (issue 3): the number is normalised with ``phones.phone_key``; withheld,
+Matching rules: the number is normalised with ``phones.phone_key``; withheld,
 anonymous and short internal numbers are never looked up. An exact E.164 match wins;
 only when there is none do we fall back on the last 10 national digits (a number stored
 without its country code, or a caller whose code the carrier mangled) — 10, not 8,

@@ -10,13 +10,13 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from browserkit import PASSWORD, Live, wait_for_js
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop.server.keys import DB, HUB
 from callpop.store.employees import EmployeeError, save_employee
 from callpop.store.models import Call, Contact, Employee, Plan
+from tests.support.browser import PASSWORD, Live, wait_for_js
 
 Desk = Callable[[str], Awaitable[Any]]
 
