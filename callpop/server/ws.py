@@ -12,6 +12,8 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
@@ -25,7 +27,7 @@ from callpop.store import employees
 if TYPE_CHECKING:
     from callpop.store.db import Database
 
-__all__ = ["HEARTBEAT", "MAX_MESSAGE", "origin_allowed", "recheck_accounts", "websocket"]
+__all__ = ["ACTIONS", "HEARTBEAT", "MAX_MESSAGE", "Action", "origin_allowed", "recheck_accounts", "websocket"]
 
 log = logging.getLogger(__name__)
 
@@ -70,17 +72,30 @@ def _handle_text(hub: Hub, conn: Connection, data: str) -> None:
         hub.reply(conn, _error('expected a JSON object with a string "type"'))
         return
     kind = message["type"]
-    if kind == "ping":
-        hub.reply(conn, {"type": "pong", "server_time": time.time()})
-    elif kind == "subscribe_all":
-        if not conn.user.is_supervisor:
-            hub.reply(conn, _error("only supervisors and admins may watch all calls", "forbidden"))
-        else:
-            hub.set_scope(conn, "all")
-    elif kind == "subscribe_own":
-        hub.set_scope(conn, "own")
+    action = ACTIONS.get(kind)
+    if action is None:
+        hub.reply(conn, _error(f"unknown type {kind[:40]!r}: expected {', '.join(ACTIONS)}"))
+    elif action.supervisors_only and not conn.user.is_supervisor:
+        hub.reply(conn, _error(f"only supervisors and admins may {action.what}", "forbidden"))
     else:
-        hub.reply(conn, _error(f"unknown type {kind[:40]!r}: expected ping, subscribe_all or subscribe_own"))
+        action.run(hub, conn)
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One message a tab may send (docs/websocket.md); the authorization matrix test sends
+    every one of them as every kind of user."""
+
+    what: str
+    run: Callable[[Hub, Connection], None]
+    supervisors_only: bool = False
+
+
+ACTIONS: dict[str, Action] = {
+    "ping": Action("ask for a pong", lambda hub, conn: hub.reply(conn, {"type": "pong", "server_time": time.time()})),
+    "subscribe_all": Action("watch all calls", lambda hub, conn: hub.set_scope(conn, "all"), supervisors_only=True),
+    "subscribe_own": Action("watch their own calls", lambda hub, conn: hub.set_scope(conn, "own")),
+}
 
 
 async def recheck_accounts(hub: Hub, db: Database, every: float) -> None:
