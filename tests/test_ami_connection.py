@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 
 import pytest
 from amikit import (
@@ -26,6 +26,7 @@ from amikit import (
     wait_until,
 )
 
+from callpop.telephony.amitext import AmiMessage
 from callpop.telephony.connection import AmiConnection, AmiNotConnected
 from callpop.telephony.events import Ended, Ringing
 from callpop.telephony.simulator import SimulatedPbx
@@ -71,7 +72,7 @@ class _Flaky:
         self.inner = DoneWatch(tracker())
         self.done = self.inner.done
 
-    def feed(self, message: Mapping[str, str | list[str]], now: float | None = None) -> list:  # type: ignore[type-arg]
+    def feed(self, message: AmiMessage, now: float | None = None) -> list:  # type: ignore[type-arg]
         if message.get("Event") == "FullyBooted":
             raise RuntimeError("boom")
         return self.inner.feed(message, now)

@@ -33,7 +33,7 @@ _SNAPSHOT_END = "CoreShowChannelsComplete"
 class Tracker(Protocol):
     """What the connection needs from :class:`callpop.telephony.tracker.CallTracker`."""
 
-    def feed(self, message: Mapping[str, str | list[str]], now: float | None = None) -> list[CallEvent]: ...
+    def feed(self, message: AmiMessage, now: float | None = None) -> list[CallEvent]: ...
 
     @property
     def arrivals(self) -> Sequence[Arrival]:

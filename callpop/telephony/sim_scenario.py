@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from callpop.telephony.amitext import AmiMessage
+
 __all__ = ["ALL_EVENTS", "CLASS_BITS", "SCENARIOS", "CompiledEvent", "ScenarioSpec", "Step", "Template",
            "event_mask", "load_template"]
 
@@ -169,7 +171,7 @@ class _Compiler:
         out.append(text[pos:].replace("%", "%%"))
         return "".join(out), slots
 
-    def fields(self, event: Mapping[str, str | list[str]]) -> tuple[str, list[int]]:
+    def fields(self, event: AmiMessage) -> tuple[str, list[int]]:
         parts: list[str] = []
         slots: list[int] = []
         for key, raw in event.items():

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from callpop.telephony.protocol import AmiFramer, parse_message
+from callpop.telephony.protocol import AmiFramer, AmiMessage, parse_message
 from callpop.telephony.sim_scenario import CLASS_BITS, event_mask
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ class AmiSession(asyncio.Protocol):
             return
         t.write(data)
 
-    def handle(self, msg: dict[str, Any]) -> None:
+    def handle(self, msg: AmiMessage) -> None:
         m = {k.lower(): v for k, v in msg.items()}
         action = str(m.get("action", "")).lower()
         aid = ("ActionID", str(m["actionid"])) if "actionid" in m else None
