@@ -65,6 +65,7 @@ class AgentState:
     talking: bool = False
     talk_since: float | None = None
     talked: float = 0.0
+    spans: list[tuple[float, float]] = field(default_factory=list)  # (from, to) of each talk
     clockless: bool = False  # some talk had no clock: fall back on talk_hint
     talk_hint: int | None = None  # the queue's AgentComplete TalkTime
 
@@ -197,6 +198,7 @@ class Call:
         st.talking = False
         if now is not None and st.talk_since is not None:
             st.talked += max(0.0, now - st.talk_since)
+            st.spans.append((st.talk_since, max(now, st.talk_since)))
         else:
             st.clockless = True
         st.talk_since = None
@@ -228,13 +230,39 @@ class Call:
         if not self.announced or self.direction is None:
             return
         talks = tuple(AgentTalk(a, self.talk_seconds(a)) for a in self.answered_by)
+        answered_at, connected = self.connected(now)
+        if connected is None:  # some talk had no clock: the shares are all there is
+            connected = sum(t.talk_seconds for t in talks)
         out.append(Ended(
             self.id, self.direction, self.client,
             "answered" if self.answered_by else "missed",
-            tuple(self.answered_by), sum(t.talk_seconds for t in talks),
+            tuple(self.answered_by), connected,
             caller_name=self.caller_name, started_at=self.started_at, ended_at=now,
-            agents_rang=tuple(self.rang), talks=talks,
+            agents_rang=tuple(self.rang), talks=talks, answered_at=answered_at,
         ))
+
+    def connected(self, now: float | None) -> tuple[float | None, int | None]:
+        """(first answer, whole seconds the caller was connected to an agent): the union of
+        the agents' talk spans, so the consultation of an attended transfer, when both
+        agents are on the call at once, counts once. Within the call's own start and end,
+        so the answer is never before the start nor the talk longer than the call.
+        (None, None) when some talk had no clock."""
+        spans: list[tuple[float, float]] = []
+        for st in self.agents.values():
+            if st.clockless:
+                return None, None
+            spans.extend(st.spans)
+        if not spans:
+            return None, 0
+        lo = self.started_at if self.started_at is not None else min(a for a, _ in spans)
+        hi = now if now is not None else max(b for _, b in spans)
+        total, reach = 0.0, lo
+        for a, b in sorted(spans):
+            a, b = max(a, reach), min(b, hi)
+            if b > a:
+                total += b - a
+                reach = b
+        return max(lo, min(min(a for a, _ in spans), hi)), int(total)
 
     def talk_seconds(self, agent: str) -> int:
         """Whole seconds (floored, as Asterisk's billsec). Without a clock the queue's

@@ -81,6 +81,10 @@ class AgentTalk:
 
 @dataclass(frozen=True, slots=True)
 class Ended:
+    """The call is over. ``talk_seconds`` is the caller's connected time (the union of the
+    agents' talk, never their sum); ``talks`` are each agent's own share; ``answered_at``
+    the first answer, never before ``started_at``."""
+
     call: str
     direction: Direction
     client: str | None
@@ -92,6 +96,7 @@ class Ended:
     ended_at: float | None = field(default=None, compare=False)
     agents_rang: tuple[str, ...] = field(default=(), compare=False)
     talks: tuple[AgentTalk, ...] = field(default=(), compare=False)
+    answered_at: float | None = field(default=None, compare=False)
     event: Literal["ended"] = field(default="ended", init=False)
 
     def as_dict(self) -> dict[str, Any]:
