@@ -124,6 +124,7 @@ class Call:
     caller_gone: bool = False
     pending_blind: str | None = None  # transferer of a blind transfer nobody answered yet
     ended: bool = False
+    end_unseen: bool = False  # its channels vanished without a Hangup (see Ended.end_unseen)
     keys: list[str] = field(default_factory=list)  # Linkedids that lead to this call
 
     def state(self, agent: str) -> AgentState:
@@ -235,10 +236,11 @@ class Call:
             connected = sum(t.talk_seconds for t in talks)
         out.append(Ended(
             self.id, self.direction, self.client,
-            "answered" if self.answered_by else "missed",
+            "answered" if self.answered_by else "unknown" if self.end_unseen else "missed",
             tuple(self.answered_by), connected,
             caller_name=self.caller_name, started_at=self.started_at, ended_at=now,
             agents_rang=tuple(self.rang), talks=talks, answered_at=answered_at,
+            end_unseen=self.end_unseen,
         ))
 
     def connected(self, now: float | None) -> tuple[float | None, int | None]:

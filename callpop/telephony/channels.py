@@ -108,5 +108,6 @@ class Channel:
     hangup_requested: bool = False
     gone: bool = False
     pinned: bool = False  # moved by a transfer: a later Linkedid change must not move it back
+    seen_at: float | None = None  # clock of the last message about it (for the idle sweep)
     call: Call | None = field(default=None, repr=False)
     leg: Leg | None = field(default=None, repr=False)

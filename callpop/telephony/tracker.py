@@ -121,9 +121,12 @@ class CallTracker:
         *now* is the wall-clock epoch seconds of reception, None when the source has no clock."""
         if self.arrivals:
             self.arrivals = []
+        if now is not None:
+            self.book.heard_at = now
         name = message.get("Event")
         handler = self._handlers.get(name) if isinstance(name, str) else None
         if handler is None:
+            self._seen(message, now)
             return []
         self.book.now = now
         out = self.book.out = []
@@ -133,6 +136,23 @@ class CallTracker:
     def resync(self, channels: Sequence[AmiMessage], now: float | None = None) -> list[CallEvent]:
         """Apply a CoreShowChannels listing (see :meth:`Listing.resync`)."""
         return self._listing.resync(channels, now)
+
+    def link_lost(self) -> None:
+        """The AMI connection to the PBX dropped. What happened meanwhile is unknown until
+        the listing of the next login: the calls it no longer shows end at the last message
+        heard before the drop (not at the listing), with ``end_unseen``; the calls it still
+        shows go on as if nothing happened. Calling it twice keeps the first moment."""
+        if self.book.lost_at is None:
+            self.book.lost_at = self.book.heard_at
+
+    def _seen(self, message: AmiMessage, now: float | None) -> None:
+        """An event the tracker has no handler for (VarSet, RTCP reports...) still shows
+        that its channel is alive: the idle sweep must not drop a long quiet call."""
+        if now is not None:
+            uid = message.get("Uniqueid")
+            ch = self.book.channels.get(uid) if isinstance(uid, str) else None
+            if ch is not None:
+                ch.seen_at = now
 
     def active_calls(self) -> list[ActiveCall]:
         seen: set[int] = set()

@@ -50,6 +50,8 @@ class ChannelBook:
         self.by_name: dict[str, Channel] = {}
         self.calls: dict[str, Call] = {}
         self.now: float | None = None
+        self.heard_at: float | None = None  # clock of the last message of any kind
+        self.lost_at: float | None = None  # heard_at when the PBX link was lost, until a listing
         self.out: list[CallEvent] = []
         self.malformed = 0
         # Uniqueids hung up while a listing is being collected (None: no listing open)
@@ -85,6 +87,8 @@ class ChannelBook:
                 call.origin = ch
         elif linkedid != ch.linkedid:
             self.relink(ch, linkedid)
+        if self.now is not None:
+            ch.seen_at = self.now
         state = m.get(k_state)
         if state and isinstance(state, str):
             ch.state = state
@@ -167,6 +171,19 @@ class ChannelBook:
         call = self.detach(ch)
         if call is not None:
             self.close_if_empty(call)
+
+    def vanish(self, ch: Channel, at: float | None) -> None:
+        """The channel is gone but no Hangup said so (a listing after a lost link does not
+        show it; the idle sweep): it ends at *at*, the last moment it was known to be on,
+        and the call it was the last channel of ends unseen (see ``Ended.end_unseen``)."""
+        saved = self.now
+        if at is not None:
+            self.now = at
+        call = ch.call
+        if call is not None and len(call.channels) == 1:
+            call.end_unseen = True
+        self.gone(ch, None)
+        self.now = saved
 
     def rename(self, ch: Channel, new: str) -> None:
         if self.by_name.get(ch.name) is ch:

@@ -20,7 +20,39 @@ from callpop.telephony.channels import uniqueid_age
 from callpop.telephony.events import CallEvent
 from callpop.telephony.tracker_book import ChannelBook
 
-__all__ = ["Listing"]
+__all__ = ["Listing", "created_at"]
+
+
+def created_at(item: AmiMessage, now: float | None) -> float | None:
+    """When a listed channel was created: *now* minus its ``Duration`` (``HH:MM:SS``, whole
+    seconds, relative, so the PBX's clock does not matter). None without a clock or a
+    readable Duration."""
+    raw = item.get("Duration")
+    if now is None or not isinstance(raw, str):
+        return None
+    parts = raw.split(":")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        return None
+    h, m, sec = (int(p) for p in parts)
+    return now - (h * 3600 + m * 60 + sec)
+
+
+def _restore_times(call: Call, created: dict[str, float], now: float | None) -> None:
+    """A call first seen in a listing: its start and its agents' talk go back to when its
+    channels were created, not to the listing."""
+    times = [created[uid] for uid in call.channels if uid in created]
+    if not times or now is None:
+        return
+    start = min(times)
+    if call.started_at is None or start < call.started_at:
+        call.started_at = start
+    for ch in call.channels.values():
+        leg = ch.leg
+        if leg is None or not leg.answered or ch.uniqueid not in created:
+            continue
+        st = call.agents.get(leg.agent)
+        if st is not None and st.talking and st.talk_since == now:
+            st.talk_since = max(start, created[ch.uniqueid])
 
 
 class Listing:
@@ -36,10 +68,15 @@ class Listing:
         calls whose channels are gone, emit what changed (nothing, if we were in step).
 
         A call first seen here is announced as it would have been live: ``ringing`` for every
-        agent whose phone rings or talks, then ``answered`` for the talking ones. Its talk is
-        counted from this moment: the listing does not say when the answer was."""
+        agent whose phone rings or talks, then ``answered`` for the talking ones. Its start
+        is its oldest channel's creation (``Duration`` says how long ago, to the second), and
+        a talking agent's talk is counted from the creation of the channel that was
+        answered: Asterisk lists no answer time, so that talk includes the ring time (a few
+        seconds too long, never counted from the listing). After :meth:`CallTracker.link_lost`
+        the calls not listed end at the last message heard before the drop, unseen."""
         book = self.book
         hung = book.hung_during_listing or set()
+        lost_at, book.lost_at = book.lost_at, None
         book.now = now
         out = book.out = []
         listed: dict[str, AmiMessage] = {}
@@ -49,8 +86,13 @@ class Listing:
                 listed[uid] = item
         for uid, known in list(book.channels.items()):
             if uid not in listed:
-                book.gone(known, None)
+                if lost_at is not None:
+                    book.vanish(known, lost_at)
+                else:
+                    book.gone(known, None)
+        known_before = set(book.channels)
         touched: dict[str, Call] = {}
+        created: dict[str, float] = {}
         for uid, item in listed.items():
             if uid in hung:
                 continue
@@ -60,8 +102,14 @@ class Listing:
             bridge = item.get("BridgeId")
             ch.bridge = bridge if isinstance(bridge, str) else ""
             touched[ch.call.id] = ch.call
+            at = created_at(item, now)
+            if at is not None and uid not in known_before:
+                created[uid] = at
         for call in sorted(touched.values(), key=lambda c: uniqueid_age(c.id)):
+            new = not any(uid in known_before for uid in call.channels)
             self._rebuild(call)
+            if new and created:
+                _restore_times(call, created, now)
         return out
 
     def on_item(self, m: AmiMessage) -> None:
