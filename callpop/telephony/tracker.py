@@ -260,16 +260,22 @@ class CallTracker:
             leg.no_answer = True
 
     def _on_agent_complete(self, m: AmiMessage) -> None:
+        """The queue's own talk time: the only measure when the stream has no clock. The
+        member channel it names may have hung up long ago (a Local pair optimised away):
+        the agent then comes from ``Interface`` and the call from the caller's channel."""
         book = self.book
-        book.touch(m)
+        caller = book.touch(m)
         dest = book.touch(m, "Dest")
         talk = m.get("TalkTime")
-        if dest is None or dest.call is None or not isinstance(talk, str) or not talk.isdigit():
+        if not isinstance(talk, str) or not talk.isdigit():
             return
+        call = dest.call if dest is not None else caller.call if caller is not None else None
         interface = m.get("Interface")
-        agent = dest.agent or (book.agent(interface) if isinstance(interface, str) else None)
-        if agent is not None:
-            dest.call.state(agent).talk_hint = int(talk)
+        agent = dest.agent if dest is not None else None
+        if agent is None and isinstance(interface, str):
+            agent = book.agent(interface)
+        if call is not None and agent is not None:
+            call.state(agent).talk_hint = int(talk)
 
     def _on_caller_abandon(self, m: AmiMessage) -> None:
         book = self.book

@@ -23,6 +23,9 @@ __all__ = ["ChannelBook", "NumberRules"]
 
 log = logging.getLogger(__name__)
 
+# Uniqueids of channels that hung up, remembered so a late mention does not bring them back
+_DEAD_KEPT = 4096
+
 # Field names of one channel in a message: plain, or with the prefix of DialBegin/transfers.
 _FIELDS = ("Uniqueid", "Channel", "Linkedid", "ChannelStateDesc", "CallerIDNum", "CallerIDName", "Exten")
 _PREFIXED: dict[str, tuple[str, ...]] = {
@@ -54,10 +57,17 @@ class ChannelBook:
         self.lost_at: float | None = None  # heard_at when the PBX link was lost, until a listing
         self.out: list[CallEvent] = []
         self.malformed = 0
+        # Channels that hung up, most recent last: Asterisk still names some afterwards (a
+        # queue's AgentComplete names the member's Local half long after the optimisation
+        # hung it up); brought back to life, such a channel would keep its call open forever.
+        self.dead: dict[str, None] = {}
         # Uniqueids hung up while a listing is being collected (None: no listing open)
         self.hung_during_listing: set[str] | None = None
 
     def bad(self, message: AmiMessage, why: str) -> None:
+        uid = message.get("Uniqueid")
+        if isinstance(uid, str) and uid in self.dead:
+            return  # about a channel that hung up: late, not malformed
         self.malformed += 1
         log.debug("skipped malformed AMI message (%s): event=%s", why, message.get("Event"))
 
@@ -72,6 +82,8 @@ class ChannelBook:
             return None
         ch = self.channels.get(uid)
         if ch is None:
+            if uid in self.dead:
+                return None
             name = m.get(k_name)
             if not name or not isinstance(name, str):
                 return None
@@ -161,6 +173,9 @@ class ChannelBook:
     def gone(self, ch: Channel, cause: int | None) -> None:
         ch.gone = True
         self.channels.pop(ch.uniqueid, None)
+        self.dead[ch.uniqueid] = None
+        if len(self.dead) > _DEAD_KEPT:
+            del self.dead[next(iter(self.dead))]
         if self.by_name.get(ch.name) is ch:
             del self.by_name[ch.name]
         if self.hung_during_listing is not None:
