@@ -36,7 +36,8 @@ its direction nor its answer. Calls that start later are reported in full.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -53,6 +54,8 @@ if TYPE_CHECKING:
     from callpop.settings import Settings
 
 __all__ = ["CallTracker", "TrackerConfig"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,39 @@ class CallTracker:
         shows go on as if nothing happened. Calling it twice keeps the first moment."""
         if self.book.lost_at is None:
             self.book.lost_at = self.book.heard_at
+
+    def sweep(self, now: float, idle_after: float) -> list[CallEvent]:
+        """Forget the channels nothing was heard of for more than *idle_after* seconds.
+
+        Asterisk sends a Hangup for every channel; one that never comes (a lost event, a
+        channel leaked by a module) would keep its channel, and its call, here forever. Such
+        a channel goes as if it had vanished (see ``ChannelBook.vanish``): at the last
+        message about it, and a call it was the last channel of ends with ``end_unseen``
+        (outcome ``unknown`` if nobody was seen answering). The bound must be longer than
+        any quiet stretch of a real call: a talking call sends no event of its own (RTCP
+        reports and dialplan events about its channels count as heard). Returns the call
+        events this caused."""
+        return [e for part in self.sweep_chunks(now, idle_after) for e in part]
+
+    def sweep_chunks(self, now: float, idle_after: float, chunk: int = 1000) -> Iterator[list[CallEvent]]:
+        """:meth:`sweep` in parts of *chunk* channels, so a caller on the event loop can let
+        the AMI reader run between parts (100,000 stuck channels take seconds). Nothing may
+        be fed to the tracker until the iterator is exhausted."""
+        book = self.book
+        limit = now - idle_after
+        idle = sorted((ch for ch in book.channels.values() if ch.seen_at is not None and ch.seen_at < limit),
+                      key=lambda ch: ch.seen_at or 0.0)
+        if idle:
+            log.warning("tracker: dropping %d channels silent for more than %.0f s (no Hangup seen): %s",
+                        len(idle), idle_after, ", ".join(ch.name for ch in idle[:5]))
+        for start in range(0, len(idle), chunk):
+            book.now = now
+            out = book.out = []
+            for ch in idle[start:start + chunk]:
+                if book.channels.get(ch.uniqueid) is ch:
+                    book.vanish(ch, ch.seen_at)
+            book.out = []
+            yield out
 
     def _seen(self, message: AmiMessage, now: float | None) -> None:
         """An event the tracker has no handler for (VarSet, RTCP reports...) still shows
