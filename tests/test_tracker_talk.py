@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tracker_support import AMI, STREAMS, messages, run
+from tracker_support import AMI, STREAMS, config_for, messages, run
 
 from callpop.telephony.events import AgentTalk, Ended
 
@@ -16,7 +16,7 @@ CAPTURE_FILES = sorted(AMI.glob("*.jsonl")) + sorted((AMI / "pjsip").glob("*.jso
 
 
 def ended_of(path: Path) -> list[Ended]:
-    return [e for e in run(messages(path)) if isinstance(e, Ended)]
+    return [e for e in run(messages(path), config=config_for(path.stem)) if isinstance(e, Ended)]
 
 
 @pytest.mark.parametrize("path", CAPTURE_FILES + STREAM_FILES, ids=lambda p: p.stem)

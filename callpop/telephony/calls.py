@@ -122,7 +122,11 @@ class Call:
     rang: list[str] = field(default_factory=list)
     announced: bool = False
     caller_gone: bool = False
-    pending_blind: str | None = None  # transferer of a blind transfer nobody answered yet
+    # (transferer, kind) of a transfer whose target nobody answered yet: a blind transfer,
+    # or an attended one completed while the target still rang ("blonde")
+    pending_transfer: tuple[str, TransferKind] | None = None
+    originated: bool = False  # the first channel was created by an Originate (no dialler)
+    originator: str | None = None  # the agent an Originate rang first (click-to-dial)
     ended: bool = False
     end_unseen: bool = False  # its channels vanished without a Hangup (see Ended.end_unseen)
     keys: list[str] = field(default_factory=list)  # Linkedids that lead to this call
@@ -136,9 +140,11 @@ class Call:
     def decide(self, dialer: Channel, dest: Channel, dialled: str, region: str, min_digits: int) -> None:
         """At the first dial: from outside is inbound (the client is the caller), an agent
         dialling out is outbound (the client is the number dialled), agent to agent is
-        internal (the "client" is the calling agent's extension)."""
+        internal (the "client" is the calling agent's extension). A call an Originate
+        started with an agent's phone (click-to-dial) is that agent's."""
         origin = self.origin or dialer
-        if origin.agent is None:
+        origin_agent = self.originator or origin.agent
+        if origin_agent is None:
             src = dialer if dialer.agent is None else origin
             self.direction = "inbound"
             self.client = _client(src.cid_num, region, min_digits)
@@ -148,7 +154,7 @@ class Call:
             self.client = _client(dialled, region, min_digits)
         else:
             self.direction = "internal"
-            self.client = origin.agent
+            self.client = origin_agent
             self.caller_name = _name(origin.cid_name)
 
     # --- transitions -------------------------------------------------------------------
@@ -185,10 +191,10 @@ class Call:
         self.announced = True
         if agent not in self.answered_by:
             self.answered_by.append(agent)
-        if transfer is None and self.pending_blind is not None and self.pending_blind != agent:
-            transfer = (self.pending_blind, "blind")
+        if transfer is None and self.pending_transfer is not None and self.pending_transfer[0] != agent:
+            transfer = self.pending_transfer
         if transfer is not None:
-            self.pending_blind = None
+            self.pending_transfer = None
             out.append(Transferred(self.id, transfer[0], agent, transfer[1], at=now))
         out.append(Answered(self.id, agent, at=now))
 

@@ -20,6 +20,11 @@ What it relies on, as the captures in ``tests/fixtures/ami`` show Asterisk 22 do
   101 like ``PJSIP/101-..`` does, and a Local half that is nobody's device but dials a phone
   hands its queue's "no answer" on to that phone. An agent is one ringing, however many of
   its channels ring.
+* A Local channel that is nobody's device and not named by a phone number is a route
+  (``Local/ID730151@osvpi_route_phoneaccount``, a follow-me, a forwarding): it rings
+  nobody itself; what its ``;2`` half dials decides who rings and the direction.
+* An Originate of such a route (a CRM's click-to-dial) rings the agent's own phone first:
+  that agent is the call's originator, and the call is that agent's outbound call.
 * A queue that rings its members again after ``retry`` gives a fresh ``ringing`` after the
   ``ring_stopped no_answer``: the phone really stopped for ``retry`` seconds and rings
   again, and the pop should come back with it (05b: two episodes per member).
@@ -242,12 +247,19 @@ class CallTracker:
     def _on_dial_begin(self, m: AmiMessage) -> None:
         book = self.book
         if not m.get("Channel"):
-            return  # an Originate dialling its first party: nobody called *to* them
+            # an Originate dialling its first party: nobody called *to* them
+            dest = book.touch(m, "Dest")
+            if dest is not None and dest.call is not None and dest.call.origin is dest:
+                dest.call.originated = True
+            return
         dialer, dest = book.touch(m), book.touch(m, "Dest")
         if dialer is None or dest is None or dialer.call is None:
             return book.bad(m, "no Channel/DestChannel")
         if dest.call is not dialer.call:
-            book.move(dest, dialer.call, talk=False)
+            if dest.call is not None and dest.call.announced and not dest.call.ended:
+                book.take_over(dest, dialer.call)
+            else:
+                book.move(dest, dialer.call, talk=False)
         dialled = m.get("DestCallerIDNum")
         if not isinstance(dialled, str) or not any(c.isdigit() for c in dialled):
             dialled = dialer.exten

@@ -209,17 +209,26 @@ class ChannelBook:
     # --- dialling ------------------------------------------------------------------------
 
     def dial(self, call: Call, dialer: Channel, dest: Channel, agent: str | None, dialled: str) -> None:
-        """*dialer* rings *dest*: decide whose phone this is and start that agent ringing."""
+        """*dialer* rings *dest*: decide whose phone this is and start that agent ringing.
+
+        A Local channel that is nobody's device is a route (``Local/ID730151@route``, a
+        queue member, a follow-me): it rings nobody by itself, and what its ``;2`` half
+        dials decides (a phone: that agent rings; a trunk: the agent behind the route
+        dials out). Only a Local channel named by a phone number
+        (``Local/74950001122@pstn-out``) is the far end itself."""
         if dest.leg is not None and not dest.leg.done:
             return
         upstream = self.upstream(dialer)
         if agent is None:
-            if dialer.agent is None:
-                if dest.name.startswith("Local/"):  # may lead to a phone: keep its dial status
-                    dest.leg = Leg("", dest, dialer, upstream, proxy=True)
+            owner = dialer.agent or (upstream.agent if upstream is not None and upstream.proxy else "") \
+                or self._originator_side(call, dialer)
+            if dest.name.startswith("Local/") and (not owner or not self._number_local(dest.name)):
+                dest.leg = Leg(owner, dest, dialer, upstream, proxy=True)  # keeps its dial status
+                return
+            if not owner:
                 return  # trunk to trunk: nobody of ours
-            agent = dialer.agent  # the trunk leg of an outbound call (or an agent's follow-me)
-        elif call.origin is not None and agent == call.origin.agent and not call.announced:
+            agent = owner  # the trunk leg of an outbound call (or an agent's follow-me)
+        elif not call.announced and self._rings_originator(call, agent):
             return  # the PBX rings the originator's own phone first (click-to-call)
         if call.direction is None:
             call.decide(dialer, dest, dialled, self.numbers.default_region, self.numbers.min_external_digits)
@@ -227,6 +236,60 @@ class ChannelBook:
         call.ring(leg, self.now, self.out)
         if dest.state == "Up":
             call.answer(leg, self.now, self.out)
+
+    def _number_local(self, name: str) -> bool:
+        resource = name.partition("/")[2].partition("@")[0].lstrip("+")
+        return resource.isdigit() and len(resource) >= self.numbers.min_external_digits
+
+    def _rings_originator(self, call: Call, agent: str) -> bool:
+        """An Originate rings its first party before anything else: an agent's own phone
+        (the click-to-dial of 08b, or of a CRM through a Local route) is not a call *to*
+        that agent; the call is the agent's, outbound once the client is dialled. An
+        Originate of a Local channel named by a number is a caller (the lab's trunk)."""
+        origin = call.origin
+        if origin is None:
+            return False
+        if origin.agent is not None:
+            return agent == origin.agent
+        if call.originated and call.originator in (None, agent) and origin.name.startswith("Local/") \
+                and not self._number_local(origin.name):
+            call.originator = agent
+            return True
+        return False
+
+    @staticmethod
+    def _originator_side(call: Call, dialer: Channel) -> str:
+        """The click-to-dial agent when *dialer* is the Originate's own channel (or its Local
+        half) dialling the client."""
+        origin = call.origin
+        if call.originator is None or origin is None:
+            return ""
+        return call.originator if dialer is origin or local_peer(dialer.name) == origin.name else ""
+
+    def take_over(self, ch: Channel, into: Call) -> None:
+        """*into* dials a channel that belongs to another call: a transfer completed while
+        its target still rang ("blonde": Asterisk hands the ringing dial to the transferee).
+        The channel, its Local half and the phones they ring move into *into*, and those
+        phones ring there (their ringing in the old call stops)."""
+        old = ch.call
+        chain = [ch]
+        peer = self.by_name.get(local_peer(ch.name) or "")
+        if peer is not None and peer.call is old:
+            chain.append(peer)
+        ringing: list[tuple[Channel, Leg]] = []
+        if old is not None:
+            for other in list(old.channels.values()):
+                leg = other.leg
+                if leg is not None and not leg.done and not leg.answered and leg.dialer in chain:
+                    chain.append(other)
+                    if not leg.proxy:
+                        ringing.append((other, leg))
+        for moving in chain:
+            moving.pinned = True
+            self.move(moving, into, talk=False)
+        for phone, leg in ringing:
+            if leg.dialer is not None:
+                self.dial(into, leg.dialer, phone, leg.agent, "")
 
     def upstream(self, dialer: Channel) -> Leg | None:
         """The leg a Local ``;2`` half continues: the one its ``;1`` half was dialled as."""

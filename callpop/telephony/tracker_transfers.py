@@ -48,7 +48,7 @@ class Transfers:
         if call is None or transferer.agent is None:
             return
         call.stop_talk(transferer.agent, book.now)
-        call.pending_blind = transferer.agent
+        call.pending_transfer = (transferer.agent, "blind")
 
     def on_attended(self, m: AmiMessage) -> None:
         book = self.book
@@ -65,8 +65,15 @@ class Transfers:
                 ch.call.stop_talk(ch.agent, book.now)
         if transferee is None or target is None:
             transferee, target = self._by_bridges(m, first, second)
+        if transferee is not None and transferee.call is not None and transferer.agent is not None and (
+                target is None or target.call is None or target.state != "Up"):
+            # completed while the target still rings ("blonde"): the transferee's call goes
+            # on dialling it (DialBegin from the transferee, see ChannelBook.take_over); the
+            # transfer is told when someone answers
+            transferee.call.pending_transfer = (transferer.agent, "attended")
+            return
         if transferee is None or target is None or transferee.call is None or target.call is None:
-            return  # transfer to an application or a ringing phone: nobody joins a call yet
+            return  # transfer to an application: nobody joins a call yet
         keep, moving = _client_side(transferee, target)
         into = keep.call
         if into is None:
