@@ -10,8 +10,8 @@ from tracker_support import SIP13_CONFIG, STREAMS, dicts, expected, messages, ru
 from callpop.telephony.events import AgentTalk, CallEvent, Ended, Ringing, RingStopped, Transferred
 from callpop.telephony.tracker import CallTracker
 
-NAMES = ["sip13-queue-attended-transfer", "sip13-blonde-transfer", "sip13-blind-transfer-reject",
-         "sip13-queue-simple", "sip13-call-forward-to-group", "sip13-click-to-dial"]
+NAMES = ["sip13-queue-attended-transfer", "sip13-internal-attended-transfer", "sip13-blonde-transfer",
+         "sip13-blind-transfer-reject", "sip13-queue-simple", "sip13-call-forward-to-group", "sip13-click-to-dial"]
 
 
 def replay(name: str) -> tuple[list[CallEvent], CallTracker]:
@@ -75,3 +75,14 @@ def test_click_to_dial_from_another_tool_is_the_agents_outbound_call() -> None:
     (ended,) = [e for e in events if isinstance(e, Ended)]
     assert (ended.direction, ended.client, ended.answered_by, ended.talk_seconds) == (
         "outbound", "+31260010001", ("201",), 6)
+
+
+def test_internal_attended_transfer_keeps_the_first_call() -> None:
+    """201 -> 202, 202 consults 203 and transfers: one call 201 -> 202 then 203, and the
+    consultation 202 -> 203."""
+    events, _ = replay("sip13-internal-attended-transfer")
+    ended = [e for e in events if isinstance(e, Ended)]
+    assert [(e.direction, e.client, e.answered_by) for e in ended] == [
+        ("internal", "202", ("203",)), ("internal", "201", ("202", "203"))]
+    (transfer,) = [e for e in events if isinstance(e, Transferred)]
+    assert (transfer.call, transfer.from_agent, transfer.to_agent) == (ended[1].call, "202", "203")
