@@ -11,7 +11,8 @@ from callpop.telephony.events import AgentTalk, CallEvent, Ended, Ringing, RingS
 from callpop.telephony.tracker import CallTracker
 
 NAMES = ["sip13-queue-attended-transfer", "sip13-internal-attended-transfer", "sip13-blonde-transfer",
-         "sip13-blind-transfer-reject", "sip13-queue-simple", "sip13-call-forward-to-group", "sip13-click-to-dial"]
+         "sip13-blind-transfer-reject", "sip13-queue-simple", "sip13-call-forward-to-group", "sip13-click-to-dial",
+         "sip13-click-to-dial-colleague"]
 
 
 def replay(name: str) -> tuple[list[CallEvent], CallTracker]:
@@ -86,3 +87,11 @@ def test_internal_attended_transfer_keeps_the_first_call() -> None:
         ("internal", "202", ("203",)), ("internal", "201", ("202", "203"))]
     (transfer,) = [e for e in events if isinstance(e, Transferred)]
     assert (transfer.call, transfer.from_agent, transfer.to_agent) == (ended[1].call, "202", "203")
+
+
+def test_click_to_dial_to_a_colleague_is_an_internal_call_of_the_agent() -> None:
+    events, _ = replay("sip13-click-to-dial-colleague")
+    assert [(e.agent, e.direction, e.client) for e in events if isinstance(e, Ringing)] == [
+        ("202", "internal", "201")]
+    (ended,) = [e for e in events if isinstance(e, Ended)]
+    assert (ended.direction, ended.client, ended.answered_by) == ("internal", "201", ("202",))
