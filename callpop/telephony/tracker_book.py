@@ -15,8 +15,8 @@ import logging
 from dataclasses import dataclass
 
 from callpop.telephony.amitext import AmiMessage
-from callpop.telephony.calls import Call, Leg
-from callpop.telephony.channels import AgentRule, Channel, local_peer
+from callpop.telephony.calls import Call, Channel, Leg
+from callpop.telephony.channels import AgentRule, local_peer
 from callpop.telephony.events import CallEvent
 
 __all__ = ["ChannelBook", "NumberRules"]

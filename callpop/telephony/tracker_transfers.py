@@ -24,7 +24,8 @@ what we read from it:
 from __future__ import annotations
 
 from callpop.telephony.amitext import AmiMessage
-from callpop.telephony.channels import Channel, local_peer, uniqueid_age
+from callpop.telephony.calls import Channel
+from callpop.telephony.channels import local_peer, uniqueid_age
 from callpop.telephony.events import TransferKind, Transferred
 from callpop.telephony.tracker_book import ChannelBook
 
