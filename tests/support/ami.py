@@ -88,7 +88,7 @@ def ami_settings(port: int, **kw: Any) -> AmiSettings:
     return AmiSettings(**base)
 
 
-async def wait_until(pred: Callable[[], bool], within: float = 5.0, what: str = "condition") -> None:
+async def wait_until(pred: Callable[[], bool], within: float = 20.0, what: str = "condition") -> None:
     deadline = time.monotonic() + within
     while not pred():
         if time.monotonic() > deadline:
