@@ -114,10 +114,10 @@ def stop_reason(call: Call, leg: Leg, cause: int | None) -> RingStopReason:
     while chain[-1].upstream is not None and len(chain) < 8:
         chain.append(chain[-1].upstream)
     statuses = {link.status for link in chain}
+    if cause == CAUSE_REJECTED:  # a 603 Decline: chan_sip reports DialStatus BUSY for it
+        return "rejected"
     if cause == CAUSE_BUSY or "BUSY" in statuses:
         return "busy"
-    if cause == CAUSE_REJECTED:
-        return "rejected"
     if statuses & {"CHANUNAVAIL", "CONGESTION"} or (cause is not None and cause in _UNAVAILABLE):
         return "unavailable"
     if any(link.no_answer for link in chain):
