@@ -74,6 +74,8 @@ class PbxSettings:
     trunk_devices: tuple[str, ...] = ()
     originate_context: str = "from-internal"
     originate_allowed: tuple[str, ...] = ()
+    idle_channel_timeout: float = 14400.0
+    idle_sweep_interval: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
