@@ -144,9 +144,10 @@ class Pipeline:
         if self._warm_task is not None:
             self._warm_task.cancel()
             await asyncio.gather(self._warm_task, return_exceptions=True)
-        for state in self._calls.values():
-            if state.early is not None and state.worker is None:
-                state.early[1].cancel()
+        early = [s.early[1] for s in self._calls.values() if s.early is not None and s.worker is None]
+        for lookup in early:
+            lookup.cancel()
+        await asyncio.gather(*early, return_exceptions=True)
         workers = [s.worker for s in self._calls.values() if s.worker is not None]
         if workers:
             _done, pending = await asyncio.wait(workers, timeout=grace)
