@@ -33,6 +33,17 @@ def error_response(status: int, message: str, field: str | None = None) -> web.R
     return json_response({"error": message, "field": field}, status)
 
 
+def _for_people(request: web.Request, status: int, exc: StoreError, field: str | None,
+                 problem: str) -> web.Response:
+    """The error as programs read it (``error``, ``field``) plus ``message``: the same in the
+    user's language, naming the field by its label."""
+    from callpop.server.error_text import human_message
+    from callpop.server.templating import language
+
+    body = {"error": str(exc), "field": field, "message": human_message(field, problem, language(request))}
+    return json_response(body, status)
+
+
 def translate_errors(handler: Handler) -> Handler:
     """Domain errors → HTTP, in one place."""
 
@@ -41,13 +52,13 @@ def translate_errors(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except ValidationError as exc:
-            return error_response(422, str(exc), exc.field)
+            return _for_people(request, 422, exc, exc.field, exc.message)
         except NotFound as exc:
             return error_response(404, str(exc), exc.field)
         except Forbidden as exc:
             return error_response(403, str(exc), exc.field)
         except Conflict as exc:
-            return error_response(409, str(exc), exc.field)
+            return _for_people(request, 409, exc, exc.field, exc.message)
         except StoreError as exc:  # pragma: no cover - every subclass is handled above
             return error_response(400, str(exc))
 

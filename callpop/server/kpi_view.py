@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from callpop import kpi
 from callpop.settings import Settings
 from callpop.store.kpi_daycache import dashboard_series
-from callpop.store.kpi_queries import ManagerFacts, manager_facts
+from callpop.store.kpi_queries import ManagerFacts, manager_facts, missed_total
 
 __all__ = ["Cell", "DashboardView", "Row", "fmt", "load_dashboard", "local_today", "missed_grid", "money",
            "period_from_query", "plan_inputs", "table_body", "table_rows", "utcnow"]
@@ -97,7 +97,7 @@ def _row(facts: ManagerFacts, period: kpi.Period, settings: Settings) -> Row:
     return Row(facts.employee_id, facts.name, tuple(cells), facts.missed, facts.overdue, facts)
 
 
-def _totals(rows: list[Row], label: str) -> Row:
+def _totals(rows: list[Row], label: str, missed: int) -> Row:
     raw = [r.raw for r in rows if r.raw is not None]
     summed = ManagerFacts(0, label)
     for f in raw:
@@ -118,7 +118,7 @@ def _totals(rows: list[Row], label: str) -> Row:
             if name != "contacts":  # percentages: the average plan, not their sum
                 plan /= len(plans)
         cells.append(Cell(name, facts[name], plan, kpi.achievement(facts[name], plan)))
-    return Row(None, label, tuple(cells), sum(r.missed for r in rows), sum(r.overdue for r in rows), None)
+    return Row(None, label, tuple(cells), missed, sum(r.overdue for r in rows), None)
 
 
 async def load_dashboard(sessions: async_sessionmaker[AsyncSession], period: kpi.Period, settings: Settings,
@@ -131,11 +131,12 @@ async def load_dashboard(sessions: async_sessionmaker[AsyncSession], period: kpi
         async with sessions() as session:
             return await dashboard_series(session, period, settings, now)
 
-    async def facts() -> list[ManagerFacts]:
+    async def facts() -> tuple[list[ManagerFacts], int]:
         async with sessions() as session:
-            return await manager_facts(session, period, settings, now, daily=({}, {}))
+            people = await manager_facts(session, period, settings, now, daily=({}, {}))
+            return people, await missed_total(session, period, settings)
 
-    (contacts, missed), people = await asyncio.gather(series(), facts())
+    (contacts, missed), (people, missed_calls) = await asyncio.gather(series(), facts())
     for f in people:
         f.contacts = sum(contacts.get(f.employee_id, ()))
         f.missed = sum(missed.get(f.employee_id, ()))
@@ -143,7 +144,8 @@ async def load_dashboard(sessions: async_sessionmaker[AsyncSession], period: kpi
     zeros = [0] * len(period.days)
     contacts = {r.employee_id: contacts.get(r.employee_id, zeros) for r in rows if r.employee_id is not None}
     missed = {r.employee_id: missed.get(r.employee_id, zeros) for r in rows if r.employee_id is not None}
-    return DashboardView(period, tuple(rows), _totals(rows, totals_label), tuple(period.days), contacts, missed)
+    return DashboardView(period, tuple(rows), _totals(rows, totals_label, missed_calls), tuple(period.days),
+                         contacts, missed)
 
 
 def fmt(value: float | None, unit: str = "") -> str:

@@ -18,7 +18,7 @@ from callpop.pipeline import PIPELINE
 from callpop.server.auth import check_password, current_user, hash_password, login_user, logout_user, require_user
 from callpop.server.keys import AMI, DB, HUB, SETTINGS
 from callpop.server.templating import render
-from callpop.store.models import Employee
+from callpop.store.models import Employee, Extension
 
 __all__ = ["desk", "health", "login_form", "login_submit", "logout", "safe_next"]
 
@@ -82,8 +82,14 @@ async def desk(request: web.Request) -> web.StreamResponse:
     """The page a manager keeps open; the script opens /ws and renders the cards."""
     user = require_user(request)
     settings = request.app[SETTINGS]
+    page: dict[str, Any] = {"supervisor": user.is_supervisor}
+    if user.is_supervisor:  # a watched call names the manager whose phone it is
+        async with request.app[DB].sessions() as session:
+            rows = await session.execute(select(Extension.extension, Employee.name)
+                                         .join(Employee, Employee.id == Extension.employee_id))
+            page["agents"] = {ext: name for ext, name in rows}
     return render(request, "desk.html", ws_path="/ws", dismiss_after=settings.push.dismiss_after,
-                  extensions=list(user.extensions), is_supervisor=user.is_supervisor)
+                  extensions=list(user.extensions), is_supervisor=user.is_supervisor, page_data=page)
 
 
 async def health(request: web.Request) -> web.StreamResponse:

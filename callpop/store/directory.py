@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select
+from sqlalchemy import ColumnElement, Select, bindparam, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -43,6 +43,7 @@ from callpop.store.history import (
     load_sections,
 )
 from callpop.store.models import Client, ClientPhone, Employee
+from callpop.store.name_search import words_match
 from callpop.store.prepared import Prepared
 
 __all__ = [
@@ -322,13 +323,7 @@ async def search_clients(session: AsyncSession, query: str, limit: int = 20, *,
             conds.append(ClientPhone.tail10 == key.tail10)
         where: Any = Client.id.in_(select(ClientPhone.client_id).where(or_(*conds)))
     else:
-        folded = text.casefold()
-        if conn.dialect.name == "sqlite":
-            name_hit: ColumnElement[bool] = func.callpop_contains(folded, Client.name, Client.company) == 1
-        else:
-            pattern = _like(folded)
-            name_hit = or_(func.lower(Client.name).like(pattern, escape="\\"),
-                           func.lower(Client.company).like(pattern, escape="\\"))
+        name_hit = words_match(text, conn.dialect.name, Client.name, Client.company)
         where = or_(name_hit, Client.external_id == text)
     rows = (await conn.execute(
         select(Client.id, Client.name, Client.company, Client.status, Employee.id, Employee.name)

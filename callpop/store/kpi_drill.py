@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop import kpi
 from callpop.settings import Settings
+from callpop.store.kpi_queries import MISSED
 from callpop.store.models import (
     Agreement,
     Call,
@@ -155,7 +156,7 @@ async def drill(session: AsyncSession, kind: str, employee_id: int | None, perio
             select(Call.started_at, Client.name, Call.client_number, Call.direction, Call.call_key, Client.id)
             .join(CallParticipant, CallParticipant.call_id == Call.id)
             .outerjoin(Client, Client.id == Call.client_id)
-            .where(CallParticipant.employee_id.is_not(None), Call.outcome == "missed",
+            .where(CallParticipant.employee_id.is_not(None), *MISSED,
                    Call.started_at >= start, Call.started_at < end)
             .order_by(Call.started_at.desc(), Call.id), CallParticipant.employee_id, employee_id, offset, limit))
         for started, name, number, direction, key, cid, *who in result:
