@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from callpop import kpi
+from callpop.kpi_motivation import hint_for
 from callpop.server.auth import CurrentUser, require_role, require_user
 from callpop.server.charts import Series, color_for, line_chart
 from callpop.server.keys import DB, SETTINGS
@@ -77,7 +78,8 @@ async def earnings_page(request: web.Request) -> web.StreamResponse:
     if row is None:
         raise web.HTTPNotFound(text="no such employee")
     today = local_today(settings, utcnow())
-    return render(request, "earnings.html", earnings=result, who=row.name, employee_id=employee_id,
+    hints = [hint_for(line, settings.bonus) for line in result.lines]
+    return render(request, "earnings.html", earnings=result, who=row.name, employee_id=employee_id, hints=hints,
                   own=employee_id == user.id, month=today.replace(day=1), units=kpi.KPI_UNITS, labels=kpi.KPI_LABELS,
                   api_path="/api/kpi/me" if employee_id == user.id else f"/api/kpi/employee/{employee_id}")
 

@@ -108,14 +108,17 @@ async def test_manager_presses_the_earnings_button(open_desk: Desk, live: Live) 
     assert (await contacts.locator("[data-field=plan]").inner_text()).strip() == "10"
     assert (await contacts.locator("[data-field=achievement]").inner_text()).strip() == "50%"
     # 50 % of plan: half of 50 000 x 0.4
-    assert (await page.locator("[data-field=earned]").inner_text()).strip() == "10 000.00"
+    assert (await page.locator("[data-field=earned]").inner_text()).strip() == "10,000.00\u00a0RUB"
+    # why and how much more: 5 of 10 contacts is 50 %, the next step is the whole plan
+    hint = await contacts.locator("[data-field=hint]").inner_text()
+    assert hint.strip() == "5 more contacts to reach the next step (100% of the plan)"
     # a counted contact is pushed: the page refetches by itself
     await _contacts(live, live.anna_id, 1, first=30)
     live.app[HUB].publish({"type": "kpi_changed", "employee_id": live.anna_id}, employee_ids=(live.anna_id,))
     await page.wait_for_function(
         "document.querySelector('#earnings-table tr[data-kpi=contacts] [data-field=fact]').textContent.trim() == '6'",
         timeout=5000)
-    assert (await page.locator("[data-field=earned]").inner_text()).strip() == "12 000.00"
+    assert (await page.locator("[data-field=earned]").inner_text()).strip() == "12,000.00\u00a0RUB"
     # a manager cannot open a colleague's figures
     resp = await page.goto(f"{live.url}/earnings?employee={live.boris_id}")
     assert resp is not None and resp.status == 403
