@@ -19,6 +19,7 @@ from markupsafe import Markup, escape
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callpop import kpi
+from callpop.server.l10n import Formats
 from callpop.settings import Settings
 from callpop.store.kpi_daycache import dashboard_series
 from callpop.store.kpi_queries import ManagerFacts, manager_facts, missed_total
@@ -160,17 +161,26 @@ def money(value: float) -> str:
     return f"{value:,.2f}".replace(",", " ")
 
 
-def table_rows(view: DashboardView, query_string: str) -> list[dict[str, Any]]:
+def cell_texts(cell: Cell, f: Formats | None) -> tuple[str, str, str]:
+    """(fact, plan, %) of one cell as the page shows them: a count's plan pro-rated to the
+    period is rounded (3 contacts, not 3.33)."""
+    unit = kpi.KPI_UNITS[cell.kpi]
+    if f is None:
+        return fmt(cell.fact, unit), fmt(cell.plan, unit), fmt(cell.pct, "%")
+    if unit == "%":
+        return f.percent(cell.fact), f.percent(cell.plan), f.percent(cell.pct)
+    return f.number(cell.fact), f.whole(cell.plan), f.percent(None if cell.pct is None else round(cell.pct))
+
+
+def table_rows(view: DashboardView, query_string: str, f: Formats | None = None) -> list[dict[str, Any]]:
     """The dashboard table as display strings and drill links, computed once in Python."""
     out = []
     for row in view.rows:
         base = f"/dashboard/drill?employee={row.employee_id}&{query_string}&kpi="
         cells = []
         for cell in row.cells:
-            unit = kpi.KPI_UNITS[cell.kpi]
             tone = "" if cell.pct is None else ("below" if cell.pct < 100 else "above")
-            cells.append((cell.kpi, fmt(cell.fact, unit), fmt(cell.plan, unit), fmt(cell.pct, "%"), tone,
-                          base + cell.kpi))
+            cells.append((cell.kpi, *cell_texts(cell, f), tone, base + cell.kpi))
         out.append({"id": row.employee_id, "name": row.name, "cells": cells, "missed": row.missed,
                     "overdue": row.overdue, "missed_url": base + "missed", "overdue_url": base + "overdue"})
     return out
@@ -193,11 +203,11 @@ def table_body(rows: list[dict[str, Any]]) -> Markup:
         parts.append(f'<tr data-employee="{int(row["id"])}"><th scope="row"><a href="/earnings?employee='
                      f'{int(row["id"])}">{escape(row["name"])}</a></th>')
         for k, fact, plan, pct, tone, url in row["cells"]:
-            # fact, plan and % all open the rows behind this manager's figure
+            # the fact opens the rows behind it; a plan or a ratio has no rows of its own
             href = escape(url)
             parts.append(f'<td class="fact" data-kpi="{esc(k)}"><a href="{href}">{esc(fact)}</a></td>'
-                         f'<td class="plan"><a href="{href}">{esc(plan)}</a></td>'
-                         f'<td class="pct {esc(tone)}"><a href="{href}">{esc(pct)}</a></td>')
+                         f'<td class="plan">{esc(plan)}</td>'
+                         f'<td class="pct {esc(tone)}">{esc(pct)}</td>')
         parts.append(f'<td data-kpi="missed"><a href="{escape(row["missed_url"])}">{int(row["missed"])}</a></td>'
                      f'<td data-kpi="overdue"><a href="{escape(row["overdue_url"])}">{int(row["overdue"])}</a></td>'
                      "</tr>\n")

@@ -39,7 +39,7 @@ PAGE_SIZE = 100
 DRILL_KINDS = (*kpi.KPI_NAMES, "missed", "overdue")
 # Column headings (English message ids; the page translates them).
 COLUMN_LABELS = {"manager": "Manager", "started": "Started", "client": "Client", "direction": "Direction",
-                 "talk_seconds": "Talk, s",
+                 "talk_seconds": "Talk time",
                  "counted": "Counted", "reason": "Why not counted", "call": "Call id", "what": "What",
                  "date": "Date", "amount": "Amount", "currency": "Currency", "closed": "Closed",
                  "agreement": "Agreement", "status": "Status", "source": "Status set by", "created": "Created",
