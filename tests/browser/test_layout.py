@@ -10,7 +10,7 @@ from browserkit import Live
 
 Desk = Callable[..., Awaitable[Any]]
 PHONE = {"width": 390, "height": 844}
-OVERFLOW = "document.documentElement.scrollWidth - window.innerWidth"
+OVERFLOW = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
 
 
 async def _russian(page: Any) -> None:

@@ -155,15 +155,14 @@ const cards = (() => {
   /** The history of one client: what the directory's ClientCard.to_json() holds. */
   function clientDetails(client, options = {}) {
     const id = client.id;
-    const badge = client.status === "regular" ? t("regular") : t("new");
     // in a call card the header above already shows the name and company
-    const head = el("div", { class: "client-head" },
-      options.inCall ? el("a", { class: "client-link", href: `/clients/${id}`, target: "_blank", rel: "noopener", text: t("Client page") })
-        : el("a", { class: "client-name", href: `/clients/${id}`, text: client.name }),
-      client.company && !options.inCall ? el("span", { class: "company", text: client.company }) : null,
-      el("span", { class: "badge status-" + client.status, text: badge }),
-      el("span", { class: "responsible", text: client.responsible
-        ? t("Responsible: %(name)s", { name: client.responsible.name }) : t("No responsible manager") }));
+    // in a call the summary strip already says regular/new and whose client this is
+    const head = options.inCall
+      ? el("div", { class: "client-head" },
+        el("a", { class: "client-link", href: `/clients/${id}`, target: "_blank", rel: "noopener", text: t("Client page") }))
+      : el("div", { class: "client-head" },
+        el("a", { class: "client-name", href: `/clients/${id}`, text: client.name }),
+        client.company ? el("span", { class: "company", text: client.company }) : null);
     const shownPhones = options.inCall && (client.phones || []).length < 2 ? [] : (client.phones || []);
     const phones = el("div", { class: "phones" },
       shownPhones.map((p) => el("span", { class: "phone" },
@@ -172,7 +171,8 @@ const cards = (() => {
           onclick: (ev) => options.dial(p, ev.target) }) : null)));
     const pm = client.promises || [];
     const long = (list) => options.inCall && list.length > 2;
-    return el("div", { class: "client" }, summary(client), head, phones, el("div", { class: "sections" },
+    return el("div", { class: "client" }, options.inCall ? summary(client) : head,
+      options.inCall ? head : summary(client), phones, el("div", { class: "sections" },
       section(t("Open promises"), pm, (p) => promiseItem(p, options.onChange),
         client.promises_more ? moreButton(id, "promises", promiseItem, pm.length) : null),
       section(t("Agreements"), client.agreements || [], agreementItem,
