@@ -81,12 +81,17 @@ async def test_supervisor_watching_all_sees_a_managers_call_without_a_form(open_
     watch = vera.locator("#watch-all")
     await watch.check()
     await asyncio.sleep(0.3)  # the subscription reaches the server
+    live.pbx.speed = 0.7  # a 3 s conversation: time to look at the board
     call = await live.call("incoming_answered", "101")
     card = vera.locator(CARD.format(call=call))
     await card.wait_for(timeout=5000)
     assert await card.locator(".call-title").text_content() == "Иван Петров"
     await vera.wait_for_selector(CARD.format(call=call) + ".state-active", timeout=5000)
     assert await card.locator("form.record-form").count() == 0  # read-only: the form is anna's
+    # whose call it is, on the card and on the board of who is on the phone
+    assert await card.locator(".agent-name").text_content() == "with Анна Смирнова"
+    board = vera.locator("#live-board li", has_text="Анна Смирнова")
+    assert "talking" in (await board.text_content() or "")
     await card.wait_for(state="detached", timeout=10000)  # ended: greyed, then dismissed
 
 

@@ -33,6 +33,11 @@ async def test_no_page_is_wider_than_a_phone(open_desk: Desk, live: Live) -> Non
     await anna.wait_for_selector(f"#calls article[data-call='{call}'] form.create-client")
     assert await anna.evaluate(OVERFLOW) <= 0, "the desk with a ringing card is wider than the phone"
     assert await anna.locator("header.top").evaluate("el => el.scrollWidth <= el.clientWidth")
+    # the header finds a client by a number written any way
+    await anna.locator("#find-q").fill("8 (916) 123-45-67")
+    hit = anna.locator("#find-results a", has_text="Иван Петров")
+    await hit.wait_for(timeout=5000)
+    assert await anna.evaluate(OVERFLOW) <= 0
     await _fits(anna, f"{live.url}/promises", "#due-promises li")
     await _fits(anna, f"{live.url}/clients/{live.client_id}", "#client-card .client")
     # a deal in progress is "в работе"; "открыто" is how a promise is open
