@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from callpop.server import api_calls
+from callpop.server import api_callbacks, api_calls
 from callpop.server.api_base import (
     Handler,
     actor_of,
@@ -209,6 +209,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/api/openapi.json", openapi_json, "This document", "meta",
              response_doc={"type": "object"}),
     *api_calls.ENDPOINTS,
+    *api_callbacks.ENDPOINTS,
     Endpoint("GET", "/api/clients", list_clients, "List or search clients", "clients", query=_C.filters,
              response=_C.out, paged=True),
     Endpoint("POST", "/api/clients", create_client, "Create a client, with its phones", "clients", body=_C.create,

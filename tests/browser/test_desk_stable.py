@@ -88,3 +88,26 @@ async def test_a_call_in_progress_is_not_missed_and_the_pop_is_noticed(open_desk
     await anna.wait_for_selector(CARD.format(call=first) + ".state-ringing", timeout=8000)
     await asyncio.sleep(0)
     assert anna.dialogs == [] and boris.dialogs == []
+
+
+async def test_missed_call_to_return_is_on_the_desk_until_done(open_desk: Desk, live: Live) -> None:
+    from callpop.server.keys import DB
+    from callpop.store.models import Call, CallParticipant, utcnow
+
+    async with live.app[DB].sessions() as s:  # a queue call to boris's client that rang both managers
+        call = Call(pbx_id="main", call_key="missed-1", direction="inbound", client_number="+79161234567",
+                    client_id=live.client_id, started_at=utcnow(), outcome="missed")
+        s.add(call)
+        await s.flush()
+        s.add_all([CallParticipant(call_id=call.id, extension="101", employee_id=live.anna_id),
+                   CallParticipant(call_id=call.id, extension="102", employee_id=live.boris_id)])
+        await s.commit()
+    boris = await open_desk("boris")
+    item = boris.locator("#missed-calls li.missed-call")
+    await item.wait_for(timeout=5000)
+    assert await item.count() == 1  # one call, though it rang two phones
+    assert "Иван Петров" in (await item.text_content() or "")
+    assert await item.locator("button.call-button").count() == 1
+    await item.locator("button.done").click()
+    await item.wait_for(state="detached", timeout=5000)
+    assert await boris.locator("#missed-calls .count").text_content() == "0"

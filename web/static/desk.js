@@ -394,6 +394,7 @@ const desk = (() => {
         else grey(msg, "transferred");
         break;
       case "call.ended": {
+        document.dispatchEvent(new CustomEvent("callpop:call-ended", { detail: msg }));
         const entry = calls.get(msg.call);
         if (!entry) break;
         if (!entry.watching && (entry.state === "active" || (msg.answered_by || []).includes(entry.agent))) {

@@ -1,0 +1,42 @@
+"""The desk's list of missed calls to return (``GET /api/callbacks``) and its "done"
+button (``POST /api/callbacks/{call_id}/done``); the rules are in ``store.callbacks``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from callpop.server.api_base import actor_of, json_response, path_id, session_for, translate_errors
+from callpop.server.keys import SETTINGS
+from callpop.server.openapi import Endpoint
+from callpop.store import callbacks
+
+__all__ = ["ENDPOINTS"]
+
+_LIST_DOC = {"type": "object", "description": "items: call_id, started_at, number, display, client_id, "
+             "client_name, company; newest first, at most 50, the last 7 days"}
+
+
+@translate_errors
+async def list_callbacks(request: web.Request) -> web.StreamResponse:
+    actor = actor_of(request)
+    async with session_for(request) as s:
+        items = await callbacks.missed_calls_to_return(s, actor.id,
+                                                       region=request.app[SETTINGS].phones.default_region)
+    return json_response({"items": [i.to_json() for i in items], "total": len(items)})
+
+
+@translate_errors
+async def callback_done(request: web.Request) -> web.StreamResponse:
+    actor = actor_of(request)
+    call_id = path_id(request, "call_id")
+    async with session_for(request) as s:
+        await callbacks.mark_done(s, call_id, actor.id)
+    return web.Response(status=204)
+
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint("GET", "/api/callbacks", list_callbacks, "Missed calls of my clients still to return", "calls",
+             response_doc=_LIST_DOC),
+    Endpoint("POST", r"/api/callbacks/{call_id:\d+}/done", callback_done, "Mark a missed call as dealt with",
+             "calls", status=204),
+)
