@@ -205,7 +205,8 @@ def table_body(rows: list[dict[str, Any]]) -> Markup:
         for k, fact, plan, pct, tone, url in row["cells"]:
             # the fact opens the rows behind it; a plan or a ratio has no rows of its own
             href = escape(url)
-            parts.append(f'<td class="fact" data-kpi="{esc(k)}"><a href="{href}">{esc(fact)}</a></td>'
+            shown = esc(fact) if fact == "—" else Markup(f'<a href="{href}">{esc(fact)}</a>')  # nothing to open
+            parts.append(f'<td class="fact" data-kpi="{esc(k)}">{shown}</td>'
                          f'<td class="plan">{esc(plan)}</td>'
                          f'<td class="pct {esc(tone)}">{esc(pct)}</td>')
         parts.append(f'<td data-kpi="missed"><a href="{escape(row["missed_url"])}">{int(row["missed"])}</a></td>'

@@ -28,6 +28,7 @@ async def test_no_page_is_wider_than_a_phone(open_desk: Desk, live: Live) -> Non
     anna = await open_desk("anna")
     await anna.set_viewport_size(PHONE)
     await _russian(anna)
+    assert await anna.locator("#ring-sound").is_checked()  # a manager hears the phone ring by default
     call = await live.call("incoming_noanswer", "101", client="+79995550303",
                            caller_name="Очень-длинное-имя-абонента-без-пробелов-от-оператора-связи")
     await anna.wait_for_selector(f"#calls article[data-call='{call}'] form.create-client")
@@ -49,6 +50,7 @@ async def test_no_page_is_wider_than_a_phone(open_desk: Desk, live: Live) -> Non
     vera = await open_desk("vera")
     await vera.set_viewport_size(PHONE)
     await _russian(vera)
+    assert not await vera.locator("#ring-sound").is_checked()  # a supervisor watching every call does not
     await _fits(vera, f"{live.url}/dashboard", "#kpi-table")
     await _fits(vera, f"{live.url}/dashboard/drill?employee=all&kpi=missed", "#drill")
     await vera.context.clear_cookies()

@@ -79,9 +79,18 @@ async def _language(page: Any, lang: str) -> None:
     await page.wait_for_selector("#connection-state[data-state=Connected]")
 
 
-async def test_screenshots(open_desk: Desk, live: Live) -> None:
-    folder = Path(TARGET).resolve()
-    folder.mkdir(parents=True, exist_ok=True)
+@pytest.fixture
+def folder() -> Path:
+    path = Path(TARGET).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _count(folder: Path) -> int:
+    return len(list(folder.glob("*.png")))
+
+
+async def test_screenshots(open_desk: Desk, live: Live, folder: Path) -> None:
     await _history(live)
     live.pbx.speed = 0.25  # rings 4 s, talks 8 s: time for the pictures
     anna = await open_desk("anna")
@@ -117,4 +126,4 @@ async def test_screenshots(open_desk: Desk, live: Live) -> None:
         await sue.goto(f"{live.url}/dashboard/drill?employee=all&kpi=contacts")
         await sue.wait_for_selector("#drill")
         await _shoot(sue, folder, f"{lang}-drill")
-    assert len(list(folder.glob("*.png"))) >= 32
+    assert _count(folder) >= 32
