@@ -83,7 +83,9 @@ async def test_hostile_caller_name_is_shown_as_text(open_desk: Desk, live: Live)
     assert await card.locator(".call-title").text_content() == "+7 999 555-00-00"  # a number, not a name
     assert await card.locator(".caller-name").text_content() == f"Caller ID: {hostile}"
     assert await card.locator("img").count() == 0
-    assert await card.locator("input[name=name]").input_value() == hostile  # offered as the new client's name
+    assert await card.locator("input[name=name]").input_value() == ""  # not taken for the client's name
+    await card.locator("button.use-caller-name").click()  # offered with a click, as text
+    assert await card.locator("input[name=name]").input_value() == hostile
     await asyncio.sleep(0.5)
     assert page.dialogs == []
 
@@ -123,6 +125,7 @@ async def test_unknown_caller_becomes_a_client_from_the_card(open_desk: Desk, li
     await card.wait_for(timeout=5000)
     offer = card.locator("form.create-client")
     assert await offer.locator("input[name=phone]").input_value() == "+79035550202"
+    await offer.locator("button.use-caller-name").click()
     await offer.locator("input[name=company]").fill("ИП Белова")
     await offer.locator("button[type=submit]").click()
     await card.locator(".client-link").wait_for(timeout=5000)  # the card now shows the new client

@@ -67,10 +67,16 @@ async def _history(live: Live) -> None:
 
 
 async def _shoot(page: Any, folder: Path, name: str) -> None:
+    """The whole page at each width: the viewport is made as tall as the page (a full-page
+    capture of a page with a scrollbar crops it off the layout's right edge)."""
     for width, size in WIDTHS.items():
         await page.set_viewport_size(size)
         await page.wait_for_timeout(150)
-        await page.screenshot(path=str(folder / f"{name}-{width}.png"), full_page=True)
+        height = await page.evaluate("document.documentElement.scrollHeight")
+        await page.set_viewport_size({"width": size["width"], "height": max(size["height"], height)})
+        await page.wait_for_timeout(100)
+        await page.screenshot(path=str(folder / f"{name}-{width}.png"))
+        await page.set_viewport_size(size)
 
 
 async def _language(page: Any, lang: str) -> None:
@@ -103,6 +109,10 @@ async def test_screenshots(open_desk: Desk, live: Live, folder: Path) -> None:
         await _shoot(anna, folder, f"{lang}-desk-ringing")
         await anna.wait_for_selector(card + ".state-active", timeout=15000)
         await _shoot(anna, folder, f"{lang}-desk-answered")
+        if lang == "ru":  # dark mode follows the system
+            await anna.emulate_media(color_scheme="dark")
+            await _shoot(anna, folder, "ru-dark-desk-answered")
+            await anna.emulate_media(color_scheme="light")
         await anna.wait_for_selector(card + ".state-after form.record-form", timeout=20000)
         await anna.locator(card + " textarea[name=promise_text]").fill("Выслать договор до пятницы")
         await _shoot(anna, folder, f"{lang}-desk-after-call")
@@ -123,7 +133,11 @@ async def test_screenshots(open_desk: Desk, live: Live, folder: Path) -> None:
         await sue.goto(f"{live.url}/dashboard")
         await sue.wait_for_selector("#kpi-table")
         await _shoot(sue, folder, f"{lang}-dashboard")
+        if lang == "ru":
+            await sue.emulate_media(color_scheme="dark")
+            await _shoot(sue, folder, "ru-dark-dashboard")
+            await sue.emulate_media(color_scheme="light")
         await sue.goto(f"{live.url}/dashboard/drill?employee=all&kpi=contacts")
         await sue.wait_for_selector("#drill")
         await _shoot(sue, folder, f"{lang}-drill")
-    assert _count(folder) >= 32
+    assert _count(folder) >= 36

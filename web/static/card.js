@@ -274,12 +274,17 @@ const cards = (() => {
   /** Unknown number: create a client with it, or attach it to one found by search. */
   function unknownOffer(offer, onClient) {
     const error = el("p", { class: "error", hidden: true });
-    const name = el("input", { type: "text", name: "name", maxlength: 300, required: true,
-      value: (offer.create && offer.create.name) || "", placeholder: t("Name") });
+    // the caller-ID name comes from the carrier or the caller's phone ("MEGAFON", "Мама"):
+    // offered with a click, never filled in as if it were the client's name
+    const name = el("input", { type: "text", name: "name", maxlength: 300, required: true, placeholder: t("Name") });
+    const callerName = offer.create && offer.create.name;
+    const useCallerName = callerName ? el("button", { type: "button", class: "link use-caller-name",
+      text: t("Use the caller ID name: %(name)s", { name: callerName }),
+      onclick: () => { name.value = callerName; name.dispatchEvent(new Event("input", { bubbles: true })); name.focus(); } }) : null;
     const company = el("input", { type: "text", name: "company", maxlength: 300, placeholder: t("Company") });
     const phone = el("input", { type: "text", name: "phone", value: offer.create.phone || "", maxlength: 64 });
     const create = el("form", { class: "create-client" },
-      el("h4", { text: t("New client") }), name, company, phone,
+      el("h4", { text: t("New client") }), name, useCallerName, company, phone,
       el("button", { type: "submit", text: t("Create client") }));
     create.addEventListener("submit", async (ev) => {
       ev.preventDefault();
