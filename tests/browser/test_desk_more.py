@@ -68,6 +68,12 @@ async def test_promises_page_marks_a_due_promise_kept(open_desk: Desk, live: Liv
     assert "overdue" in (await item.get_attribute("class") or "")
     count = boris.locator("#due-promises .count")
     assert await count.text_content() == "1"
+    # filtered: it is overdue, not upcoming
+    await boris.locator("#due-promises button.filter[data-filter=upcoming]").click()
+    await item.wait_for(state="detached", timeout=5000)
+    await boris.locator("#due-promises button.filter[data-filter=overdue]").click()
+    await item.wait_for(timeout=5000)
+    assert await count.text_content() == "1"
     await item.locator("button", has_text="Kept").click()
     await boris.wait_for_function(
         "document.querySelector('#due-promises .count').textContent === '0'", timeout=5000)  # no reload needed
