@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop.settings import Settings
+from callpop.store_hooks import StoreHooks
 from callpop.telephony.events import Ended, Ringing
 
 if TYPE_CHECKING:
-    from callpop.pipeline import StoreHooks
     from callpop.store.db import Database
 
 __all__ = ["Closed", "JournalWriter"]

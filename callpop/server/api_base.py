@@ -13,9 +13,10 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop.server.auth import require_user
+from callpop.server.errors import status_for
 from callpop.server.keys import DB
-from callpop.store.errors import Conflict, Forbidden, NotFound, StoreError, ValidationError
-from callpop.store.records import Actor
+from callpop.store.errors import Conflict, NotFound, StoreError, ValidationError
+from callpop.store.records.sales import Actor
 
 __all__ = ["Handler", "actor_of", "error_response", "json_response", "path_id", "read_json", "session_for",
            "translate_errors"]
@@ -34,7 +35,7 @@ def error_response(status: int, message: str, field: str | None = None) -> web.R
 
 
 def _for_people(request: web.Request, status: int, exc: StoreError, field: str | None,
-                 problem: str) -> web.Response:
+                problem: str) -> web.Response:
     """The error as programs read it (``error``, ``field``) plus ``message``: the same in the
     user's language, naming the field by its label."""
     from callpop.server.error_text import human_message
@@ -45,22 +46,18 @@ def _for_people(request: web.Request, status: int, exc: StoreError, field: str |
 
 
 def translate_errors(handler: Handler) -> Handler:
-    """Domain errors → HTTP, in one place."""
+    """Domain errors → JSON answers with the status ``errors.STATUS`` gives them."""
 
     @functools.wraps(handler)
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
-        except ValidationError as exc:
-            return _for_people(request, 422, exc, exc.field, exc.message)
-        except NotFound as exc:
-            return error_response(404, str(exc), exc.field)
-        except Forbidden as exc:
-            return error_response(403, str(exc), exc.field)
-        except Conflict as exc:
-            return _for_people(request, 409, exc, exc.field, exc.message)
-        except StoreError as exc:  # pragma: no cover - every subclass is handled above
-            return error_response(400, str(exc))
+        except StoreError as exc:
+            status = status_for(exc)
+            assert status is not None  # every StoreError has a status (its base's at least)
+            if isinstance(exc, ValidationError | Conflict):  # something the user typed: say it in words
+                return _for_people(request, status, exc, exc.field, exc.message)
+            return error_response(status, str(exc), exc.field)
 
     return wrapped
 

@@ -7,12 +7,11 @@ from aiohttp import web
 
 from callpop.server.api_base import actor_of, json_response, path_id, session_for, translate_errors
 from callpop.server.keys import SETTINGS
-from callpop.server.openapi import Endpoint
 from callpop.store import callbacks
 
-__all__ = ["ENDPOINTS"]
+__all__ = ["LIST_DOC", "callback_done", "list_callbacks"]
 
-_LIST_DOC = {"type": "object", "description": "items: call_id, started_at, number, display, client_id, "
+LIST_DOC = {"type": "object", "description": "items: call_id, started_at, number, display, client_id, "
              "client_name, company; newest first, at most 50, the last 7 days"}
 
 
@@ -33,10 +32,3 @@ async def callback_done(request: web.Request) -> web.StreamResponse:
         await callbacks.mark_done(s, call_id, actor.id)
     return web.Response(status=204)
 
-
-ENDPOINTS: tuple[Endpoint, ...] = (
-    Endpoint("GET", "/api/callbacks", list_callbacks, "Missed calls of my clients still to return", "calls",
-             response_doc=_LIST_DOC),
-    Endpoint("POST", r"/api/callbacks/{call_id:\d+}/done", callback_done, "Mark a missed call as dealt with",
-             "calls", status=204),
-)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from callpop.server.l10n import Formats, talk_time
-from callpop.store.kpi_drill import Drill
+from callpop.store.kpi.drill import Drill
 
 __all__ = ["CODED_COLUMNS", "HIDDEN_COLUMNS", "present"]
 

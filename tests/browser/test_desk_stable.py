@@ -8,9 +8,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from browserkit import Live
-
 from callpop.server.keys import HUB
+from tests.support.browser import Live
 
 CARD = "#calls article[data-call='{call}']"
 Desk = Callable[..., Awaitable[Any]]

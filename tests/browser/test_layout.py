@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from browserkit import Live
+from tests.support.browser import Live
 
 Desk = Callable[..., Awaitable[Any]]
 PHONE = {"width": 390, "height": 844}

@@ -13,11 +13,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from browserkit import PASSWORD, Live
 
 from callpop.server.keys import DB
-from callpop.store.employees import create_employee
+from callpop.store.employees import save_employee
 from callpop.store.models import Agreement, Call, CallParticipant, Contact, Note, Plan, Promise
+from tests.support.browser import PASSWORD, Live
 
 Desk = Callable[..., Awaitable[Any]]
 TARGET = os.environ.get("CALLPOP_SCREENSHOTS", "")
@@ -34,7 +34,8 @@ async def _history(live: Live) -> None:
     start = dt.datetime.combine(month, dt.time(9), zone).astimezone(dt.UTC)
     now = dt.datetime.now(dt.UTC)
     async with live.app[DB].sessions() as s:
-        await create_employee(s, "sue", "Светлана Руководитель", "supervisor", PASSWORD, [])
+        await save_employee(s, "sue", name="Светлана Руководитель", role="supervisor", password=PASSWORD,
+                            extensions=[])
         for emp, target in ((live.anna_id, 12), (live.boris_id, 20)):
             s.add(Plan(employee_id=emp, month=month, kpi="contacts", target=Decimal(target)))
             s.add(Plan(employee_id=emp, month=month, kpi="win_rate", target=Decimal(40)))
