@@ -19,9 +19,9 @@ from callpop import kpi
 from callpop.accounts import CurrentUser
 from callpop.kpi_motivation import hint_for
 from callpop.server.auth import require_role, require_user
-from callpop.server.drill_view import present
 from callpop.server.keys import DB, SETTINGS
 from callpop.server.kpi.charts import Series, color_for, line_chart
+from callpop.server.kpi.drill_view import present
 from callpop.server.kpi.view import (
     DashboardView,
     bad_request,
