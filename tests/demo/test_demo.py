@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 
 from callpop.demo.launch import demo_callers, run_demo
 from callpop.settings import DatabaseSettings, DemoSettings, Settings
+from callpop.simulator.pbx import SimulatedPbx
 from callpop.store.db import open_database
 from callpop.store.models import Call, Client
-from callpop.telephony.simulator import SimulatedPbx
 from callpop.watch import WatchTarget, watch
 
 
