@@ -2,7 +2,7 @@
 
 "яковлев борис", "Борис Яковлев" and "БОРИС" all find "Яковлев Борис": every word of the
 query must be in the name or the company, in any order. SQLite's ``lower()`` and ``LIKE``
-fold ASCII only, so on SQLite each word is tested by ``callpop_contains`` (Unicode case
+fold ASCII only, so on SQLite the columns are folded by ``callpop_fold`` (Unicode case
 folding in Python, registered on every connection by ``store.db``); PostgreSQL's
 ``lower()`` folds Cyrillic under any UTF-8 locale.
 """
@@ -31,7 +31,9 @@ def words_match(query: str, dialect: str, name: Any, company: Any) -> ColumnElem
     hits: list[ColumnElement[bool]] = []
     for word in words:
         if dialect == "sqlite":
-            hits.append(func.callpop_contains(word.casefold(), name, company) == 1)
+            pattern = _like(word.casefold())
+            hits.append(or_(func.callpop_fold(name).like(pattern, escape="\\"),
+                            func.callpop_fold(company).like(pattern, escape="\\")))
         else:
             pattern = _like(word.lower())
             hits.append(or_(func.lower(name).like(pattern, escape="\\"),
