@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from callpop.server import api, desk, kpi_routes, pages, ws
+from callpop.server import api, desk, kpi_routes, pages, pbx, ws
 from callpop.server.templating import WEB_ROOT
 
 __all__ = ["setup_routes"]
@@ -19,6 +19,9 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/logout", pages.logout, name="logout")
     r.add_get("/health", pages.health, name="health")
     r.add_get("/ws", ws.websocket, name="ws")
+    # plain-text answers for the PBX's dialplan (callpop/server/pbx.py)
+    r.add_get("/pbx/caller-name", pbx.caller_name, name="pbx_caller_name")
+    r.add_get("/pbx/route", pbx.route, name="pbx_route")
     # the desk's other pages (callpop/server/desk.py)
     r.add_get(r"/clients/{id:\d{1,10}}", desk.client_page, name="client_page")
     r.add_get("/promises", desk.promises_page, name="promises_page")
