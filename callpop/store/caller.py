@@ -16,10 +16,10 @@ from typing import Any
 
 from sqlalchemy import Select, and_, bindparam, or_, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from callpop.phones import PhoneKey
-from callpop.store.directory import read_only
+from callpop.store.db import reader_engine
 from callpop.store.models import Client, ClientPhone, Employee, Extension
 from callpop.store.prepared import Prepared
 
@@ -72,7 +72,17 @@ def caller_matches_sync(conn: Connection, key: PhoneKey) -> tuple[CallerMatch, .
 
 
 async def caller_matches(session: AsyncSession, key: PhoneKey) -> tuple[CallerMatch, ...]:
-    """``caller_matches_sync`` the way the directory reads (SQLite: its reader engine)."""
+    """``caller_matches_sync`` on committed data. On SQLite it runs on the reader engine
+    straight on the event loop, whatever ``sqlite_reads_in_thread`` says for cards: it is
+    one indexed statement (~0.1 ms), and the hop to a worker thread costs more than that —
+    on a busy machine several milliseconds at the p99 (bench/README.md, "Dialplan
+    questions"). PostgreSQL: the session's own connection."""
     if not key.external or not (key.e164 or key.tail10):
         return ()
-    return await read_only(session, lambda conn: caller_matches_sync(conn, key))
+    bind = session.bind
+    reader = reader_engine(bind) if isinstance(bind, AsyncEngine) else None
+    if reader is None:
+        conn = await session.connection()
+        return await conn.run_sync(lambda sync_conn: caller_matches_sync(sync_conn, key))
+    with reader.connect() as sync_conn:
+        return caller_matches_sync(sync_conn, key)

@@ -55,7 +55,6 @@ __all__ = [
     "client_history",
     "lookup",
     "lookup_sync",
-    "read_only",
     "search_clients",
 ]
 
@@ -224,9 +223,6 @@ async def _read(session: AsyncSession, fn: Callable[[Connection], T]) -> T:
     if isinstance(bind, AsyncEngine) and not reads_in_thread(bind):
         return run()
     return await asyncio.get_running_loop().run_in_executor(_READERS, run)
-
-
-read_only = _read  # for the other read-only lookups of the store (store/caller.py)
 
 
 def lookup_sync(conn: Connection, key: PhoneKey, settings: Settings, now: dt.datetime) -> Lookup:
