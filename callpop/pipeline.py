@@ -143,6 +143,8 @@ class Pipeline:
         self.journal = JournalWriter(settings, db, self._store)
         self._last_event = time.monotonic()
         self.lookups = 0
+        self.pops = 0
+        self.on_pop: Callable[[float | None], None] | None = None  # ring→pop observer (callpop/metrics.py)
         hub.set_snapshot_source(self.snapshot)
 
     # --- life cycle ---------------------------------------------------------------------
@@ -260,6 +262,9 @@ class Pipeline:
         if not state.internal:
             card = await self._card(state)
             self._hub.publish(cards.ringing_message(event, card), agents=(event.agent,))
+            self.pops += 1
+            if self.on_pop is not None:
+                self.on_pop(event.at)
         if state.db_id is None:
             await self._open_journal(state, event)
 

@@ -30,6 +30,7 @@ __all__ = [
     "HistorySettings",
     "KpiSettings",
     "LoggingSettings",
+    "MetricsSettings",
     "PbxSettings",
     "PhoneSettings",
     "PushSettings",
@@ -81,6 +82,11 @@ class DialplanSettings:
     name_max_length: int = 40
     transliterate: bool = False
     cache_seconds: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    allow: tuple[str, ...] = ("127.0.0.1", "::1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +234,7 @@ class Settings:
     bonus: BonusSettings = field(default_factory=BonusSettings)
     demo: DemoSettings = field(default_factory=DemoSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     source: str = "defaults"
 
     def replace(self, **changes: Any) -> Settings:
@@ -410,18 +417,23 @@ _SECTIONS: dict[str, type[Any]] = {
     "kpi": KpiSettings,
     "demo": DemoSettings,
     "logging": LoggingSettings,
+    "metrics": MetricsSettings,
 }
 
 
-def _check_dialplan(dialplan: DialplanSettings) -> None:
+def _check_networks(key: str, entries: tuple[str, ...]) -> None:
     import ipaddress
 
-    for i, entry in enumerate(dialplan.allow):
+    for i, entry in enumerate(entries):
         try:
             ipaddress.ip_network(entry, strict=False)
         except ValueError:
-            raise SettingsError(f"dialplan.allow[{i}]: expected an address or network like 127.0.0.1 or "
+            raise SettingsError(f"{key}[{i}]: expected an address or network like 127.0.0.1 or "
                                 f"10.0.0.0/24, found {entry!r}") from None
+
+
+def _check_dialplan(dialplan: DialplanSettings) -> None:
+    _check_networks("dialplan.allow", dialplan.allow)
     if not 0 < dialplan.timeout <= 0.1:
         raise SettingsError(f"dialplan.timeout: expected seconds above 0 and at most 0.1 (the dialplan waits "
                             f"for the answer), found {dialplan.timeout!r}")
@@ -462,6 +474,7 @@ def settings_from_mapping(data: Mapping[str, Any], *, source: str = "<mapping>",
         raise SettingsError(f"kpi.timezone: expected an IANA zone like Europe/Moscow, "
                             f"found {sections['kpi'].timezone!r}") from None
     _check_dialplan(sections["dialplan"])
+    _check_networks("metrics.allow", sections["metrics"].allow)
     bad_days = [d for d in sections["kpi"].working_days if not 1 <= d <= 7]
     if bad_days:
         raise SettingsError(f"kpi.working_days: expected days 1 (Monday) to 7, found {bad_days[0]}")

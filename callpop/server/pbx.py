@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import ipaddress
 import logging
 import time
 from collections.abc import Sequence
@@ -34,6 +33,7 @@ from callpop.dialing import device_for
 from callpop.phones import PhoneKey, phone_key
 from callpop.pipeline import PIPELINE
 from callpop.server.keys import DB, EXTRA, HUB, SETTINGS, TRACKER
+from callpop.server.peers import peer_allowed
 from callpop.settings import DialplanSettings
 from callpop.store.caller import CallerMatch, caller_matches
 from callpop.telephony.events import Arrival
@@ -56,15 +56,8 @@ def _allowed(request: web.Request, settings: DialplanSettings) -> bool:
     """The PBX's address is in ``allow`` (when it is set) and the token matches (when set)."""
     if not settings.allow and not settings.token:
         return False
-    if settings.allow:
-        try:
-            peer = ipaddress.ip_address((request.remote or "").split("%")[0])
-        except ValueError:
-            return False
-        if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
-            peer = peer.ipv4_mapped
-        if not any(peer in ipaddress.ip_network(net, strict=False) for net in settings.allow):
-            return False
+    if settings.allow and not peer_allowed(request, settings.allow):
+        return False
     if settings.token:
         return hmac.compare_digest(request.query.get("token", "").encode(), settings.token.encode())
     return True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from callpop.server import api, desk, kpi_routes, pages, pbx, ws
+from callpop.server import api, desk, kpi_routes, monitoring, pages, pbx, ws
 from callpop.server.templating import WEB_ROOT
 
 __all__ = ["setup_routes"]
@@ -17,7 +17,8 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/login", pages.login_form, name="login")
     r.add_post("/login", pages.login_submit)
     r.add_post("/logout", pages.logout, name="logout")
-    r.add_get("/health", pages.health, name="health")
+    r.add_get("/health", monitoring.health, name="health")
+    r.add_get("/metrics", monitoring.metrics, name="metrics")
     r.add_get("/ws", ws.websocket, name="ws")
     # plain-text answers for the PBX's dialplan (callpop/server/pbx.py)
     r.add_get("/pbx/caller-name", pbx.caller_name, name="pbx_caller_name")
