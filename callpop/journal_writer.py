@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from callpop.logs import call_context
 from callpop.settings import Settings
 from callpop.telephony.events import Ended, Ringing
 
@@ -141,13 +142,14 @@ class JournalWriter:
         results: list[Any] = []
         async with self._db.sessions() as session:
             for job in jobs:
-                if job.kind == "open":
-                    assert isinstance(job.event, Ringing)
-                    results.append(await self._store.open_call(session, self._settings.pbx.id, job.event,
-                                                               job.client_id))
-                else:
-                    assert isinstance(job.event, Ended)
-                    results.append(await self._close(session, job.event, job.client_id))
+                with call_context(job.event.call):
+                    if job.kind == "open":
+                        assert isinstance(job.event, Ringing)
+                        results.append(await self._store.open_call(session, self._settings.pbx.id, job.event,
+                                                                   job.client_id))
+                    else:
+                        assert isinstance(job.event, Ended)
+                        results.append(await self._close(session, job.event, job.client_id))
             await session.commit()
         return results
 

@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callpop import cards
 from callpop.cards import LookupResult
 from callpop.journal_writer import JournalWriter
+from callpop.logs import CALL_ID
 from callpop.push import Hub
 from callpop.settings import Settings
 from callpop.telephony.events import (
@@ -227,6 +228,7 @@ class Pipeline:
             await asyncio.gather(*workers, return_exceptions=True)
 
     async def _work(self, state: CallState) -> None:
+        CALL_ID.set(state.call)  # this task's context only: every line it logs names the call
         try:
             while not state.inbox.empty():
                 event = state.inbox.get_nowait()
@@ -340,6 +342,7 @@ class Pipeline:
     async def _lookup(self, call: str, number: str) -> tuple[LookupResult | None, bool]:
         """The directory's answer for *number*, and whether the lookup failed."""
         self.lookups += 1
+        CALL_ID.set(call)  # an early lookup runs in its own task; in the worker it is already set
         try:
             async with asyncio.timeout(DB_TIMEOUT), self._db.sessions() as session:
                 return await self._store.lookup(session, number, self._settings), False

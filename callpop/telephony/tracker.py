@@ -141,6 +141,11 @@ class CallTracker(ListingHandlers, TransferHandlers):
         handler(message)
         return out
 
+    @property
+    def handled_events(self) -> frozenset[str]:
+        """The AMI events the tracker reads; any other event is ignored (eventfilter.py)."""
+        return frozenset(self._handlers)
+
     def active_calls(self) -> list[ActiveCall]:
         seen: set[int] = set()
         result: list[ActiveCall] = []
