@@ -11,6 +11,8 @@ caller decides what an ambiguous number means).
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,11 +21,15 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from callpop.phones import PhoneKey
-from callpop.store.db import reader_engine
+from callpop.store.db import reader_engine, reads_in_thread
 from callpop.store.models import Client, ClientPhone, Employee, Extension
 from callpop.store.prepared import Prepared
 
 __all__ = ["CallerMatch", "caller_matches", "caller_matches_sync"]
+
+# The dialplan's reads run here (not on the cards' pool: a burst of pops never queues
+# the PBX's questions behind it).
+_READERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="callpop-caller")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +78,11 @@ def caller_matches_sync(conn: Connection, key: PhoneKey) -> tuple[CallerMatch, .
 
 
 async def caller_matches(session: AsyncSession, key: PhoneKey) -> tuple[CallerMatch, ...]:
-    """``caller_matches_sync`` on committed data. On SQLite it runs on the reader engine
-    straight on the event loop, whatever ``sqlite_reads_in_thread`` says for cards: it is
-    one indexed statement (~0.1 ms), and the hop to a worker thread costs more than that —
-    on a busy machine several milliseconds at the p99 (bench/README.md, "Dialplan
-    questions"). PostgreSQL: the session's own connection."""
+    """``caller_matches_sync`` on committed data. On SQLite on the reader engine, in a
+    worker thread unless ``sqlite_reads_in_thread`` is off: the dialplan's hard budget
+    (an ``asyncio.timeout`` around this) can abandon a read stuck on the disk only when
+    the read is not holding the event loop (bench/README.md, "Dialplan questions", has
+    both ways measured). PostgreSQL: the session's own connection."""
     if not key.external or not (key.e164 or key.tail10):
         return ()
     bind = session.bind
@@ -84,5 +90,11 @@ async def caller_matches(session: AsyncSession, key: PhoneKey) -> tuple[CallerMa
     if reader is None:
         conn = await session.connection()
         return await conn.run_sync(lambda sync_conn: caller_matches_sync(sync_conn, key))
-    with reader.connect() as sync_conn:
-        return caller_matches_sync(sync_conn, key)
+
+    def run() -> tuple[CallerMatch, ...]:
+        with reader.connect() as sync_conn:
+            return caller_matches_sync(sync_conn, key)
+
+    if isinstance(bind, AsyncEngine) and not reads_in_thread(bind):
+        return run()
+    return await asyncio.get_running_loop().run_in_executor(_READERS, run)
