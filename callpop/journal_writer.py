@@ -24,10 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop.logs import call_context
 from callpop.settings import Settings
+from callpop.store_hooks import StoreHooks
 from callpop.telephony.events import Ended, Ringing
 
 if TYPE_CHECKING:
-    from callpop.pipeline import StoreHooks
     from callpop.store.db import Database
 
 __all__ = ["Closed", "JournalWriter"]

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from callpop.cli import build_parser
 from callpop.settings import settings_from_mapping
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 FILES = [ROOT / "deploy" / "callpop.service", ROOT / "docs" / "operations.md", ROOT / "README.md"]
 
 

@@ -7,15 +7,14 @@ import io
 import json
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from popkit import Recorder, add_employee, start_live
 
 from callpop.logs import setup_logging
 from callpop.settings import LoggingSettings, Settings
 from callpop.store.db import Database
 from callpop.telephony.events import Answered, Ended, Ringing
+from tests.support.live import Recorder, StartLive, add_employee
 
 CALL = "1733300000.77"
 OTHER = "1733300001.5"
@@ -36,9 +35,9 @@ def json_log() -> Iterator[io.StringIO]:
 
 
 async def test_every_line_about_a_call_names_it(json_log: io.StringIO, db_settings: Settings, db: Database,
-                                                tmp_path: Path) -> None:
+                                                start_live: StartLive) -> None:
     rec = Recorder(real_journal=True, fail_lookup=True)
-    live = await start_live(db_settings, db, tmp_path, store=rec.hooks())
+    live = await start_live(db_settings, store=rec.hooks())
     try:
         await add_employee(db, "anna", ["101"])
         for call in (CALL, OTHER):

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.paths import ROOT
+
 SOURCES = ("callpop", "web", "pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "settings.toml")
 
 # Run in the unpacked wheel (a pure-Python wheel unpacked is what pip installs): the app
