@@ -97,20 +97,19 @@ async def test_only_allowed_addresses_with_the_token_are_answered(db_settings: S
 async def test_a_database_slower_than_the_budget_answers_empty(db_settings: Settings, db: Database,
                                                               start_live: StartLive) -> None:
     """Fail open: the phones table is locked by another transaction (PostgreSQL), the
-    lookup cannot finish within [dialplan] timeout, the caller is not kept waiting."""
+    lookup cannot finish within the budget, the caller is not kept waiting. The lock, not
+    the machine's speed, decides: the budget here is a full second."""
     if db.dialect != "postgresql":
         pytest.skip("a lock that blocks readers needs PostgreSQL (SQLite's WAL readers never wait)")
     await add_client(db, "Иван", NUMBER)
-    live = await start_live(db_settings.replace(dialplan=DialplanSettings(timeout=0.05, cache_seconds=0)))
-    try:
-        async with db.engine.connect() as locker:
-            await locker.execute(text("LOCK TABLE client_phones IN ACCESS EXCLUSIVE MODE"))
-            assert await ask(live, "/pbx/caller-name", number=NUMBER) == (200, "", "timeout")
-            assert await ask(live, "/pbx/route", number=NUMBER) == (200, "", "timeout")
-            await locker.rollback()
-        assert await ask(live, "/pbx/caller-name", number=NUMBER) == (200, "Иван", "ok")
-    finally:
-        await live.close()
+    live = await start_live(patient(db_settings, timeout=1.0, cache_seconds=0.0))
+    async with db.engine.connect() as locker:
+        await locker.execute(text("LOCK TABLE client_phones IN ACCESS EXCLUSIVE MODE"))
+        assert await ask(live, "/pbx/caller-name", number=NUMBER) == (200, "", "timeout")
+        assert await ask(live, "/pbx/route", number=NUMBER) == (200, "", "timeout")
+        await locker.rollback()
+    # the same app answers again once the database does
+    assert await ask(live, "/pbx/caller-name", number=NUMBER) == (200, "Иван", "ok")
 
 
 async def test_the_question_starts_the_cards_lookup_so_the_pop_reuses_it(db_settings: Settings, db: Database,
