@@ -1,4 +1,4 @@
-"""Login, logout, the manager's desk page and the health check.
+"""Login, logout and the manager's desk page (/health is server/monitoring.py).
 
 A wrong login and a wrong password get the same answer, after the same argon2 work (a
 dummy hash is checked when the login does not exist), so the form cannot be used to find
@@ -8,6 +8,7 @@ out who works here. ``next`` is followed only when it is a path on this site.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aiohttp import web
 
@@ -76,5 +77,9 @@ async def desk(request: web.Request) -> web.StreamResponse:
     """The page a manager keeps open; the script opens /ws and renders the cards."""
     user = require_user(request)
     settings = request.app[SETTINGS]
+    page: dict[str, Any] = {"supervisor": user.is_supervisor}
+    if user.is_supervisor:  # a watched call names the manager whose phone it is
+        async with request.app[DB].sessions() as session:
+            page["agents"] = await employees.names_by_extension(session)
     return render(request, "desk.html", ws_path="/ws", dismiss_after=settings.push.dismiss_after,
-                  extensions=list(user.extensions), is_supervisor=user.is_supervisor)
+                  extensions=list(user.extensions), is_supervisor=user.is_supervisor, page_data=page)

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from callpop.server import api, api_calls, desk, monitoring, pages, pbx, ws
+from callpop.server import api, api_callbacks, api_calls, desk, monitoring, pages, pbx, ws
 from callpop.server.api_base import json_response
 from callpop.server.kpi import api as kpi_api
 from callpop.server.kpi import pages as kpi_pages
@@ -91,6 +91,10 @@ ROUTES: tuple[Route, ...] = (
              "clients", query=api_calls.HISTORY_QUERY, response_doc=api_calls.HISTORY_DOC),
     endpoint("POST", "/api/originate", api_calls.originate, "Click-to-call from your own phone", "calls",
              body=api_calls.ORIGINATE_IN, response=api_calls.ORIGINATE_OUT, status=202),
+    endpoint("GET", "/api/callbacks", api_callbacks.list_callbacks, "Missed calls of my clients still to return",
+             "calls", response_doc=api_callbacks.LIST_DOC),
+    endpoint("POST", r"/api/callbacks/{call_id:\d+}/done", api_callbacks.callback_done,
+             "Mark a missed call as dealt with", "calls", status=204),
     endpoint("GET", "/api/clients", api.list_clients, "List or search clients", "clients", query=_C.filters,
              response=_C.out, paged=True),
     endpoint("POST", "/api/clients", api.create_client, "Create a client, with its phones", "clients",

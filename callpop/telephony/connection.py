@@ -37,7 +37,7 @@ from typing import Any
 from panoramisk import Manager
 
 from callpop.settings import AmiSettings
-from callpop.telephony.ami_pump import AmiStats, EventPump, Prefetch, Sink, Tracker
+from callpop.telephony.ami_pump import AmiStats, EventPump, IdleSweep, Prefetch, Sink, Tracker
 from callpop.telephony.protocol import AmiConnectionLost, Batch, CallpopAmiProtocol
 
 __all__ = ["AmiAuthError", "AmiConnection", "AmiError", "AmiNotConnected", "AmiRefused", "AmiStats", "Tracker"]
@@ -104,11 +104,12 @@ class AmiConnection:
     """Connects to Asterisk, keeps the connection alive and feeds the tracker."""
 
     def __init__(self, settings: AmiSettings, tracker: Tracker, sink: Sink, *,
-                 loop_clock: Callable[[], float] = time.time, prefetch: Prefetch | None = None) -> None:
+                 loop_clock: Callable[[], float] = time.time, prefetch: Prefetch | None = None,
+                 idle_sweep: IdleSweep | None = None) -> None:
         self._settings = settings
         self._clock = loop_clock
         self.stats = AmiStats()
-        self._pump = EventPump(tracker, sink, self.stats, settings.queue_warn, prefetch)
+        self._pump = EventPump(tracker, sink, self.stats, settings.queue_warn, prefetch, idle_sweep)
         self._state = "idle"
         self._manager: _Manager | None = None
         self._lost: asyncio.Future[str] | None = None
