@@ -150,8 +150,9 @@ def _ami_ctx(start: bool) -> Any:
             ami_settings = dataclasses.replace(ami_settings, host="127.0.0.1", port=port, secret=secret)
             app[EXTRA]["simulator"] = simulator
             log.info("no [ami] host configured: simulated PBX listening on 127.0.0.1:%d", port)
-        connection = AmiConnection(ami_settings, app[TRACKER], app[PIPELINE].handle,
-                                   prefetch=app[PIPELINE].prefetch)
+        pipeline = app[PIPELINE]
+        connection = AmiConnection(ami_settings, app[TRACKER], pipeline.handle, prefetch=pipeline.prefetch,
+                                   on_resync=pipeline.resynced, on_lost=pipeline.pbx_lost)
         app[AMI] = connection
         task = asyncio.create_task(connection.run(), name="ami-connection")
         yield

@@ -123,6 +123,7 @@ class Call:
     caller_gone: bool = False
     pending_blind: str | None = None  # transferer of a blind transfer nobody answered yet
     ended: bool = False
+    answer_estimated: bool = False  # an answer was inferred from a listing, not seen
     keys: list[str] = field(default_factory=list)  # Linkedids that lead to this call
 
     def state(self, agent: str) -> AgentState:
@@ -233,7 +234,7 @@ class Call:
             "answered" if self.answered_by else "missed",
             tuple(self.answered_by), sum(t.talk_seconds for t in talks),
             caller_name=self.caller_name, started_at=self.started_at, ended_at=now,
-            agents_rang=tuple(self.rang), talks=talks,
+            agents_rang=tuple(self.rang), talks=talks, answer_estimated=self.answer_estimated,
         ))
 
     def talk_seconds(self, agent: str) -> int:

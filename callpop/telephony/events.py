@@ -92,6 +92,10 @@ class Ended:
     ended_at: float | None = field(default=None, compare=False)
     agents_rang: tuple[str, ...] = field(default=(), compare=False)
     talks: tuple[AgentTalk, ...] = field(default=(), compare=False)
+    # the answer was not seen, only inferred from a channel listing (callpop was not
+    # following the call then): the talk is an estimate the journal corrects when it
+    # recorded the answer itself (callpop/journal_writer.py)
+    answer_estimated: bool = field(default=False, compare=False)
     event: Literal["ended"] = field(default="ended", init=False)
 
     def as_dict(self) -> dict[str, Any]:
