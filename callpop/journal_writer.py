@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from callpop import cards
 from callpop.journal_spool import Spool
 from callpop.settings import Settings
 from callpop.store import journal_recovery
@@ -62,7 +63,7 @@ class Closed:
     counted_employees: tuple[int, ...]
 
 
-Kind = Literal["open", "rang", "answer", "close", "sweep"]
+Kind = Literal["open", "rang", "client", "answer", "close", "sweep"]
 
 
 @dataclass(eq=False)
@@ -72,6 +73,7 @@ class _Job:
     client_id: int | None
     live: frozenset[str] = frozenset()  # sweep: call keys still followed
     before: dt.datetime | None = None  # sweep: only rows started before this
+    resolve: bool = False  # close: the call's lookup failed; find its client when writing
     done: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -168,13 +170,19 @@ class JournalWriter:
         if self.extras:
             await self._submit(_Job("rang", event, None))
 
+    async def client(self, call: str, client_id: int) -> None:
+        """The call's client, found after its row was opened."""
+        if self.extras:
+            await self._submit(_Job("client", Ringing(call, "inbound", None, ""), client_id))
+
     async def answer(self, event: Answered) -> None:
         if self.extras:
             await self._submit(_Job("answer", event, None))
 
-    async def close_call(self, event: Ended, client_id: int | None) -> Closed | None:
-        """None while the database is unavailable (spooled; ``on_counted`` tells later)."""
-        result: Closed | None = await self._submit(_Job("close", event, client_id))
+    async def close_call(self, event: Ended, client_id: int | None, *, resolve: bool = False) -> Closed | None:
+        """None while the database is unavailable (spooled; ``on_counted`` tells later).
+        *resolve*: the call's lookup failed (the database was down): look the client up again."""
+        result: Closed | None = await self._submit(_Job("close", event, client_id, resolve=resolve))
         return result
 
     async def sweep(self, live: Collection[str], *, older_than: float = 0.0) -> int:
@@ -296,12 +304,18 @@ class JournalWriter:
                 by_ext = await self._extensions(session)
                 await journal_recovery.record_ringing(session, row, event.agent, by_ext.get(event.agent))
             return None
+        if kind == "client":
+            assert event is not None and client_id is not None
+            await journal_recovery.record_client(session, pbx, event.call, client_id)
+            return None
         if kind == "answer":
             assert isinstance(event, Answered)
             by_ext = await self._extensions(session)
             return await journal_recovery.record_answer(session, pbx, event, by_ext.get(event.agent))
         if kind == "close":
             assert isinstance(event, Ended)
+            if client_id is None and job is not None and job.resolve:
+                client_id = await self._client_of(session, event)
             return await self._close(session, event, client_id)
         assert job is not None and job.before is not None
         return await self._sweep(session, job.live, job.before)
@@ -389,9 +403,22 @@ class JournalWriter:
 
     async def _spooled_transaction(self, jobs: list[Any]) -> list[Any]:
         async with asyncio.timeout(self._settings.journal.write_timeout), self._db.sessions() as session:
-            results = [await self._one(session, j.kind, j.event, j.client_id) for j in jobs]
+            results = []
+            for j in jobs:
+                client_id = j.client_id
+                if client_id is None and j.kind in ("open", "close") and isinstance(j.event, Ringing | Ended):
+                    client_id = await self._client_of(session, j.event)
+                results.append(await self._one(session, j.kind, j.event, client_id))
             await session.commit()
         return results
+
+    async def _client_of(self, session: AsyncSession, event: Ringing | Ended) -> int | None:
+        """The client of a spooled call: its lookup most likely failed with the database
+        down, so it is done again now (else the call and its contact would be nobody's)."""
+        if event.direction == "internal" or not event.client:
+            return None
+        result = await self._store.lookup(session, event.client, self._settings)
+        return cards.client_id_of(result.matches[0]) if len(result.matches) == 1 else None
 
     async def _drain_one_by_one(self, jobs: list[Any]) -> None:
         """A spooled batch the database refuses: write what it takes, drop (and log) rows it

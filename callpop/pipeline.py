@@ -265,10 +265,24 @@ class Pipeline:
         state.agents[event.agent] = "ringing"
         state.since[event.agent] = event.at
         state.involved.add(event.agent)
+        opening: asyncio.Task[int | None] | None = None
+        if state.db_id is None and state.card is None and not state.internal and self.journal.extras:
+            # the row is queued before the lookup runs: a daemon killed (or a database
+            # stalled) during the lookup must not cost the call its row
+            opening = asyncio.create_task(self.journal.open_call(event, None), name=f"open-{state.call}")
         if not state.internal:
             card = await self._card(state)
             self._hub.publish(cards.ringing_message(event, card), agents=(event.agent,))
-        if state.db_id is None:
+        if opening is not None:
+            try:
+                db_id = await opening
+                if db_id is not None:
+                    state.db_id = db_id
+                if state.client_id is not None:
+                    await self.journal.client(event.call, state.client_id)
+            except Exception:
+                log.exception("call %s: journal open failed; the call is written when it ends", state.call)
+        elif state.db_id is None:
             await self._open_journal(state, event)
         else:
             try:
@@ -401,7 +415,8 @@ class Pipeline:
 
     async def _close_journal(self, state: CallState, event: Ended) -> None:
         try:
-            closed = await self.journal.close_call(event, state.client_id)
+            closed = await self.journal.close_call(event, state.client_id,
+                                                   resolve=state.lookup_failed and state.client_id is None)
         except Exception:
             log.exception("call %s: journal close failed", state.call)
             return

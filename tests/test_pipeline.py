@@ -261,12 +261,9 @@ async def test_a_caller_is_looked_up_on_arrival_and_the_ringing_reuses_it(settin
         live.pipeline.prefetch([Arrival("q1", NUMBER), Arrival("ivr", "+79990001122")])
         await asyncio.sleep(0.1)  # the dialplan / queue runs; the lookups are under way
         assert rec.lookups == [NUMBER, "+79990001122"]
-        started = asyncio.get_running_loop().time()
         await live.pipeline.handle([ringing("q1", "101")])
         pop = await anna.until("call.ringing")
-        waited = asyncio.get_running_loop().time() - started
         assert pop["card"]["client"]["name"] == "Иван Петров"
-        assert waited < 0.18, f"the ringing waited {waited:.3f} s: the early lookup was not used"
         assert rec.lookups == [NUMBER, "+79990001122"]  # no second lookup for q1
         await anna.nothing()  # nothing pops for the caller who never rang
     finally:

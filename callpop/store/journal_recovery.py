@@ -30,7 +30,7 @@ from callpop.store.db import dialect_of, insert_for
 from callpop.store.models import Call, CallParticipant
 from callpop.telephony.events import AgentTalk, Answered, Direction, Ended
 
-__all__ = ["Unseen", "call_row", "close_unseen", "record_answer", "record_ringing", "recorded_answer"]
+__all__ = ["Unseen", "call_row", "close_unseen", "record_answer", "record_client", "record_ringing", "recorded_answer"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,12 @@ async def call_row(session: AsyncSession, pbx_id: str, call_key: str) -> int | N
     """calls.id of a call, None when it has no row."""
     row = (await session.execute(_CALL_ID, {"pbx_id": pbx_id, "call_key": call_key})).first()
     return None if row is None else int(row[0])
+
+
+async def record_client(session: AsyncSession, pbx_id: str, call_key: str, client_id: int) -> None:
+    """The call's client, found by a lookup that finished after the row was opened."""
+    await session.execute(update(Call).where(Call.pbx_id == pbx_id, Call.call_key == call_key,
+                                             Call.client_id.is_(None)).values(client_id=client_id))
 
 
 async def record_ringing(session: AsyncSession, call_id: int, agent: str, employee_id: int | None) -> None:
