@@ -375,8 +375,9 @@ class JournalWriter:
         assert self._spool is not None
         spool = self._spool
         pause = self._settings.journal.retry_interval
+        size = MAX_BATCH
         while True:
-            jobs = await asyncio.to_thread(spool.head, MAX_BATCH)
+            jobs = await asyncio.to_thread(spool.head, size)
             if not jobs:
                 async with self._mode:
                     if await asyncio.to_thread(spool.count) == 0:
@@ -395,8 +396,11 @@ class JournalWriter:
                     continue
                 log.debug("journal: database still unavailable (%s); %d writes spooled", type(exc).__name__,
                           await asyncio.to_thread(spool.count))
+                if isinstance(exc, TimeoutError):
+                    size = max(1, size // 2)  # a slow database must not time out every batch for good
                 await asyncio.sleep(pause)
                 continue
+            size = min(MAX_BATCH, size * 2)
             await asyncio.to_thread(spool.delete, [j.id for j in jobs])
             self.unspooled += len(jobs)
             self._announce(results)
@@ -406,7 +410,7 @@ class JournalWriter:
             results = []
             for j in jobs:
                 client_id = j.client_id
-                if client_id is None and j.kind in ("open", "close") and isinstance(j.event, Ringing | Ended):
+                if client_id is None and j.kind == "close" and isinstance(j.event, Ended):
                     client_id = await self._client_of(session, j.event)
                 results.append(await self._one(session, j.kind, j.event, client_id))
             await session.commit()

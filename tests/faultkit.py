@@ -212,7 +212,7 @@ url = "{self.daemon_url}"
 
 [journal]
 spool_path = "{self.spool}"
-write_timeout = 1.0
+write_timeout = 3.0
 retry_interval = 0.2
 heartbeat_interval = 0.1
 
@@ -382,7 +382,8 @@ def spool_count(path: Path) -> int:
     con = sqlite3.connect(path, timeout=5)
     try:
         return int(con.execute("SELECT count(*) FROM jobs").fetchone()[0])
-    except sqlite3.OperationalError:
+    except sqlite3.OperationalError as exc:
+        print("spool count:", exc, file=sys.stderr)
         return 0
     finally:
         con.close()
@@ -527,8 +528,12 @@ async def database_away(run: Run, outage: tuple[Callable[[], Awaitable[None]], C
 
     async def fault() -> None:
         await down()
-        await asyncio.sleep(run.plan.db_downtime)
-        rec["spooled_peak"] = spool_count(run.spool)
+        peak = 0
+        until = time.monotonic() + run.plan.db_downtime
+        while time.monotonic() < until:
+            await asyncio.sleep(0.2)
+            peak = max(peak, spool_count(run.spool))
+        rec["spooled_peak"] = peak
         await up()
         t0 = time.monotonic()
         await asyncio.sleep(0.05)

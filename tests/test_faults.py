@@ -110,7 +110,11 @@ async def test_half_open_connection_is_noticed_and_resynchronised(run: Run) -> N
 
 
 async def test_database_away_spools_the_journal_and_writes_it_back(run: Run) -> None:
-    outage = pg_proxy_cut(run) if run.proxy is not None else sqlite_lock(run)
+    if run.proxy is not None:
+        outage = pg_proxy_cut(run)
+    else:  # a locked SQLite is waited for up to its busy timeout (5 s) before it counts as down
+        outage = sqlite_lock(run)
+        run.plan.db_downtime = 8.0
     result = await database_away(run, outage)
     _sound(result)
     assert result["spooled_at_restore"] > 0, str(result)
