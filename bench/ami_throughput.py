@@ -14,7 +14,7 @@ the rate of the slow rounds):
 3. floor: panoramisk 1.4's own ``AMIProtocol.data_received`` on the same chunks, no
    tracker (the parsing every panoramisk user pays).
 
-Targets (issue 2): tracker >= 30,000 events/s; full path >= half the parse-only rate.
+Targets: tracker >= 30,000 events/s; full path >= half the parse-only rate.
 The last line of output is one JSON object.
 """
 

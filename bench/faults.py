@@ -9,7 +9,7 @@ Each run: ``callpop run`` (a real process) against the simulated PBX on loopback
 process) and a fresh database; 100 calls placed over ``--spread`` seconds (inbound answered,
 ring groups, outbound, callers hanging up; a share too short to count), the fault injected
 ``--fault-at`` seconds in, and once the PBX has played everything the journal is compared
-with what it played (tests/faultkit.py). The faults:
+with what it played (tests/support/faults.py). The faults:
 
 * ``daemon_killed``: SIGKILL, ``--downtime`` s down, restarted (recovery: restart to logged in);
 * ``pbx_resets``: the AMI connection reset 10 times (recovery: median reset to logged in);
@@ -43,9 +43,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
-from faultkit import (  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from callpop.settings import DatabaseSettings  # noqa: E402
+from callpop.store.db import open_database, upgrade  # noqa: E402
+from tests.support.faults import (  # noqa: E402
     Plan,
     Run,
     daemon_killed,
@@ -56,11 +59,21 @@ from faultkit import (  # noqa: E402
     sqlite_lock,
 )
 
-from callpop.settings import DatabaseSettings  # noqa: E402
-from callpop.store.db import open_database, upgrade  # noqa: E402
-
 FAULTS = ("daemon_killed", "pbx_resets", "pbx_crashed", "half_open", "database_away")
 PG_URL = os.environ.get("CALLPOP_TEST_PG_URL", "")
+
+
+async def _pg_admin(sql: str) -> None:
+    """CREATE/DROP DATABASE on the server of CALLPOP_TEST_PG_URL (outside a transaction)."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    url = make_url(PG_URL)
+    conn = await asyncpg.connect(user=url.username, password=url.password, host=url.host, port=url.port,
+                                 database=url.database or "postgres")
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
 
 
 def _pg(action: str) -> None:
@@ -72,11 +85,9 @@ async def _fresh_db(kind: str, tmp: Path) -> tuple[str, str | None]:
         url = f"sqlite+aiosqlite:///{tmp / 'callpop.db'}"
         await upgrade(url)
         return url, None
-    from pgkit import pg_admin, pg_url
-
     name = f"callpop_fault_{uuid.uuid4().hex[:10]}"
-    await pg_admin(f'CREATE DATABASE "{name}"')
-    url = pg_url(name)
+    await _pg_admin(f'CREATE DATABASE "{name}"')
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
     await upgrade(url)
     return url, name
 
@@ -119,10 +130,8 @@ async def one(kind: str, fault: str, plan: Plan, *, keep: bool = False) -> dict[
         await run.stop_daemon()
         await run.pbx.stop()
         if pg_name is not None:
-            from pgkit import pg_admin
-
             _pg("start")  # in case a fault left it stopped
-            await pg_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+            await _pg_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
     result.pop("missing_detail", None)
     result["seconds"] = round(time.monotonic() - started, 1)
     if keep:

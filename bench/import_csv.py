@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 
 from callpop.settings import settings_from_mapping
 from callpop.store.db import open_database, upgrade
-from callpop.store.importer import import_file
+from callpop.store.imports.importer import import_file
 
 
 def write_files(folder: Path, rows: int) -> tuple[Path, Path]:

@@ -1,4 +1,4 @@
-"""KPI pages under a month of a big sales floor: 200 managers, 100k contacts (issue 5).
+"""KPI pages under a month of a big sales floor: 200 managers, 100k contacts.
 Targets: the earnings page p99 <= 50 ms, the supervisor dashboard p99 <= 200 ms.
 
     .venv/bin/python bench/kpi.py                        # SQLite (a throwaway file)
@@ -13,7 +13,7 @@ promises and a plan per manager and KPI. Pages are timed over HTTP through the r
 application (``create_app``, auth middleware, templates), logged in as a manager
 (``GET /earnings``) and as a supervisor (``GET /dashboard``, the current month); the
 warm-up is excluded. ``dashboard_*`` is the page as supervisors get it (closed days
-remembered, see callpop/store/kpi_daycache.py: only the open days are scanned);
+remembered, see callpop/store/kpi/daycache.py: only the open days are scanned);
 ``dashboard_cold_*`` clears that memory before each request (the whole month scanned, as
 on the first visit after a restart). The last line is JSON: {"earnings_p50_ms",
 "earnings_p99_ms", "dashboard_p50_ms", "dashboard_p99_ms", "dashboard_cold_p99_ms", ...}
@@ -48,12 +48,12 @@ from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from callpop.accounts import hash_password  # noqa: E402
 from callpop.app import create_app  # noqa: E402
 from callpop.kpi import KPI_NAMES  # noqa: E402
-from callpop.server.auth import hash_password  # noqa: E402
 from callpop.settings import DatabaseSettings, Settings, settings_from_mapping  # noqa: E402
-from callpop.store import kpi_daycache  # noqa: E402
 from callpop.store.db import Database, open_database, upgrade  # noqa: E402
+from callpop.store.kpi import daycache as kpi_daycache  # noqa: E402
 from callpop.store.models import (  # noqa: E402
     Agreement,
     Call,

@@ -1,5 +1,5 @@
 """Directory lookup latency: how long the card for a ringing number takes at 10k, 100k and
-1M clients (issue 3). Target on SQLite: p99 <= 2 ms at 1M clients and no more than 1.5x
+1M clients. Target on SQLite: p99 <= 2 ms at 1M clients and no more than 1.5x
 growth from 10k to 1M.
 
     .venv/bin/python bench/lookup.py                      # SQLite, all sizes

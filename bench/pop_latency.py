@@ -1,4 +1,4 @@
-"""Pop latency (issue 4): from the PBX writing DialBegin to the agent's tab holding the card.
+"""Pop latency: from the PBX writing DialBegin to the agent's tab holding the card.
 
     .venv/bin/python bench/pop_latency.py                       # 1,000 agents, 1M clients
     .venv/bin/python bench/pop_latency.py --agents 50 --directory 10000 --seconds 3   # quick
@@ -482,7 +482,7 @@ async def _run_rates(pbx: Any, dial: dict[str, float], agents: int, size: int, s
 
 
 async def _main(args: argparse.Namespace) -> dict[str, Any]:
-    from callpop.telephony.simulator import SimulatedPbx
+    from callpop.simulator.pbx import SimulatedPbx
 
     url = await asyncio.to_thread(prepare_database, args.directory, args.agents)
     agents = [str(FIRST_EXTENSION + i) for i in range(args.agents)]

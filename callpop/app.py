@@ -141,7 +141,7 @@ def _ami_ctx(start: bool) -> Any:
         ami_settings = settings.ami
         simulator = None
         if ami_settings.simulated:
-            from callpop.telephony.simulator import SimulatedPbx
+            from callpop.simulator.pbx import SimulatedPbx
 
             secret = ami_settings.secret or secrets.token_urlsafe(12)
             simulator = SimulatedPbx(ami_settings.username, secret, simulator_agents(settings), 1.0,

@@ -17,14 +17,14 @@ from callpop.settings import Settings, SettingsError, load_settings
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 _HANDLERS: dict[str, str] = {
-    "demo": "callpop.demo:main",
+    "demo": "callpop.demo.launch:main",
     "run": "callpop.app:main",
     "replay": "callpop.telephony.replay:main",
-    "simulate": "callpop.telephony.simulator:main",
-    "import": "callpop.store.importer:main",
+    "simulate": "callpop.simulator.pbx:main",
+    "import": "callpop.store.imports.importer:main",
     "db": "callpop.store.db:main",
     "user": "callpop.store.employees:main",
-    "regular": "callpop.store.regular:main",
+    "regular": "callpop.store.records.regular:main",
     "watch": "callpop.watch:main",
 }
 

@@ -37,10 +37,10 @@ from callpop import cards
 from callpop.journal_spool import Spool
 from callpop.settings import Settings
 from callpop.store import journal_recovery
+from callpop.store_hooks import StoreHooks
 from callpop.telephony.events import AgentTalk, Answered, Ended, Ringing
 
 if TYPE_CHECKING:
-    from callpop.pipeline import StoreHooks
     from callpop.store.db import Database
 
 __all__ = ["Closed", "JournalWriter"]

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from callpop.settings import BonusKpi, BonusLevel, BonusSettings
+from callpop.store.errors import StoreError
 
 __all__ = [
     "CUMULATIVE",
@@ -63,7 +64,7 @@ PERIOD_KINDS = ("day", "week", "month", "custom")
 MAX_PERIOD_DAYS = 366
 
 
-class PeriodError(ValueError):
+class PeriodError(StoreError, ValueError):
     """A period the dashboard cannot show; the message names the field."""
 
 

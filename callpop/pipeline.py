@@ -25,18 +25,18 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop import cards
 from callpop.cards import LookupResult
 from callpop.journal_writer import JournalWriter
 from callpop.push import Hub
 from callpop.settings import Settings
+from callpop.store_hooks import StoreHooks
 from callpop.telephony.events import (
     ActiveCall,
     Answered,
@@ -62,45 +62,10 @@ STALE_AFTER = 6 * 3600.0  # a call with no event for this long is forgotten (mis
 SWEEP_EVERY = 60.0
 
 AgentState = Literal["ringing", "answered"]
-LookupFn = Callable[[AsyncSession, str, Settings], Awaitable[LookupResult]]
-OpenCallFn = Callable[[AsyncSession, str, Ringing, int | None], Awaitable[int]]
-CloseCallFn = Callable[[AsyncSession, str, Ended, int | None, dict[str, int]], Awaitable[int]]
-ByExtensionFn = Callable[[AsyncSession], Awaitable[dict[str, int]]]
-
-
-class LogContactsFn(Protocol):
-    """store.contacts.log_contacts: *by_extension* is the writer's cached extension map."""
-
-    def __call__(self, session: AsyncSession, call_id: int, ended: Ended, settings: Settings, *,
-                 by_extension: Mapping[str, int] | None = None) -> Awaitable[Sequence[Any]]: ...
-
-
 class ActiveCallSource(Protocol):
     """What the pipeline needs of the tracker: the calls it believes are on."""
 
     def active_calls(self) -> list[ActiveCall]: ...
-
-
-@dataclass(frozen=True)
-class StoreHooks:
-    """The store functions the pipeline calls (tests pass counting or failing ones)."""
-
-    lookup: LookupFn
-    open_call: OpenCallFn
-    close_call: CloseCallFn
-    employees_by_extension: ByExtensionFn
-    log_contacts: LogContactsFn | None
-    # answers and ringing agents recorded as they happen, rows nobody follows closed
-    # (callpop/store/journal_recovery.py); off for stand-in open/close functions
-    recovery: bool = False
-
-    @classmethod
-    def default(cls) -> StoreHooks:
-        from callpop.store import contacts, directory, employees, journal
-
-        return cls(lookup=directory.lookup, open_call=journal.open_call, close_call=journal.close_call,
-                   employees_by_extension=employees.employees_by_extension, log_contacts=contacts.log_contacts,
-                   recovery=True)
 
 
 @dataclass(eq=False)

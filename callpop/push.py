@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from callpop.server.auth import CurrentUser
+from callpop.accounts import CurrentUser
 from callpop.settings import PushSettings
 
 __all__ = ["CLOSE_SESSION_ENDED", "CLOSE_TOO_SLOW", "Connection", "Hub", "Scope", "SnapshotSource"]

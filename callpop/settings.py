@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import phonenumbers
+
 __all__ = [
     "AmiSettings",
     "BonusKpi",
@@ -366,14 +368,9 @@ def settings_from_mapping(data: Mapping[str, Any], *, source: str = "<mapping>",
     except re.error as exc:
         raise SettingsError(f"pbx.agent_extension_pattern: expected a regular expression, found "
                             f"{sections['pbx'].agent_extension_pattern!r} ({exc})") from None
-    try:
-        import phonenumbers
-
-        if sections["phones"].default_region not in phonenumbers.SUPPORTED_REGIONS:
-            raise SettingsError(f"phones.default_region: expected a two-letter region like RU or GB, "
-                                f"found {sections['phones'].default_region!r}")
-    except ImportError:  # pragma: no cover - phonenumbers is a dependency
-        pass
+    if sections["phones"].default_region not in phonenumbers.SUPPORTED_REGIONS:
+        raise SettingsError(f"phones.default_region: expected a two-letter region like RU or GB, "
+                            f"found {sections['phones'].default_region!r}")
     try:
         from zoneinfo import ZoneInfo
 

@@ -12,8 +12,14 @@ How to use them:
   commit yourself. The fixture closes it.
 - ``db_url``: the URL of such a fresh migrated database, not opened, for tests that start
   the app or a CLI themselves (``create_app(settings.replace(database=...))``).
+- ``empty_db_url``: the URL of a database nobody has used (a new SQLite path, a new
+  PostgreSQL database), same two parameters, for the migration tests.
 - ``db_settings``: ``settings`` whose ``database.url`` is ``db``'s URL (so code under
   test that opens the database itself sees the same data).
+- ``start_live``: ``await start_live(store=...)`` starts the real app (``create_app`` on
+  ``db``, stand-in templates unless ``real_templates=True``) on a test port and returns a
+  ``Live``: logged-in HTTP clients, websocket tabs, the pipeline. Every app it started is
+  closed after the test, before the database.
 
 Migrating is done once per session into a template (SQLite: a file copied per test;
 PostgreSQL: ``CREATE DATABASE ... TEMPLATE``), so a database costs milliseconds. Add your
@@ -23,6 +29,7 @@ own fixtures in tests/<subdir>/conftest.py or in your test module, not here.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
@@ -31,14 +38,38 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from pgkit import PG_URL
-from pgkit import pg_admin as _pg_admin
-from pgkit import pg_url as _pg_url
+from aiohttp.test_utils import TestServer
+from sqlalchemy.engine import make_url
 
+from callpop.pipeline import StoreHooks
 from callpop.settings import DatabaseSettings, Settings, settings_from_mapping
 from callpop.store.db import Database, open_database, upgrade
+from tests.support.live import Live, StartLive, templates_dir
 
 T = TypeVar("T")
+
+PG_URL = os.environ.get("CALLPOP_TEST_PG_URL", "")
+DATABASES = [
+    pytest.param("sqlite"),
+    pytest.param("postgresql", marks=pytest.mark.skipif(not PG_URL, reason="CALLPOP_TEST_PG_URL not set")),
+]
+
+
+def _pg_url(database: str) -> str:
+    return make_url(PG_URL).set(database=database).render_as_string(hide_password=False)
+
+
+async def _pg_admin(sql: str) -> None:
+    """Run one statement outside a transaction (CREATE/DROP DATABASE need that)."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    url = make_url(PG_URL)
+    conn = await asyncpg.connect(user=url.username, password=url.password, host=url.host,
+                                 port=url.port, database=url.database or "postgres")
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
 
 
 def _run_in_thread(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -50,8 +81,6 @@ def _run_in_thread(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 def _sqlite_url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
-
-
 
 
 @pytest.fixture(scope="session")
@@ -76,10 +105,7 @@ def pg_template() -> Iterator[str]:
     _run_in_thread(lambda: _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-@pytest.fixture(params=[
-    pytest.param("sqlite"),
-    pytest.param("postgresql", marks=pytest.mark.skipif(not PG_URL, reason="CALLPOP_TEST_PG_URL not set")),
-])
+@pytest.fixture(params=DATABASES)
 async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """URL of a fresh migrated database (sqlite or postgresql)."""
     if request.param == "sqlite":
@@ -90,6 +116,21 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     template: str = request.getfixturevalue("pg_template")
     name = f"callpop_t_{uuid.uuid4().hex[:12]}"
     await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    try:
+        yield _pg_url(name)
+    finally:
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+
+@pytest.fixture(params=DATABASES)
+async def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """URL of a database nobody has used: a new SQLite path, a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/fresh/callpop.db"
+        return
+    name = f"callpop_e_{uuid.uuid4().hex[:12]}"
+    await _pg_admin(f'CREATE DATABASE "{name}"')
     try:
         yield _pg_url(name)
     finally:
@@ -115,3 +156,27 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def db_settings(settings: Settings, db: Database) -> Settings:
     return settings.replace(database=DatabaseSettings(url=db.url))
+
+
+@pytest.fixture
+async def start_live(settings: Settings, db: Database, tmp_path: Path) -> AsyncIterator[StartLive]:
+    """Start the real app on a test port as often as a test asks; close every one afterwards."""
+    from callpop.app import create_app
+    from callpop.server.templating import setup_templates
+
+    started: list[Live] = []
+
+    async def start(app_settings: Settings | None = None, *, store: StoreHooks | None = None,
+                    real_templates: bool = False, start_ami: bool = False, **kwargs: Any) -> Live:
+        app = create_app(app_settings or settings, db=db, start_ami=start_ami, store=store, **kwargs)
+        if not real_templates:
+            setup_templates(app, templates_dir(tmp_path))
+        server = TestServer(app)
+        await server.start_server()
+        live = Live(server=server, app=app)
+        started.append(live)
+        return live
+
+    yield start
+    for live in reversed(started):
+        await live.close()

@@ -11,55 +11,48 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from popkit import PASSWORD, Recorder, add_employee, start_live
 
 from callpop.app import create_app
 from callpop.server.pages import safe_next
 from callpop.settings import DatabaseSettings, Settings
 from callpop.store.db import Database, SchemaError, head_revision, upgrade
 from callpop.store.errors import NotFound, ValidationError
+from tests.support.live import PASSWORD, Recorder, StartLive, add_employee
 
 
-async def test_real_login_and_desk_pages_render(settings: Settings, db: Database, tmp_path: Path) -> None:
-    live = await start_live(settings, db, tmp_path, store=Recorder().hooks(), real_templates=True)
-    try:
-        await add_employee(db, "anna", ["101"], name="Анна <b>Смирнова</b>")
-        c = await live.client()
-        page = await c.get("/login")
-        assert page.status == 200
-        html = await page.text()
-        assert page.headers["X-CSRF-Token"] in html  # the form carries the token
-        assert "HttpOnly" in page.headers["Set-Cookie"] and "SameSite=Lax" in page.headers["Set-Cookie"]
-        resp = await c.post("/login", data={"login": "anna", "password": PASSWORD,
-                                            "csrf_token": page.headers["X-CSRF-Token"]}, allow_redirects=False)
-        assert resp.status == 302 and resp.headers["Location"] == "/"
-        desk = await c.get("/")
-        assert desk.status == 200
-        text = await desk.text()
-        assert "Анна &lt;b&gt;Смирнова&lt;/b&gt;" in text  # names are text, never markup
-        assert "<b>Смирнова" not in text
-    finally:
-        await live.close()
+async def test_real_login_and_desk_pages_render(db: Database, start_live: StartLive) -> None:
+    live = await start_live(store=Recorder().hooks(), real_templates=True)
+    await add_employee(db, "anna", ["101"], name="Анна <b>Смирнова</b>")
+    c = await live.client()
+    page = await c.get("/login")
+    assert page.status == 200
+    html = await page.text()
+    assert page.headers["X-CSRF-Token"] in html  # the form carries the token
+    assert "HttpOnly" in page.headers["Set-Cookie"] and "SameSite=Lax" in page.headers["Set-Cookie"]
+    resp = await c.post("/login", data={"login": "anna", "password": PASSWORD,
+                                        "csrf_token": page.headers["X-CSRF-Token"]}, allow_redirects=False)
+    assert resp.status == 302 and resp.headers["Location"] == "/"
+    desk = await c.get("/")
+    assert desk.status == 200
+    text = await desk.text()
+    assert "Анна &lt;b&gt;Смирнова&lt;/b&gt;" in text  # names are text, never markup
+    assert "<b>Смирнова" not in text
 
 
-async def test_wrong_password_and_unknown_login_look_the_same(settings: Settings, db: Database,
-                                                              tmp_path: Path) -> None:
-    live = await start_live(settings, db, tmp_path, store=Recorder().hooks())
-    try:
-        await add_employee(db, "anna", ["101"])
-        c = await live.client()
-        token = (await c.get("/login")).headers["X-CSRF-Token"]
-        answers = []
-        for login, password in (("anna", "wrong password"), ("nobody", "wrong password"), ("anna", "")):
-            resp = await c.post("/login", data={"login": login, "password": password, "csrf_token": token},
-                                allow_redirects=False)
-            answers.append((resp.status, (await resp.text()).replace(login, "LOGIN")))
-        assert answers[0] == answers[1]
-        assert answers[0][0] == 401 and "Wrong login or password." in answers[0][1]
-        assert answers[2][0] == 401
-        assert (await c.get("/", allow_redirects=False)).status == 302  # still not logged in
-    finally:
-        await live.close()
+async def test_wrong_password_and_unknown_login_look_the_same(db: Database, start_live: StartLive) -> None:
+    live = await start_live(store=Recorder().hooks())
+    await add_employee(db, "anna", ["101"])
+    c = await live.client()
+    token = (await c.get("/login")).headers["X-CSRF-Token"]
+    answers = []
+    for login, password in (("anna", "wrong password"), ("nobody", "wrong password"), ("anna", "")):
+        resp = await c.post("/login", data={"login": login, "password": password, "csrf_token": token},
+                            allow_redirects=False)
+        answers.append((resp.status, (await resp.text()).replace(login, "LOGIN")))
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 401 and "Wrong login or password." in answers[0][1]
+    assert answers[2][0] == 401
+    assert (await c.get("/", allow_redirects=False)).status == 302  # still not logged in
 
 
 @pytest.mark.parametrize(("raw", "expected"), [
@@ -70,48 +63,41 @@ def test_next_is_followed_only_for_local_paths(raw: str | None, expected: str) -
     assert safe_next(raw) == expected
 
 
-async def test_login_redirects_to_next_and_logout_ends_the_session(settings: Settings, db: Database,
-                                                                   tmp_path: Path) -> None:
-    live = await start_live(settings, db, tmp_path, store=Recorder().hooks())
-    try:
-        await add_employee(db, "anna", ["101"])
-        c = await live.client()
-        first = await c.get("/promises", allow_redirects=False)
-        assert first.status == 302 and first.headers["Location"].startswith("/login?next=/promises")
-        token = (await c.get("/login")).headers["X-CSRF-Token"]
-        resp = await c.post("/login", data={"login": "anna", "password": PASSWORD, "csrf_token": token,
-                                            "next": "//evil.example/x"}, allow_redirects=False)
-        assert resp.headers["Location"] == "/"
-        desk = await c.get("/", allow_redirects=False)
-        assert desk.status == 200
-        token = desk.headers["X-CSRF-Token"]
-        ws = await c.ws_connect("/ws")
-        assert (await ws.receive_json())["type"] == "hello"
-        out = await c.post("/logout", data={"csrf_token": token}, allow_redirects=False)
-        assert out.status == 302 and out.headers["Location"] == "/login"
-        while (await ws.receive(timeout=3)).type is aiohttp.WSMsgType.TEXT:
-            pass  # the snapshot, then the close
-        assert ws.close_code == 4001  # the open tab is logged out too
-        assert (await c.get("/", allow_redirects=False)).status == 302
-        assert (await c.get("/ws")).status == 401
-    finally:
-        await live.close()
+async def test_login_redirects_to_next_and_logout_ends_the_session(db: Database, start_live: StartLive) -> None:
+    live = await start_live(store=Recorder().hooks())
+    await add_employee(db, "anna", ["101"])
+    c = await live.client()
+    first = await c.get("/promises", allow_redirects=False)
+    assert first.status == 302 and first.headers["Location"].startswith("/login?next=/promises")
+    token = (await c.get("/login")).headers["X-CSRF-Token"]
+    resp = await c.post("/login", data={"login": "anna", "password": PASSWORD, "csrf_token": token,
+                                        "next": "//evil.example/x"}, allow_redirects=False)
+    assert resp.headers["Location"] == "/"
+    desk = await c.get("/", allow_redirects=False)
+    assert desk.status == 200
+    token = desk.headers["X-CSRF-Token"]
+    ws = await c.ws_connect("/ws")
+    assert (await ws.receive_json())["type"] == "hello"
+    out = await c.post("/logout", data={"csrf_token": token}, allow_redirects=False)
+    assert out.status == 302 and out.headers["Location"] == "/login"
+    while (await ws.receive(timeout=3)).type is aiohttp.WSMsgType.TEXT:
+        pass  # the snapshot, then the close
+    assert ws.close_code == 4001  # the open tab is logged out too
+    assert (await c.get("/", allow_redirects=False)).status == 302
+    assert (await c.get("/ws")).status == 401
 
 
-async def test_health_reports_counts(settings: Settings, db: Database, tmp_path: Path) -> None:
-    live = await start_live(settings, db, tmp_path, store=Recorder().hooks())
-    try:
-        await add_employee(db, "anna", ["101"])
-        tab = await live.tab("anna")
-        await tab.start()
-        c = await live.client()
-        body = await (await c.get("/health")).json()
-        assert body["status"] == "ok" and body["database"] == "ok"
-        assert body["ami"] == "off"
-        assert body["push"]["connections"] == 1
-        assert body["calls_in_flight"] == 0
-    finally:
-        await live.close()
+async def test_health_reports_counts(db: Database, start_live: StartLive) -> None:
+    live = await start_live(store=Recorder().hooks())
+    await add_employee(db, "anna", ["101"])
+    tab = await live.tab("anna")
+    await tab.start()
+    c = await live.client()
+    body = await (await c.get("/health")).json()
+    assert body["status"] == "ok" and body["database"] == "ok"
+    assert body["ami"] == "off"
+    assert body["push"]["connections"] == 1
+    assert body["calls_in_flight"] == 0
 
 
 async def test_domain_errors_become_clear_4xx_and_bugs_a_plain_500(settings: Settings, db: Database) -> None:

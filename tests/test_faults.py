@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faultkit import (
+from tests.support.faults import (
     DbProxy,
     Plan,
     Run,

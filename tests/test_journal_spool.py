@@ -6,16 +6,16 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from popkit import add_client, add_employee
 from sqlalchemy import func, select
 
 from callpop.journal_spool import Spool, decode_event, encode_event
 from callpop.journal_writer import JournalWriter
-from callpop.pipeline import StoreHooks
+from callpop.store_hooks import StoreHooks
 from callpop.settings import JournalSettings, Settings
 from callpop.store.db import Database
 from callpop.store.models import Call, CallParticipant, Contact
 from callpop.telephony.events import AgentTalk, Answered, Ended, Ringing
+from tests.support.live import add_client, add_employee
 
 NUMBER = "+79161234567"
 

@@ -6,7 +6,6 @@ import asyncio
 from dataclasses import replace
 from typing import Any
 
-from popkit import add_client, add_employee
 from sqlalchemy import func, select
 
 from callpop.journal_writer import JournalWriter
@@ -15,6 +14,7 @@ from callpop.settings import Settings
 from callpop.store.db import Database
 from callpop.store.models import Call, CallParticipant, Contact
 from callpop.telephony.events import AgentTalk, Ended, Ringing
+from tests.support.live import add_client, add_employee
 
 
 def _ring(i: int) -> Ringing:

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from typing import Any
 
-from popkit import Live, Recorder, Tab, add_client, add_employee, start_live
 from sqlalchemy import select, update
 
 from callpop.settings import Settings
 from callpop.store.db import Database
 from callpop.store.models import Client, Contact
 from callpop.telephony.events import AgentTalk, Answered, CallEvent, Ended, Ringing
+from tests.support.live import Live, Recorder, StartLive, Tab, add_client, add_employee
 
 REGULAR_SHORT, NEW_LONG, REGULAR_LONG = "+79161110001", "+79161110002", "+79161110003"
 
@@ -55,35 +54,32 @@ async def _drain(tab: Tab, within: float = 0.4) -> list[dict[str, Any]]:
 
 
 async def test_a_counted_contact_pushes_kpi_changed_to_that_manager_only(settings: Settings, db: Database,
-                                                                         tmp_path: Path) -> None:
+                                                                         start_live: StartLive) -> None:
     min_talk = settings.kpi.min_talk_seconds
-    live: Live = await start_live(settings, db, tmp_path, store=Recorder(real_journal=True).hooks())
-    try:
-        anna = await add_employee(db, "anna", ["101"])
-        await add_employee(db, "boris", ["102"])
-        short_client = await add_client(db, "Короткий", REGULAR_SHORT)
-        new_client = await add_client(db, "Новенький", NEW_LONG)
-        regular_client = await add_client(db, "Постоянный", REGULAR_LONG)
-        async with db.sessions() as session:
-            await session.execute(update(Client).where(Client.id == new_client).values(status="new"))
-            await session.commit()
-        tab_anna, tab_boris = await live.tab("anna"), await live.tab("boris")
-        await tab_anna.start()
-        await tab_boris.start()
+    live: Live = await start_live(store=Recorder(real_journal=True).hooks())
+    anna = await add_employee(db, "anna", ["101"])
+    await add_employee(db, "boris", ["102"])
+    short_client = await add_client(db, "Короткий", REGULAR_SHORT)
+    new_client = await add_client(db, "Новенький", NEW_LONG)
+    regular_client = await add_client(db, "Постоянный", REGULAR_LONG)
+    async with db.sessions() as session:
+        await session.execute(update(Client).where(Client.id == new_client).values(status="new"))
+        await session.commit()
+    tab_anna, tab_boris = await live.tab("anna"), await live.tab("boris")
+    await tab_anna.start()
+    await tab_boris.start()
 
-        # too short with a regular client, long enough with a new one: contacts, not counted
-        await live.pipeline.handle(_call("s1", REGULAR_SHORT, "101", min_talk - 1))
-        await live.pipeline.handle(_call("n1", NEW_LONG, "101", min_talk + 30))
-        assert await _contacts(db, anna, 2) == {short_client: False, new_client: False}
-        seen = await _drain(tab_anna)
-        assert [m["type"] for m in seen if m["type"] == "call.ended"] == ["call.ended", "call.ended"]
-        assert not [m for m in seen if m["type"] == "kpi_changed"], seen
+    # too short with a regular client, long enough with a new one: contacts, not counted
+    await live.pipeline.handle(_call("s1", REGULAR_SHORT, "101", min_talk - 1))
+    await live.pipeline.handle(_call("n1", NEW_LONG, "101", min_talk + 30))
+    assert await _contacts(db, anna, 2) == {short_client: False, new_client: False}
+    seen = await _drain(tab_anna)
+    assert [m["type"] for m in seen if m["type"] == "call.ended"] == ["call.ended", "call.ended"]
+    assert not [m for m in seen if m["type"] == "kpi_changed"], seen
 
-        # exactly the minimum with a regular client counts: anna's tab is told, boris's is not
-        await live.pipeline.handle(_call("r1", REGULAR_LONG, "101", min_talk))
-        changed = await tab_anna.until("kpi_changed", wait=5)
-        assert changed["employee_id"] == anna
-        assert (await _contacts(db, anna, 3))[regular_client] is True
-        assert not [m for m in await _drain(tab_boris) if m["type"] == "kpi_changed"]
-    finally:
-        await live.close()
+    # exactly the minimum with a regular client counts: anna's tab is told, boris's is not
+    await live.pipeline.handle(_call("r1", REGULAR_LONG, "101", min_talk))
+    changed = await tab_anna.until("kpi_changed", wait=5)
+    assert changed["employee_id"] == anna
+    assert (await _contacts(db, anna, 3))[regular_client] is True
+    assert not [m for m in await _drain(tab_boris) if m["type"] == "kpi_changed"]

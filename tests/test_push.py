@@ -7,16 +7,14 @@ import base64
 import os
 import socket
 import time
-from pathlib import Path
 from typing import Any
 
-from popkit import Recorder, add_employee, start_live
-
+from callpop.accounts import CurrentUser
 from callpop.push import CLOSE_TOO_SLOW, Hub
-from callpop.server.auth import CurrentUser
 from callpop.server.keys import HUB
 from callpop.settings import PushSettings, Settings
 from callpop.store.db import Database
+from tests.support.live import Recorder, StartLive, add_employee
 
 
 def user(login: str, *exts: str, role: str = "manager", uid: int = 1) -> CurrentUser:
@@ -106,9 +104,9 @@ async def _raw_ws_that_never_reads(host: str, port: int, cookie: str) -> socket.
 
 
 async def test_slow_browser_is_dropped_fast_one_gets_everything_in_time(settings: Settings, db: Database,
-                                                                        tmp_path: Path) -> None:
+                                                                        start_live: StartLive) -> None:
     settings = settings.replace(push=PushSettings(queue_size=8, send_timeout=5.0))
-    live = await start_live(settings, db, tmp_path, store=Recorder().hooks())
+    live = await start_live(settings, store=Recorder().hooks())
     slow: socket.socket | None = None
     try:
         await add_employee(db, "anna", ["101"])
@@ -140,4 +138,3 @@ async def test_slow_browser_is_dropped_fast_one_gets_everything_in_time(settings
     finally:
         if slow is not None:
             slow.close()
-        await live.close()

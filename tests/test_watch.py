@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
-from popkit import PASSWORD, Live, Recorder, add_client, add_employee, start_live
 
 from callpop.server.keys import HUB
-from callpop.settings import Settings
 from callpop.store.db import Database
 from callpop.telephony.events import Ringing
 from callpop.watch import LoginFailed, WatchTarget, format_pop, watch
+from tests.support.live import PASSWORD, Live, Recorder, StartLive, add_client, add_employee
 
 
 async def _wait_for(lines: list[str], needle: str, start: int = 0, wait: float = 5.0) -> int:
@@ -32,8 +30,8 @@ def _target(live: Live, login: str, agent: str, password: str = PASSWORD) -> Wat
                        agent=agent)
 
 
-async def test_watch_prints_pops_and_resyncs_after_a_drop(settings: Settings, db: Database, tmp_path: Path) -> None:
-    live = await start_live(settings, db, tmp_path, store=Recorder().hooks())
+async def test_watch_prints_pops_and_resyncs_after_a_drop(db: Database, start_live: StartLive) -> None:
+    live = await start_live(store=Recorder().hooks())
     stop = asyncio.Event()
     lines: list[str] = []
     task: asyncio.Task[None] | None = None
@@ -58,11 +56,10 @@ async def test_watch_prints_pops_and_resyncs_after_a_drop(settings: Settings, db
         stop.set()
         if task is not None:
             await asyncio.wait_for(task, 5)
-        await live.close()
 
 
-async def test_supervisor_can_watch_any_agent(settings: Settings, db: Database, tmp_path: Path) -> None:
-    live = await start_live(settings, db, tmp_path, store=Recorder().hooks())
+async def test_supervisor_can_watch_any_agent(db: Database, start_live: StartLive) -> None:
+    live = await start_live(store=Recorder().hooks())
     stop = asyncio.Event()
     lines: list[str] = []
     task: asyncio.Task[None] | None = None
@@ -78,17 +75,13 @@ async def test_supervisor_can_watch_any_agent(settings: Settings, db: Database, 
         stop.set()
         if task is not None:
             await asyncio.wait_for(task, 5)
-        await live.close()
 
 
-async def test_wrong_password_stops_with_a_clear_error(settings: Settings, db: Database, tmp_path: Path) -> None:
-    live = await start_live(settings, db, tmp_path, store=Recorder().hooks())
-    try:
-        await add_employee(db, "anna", ["101"])
-        with pytest.raises(LoginFailed, match="anna"):
-            await asyncio.wait_for(watch(_target(live, "anna", "101", password="nope"), print), 10)
-    finally:
-        await live.close()
+async def test_wrong_password_stops_with_a_clear_error(db: Database, start_live: StartLive) -> None:
+    live = await start_live(store=Recorder().hooks())
+    await add_employee(db, "anna", ["101"])
+    with pytest.raises(LoginFailed, match="anna"):
+        await asyncio.wait_for(watch(_target(live, "anna", "101", password="nope"), print), 10)
 
 
 def test_format_ignores_other_agents_and_non_call_messages() -> None:

@@ -13,9 +13,10 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop.server.auth import require_user
+from callpop.server.errors import status_for
 from callpop.server.keys import DB
-from callpop.store.errors import Conflict, Forbidden, NotFound, StoreError, ValidationError
-from callpop.store.records import Actor
+from callpop.store.errors import NotFound, StoreError, ValidationError
+from callpop.store.records.sales import Actor
 
 __all__ = ["Handler", "actor_of", "error_response", "json_response", "path_id", "read_json", "session_for",
            "translate_errors"]
@@ -34,22 +35,16 @@ def error_response(status: int, message: str, field: str | None = None) -> web.R
 
 
 def translate_errors(handler: Handler) -> Handler:
-    """Domain errors → HTTP, in one place."""
+    """Domain errors → JSON answers with the status ``errors.STATUS`` gives them."""
 
     @functools.wraps(handler)
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
-        except ValidationError as exc:
-            return error_response(422, str(exc), exc.field)
-        except NotFound as exc:
-            return error_response(404, str(exc), exc.field)
-        except Forbidden as exc:
-            return error_response(403, str(exc), exc.field)
-        except Conflict as exc:
-            return error_response(409, str(exc), exc.field)
-        except StoreError as exc:  # pragma: no cover - every subclass is handled above
-            return error_response(400, str(exc))
+        except StoreError as exc:
+            status = status_for(exc)
+            assert status is not None  # every StoreError has a status (its base's at least)
+            return error_response(status, str(exc), exc.field)
 
     return wrapped
 

@@ -13,21 +13,22 @@ import logging
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import update
 
 from callpop.phones import phone_key
 from callpop.server.api_base import actor_of, json_response, path_id, read_json, session_for, translate_errors
 from callpop.server.auth import csrf_token, require_user
 from callpop.server.keys import AMI, SETTINGS
-from callpop.server.openapi import Endpoint
 from callpop.settings import Settings
-from callpop.store import directory, records
+from callpop.store import directory, employees
 from callpop.store.errors import Conflict, NotFound, ValidationError
-from callpop.store.models import Employee
-from callpop.store.schemas import RESOURCES
-from callpop.store.validation import Field, Schema
+from callpop.store.records import sales
+from callpop.store.records.validation import Field, Schema
 
-__all__ = ["ENDPOINTS", "device_for"]
+__all__ = [
+    "CARD_DOC", "HISTORY_DOC", "HISTORY_QUERY", "LOOKUP_DOC", "LOOKUP_QUERY", "ME_OUT", "ME_PATCH", "ORIGINATE_IN",
+    "ORIGINATE_OUT", "client_card", "client_history", "device_for", "due_promises", "get_me", "lookup", "originate",
+    "update_me",
+]
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +56,16 @@ HISTORY_QUERY = Schema("HistoryQuery", (
 LOOKUP_QUERY = Schema("LookupQuery", (
     Field("number", "string", "a caller's number as the PBX or a person writes it", required=True, max_length=64),
 ))
-_LOOKUP_DOC: dict[str, Any] = {"type": "object", "required": ["number", "e164", "looked_up", "matches"],
+LOOKUP_DOC: dict[str, Any] = {"type": "object", "required": ["number", "e164", "looked_up", "matches"],
                                "properties": {
     "number": {"type": "string"}, "e164": {"type": ["string", "null"]},
     "looked_up": {"type": "boolean", "description": "false for withheld, short or unreadable numbers"},
     "matches": {"type": "array", "items": {"type": "object"},
                 "description": "the ClientCards (as in the pop); several when the number is shared"}}}
-_CARD_DOC: dict[str, Any] = {"type": "object", "description": (
+CARD_DOC: dict[str, Any] = {"type": "object", "description": (
     "The ClientCard of docs/websocket.md: client, status, responsible, phones, open promises "
     "(overdue first), agreements, last_calls, notes; *_more says a section has more (see /history).")}
-_HISTORY_DOC: dict[str, Any] = {"type": "object", "properties": {
+HISTORY_DOC: dict[str, Any] = {"type": "object", "properties": {
     "items": {"type": "array", "items": {"type": "object"}}, "has_more": {"type": "boolean"}}}
 
 
@@ -83,9 +84,9 @@ async def get_me(request: web.Request) -> web.StreamResponse:
 @translate_errors
 async def update_me(request: web.Request) -> web.StreamResponse:
     actor = actor_of(request)
-    values = ME_PATCH.parse(await read_json(request), records.parse_context(request.app[SETTINGS]))
+    values = ME_PATCH.parse(await read_json(request), sales.parse_context(request.app[SETTINGS]))
     async with session_for(request) as s:
-        await s.execute(update(Employee).where(Employee.id == actor.id).values(language=values["language"]))
+        await employees.set_language(s, actor.id, values["language"])
     data = _me_json(request)
     data["language"] = values["language"]
     return json_response(data)
@@ -95,7 +96,7 @@ async def update_me(request: web.Request) -> web.StreamResponse:
 async def due_promises(request: web.Request) -> web.StreamResponse:
     user = require_user(request)
     async with session_for(request) as s:
-        items = await records.due_promises(s, user.id, request.app[SETTINGS])
+        items = await sales.due_promises(s, user.id, request.app[SETTINGS])
     return json_response({"items": items, "total": len(items), "limit": len(items), "offset": 0})
 
 
@@ -114,7 +115,7 @@ async def client_card(request: web.Request) -> web.StreamResponse:
 async def lookup(request: web.Request) -> web.StreamResponse:
     """What the pop shows for a number: the same Lookup JSON as the pop's cards."""
     require_user(request)
-    query = LOOKUP_QUERY.parse(request.query, records.parse_context(request.app[SETTINGS]))
+    query = LOOKUP_QUERY.parse(request.query, sales.parse_context(request.app[SETTINGS]))
     async with session_for(request) as s:
         found = await directory.lookup(s, query["number"], request.app[SETTINGS])
     return json_response(found.to_json())
@@ -124,7 +125,7 @@ async def lookup(request: web.Request) -> web.StreamResponse:
 async def client_history(request: web.Request) -> web.StreamResponse:
     require_user(request)
     ident = path_id(request)
-    query = HISTORY_QUERY.parse(request.query, records.parse_context(request.app[SETTINGS]))
+    query = HISTORY_QUERY.parse(request.query, sales.parse_context(request.app[SETTINGS]))
     async with session_for(request) as s:
         rows = await directory.client_history(s, ident, query["section"], offset=query.get("offset") or 0,
                                               limit=query.get("limit") or 20)
@@ -143,7 +144,7 @@ def device_for(extension: str, settings: Settings) -> str:
 async def originate(request: web.Request) -> web.StreamResponse:
     user = require_user(request)
     settings = request.app[SETTINGS]
-    values = ORIGINATE_IN.parse(await read_json(request), records.parse_context(settings))
+    values = ORIGINATE_IN.parse(await read_json(request), sales.parse_context(settings))
     if not user.extensions:
         raise Conflict("client_phone", "you have no extension to call from: ask an administrator to add one")
     key = phone_key(values["client_phone"], settings.phones.default_region, settings.phones.min_external_digits)
@@ -161,21 +162,3 @@ async def originate(request: web.Request) -> web.StreamResponse:
         return json_response({"error": f"the PBX did not place the call: {exc}", "field": None}, 503)
     log.info("click-to-call by employee %s: %s -> %s", user.id, channel, number)
     return json_response(ORIGINATE_OUT.dump({"status": "queued", "channel": channel, "number": number}), 202)
-
-
-_PROMISE = RESOURCES["promise"].out
-ENDPOINTS: tuple[Endpoint, ...] = (
-    Endpoint("GET", "/api/me", get_me, "Who is logged in (and the CSRF token for writes)", "me",
-             response=ME_OUT),
-    Endpoint("PATCH", "/api/me", update_me, "Choose your UI language", "me", body=ME_PATCH, response=ME_OUT),
-    Endpoint("GET", "/api/promises/due", due_promises, "My open promises due today and overdue, overdue first",
-             "promises", response=_PROMISE, paged=True),
-    Endpoint("GET", r"/api/clients/{id:\d+}/card", client_card, "A client's card (as in the pop)", "clients",
-             response_doc=_CARD_DOC),
-    Endpoint("GET", "/api/lookup", lookup, "The pop's cards for a number (who is calling?)", "clients",
-             query=LOOKUP_QUERY, response_doc=_LOOKUP_DOC),
-    Endpoint("GET", r"/api/clients/{id:\d+}/history", client_history, "More of one card section", "clients",
-             query=HISTORY_QUERY, response_doc=_HISTORY_DOC),
-    Endpoint("POST", "/api/originate", originate, "Click-to-call from your own phone", "calls",
-             body=ORIGINATE_IN, response=ORIGINATE_OUT, status=202),
-)

@@ -1,4 +1,4 @@
-"""Who is asking: signed session cookies, argon2 passwords, roles and CSRF tokens.
+"""Who is asking: signed session cookies, roles and CSRF tokens (passwords: ``callpop.accounts``).
 
 The session cookie holds only the employee id, an expiry and a random nonce, signed with
 HMAC-SHA256; the employee row is read on each request so a deactivated account or a
@@ -20,20 +20,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
 
+from callpop.accounts import CurrentUser
 from callpop.server.keys import DB, SECRET, SETTINGS
-from callpop.store.models import Employee
+from callpop.store.employees import current_account
 
 __all__ = [
     "COOKIE",
-    "CurrentUser",
     "auth_middleware",
-    "check_password",
     "csrf_token",
-    "hash_password",
     "login_user",
     "logout_user",
     "require_role",
@@ -43,21 +38,6 @@ __all__ = [
 COOKIE = "callpop_session"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Login must work before there is a session; it is protected by the anonymous session's token.
-_hasher = PasswordHasher()
-
-
-@dataclass(frozen=True, slots=True)
-class CurrentUser:
-    id: int
-    login: str
-    name: str
-    role: str  # manager | supervisor | admin
-    extensions: tuple[str, ...]
-    language: str
-
-    @property
-    def is_supervisor(self) -> bool:
-        return self.role in ("supervisor", "admin")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,17 +50,6 @@ class _Session:
 # typed request storage (aiohttp warns on plain string keys, and tests turn warnings into errors)
 _USER_KEY: web.RequestKey[CurrentUser | None] = web.RequestKey("callpop.user")
 _SESSION_KEY: web.RequestKey[_Session] = web.RequestKey("callpop.session", _Session)
-
-
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
-
-
-def check_password(password_hash: str, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
 
 
 def _sign(secret: bytes, payload: bytes) -> str:
@@ -125,14 +94,7 @@ def _set_cookie(request: web.Request, response: web.StreamResponse, session: _Se
 
 async def _load_user(request: web.Request, uid: int) -> CurrentUser | None:
     async with request.app[DB].sessions() as db:
-        emp = (await db.execute(select(Employee).where(Employee.id == uid))).scalar_one_or_none()
-        if emp is None or not emp.active:
-            return None
-        return CurrentUser(
-            id=emp.id, login=emp.login, name=emp.name, role=emp.role,
-            extensions=tuple(sorted(e.extension for e in emp.extensions)),
-            language=emp.language or request.app[SETTINGS].web.default_language,
-        )
+        return await current_account(db, uid, request.app[SETTINGS].web.default_language)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

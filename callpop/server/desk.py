@@ -10,15 +10,13 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
-from sqlalchemy import update
 
 from callpop.server.auth import current_user, require_user
 from callpop.server.i18n import LANGUAGES
 from callpop.server.keys import DB, SETTINGS
 from callpop.server.pages import safe_next
 from callpop.server.templating import LANG_COOKIE, render
-from callpop.store import directory
-from callpop.store.models import Employee
+from callpop.store import directory, employees
 
 __all__ = ["client_page", "promises_page", "set_language"]
 
@@ -56,7 +54,7 @@ async def set_language(request: web.Request) -> web.StreamResponse:
     user = current_user(request)
     if user is not None:
         async with request.app[DB].sessions() as session:
-            await session.execute(update(Employee).where(Employee.id == user.id).values(language=lang))
+            await employees.set_language(session, user.id, lang)
             await session.commit()
         log.info("employee %s switched the UI to %s", user.id, lang)
     response = web.Response(status=303, headers={"Location": safe_next(str(form.get("next", "")) or None)})

@@ -19,27 +19,13 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-__all__ = ["error_middleware", "status_for"]
+from callpop.server.errors import status_for
+
+__all__ = ["error_middleware"]
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-_STATUS_BY_NAME = {"NotFound": 404, "Forbidden": 403, "Conflict": 409, "ValidationError": 400}
-
-
-def status_for(exc: Exception) -> int | None:
-    """The HTTP status of a domain error, or None when *exc* is not one (a bug)."""
-    from callpop.store.errors import StoreError
-
-    if isinstance(exc, StoreError) or (isinstance(exc, ValueError) and type(exc) is not ValueError):
-        for cls in type(exc).__mro__:
-            if cls.__name__ in _STATUS_BY_NAME:
-                return _STATUS_BY_NAME[cls.__name__]
-        status = getattr(exc, "status", None)
-        return status if isinstance(status, int) and 400 <= status < 500 else 400
-    return None
-
 
 def _wants_json(request: web.Request) -> bool:
     return request.path.startswith(("/api/", "/ws")) or "application/json" in request.headers.get("Accept", "")
@@ -98,7 +84,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         message, field = _http_error_text(exc)
         return error_page(request, exc.status, message, field)
     except Exception as exc:
-        status = status_for(exc)
+        status = status_for(exc, published=False)
         if status is None:
             log.exception("unhandled error on %s %s", request.method, request.path)
             return _answer(request, 500, "Something went wrong on the server; it has been logged.", None)

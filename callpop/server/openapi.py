@@ -1,7 +1,7 @@
-"""The OpenAPI 3.1 document of ``/api/``, generated from the endpoint declarations.
+"""The OpenAPI 3.1 document of ``/api/``, generated from the route list (``routes.ROUTES``).
 
-Each ``Endpoint`` names its handler together with the schemas the handler validates
-with (``store/schemas.py``); the document is built from those same objects, so what is
+Each ``/api`` route names its handler together with the schemas the handler validates
+with (``store/records/schemas.py``); the document is built from those same objects, so what is
 published is what is enforced. A test checks that every ``/api`` route of the running
 application appears here.
 """
@@ -9,17 +9,13 @@ application appears here.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
-from aiohttp import web
+from callpop.server.routing import ApiDoc, Route
+from callpop.store.records.validation import Schema
 
-from callpop.store.validation import Schema
-
-__all__ = ["ERROR_SCHEMA", "Endpoint", "build_document"]
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+__all__ = ["ERROR_SCHEMA", "build_document", "openapi_path"]
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -37,27 +33,6 @@ _ERRORS = {
     "409": "conflicts with stored data (duplicate number or external id)",
     "422": "a field is missing or wrong; `field` names it",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """One API operation: method, path, handler and what it accepts and answers."""
-
-    method: str
-    path: str
-    handler: Handler
-    summary: str
-    tag: str
-    body: Schema | None = None
-    query: Schema | None = None
-    response: Schema | None = None
-    paged: bool = False
-    status: int = 200
-    response_doc: dict[str, Any] | None = None
-
-    @property
-    def operation_id(self) -> str:
-        return self.handler.__name__
 
 
 # aiohttp's variable with a pattern, which may hold braces itself: {id:\d{1,10}}
@@ -78,9 +53,9 @@ def _ref(schema: Schema) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{schema.name}"}
 
 
-def _operation(ep: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
-    op: dict[str, Any] = {"operationId": ep.operation_id, "summary": ep.summary, "tags": [ep.tag]}
-    params = _path_params(ep.path)
+def _operation(route: Route, ep: ApiDoc, schemas: dict[str, Any]) -> dict[str, Any]:
+    op: dict[str, Any] = {"operationId": route.operation_id, "summary": ep.summary, "tags": [ep.tag]}
+    params = _path_params(route.path)
     if ep.query is not None:
         for f in ep.query.fields:
             params.append({"name": f.name, "in": "query", "required": f.required, "schema": f.json_schema()})
@@ -106,7 +81,7 @@ def _operation(ep: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
         ok["content"] = {"application/json": {"schema": content}}
     responses: dict[str, Any] = {str(ep.status): ok}
     for code, text in _ERRORS.items():
-        if code == "403" and ep.method == "GET":
+        if code == "403" and route.method == "GET":
             continue
         responses[code] = {"description": text, "content": {"application/json": {"schema": {
             "$ref": "#/components/schemas/Error"}}}}
@@ -121,11 +96,13 @@ def _collect(schema: Schema, into: dict[str, Any]) -> None:
             _collect(f.items, into)
 
 
-def build_document(endpoints: Sequence[Endpoint], *, version: str = "0.1.0") -> dict[str, Any]:
+def build_document(routes: Sequence[Route], *, version: str = "0.1.0") -> dict[str, Any]:
+    """The document of every route that carries an ``ApiDoc``."""
     schemas: dict[str, Any] = {"Error": ERROR_SCHEMA}
     paths: dict[str, Any] = {}
-    for ep in endpoints:
-        paths.setdefault(openapi_path(ep.path), {})[ep.method.lower()] = _operation(ep, schemas)
+    for route in routes:
+        if route.doc is not None:
+            paths.setdefault(openapi_path(route.path), {})[route.method.lower()] = _operation(route, route.doc, schemas)
     return {
         "openapi": "3.1.0",
         "info": {

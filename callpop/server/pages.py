@@ -12,13 +12,13 @@ import time
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
 
+from callpop.accounts import check_password, hash_password
 from callpop.pipeline import PIPELINE
-from callpop.server.auth import check_password, current_user, hash_password, login_user, logout_user, require_user
+from callpop.server.auth import current_user, login_user, logout_user, require_user
 from callpop.server.keys import AMI, DB, HUB, SETTINGS
 from callpop.server.templating import render
-from callpop.store.models import Employee
+from callpop.store import employees
 
 __all__ = ["desk", "health", "login_form", "login_submit", "logout", "safe_next"]
 
@@ -51,13 +51,11 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     employee_id: int | None = None
     if login and password:
         async with request.app[DB].sessions() as session:
-            row = (await session.execute(
-                select(Employee.id, Employee.password_hash, Employee.active).where(Employee.login == login)
-            )).one_or_none()
+            row = await employees.credentials(session, login)
         if row is None:
             check_password(_DUMMY_HASH, password)
-        elif check_password(row.password_hash, password) and row.active:
-            employee_id = row.id
+        elif check_password(row[1], password) and row[2]:
+            employee_id = row[0]
     if employee_id is None:
         log.info("login failed login=%r remote=%s", login, request.remote)
         return render(request, "login.html", status=401, login=login, next=next_path,

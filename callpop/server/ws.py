@@ -15,13 +15,12 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
-from sqlalchemy import select
 from yarl import URL
 
 from callpop.push import Connection, Hub
 from callpop.server.auth import require_user
 from callpop.server.keys import HUB
-from callpop.store.models import Employee
+from callpop.store import employees
 
 if TYPE_CHECKING:
     from callpop.store.db import Database
@@ -95,8 +94,7 @@ async def recheck_accounts(hub: Hub, db: Database, every: float) -> None:
             continue
         try:
             async with db.sessions() as session:
-                active = set((await session.execute(select(Employee.id).where(
-                    Employee.id.in_(connected), Employee.active.is_(True)))).scalars())
+                active = await employees.active_ids(session, connected)
         except Exception as exc:
             log.warning("account re-check failed (%s); trying again in %.0f s", type(exc).__name__, every)
             continue

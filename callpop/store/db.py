@@ -102,22 +102,12 @@ def _fold(value: str | None) -> str | None:
     return value.casefold() if isinstance(value, str) else None
 
 
-def _contains_folded(needle: str | None, *haystacks: str | None) -> bool:
-    """Does any haystack contain the (already folded) needle, ignoring case? One call per
-    row instead of a fold and a LIKE per column: client search scans the table."""
-    if not needle:
-        return False
-    return any(isinstance(h, str) and needle in h.casefold() for h in haystacks)
-
-
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     """Per-connection SQLite settings: WAL lets the web pages read while the journal writes;
     foreign keys are off by default in SQLite and our cascades depend on them.
-    ``callpop_fold(text)`` is Unicode case folding and ``callpop_contains(needle, a, b)`` a
-    case-folded substring test, for client search (see store/directory.py)."""
+    ``callpop_fold(text)`` is Unicode case folding, for client search."""
     # SQLite's lower() and LIKE fold ASCII only; client search needs Cyrillic folded too.
     dbapi_connection.create_function("callpop_fold", 1, _fold, deterministic=True)
-    dbapi_connection.create_function("callpop_contains", 3, _contains_folded, deterministic=True)
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")

@@ -1,6 +1,6 @@
-"""Who is calling: the number → client lookup behind every pop, and client search.
+"""Who is calling: the number → client lookup behind every pop, and the client card.
 
-Matching rules (issue 3): the number is normalised with ``phones.phone_key``; withheld,
+Matching rules: the number is normalised with ``phones.phone_key``; withheld,
 anonymous and short internal numbers are never looked up. An exact E.164 match wins;
 only when there is none do we fall back on the last 10 national digits (a number stored
 without its country code, or a caller whose code the carrier mangled) — 10, not 8,
@@ -17,13 +17,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select
+from sqlalchemy import ColumnElement, Select, bindparam, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -48,14 +47,12 @@ from callpop.store.prepared import Prepared
 __all__ = [
     "ClientCard",
     "ClientInfo",
-    "ClientSummary",
     "Lookup",
     "PhoneItem",
     "client_card",
     "client_history",
     "lookup",
     "lookup_sync",
-    "search_clients",
 ]
 
 log = logging.getLogger(__name__)
@@ -274,72 +271,3 @@ async def client_history(session: AsyncSession, client_id: int, section: str, *,
     when = now or dt.datetime.now(dt.UTC)
     result = await _read(session, lambda conn: load_sections(conn, [client_id], {sec: limit}, when, offset=offset))
     return result[client_id][sec]
-
-
-# --- search -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ClientSummary:
-    """A search hit: enough to tell two clients apart and attach a number to one."""
-
-    id: int
-    name: str
-    company: str | None
-    status: str
-    responsible: PersonRef | None
-    phones: tuple[str, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "company": self.company, "status": self.status,
-                "responsible": self.responsible.to_json() if self.responsible else None,
-                "phones": list(self.phones)}
-
-
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-async def search_clients(session: AsyncSession, query: str, limit: int = 20, *,
-                         settings: Settings | None = None) -> list[ClientSummary]:
-    """Clients whose name or company contains *query* (any case, Cyrillic too), whose
-    external id is *query*, or — for a query of digits — whose phone contains them."""
-    text = " ".join(query.split())[:100]
-    limit = max(1, min(limit, MAX_PAGE))
-    if len(text) < 2:
-        return []
-    conn = await session.connection()
-    digits = "".join(ch for ch in text if ch.isdigit())
-    letters = any(ch.isalpha() for ch in text)
-    if not letters and len(digits) >= 3:
-        key = phone_key(text, settings.phones.default_region if settings else "RU")
-        conds: list[ColumnElement[bool]] = [ClientPhone.e164.like(_like(digits), escape="\\"),
-                                            ClientPhone.raw.like(_like(text), escape="\\")]
-        if key.e164:
-            conds.append(ClientPhone.e164 == key.e164)
-        if key.tail10:
-            conds.append(ClientPhone.tail10 == key.tail10)
-        where: Any = Client.id.in_(select(ClientPhone.client_id).where(or_(*conds)))
-    else:
-        folded = text.casefold()
-        if conn.dialect.name == "sqlite":
-            name_hit: ColumnElement[bool] = func.callpop_contains(folded, Client.name, Client.company) == 1
-        else:
-            pattern = _like(folded)
-            name_hit = or_(func.lower(Client.name).like(pattern, escape="\\"),
-                           func.lower(Client.company).like(pattern, escape="\\"))
-        where = or_(name_hit, Client.external_id == text)
-    rows = (await conn.execute(
-        select(Client.id, Client.name, Client.company, Client.status, Employee.id, Employee.name)
-        .outerjoin(Employee, Employee.id == Client.responsible_id)
-        .where(where).order_by(Client.name, Client.id).limit(limit))).all()
-    ids = [r[0] for r in rows]
-    phones: dict[int, list[str]] = defaultdict(list)
-    if ids:
-        for cid, raw, e164 in await conn.execute(
-                select(ClientPhone.client_id, ClientPhone.raw, ClientPhone.e164)
-                .where(ClientPhone.client_id.in_(ids)).order_by(ClientPhone.id)):
-            phones[cid].append(e164 or raw)
-    return [ClientSummary(r[0], r[1], r[2], r[3], PersonRef(r[4], r[5]) if r[4] is not None else None,
-                          tuple(phones.get(r[0], ()))) for r in rows]

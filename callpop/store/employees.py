@@ -17,21 +17,25 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callpop.server.auth import hash_password
+from callpop.accounts import CurrentUser, hash_password
 from callpop.settings import Settings
+from callpop.store.errors import StoreError
 from callpop.store.models import Employee, Extension
 
 __all__ = [
     "ROLES",
     "EmployeeError",
     "EmployeeUpdate",
-    "create_employee",
+    "active_ids",
+    "credentials",
+    "current_account",
     "employees_by_extension",
     "main",
     "save_employee",
+    "set_language",
 ]
 
 log = logging.getLogger(__name__)
@@ -42,7 +46,7 @@ _LOGIN = re.compile(r"^[A-Za-z0-9._@-]{1,100}$")
 _EXTENSION = re.compile(r"^[A-Za-z0-9*#_.-]{1,40}$")
 
 
-class EmployeeError(ValueError):
+class EmployeeError(StoreError, ValueError):
     """Bad input for an employee; the message names the field."""
 
 
@@ -156,17 +160,39 @@ async def save_employee(session: AsyncSession, login: str, *, name: str | None =
     return EmployeeUpdate(employee_id=employee.id, created=created, changes=tuple(changes))
 
 
-async def create_employee(session: AsyncSession, login: str, name: str, role: str, password: str,
-                          extensions: Sequence[str] = ()) -> Employee:
-    """A new employee with extensions (the demo seed and tests use it); flushes, no commit."""
-    if await session.scalar(select(Employee.id).where(Employee.login == login.strip())) is not None:
-        raise EmployeeError(f"login: {login!r} already exists")
-    update = await save_employee(session, login, name=name, role=role, password=password,
-                                 extensions=list(extensions))
-    employee = await session.get(Employee, update.employee_id)
-    assert employee is not None
-    await session.refresh(employee, ["extensions"])
-    return employee
+# --- accounts as the web layer reads them ----------------------------------------------------
+
+
+async def current_account(session: AsyncSession, employee_id: int, default_language: str) -> CurrentUser | None:
+    """The logged-in user behind a session, or None when the account is gone or deactivated
+    (read on every request, so a deactivation or a new role takes effect at once)."""
+    emp = (await session.execute(select(Employee).where(Employee.id == employee_id))).scalar_one_or_none()
+    if emp is None or not emp.active:
+        return None
+    return CurrentUser(
+        id=emp.id, login=emp.login, name=emp.name, role=emp.role,
+        extensions=tuple(sorted(e.extension for e in emp.extensions)),
+        language=emp.language or default_language,
+    )
+
+
+async def credentials(session: AsyncSession, login: str) -> tuple[int, str, bool] | None:
+    """(id, password hash, active) of the account with *login*, for the login form."""
+    row = (await session.execute(
+        select(Employee.id, Employee.password_hash, Employee.active).where(Employee.login == login)
+    )).one_or_none()
+    return None if row is None else (row.id, row.password_hash, row.active)
+
+
+async def set_language(session: AsyncSession, employee_id: int, language: str) -> None:
+    """Remember the UI language an employee chose; flushes, the caller commits."""
+    await session.execute(update(Employee).where(Employee.id == employee_id).values(language=language))
+
+
+async def active_ids(session: AsyncSession, employee_ids: Iterable[int]) -> set[int]:
+    """Which of *employee_ids* still belong to an active account."""
+    return set((await session.execute(select(Employee.id).where(
+        Employee.id.in_(list(employee_ids)), Employee.active.is_(True)))).scalars())
 
 
 # --- callpop user LOGIN ... ------------------------------------------------------------------

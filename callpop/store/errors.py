@@ -1,4 +1,4 @@
-"""Domain errors of the store, translated to HTTP answers at one boundary (server/api.py).
+"""Domain errors of callpop, translated to HTTP answers at one boundary (server/errors.py).
 
 The store never knows about HTTP; it says *what* is wrong (which field, which record) and
 the API decides the status code. Messages are written for the person who sent the data.
@@ -10,7 +10,10 @@ __all__ = ["Conflict", "Forbidden", "NotFound", "StoreError", "ValidationError"]
 
 
 class StoreError(Exception):
-    """Base of the errors a caller can cause (never a bug in callpop)."""
+    """Base of the errors a caller can cause (never a bug in callpop): bad input, a missing
+    record, a refused change. ``callpop.server.errors`` maps each class to an HTTP status."""
+
+    field: str | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

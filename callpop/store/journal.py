@@ -15,14 +15,14 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from sqlalchemy import case, func, update
+from sqlalchemy import case, func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop.store.db import dialect_of, insert_for
 from callpop.store.models import Call, CallParticipant
-from callpop.telephony.events import Answered, Ended, Ringing
+from callpop.telephony.events import Ended, Ringing
 
-__all__ = ["close_call", "mark_answered", "open_call"]
+__all__ = ["close_call", "open_call"]
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +81,6 @@ async def open_call(session: AsyncSession, pbx_id: str, event: Ringing, client_i
            "caller_name": event.caller_name, "client_id": client_id, "started_at": _when(event.at),
            "talk_seconds": 0}
     return int((await session.execute(_statements(dialect_of(session))["open"], row)).scalar_one())
-
-
-async def mark_answered(session: AsyncSession, pbx_id: str, event: Answered) -> None:
-    """Record when the call was first answered (a later answer, e.g. after a transfer, keeps it)."""
-    await session.execute(update(Call).where(Call.pbx_id == pbx_id, Call.call_key == event.call,
-                                             Call.answered_at.is_(None)).values(answered_at=_when(event.at)))
 
 
 def _participants(event: Ended, extension_to_employee: Mapping[str, int]) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""One call as the tracker follows it, and the call events it gives rise to.
+"""One call as the tracker follows it (its live channels, legs and agents), and the call events it gives rise to.
 
 A call is everything that shares a Linkedid. Inside it, each agent has one state: ringing
 (one or more *legs*, dialled channels, ring for them: a Local pair and the real phone
@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from callpop.phones import is_withheld, phone_key
-from callpop.telephony.channels import Channel
 from callpop.telephony.events import (
     AgentTalk,
     Answered,
@@ -26,13 +25,33 @@ from callpop.telephony.events import (
     Transferred,
 )
 
-__all__ = ["AgentState", "Call", "Leg", "stop_reason"]
+__all__ = ["AgentState", "Call", "Channel", "Leg", "stop_reason"]
 
 # Q.850 causes that mean "the phone could not be reached" (unregistered, no route, out of order...).
 _UNAVAILABLE = frozenset({1, 2, 3, 20, 22, 27, 28, 34, 38, 41, 42, 44, 47, 58, 65, 66, 69, 79, 88})
 CAUSE_BUSY = 17
 CAUSE_REJECTED = 21
 CAUSE_ANSWERED_ELSEWHERE = 26
+
+
+@dataclass(slots=True, eq=False)
+class Channel:
+    """What we know of one live Asterisk channel (keyed by Uniqueid)."""
+
+    uniqueid: str
+    name: str
+    linkedid: str
+    agent: str | None
+    state: str = ""
+    cid_num: str = ""
+    cid_name: str = ""
+    exten: str = ""
+    bridge: str = ""
+    hangup_requested: bool = False
+    gone: bool = False
+    pinned: bool = False  # moved by a transfer: a later Linkedid change must not move it back
+    call: Call | None = field(default=None, repr=False)
+    leg: Leg | None = field(default=None, repr=False)
 
 
 @dataclass(slots=True, eq=False)

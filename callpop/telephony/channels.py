@@ -14,13 +14,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from callpop.telephony.calls import Call, Leg
-
-__all__ = ["AgentRule", "Channel", "device_of", "local_peer", "uniqueid_age"]
+__all__ = ["AgentRule", "device_of", "local_peer", "uniqueid_age"]
 
 _HEX = frozenset("0123456789abcdefABCDEF")
 
@@ -90,23 +85,3 @@ class AgentRule:
         if resource and self._pattern.match(resource):
             return resource
         return None
-
-
-@dataclass(slots=True, eq=False)
-class Channel:
-    """What we know of one live Asterisk channel (keyed by Uniqueid)."""
-
-    uniqueid: str
-    name: str
-    linkedid: str
-    agent: str | None
-    state: str = ""
-    cid_num: str = ""
-    cid_name: str = ""
-    exten: str = ""
-    bridge: str = ""
-    hangup_requested: bool = False
-    gone: bool = False
-    pinned: bool = False  # moved by a transfer: a later Linkedid change must not move it back
-    call: Call | None = field(default=None, repr=False)
-    leg: Leg | None = field(default=None, repr=False)

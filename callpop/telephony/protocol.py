@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from panoramisk import actions
@@ -33,7 +33,6 @@ __all__ = [
     "AmiMessage",
     "Batch",
     "CallpopAmiProtocol",
-    "iter_blocks",
     "parse_message",
 ]
 
@@ -84,14 +83,6 @@ class AmiFramer:
     def pending(self) -> int:
         """Bytes of an unfinished message waiting for the next read."""
         return len(self._pending)
-
-
-def iter_blocks(data: bytes) -> Iterator[bytes]:
-    """Whole messages of a complete capture (used by the bench and tests)."""
-    framer = AmiFramer()
-    yield from framer.feed(data)
-    if framer._pending.strip():
-        yield framer._pending
 
 
 class CallpopAmiProtocol(AMIProtocol):  # type: ignore[misc]

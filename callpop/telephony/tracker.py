@@ -42,8 +42,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from callpop.phones import is_withheld, phone_key
-from callpop.telephony.calls import Call, Leg
-from callpop.telephony.channels import AgentRule, Channel, local_peer
+from callpop.telephony.calls import Call, Channel, Leg
+from callpop.telephony.channels import AgentRule, local_peer
 from callpop.telephony.events import ActiveCall, Arrival, CallEvent
 from callpop.telephony.tracker_listing import ListingHandlers
 from callpop.telephony.tracker_transfers import TransferHandlers

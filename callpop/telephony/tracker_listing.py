@@ -25,10 +25,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from callpop.telephony.channels import Channel, uniqueid_age
+from callpop.telephony.channels import uniqueid_age
 
 if TYPE_CHECKING:
-    from callpop.telephony.calls import Call, Leg
+    from callpop.telephony.calls import Call, Channel, Leg
     from callpop.telephony.events import CallEvent
 
 __all__ = ["ListingHandlers"]

@@ -26,11 +26,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from callpop.telephony.channels import Channel, local_peer, uniqueid_age
+from callpop.telephony.channels import local_peer, uniqueid_age
 from callpop.telephony.events import TransferKind, Transferred
 
 if TYPE_CHECKING:
-    from callpop.telephony.calls import Call
+    from callpop.telephony.calls import Call, Channel
     from callpop.telephony.events import CallEvent
 
 __all__ = ["TransferHandlers"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import os
 import re
 import shutil
@@ -20,16 +21,18 @@ import subprocess
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-from browserkit import Live, login, seed
 
 from callpop.server.keys import AMI, EXTRA
 from callpop.settings import Settings
 from callpop.store.db import Database
+from callpop.store.models import Agreement, Client, ClientPhone, Employee, Extension, Note, Promise
+from tests.support.browser import KNOWN_NUMBER, PASSWORD, PASSWORD_HASH, Live
 
 CHROMIUM = os.environ.get("CALLPOP_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -108,11 +111,53 @@ def _free_port() -> int:
         return port
 
 
+async def _seed(db: Database) -> tuple[int, int, int]:
+    now = dt.datetime.now(dt.UTC)
+    async with db.sessions() as s:
+        anna = Employee(name="Анна Смирнова", login="anna", password_hash=PASSWORD_HASH, role="manager")
+        boris = Employee(name="Борис Орлов", login="boris", password_hash=PASSWORD_HASH, role="manager")
+        vera = Employee(name="Вера Начальник", login="vera", password_hash=PASSWORD_HASH, role="supervisor")
+        s.add_all([anna, boris, vera])
+        await s.flush()
+        s.add_all([Extension(extension="101", employee_id=anna.id), Extension(extension="102", employee_id=boris.id)])
+        client = Client(name="Иван Петров", company="ООО Ромашка", responsible_id=boris.id, status="regular",
+                        status_source="manual")
+        client.phones = [ClientPhone(raw="8 (916) 123-45-67", e164=KNOWN_NUMBER, tail10="9161234567")]
+        s.add(client)
+        await s.flush()
+        s.add_all([
+            Promise(client_id=client.id, text="Выслать счёт на поставку", made_by_id=boris.id,
+                    due_at=now - dt.timedelta(days=2)),
+            Agreement(client_id=client.id, title="Поставка кирпича", amount=Decimal("150000"), made_by_id=boris.id),
+            Note(client_id=client.id, text="Предпочитает звонки после обеда", author_id=anna.id),
+        ])
+        await s.commit()
+        return anna.id, boris.id, client.id
+
+
+async def _login(browser: Any, live: Live, who: str, init_script: str | None = None) -> Any:
+    """A fresh context (own cookies) logged in as *who*; returns the desk page.
+    ``init_script`` runs in every page before the page's own scripts (stubs)."""
+    context = await browser.new_context(locale="en-GB", timezone_id="Europe/Moscow")
+    if init_script:
+        await context.add_init_script(init_script)
+    page = await context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), asyncio.ensure_future(d.dismiss())))
+    page.dialogs = dialogs  # scripts must never raise one (an XSS would)
+    await page.goto(live.url + "/login")
+    await page.fill("input[name=login]", who)
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("form.login button[type=submit]")
+    await page.wait_for_selector("#connection-state[data-state=Connected]")
+    return page
+
+
 @pytest.fixture
 async def live(db: Database, db_settings: Settings) -> AsyncIterator[Live]:
     from callpop.app import create_app
 
-    anna, boris, client = await seed(db)
+    anna, boris, client = await _seed(db)
     settings = db_settings.replace(
         web=dataclasses.replace(db_settings.web, host="127.0.0.1", port=_free_port(),
                                 secret_key="browser-test-secret", default_language="en"),
@@ -145,7 +190,7 @@ async def open_desk(browser: Any, live: Live) -> AsyncIterator[Callable[..., Awa
     contexts: list[Any] = []
 
     async def open_as(who: str, init_script: str | None = None) -> Any:
-        page = await login(browser, live, who, init_script)
+        page = await _login(browser, live, who, init_script)
         contexts.append(page.context)
         return page
 

@@ -9,11 +9,11 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from browserkit import Live
 from sqlalchemy import select
 
 from callpop.server.keys import DB
 from callpop.store.models import Promise
+from tests.support.browser import Live
 
 CARD = "#calls article[data-call='{call}']"
 Desk = Callable[[str], Awaitable[Any]]

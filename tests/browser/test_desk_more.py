@@ -7,11 +7,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from browserkit import Live
 from sqlalchemy import select
 
 from callpop.server.keys import DB
 from callpop.store.models import Client, ClientPhone, Promise
+from tests.support.browser import Live
 
 Desk = Callable[..., Awaitable[Any]]
 CARD = "#calls article[data-call='{call}']"

@@ -5,18 +5,34 @@ desk, sees the breakdown, and the figure moves when a counted contact is pushed.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from browserkit import PASSWORD, Live
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop.server.keys import DB, HUB
-from callpop.store.employees import create_employee
-from callpop.store.models import Call, Contact, Plan
+from callpop.store.employees import EmployeeError, save_employee
+from callpop.store.models import Call, Contact, Employee, Plan
+from tests.support.browser import PASSWORD, Live
 
 Desk = Callable[[str], Awaitable[Any]]
+
+
+async def create_employee(session: AsyncSession, login: str, name: str, role: str, password: str,
+                          extensions: Sequence[str] = ()) -> Employee:
+    """A new employee with extensions; flushes, no commit."""
+    if await session.scalar(select(Employee.id).where(Employee.login == login.strip())) is not None:
+        raise EmployeeError(f"login: {login!r} already exists")
+    update = await save_employee(session, login, name=name, role=role, password=password,
+                                 extensions=list(extensions))
+    employee = await session.get(Employee, update.employee_id)
+    assert employee is not None
+    await session.refresh(employee, ["extensions"])
+    return employee
+
 
 
 def _month_start() -> dt.datetime:

@@ -1,0 +1,85 @@
+"""callpop demo: a fresh database becomes a running desk with pops, and running it twice
+adds nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from callpop.demo.launch import demo_callers, run_demo
+from callpop.settings import DatabaseSettings, DemoSettings, Settings
+from callpop.store.db import open_database
+from callpop.store.models import Call, Client
+from callpop.watch import WatchTarget, watch
+
+
+def _demo_settings(settings: Settings, tmp_path: Path) -> Settings:
+    return settings.replace(
+        database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}"),
+        web=dataclasses.replace(settings.web, port=0),
+        demo=DemoSettings(clients=60, managers=1, call_interval=0.4, seed=7),
+    )
+
+
+async def test_demo_pops_for_a_demo_manager_and_is_idempotent(settings: Settings, tmp_path: Path) -> None:
+    s = _demo_settings(settings, tmp_path)
+    stop = asyncio.Event()
+    started: asyncio.Future[tuple[str, Any]] = asyncio.get_running_loop().create_future()
+    demo = asyncio.create_task(run_demo(s, ready=lambda url, acc: started.set_result((url, acc)), stop=stop))
+    lines: list[str] = []
+    watcher: asyncio.Task[None] | None = None
+    wstop = asyncio.Event()
+    try:
+        url, accounts = await asyncio.wait_for(started, 60)
+        manager = next(a for a in accounts if "101" in a.extensions)
+        target = WatchTarget(url=url.rstrip("/"), login=manager.login, password=manager.password, agent="101")
+        watcher = asyncio.create_task(watch(target, lines.append, stop=wstop))
+        for _ in range(200):
+            if any("ringing" in x for x in lines):
+                break
+            await asyncio.sleep(0.05)
+        assert any("ringing" in x for x in lines), lines
+    finally:
+        wstop.set()
+        if watcher is not None:
+            await asyncio.wait_for(watcher, 5)
+        stop.set()
+        await asyncio.wait_for(demo, 20)
+    db = await open_database(s.database)
+    try:
+        async with db.sessions() as session:
+            clients = await session.scalar(select(func.count()).select_from(Client))
+            calls = await session.scalar(select(func.count()).select_from(Call))
+    finally:
+        await db.close()
+    # a second run seeds nothing more
+    stop2 = asyncio.Event()
+    again: asyncio.Future[tuple[str, Any]] = asyncio.get_running_loop().create_future()
+    demo2 = asyncio.create_task(run_demo(s, calls=False, ready=lambda u, a: again.set_result((u, a)), stop=stop2))
+    _, accounts2 = await asyncio.wait_for(again, 60)
+    stop2.set()
+    await asyncio.wait_for(demo2, 20)
+    assert accounts2.seeded is False
+    db = await open_database(s.database)
+    try:
+        async with db.sessions() as session:
+            assert await session.scalar(select(func.count()).select_from(Client)) == clients
+            assert (await session.scalar(select(func.count()).select_from(Call)) or 0) >= (calls or 0)
+    finally:
+        await db.close()
+
+
+def test_demo_callers_mix_known_unknown_withheld_and_hostile() -> None:
+    known = [(f"+7916000{i:04d}", f"Клиент {i}") for i in range(100)]
+    callers = demo_callers(known, seed=1)
+    numbers = [n for n, _ in callers]
+    known_set = {n for n, _ in known}
+    assert sum(n in known_set for n in numbers) >= len(callers) * 0.6
+    assert any(n not in known_set and n.startswith("+7") for n in numbers)
+    assert "anonymous" in numbers
+    assert any(name and "<" in name for _, name in callers)
+    assert demo_callers(known, seed=1) == callers  # the same demo every time
