@@ -17,6 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import make_url
+
+from callpop.settings import DatabaseSettings
+from callpop.store.db import open_database
 from tests.support.faults import (
     DbProxy,
     Plan,
@@ -29,10 +33,6 @@ from tests.support.faults import (
     pg_proxy_cut,
     sqlite_lock,
 )
-from sqlalchemy.engine import make_url
-
-from callpop.settings import DatabaseSettings
-from callpop.store.db import open_database
 
 pytestmark = pytest.mark.faults
 

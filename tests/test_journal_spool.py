@@ -10,10 +10,10 @@ from sqlalchemy import func, select
 
 from callpop.journal_spool import Spool, decode_event, encode_event
 from callpop.journal_writer import JournalWriter
-from callpop.store_hooks import StoreHooks
 from callpop.settings import JournalSettings, Settings
 from callpop.store.db import Database
 from callpop.store.models import Call, CallParticipant, Contact
+from callpop.store_hooks import StoreHooks
 from callpop.telephony.events import AgentTalk, Answered, Ended, Ringing
 from tests.support.live import add_client, add_employee
 

@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
-from callpop.store_hooks import StoreHooks
 from callpop.settings import Settings
 from callpop.store.db import Database
 from callpop.store.journal import close_call, open_call
 from callpop.store.journal_recovery import close_unseen, record_answer, record_ringing
 from callpop.store.models import Call, CallParticipant, Contact
+from callpop.store_hooks import StoreHooks
 from callpop.telephony.events import AgentTalk, Answered, Ended, Ringing
 from tests.support.live import add_client, add_employee
 

@@ -29,8 +29,8 @@ from typing import Any
 from sqlalchemy import text
 
 from callpop.settings import DatabaseSettings
-from callpop.store.db import Database, open_database
 from callpop.simulator.pbx import SimulatedPbx
+from callpop.store.db import Database, open_database
 
 AGENTS = ("101", "102", "103", "104")
 SECRET = "fault-secret"
