@@ -69,17 +69,24 @@ class Spool:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        # WAL with NORMAL: a commit survives the daemon being killed (the OS has it); only a
+        # power cut may lose the last ones
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
-    def append(self, jobs: list[tuple[str, int | None, Ringing | Answered | Ended]]) -> None:
+    def append(self, jobs: list[tuple[str, int | None, Ringing | Answered | Ended]]) -> list[int]:
+        """Keep *jobs*, in order, in one transaction; returns their ids."""
+        ids: list[int] = []
         with self._lock, self._db:
-            self._db.executemany("INSERT INTO jobs (kind, client_id, event) VALUES (?, ?, ?)",
-                                 [(kind, client_id, encode_event(event)) for kind, client_id, event in jobs])
+            for kind, client_id, event in jobs:
+                cur = self._db.execute("INSERT INTO jobs (kind, client_id, event) VALUES (?, ?, ?)",
+                                       (kind, client_id, encode_event(event)))
+                ids.append(int(cur.lastrowid or 0))
+        return ids
 
     def head(self, limit: int) -> list[SpooledJob]:
         with self._lock:

@@ -74,6 +74,7 @@ class _Job:
     live: frozenset[str] = frozenset()  # sweep: call keys still followed
     before: dt.datetime | None = None  # sweep: only rows started before this
     resolve: bool = False  # close: the call's lookup failed; find its client when writing
+    spool_id: int | None = None  # its copy in the spool, written ahead of the database
     done: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -99,6 +100,8 @@ class JournalWriter:
         self._db = db
         self._store = store
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._ahead: asyncio.Queue[_Job] = asyncio.Queue()
+        self._logger: asyncio.Task[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._beater: asyncio.Task[None] | None = None
         self._drainer: asyncio.Task[None] | None = None
@@ -132,18 +135,19 @@ class JournalWriter:
                 self._spooling = True
                 self._drainer = asyncio.create_task(self._drain(), name="journal-spool-drain")
             self._beater = asyncio.create_task(self._beat(), name="journal-heartbeat")
+            self._logger = asyncio.create_task(self._log_ahead(), name="journal-spool-ahead")
         self._task = asyncio.create_task(self._run(), name="journal-writer")
 
     async def close(self) -> None:
         """Write what is queued (to the database or the spool), then stop."""
         if self._task is None:
             return
+        await self._ahead.join()
         await self._queue.join()
-        for task in (self._task, self._beater, self._drainer):
-            if task is not None:
-                task.cancel()
-        await asyncio.gather(*(t for t in (self._task, self._beater, self._drainer) if t is not None),
-                             return_exceptions=True)
+        tasks = [t for t in (self._task, self._beater, self._drainer, self._logger) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._spool is not None:
             if self._spooling:
                 log.warning("journal: stopping with %d writes in %s; they are written at the next start",
@@ -152,7 +156,7 @@ class JournalWriter:
 
     @property
     def backlog(self) -> int:
-        return self._queue.qsize()
+        return self._queue.qsize() + self._ahead.qsize()
 
     @property
     def spooling(self) -> bool:
@@ -196,12 +200,46 @@ class JournalWriter:
         return result or 0
 
     async def _submit(self, job: _Job) -> Any:
-        self._queue.put_nowait(job)
-        if self._queue.qsize() == BACKLOG_WARN:
+        (self._ahead if self._logger is not None else self._queue).put_nowait(job)
+        if self.backlog == BACKLOG_WARN:
             log.warning("journal: %d writes waiting; the database is slower than the calls", BACKLOG_WARN)
         return await asyncio.shield(job.done)
 
     # --- the writer task ----------------------------------------------------------------
+
+    async def _log_ahead(self) -> None:
+        """Every write goes to the spool before the database: a daemon killed while a write
+        waits for the database (slow, or locked) loses none; the next start writes what is
+        left (upserts: a write both committed and left in the spool changes nothing)."""
+        assert self._spool is not None
+        while True:
+            batch = [await self._ahead.get()]
+            while len(batch) < MAX_BATCH and not self._ahead.empty():
+                batch.append(self._ahead.get_nowait())
+            rows = [j for j in batch if j.kind != "sweep" and j.event is not None]
+            if rows:
+                try:
+                    kept: list[tuple[str, int | None, Ringing | Answered | Ended]] = [
+                        (j.kind, j.client_id, j.event) for j in rows if j.event is not None]
+                    ids = await asyncio.to_thread(self._spool.append, kept)
+                    for job, spool_id in zip(rows, ids, strict=True):
+                        job.spool_id = spool_id
+                except Exception:
+                    log.exception("journal: %d writes not kept in the spool %s (written to the database only)",
+                                  len(rows), self._spool.path)
+            for job in batch:
+                self._queue.put_nowait(job)
+                self._ahead.task_done()
+
+    async def _forget(self, jobs: list[_Job]) -> None:
+        """The database has these (or refused them for themselves): drop their spool copies."""
+        ids = [j.spool_id for j in jobs if j.spool_id is not None]
+        if ids and self._spool is not None:
+            try:
+                await asyncio.to_thread(self._spool.delete, ids)
+            except Exception:
+                log.exception("journal: written rows not removed from %s (rewriting them changes nothing)",
+                              self._spool.path)
 
     async def _run(self) -> None:
         while True:
@@ -245,8 +283,10 @@ class JournalWriter:
                         job.done.set_exception(one)
                 else:
                     self._resolve(job, result)
+                await self._forget([job])
             return
         self.batches += 1
+        await self._forget(batch)
         for job, result in zip(batch, results, strict=True):
             self._resolve(job, result)
 
@@ -257,7 +297,8 @@ class JournalWriter:
         async with self._mode:
             if not self._spooling and not start:
                 return False
-            rows = [(j.kind, j.client_id, j.event) for j in batch if j.kind != "sweep" and j.event is not None]
+            rows = [(j.kind, j.client_id, j.event) for j in batch
+                    if j.kind != "sweep" and j.event is not None and j.spool_id is None]
             if rows:
                 await asyncio.to_thread(self._spool.append, rows)  # type: ignore[arg-type]
             self.spooled += len(rows)
