@@ -30,7 +30,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from panoramisk.ami_protocol import AMIProtocol  # noqa: E402
 
 from callpop.settings import AmiSettings, Settings  # noqa: E402
-from callpop.telephony.amitext import iter_messages  # noqa: E402
+from callpop.telephony.amitext import AmiMessage, iter_messages  # noqa: E402
 from callpop.telephony.connection import AmiConnection  # noqa: E402
 from callpop.telephony.events import CallEvent  # noqa: E402
 from callpop.telephony.protocol import AmiFramer, parse_message  # noqa: E402
@@ -132,7 +132,7 @@ class _Watch:
         self.done = asyncio.Event()
         self.at = 0.0
 
-    def feed(self, message: Mapping[str, str | list[str]], now: float | None = None) -> list[CallEvent]:
+    def feed(self, message: AmiMessage, now: float | None = None) -> list[CallEvent]:
         if message.get("UserEvent") == "bench-done":
             self.at = time.perf_counter()
             self.done.set()

@@ -17,6 +17,7 @@ import logging
 import secrets
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -135,6 +136,7 @@ def _ami_ctx(start: bool) -> Any:
             app[AMI] = None
             yield
             return
+        from callpop.telephony.ami_pump import IdleSweep
         from callpop.telephony.connection import AmiConnection
 
         settings = app[SETTINGS]
@@ -150,9 +152,13 @@ def _ami_ctx(start: bool) -> Any:
             ami_settings = dataclasses.replace(ami_settings, host="127.0.0.1", port=port, secret=secret)
             app[EXTRA]["simulator"] = simulator
             log.info("no [ami] host configured: simulated PBX listening on 127.0.0.1:%d", port)
+        tracker = app[TRACKER]
         pipeline = app[PIPELINE]
-        connection = AmiConnection(ami_settings, app[TRACKER], pipeline.handle, prefetch=pipeline.prefetch,
-                                   on_resync=pipeline.resynced, on_lost=pipeline.pbx_lost)
+        idle = settings.pbx.idle_channel_timeout
+        sweep = IdleSweep(lambda now: tracker.sweep_chunks(now, idle), settings.pbx.idle_sweep_interval, time.time) \
+            if idle > 0 and settings.pbx.idle_sweep_interval > 0 else None
+        connection = AmiConnection(ami_settings, tracker, pipeline.handle, prefetch=pipeline.prefetch,
+                                   idle_sweep=sweep, on_resync=pipeline.resynced, on_lost=pipeline.pbx_lost)
         app[AMI] = connection
         task = asyncio.create_task(connection.run(), name="ami-connection")
         yield

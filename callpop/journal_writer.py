@@ -384,7 +384,7 @@ class JournalWriter:
         talks = event.talks
         if len(talks) == 1:
             talks = (AgentTalk(talks[0].agent, talk),)
-        return dataclasses.replace(event, talk_seconds=talk, talks=talks)
+        return dataclasses.replace(event, talk_seconds=talk, talks=talks, answered_at=answered.timestamp())
 
     async def _sweep(self, session: AsyncSession, live: frozenset[str], before: dt.datetime) -> int:
         last = dt.datetime.fromtimestamp(self.last_beat, dt.UTC) if self.last_beat is not None else None

@@ -69,6 +69,8 @@ class PbxSettings:
     agent_extension_pattern: str = r"^\d{2,6}$"
     trunk_devices: tuple[str, ...] = ()
     originate_context: str = "from-internal"
+    idle_channel_timeout: float = 14400.0
+    idle_sweep_interval: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -193,17 +193,20 @@ async def test_lookup_failure_still_pops_and_the_next_call_works(db: Database, s
 
 
 async def test_calls_do_not_wait_for_each_others_lookups(db: Database, start_live: StartLive) -> None:
-    """A slow lookup for one call does not hold up another call's pop."""
-    rec = Recorder(lookup_delay=0.5)
+    """A slow lookup for one call does not hold up another call's pop: the five lookups
+    are all under way at once (none has finished when the fifth starts)."""
+    rec = Recorder(gate=asyncio.Event())
     live = await _setup(start_live, db, rec)
     anna = await live.tab("anna")
     await anna.start()
-    loop = asyncio.get_running_loop()
-    t0 = loop.time()
     await live.pipeline.handle([ringing(f"p{i}", "101", number=f"+7916000000{i}") for i in range(5)])
+    await rec.started(5)
+    assert rec.finished == []
+    assert rec.gate is not None
+    rec.gate.set()
     for _ in range(5):
         await anna.until("call.ringing")
-    assert loop.time() - t0 < 1.5  # 5 x 0.5 s in parallel, not 2.5 s in a row
+    assert sorted(rec.finished) == sorted(f"+7916000000{i}" for i in range(5))
 
 
 async def test_a_caller_is_looked_up_on_arrival_and_the_ringing_reuses_it(db: Database, start_live: StartLive) -> None:
@@ -212,18 +215,20 @@ async def test_a_caller_is_looked_up_on_arrival_and_the_ringing_reuses_it(db: Da
     reaches a phone (hung up in the IVR) costs that one lookup and nothing else."""
     from callpop.telephony.events import Arrival
 
-    rec = Recorder(lookup_delay=0.2)
+    gate = asyncio.Event()
+    rec = Recorder(gate=gate)
     live = await _setup(start_live, db, rec)
     await add_client(db, "Иван Петров", NUMBER, promise="выслать счёт")
     anna = await live.tab("anna")
     await anna.start()
     live.pipeline.prefetch([Arrival("q1", NUMBER), Arrival("ivr", "+79990001122")])
-    await asyncio.sleep(0.1)  # the dialplan / queue runs; the lookups are under way
-    assert rec.lookups == [NUMBER, "+79990001122"]
+    await rec.started(2)  # the dialplan / queue runs; both lookups are under way
+    assert rec.lookups == [NUMBER, "+79990001122"] and rec.finished == []
     await live.pipeline.handle([ringing("q1", "101")])
+    gate.set()  # the early lookup finishes only now, after the phone started ringing
     pop = await anna.until("call.ringing")
     assert pop["card"]["client"]["name"] == "Иван Петров"
-    assert rec.lookups == [NUMBER, "+79990001122"]  # no second lookup for q1
+    assert rec.lookups == [NUMBER, "+79990001122"]  # the ringing reused q1's lookup: no second one
     await anna.nothing()  # nothing pops for the caller who never rang
 
 

@@ -60,9 +60,9 @@ async def test_full_queue_drops_at_once_without_awaiting() -> None:
     stuck = FakeWs(hang=True)
     hub.attach(stuck, user("a", "101"))  # type: ignore[arg-type]
     await asyncio.sleep(0)
-    t0 = time.perf_counter()
+    # publish is a plain function: it cannot await a stuck socket, it can only drop
     delivered = [hub.publish({"type": "call.ringing", "n": i}, agents=("101",)) for i in range(10)]
-    assert time.perf_counter() - t0 < 0.05
+    assert not asyncio.iscoroutinefunction(hub.publish)
     assert 0 in delivered and delivered[-1] == 0
     assert hub.counters["dropped_queue_full"] == 1
     await asyncio.sleep(0.05)

@@ -23,6 +23,7 @@ from typing import Any
 
 from callpop.simulator.live import CHAN_FIELDS, track
 from callpop.simulator.transfers import build_transfer
+from callpop.telephony.amitext import AmiMessage
 
 __all__ = ["ALL_EVENTS", "CLASS_BITS", "SCENARIOS", "CompiledEvent", "ScenarioSpec", "Step", "Template",
            "event_mask", "load_template"]
@@ -167,7 +168,7 @@ class _Compiler:
         out.append(text[pos:].replace("%", "%%"))
         return "".join(out), slots
 
-    def fields(self, event: Mapping[str, str | list[str]]) -> tuple[str, list[int]]:
+    def fields(self, event: AmiMessage) -> tuple[str, list[int]]:
         parts: list[str] = []
         slots: list[int] = []
         for key, raw in event.items():

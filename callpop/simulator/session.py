@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from callpop.simulator.scenario import CLASS_BITS, event_mask
-from callpop.telephony.protocol import AmiFramer, parse_message
+from callpop.telephony.protocol import AmiFramer, AmiMessage, parse_message
 
 __all__ = ["BANNER", "AmiSession", "PbxState"]
 
@@ -105,7 +105,7 @@ class AmiSession(asyncio.Protocol):
             return
         t.write(data)
 
-    def handle(self, msg: dict[str, Any]) -> None:
+    def handle(self, msg: AmiMessage) -> None:
         m = {k.lower(): v for k, v in msg.items()}
         action = str(m.get("action", "")).lower()
         aid = ("ActionID", str(m["actionid"])) if "actionid" in m else None

@@ -101,14 +101,17 @@ async def close_call(session: AsyncSession, pbx_id: str, event: Ended, client_id
     not ``open_call`` ran (a daemon restarted mid-call never saw the ringing)."""
     ended_at = _when(event.ended_at) if event.ended_at is not None else dt.datetime.now(dt.UTC)
     started_at = min(_when(event.started_at), ended_at) if event.started_at is not None else ended_at
-    # Ended carries no answer time; the talk ends at hang-up, so it began talk_seconds before.
-    answered_at = (max(started_at, ended_at - dt.timedelta(seconds=event.talk_seconds))
-                   if event.outcome == "answered" else None)
+    answered_at = None
+    if event.outcome == "answered":
+        # the tracker's first answer; an event without one: the talk ended at hang-up. Never
+        # before the start: the database checks it (migration 0005)
+        answered_at = max(started_at, _when(event.answered_at) if event.answered_at is not None
+                          else ended_at - dt.timedelta(seconds=event.talk_seconds))
     statements = _statements(dialect_of(session))
     call = {"pbx_id": pbx_id, "call_key": event.call, "direction": event.direction, "client_number": event.client,
             "caller_name": event.caller_name, "client_id": client_id, "started_at": started_at,
             "answered_at": answered_at, "ended_at": ended_at, "outcome": event.outcome,
-            "talk_seconds": event.talk_seconds, "end_unseen": False}
+            "talk_seconds": event.talk_seconds, "end_unseen": event.end_unseen}
     call_id = int((await session.execute(statements["close"], call)).scalar_one())
     rows = _participants(event, extension_to_employee)
     if rows:

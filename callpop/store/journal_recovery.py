@@ -142,7 +142,7 @@ async def close_unseen(session: AsyncSession, pbx_id: str, live: Collection[str]
             await session.execute(update(CallParticipant).where(
                 CallParticipant.call_id == call_id, CallParticipant.extension == part.agent).values(
                 talk_seconds=part.talk_seconds, employee_id=extension_to_employee.get(part.agent)))
-        ended = Ended(key, cast(Direction, direction), number, "answered" if answered is not None else "missed",
+        ended = Ended(key, cast(Direction, direction), number, "answered" if answered is not None else "unknown",
                       tuple(talkers), talk, caller_name=name, started_at=started_at.timestamp(),
                       ended_at=ended_at.timestamp(), agents_rang=tuple(ext for ext, _ in parts), talks=talks)
         closed.append(Unseen(int(call_id), ended))

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from callpop.telephony.events import Arrival, CallEvent
 from callpop.telephony.protocol import AmiMessage, Batch
 
-__all__ = ["AmiStats", "EventPump", "Sink", "Tracker"]
+__all__ = ["AmiStats", "EventPump", "IdleSweep", "Sink", "Tracker"]
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +33,23 @@ _SNAPSHOT_END = "CoreShowChannelsComplete"
 class Tracker(Protocol):
     """What the connection needs from :class:`callpop.telephony.tracker.CallTracker`."""
 
-    def feed(self, message: Mapping[str, str | list[str]], now: float | None = None) -> list[CallEvent]: ...
+    def feed(self, message: AmiMessage, now: float | None = None) -> list[CallEvent]: ...
 
     @property
     def arrivals(self) -> Sequence[Arrival]:
         """The last ``feed``'s hints (read only when the pump has a prefetch)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class IdleSweep:
+    """Every *every* seconds the consumer calls ``run(clock())`` (the tracker's
+    ``sweep_chunks`` with its idle bound) in stream order, between two batches, and
+    delivers each part like any call events, letting the reader run between parts."""
+
+    run: Callable[[float], Iterable[list[CallEvent]]]
+    every: float
+    clock: Callable[[], float]
 
 
 @dataclass(slots=True)
@@ -55,6 +66,7 @@ class AmiStats:
     reconnects: int = 0
     resyncs: int = 0
     missed_pongs: int = 0
+    sweeps: int = 0
     backlog: int = 0
     queue_high_water: int = 0
 
@@ -73,6 +85,7 @@ class _Lost:
 
 _NEW_SESSION = _NewSession()
 _STOP = object()
+_SWEEP = object()
 
 
 def printable(message: Mapping[str, Any], limit: int = 1500) -> str:
@@ -86,9 +99,11 @@ class EventPump:
     """Queue + the one consumer task; see the module docstring."""
 
     def __init__(self, tracker: Tracker, sink: Sink, stats: AmiStats, queue_warn: int,
-                 prefetch: Prefetch | None = None, on_resync: Callable[[], None] | None = None,
-                 on_lost: Callable[[], None] | None = None) -> None:
+                 prefetch: Prefetch | None = None, sweep: IdleSweep | None = None,
+                 on_resync: Callable[[], None] | None = None, on_lost: Callable[[], None] | None = None) -> None:
         self._tracker = tracker
+        self._sweep = sweep
+        self._sweep_timer: asyncio.Task[None] | None = None
         self._on_resync = on_resync
         self._on_lost = on_lost
         self._sink = sink
@@ -103,6 +118,14 @@ class EventPump:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._consume(), name="ami-consumer")
+        if self._sweep is not None and self._sweep.every > 0:
+            self._sweep_timer = asyncio.create_task(self._tick(self._sweep.every), name="ami-idle-sweep")
+
+    async def _tick(self, every: float) -> None:
+        """Queue a sweep every *every* seconds: it runs in the consumer, in stream order."""
+        while True:
+            await asyncio.sleep(every)
+            self._queue.put_nowait(_SWEEP)
 
     @property
     def task(self) -> asyncio.Task[None] | None:
@@ -159,6 +182,9 @@ class EventPump:
             if isinstance(item, _Lost):
                 self._lost(item.at)
                 continue
+            if item is _SWEEP:
+                await self._run_sweep()
+                continue
             assert isinstance(item, list)
             stats.backlog -= len(item)
             stats.messages += len(item)
@@ -188,7 +214,7 @@ class EventPump:
     def _lost(self, at: float | None) -> None:
         """Tell the tracker (calls the next listing no longer shows end at *at*) and the
         pipeline (the desks learn that what they show may be stale)."""
-        lost = getattr(self._tracker, "connection_lost", None)
+        lost = getattr(self._tracker, "link_lost", None)
         if lost is not None:
             try:
                 lost(at)
@@ -199,6 +225,20 @@ class EventPump:
                 self._on_lost()
             except Exception:
                 log.exception("ami: connection-loss hook failed")
+
+    async def _run_sweep(self) -> None:
+        sweep = self._sweep
+        if sweep is None:
+            return
+        self.stats.sweeps += 1
+        try:
+            for events in sweep.run(sweep.clock()):
+                if events:
+                    await self._deliver(events)
+                await asyncio.sleep(0)  # the reader runs between parts of a large sweep
+        except Exception:
+            self.stats.handler_errors += 1
+            log.exception("ami: idle channel sweep failed; the next one runs in %.0f s", sweep.every)
 
     async def _deliver(self, events: list[CallEvent]) -> None:
         self.stats.events_emitted += len(events)
@@ -228,6 +268,9 @@ class EventPump:
 
     async def stop(self) -> None:
         """Handle what is queued (2 s at most), then end the consumer."""
+        timer, self._sweep_timer = self._sweep_timer, None
+        if timer is not None:
+            timer.cancel()
         task = self._task
         if task is None or task.done():
             return

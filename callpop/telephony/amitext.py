@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-__all__ = ["Message", "StreamFormatError", "iter_messages", "parse_message", "parse_text"]
+__all__ = ["AmiMessage", "StreamFormatError", "iter_messages", "parse_message", "parse_text"]
 
-Message = dict[str, "str | list[str]"]
+AmiMessage = Mapping[str, "str | list[str]"]
+"""One AMI message (event or response), AMI key names as received; read-only once parsed.
+The one name for it everywhere: parser, pump, tracker."""
+_Fields = dict[str, "str | list[str]"]
 OnMalformed = Callable[[str], None]
 OnTruncated = Callable[[int], None]
 
@@ -35,7 +38,7 @@ class StreamFormatError(ValueError):
     """The bytes are not any of the stream formats we read (not one bad message: the whole file)."""
 
 
-def parse_text(text: str, *, strict: bool = False) -> Message:
+def parse_text(text: str, *, strict: bool = False) -> AmiMessage:
     """One decoded AMI message to a dict: the one parser the daemon and replay share.
 
     A key that repeats (``Variable``) becomes a list. A line that is not ``Key: value``
@@ -43,7 +46,7 @@ def parse_text(text: str, *, strict: bool = False) -> Message:
     *strict* — recordings, where replay counts such messages as malformed — raises
     ValueError, as does an empty message. Lines may end in CRLF (the wire) or LF (a
     capture saved by an editor)."""
-    message: Message = {}
+    message: _Fields = {}
     for line in text.split("\r\n") if "\r\n" in text else text.split("\n"):
         key, sep, value = line.partition(": ")
         if not sep:
@@ -70,7 +73,7 @@ def parse_text(text: str, *, strict: bool = False) -> Message:
     return message
 
 
-def parse_message(frame: bytes) -> Message:
+def parse_message(frame: bytes) -> AmiMessage:
     """One recorded AMI frame (without its blank line), strictly: see :func:`parse_text`.
     Undecodable bytes become U+FFFD rather than losing the message: a carrier's Latin-1
     caller name must not drop a Hangup."""
@@ -78,7 +81,7 @@ def parse_message(frame: bytes) -> Message:
 
 
 def _iter_raw(data: bytes, on_malformed: OnMalformed | None, on_truncated: OnTruncated | None
-              ) -> Iterator[tuple[Message, float | None]]:
+              ) -> Iterator[tuple[AmiMessage, float | None]]:
     if data.startswith(_BANNER):
         _, _, data = data.partition(b"\n")
     good = bad = 0
@@ -105,7 +108,7 @@ def _iter_raw(data: bytes, on_malformed: OnMalformed | None, on_truncated: OnTru
         raise StreamFormatError("no AMI message in it (expected 'Key: value' lines ending in a blank line)")
 
 
-def _event_of(record: Any) -> tuple[Message, Any, Any] | None:
+def _event_of(record: Any) -> tuple[AmiMessage, Any, Any] | None:
     """A JSON record is either ``{"t", "wall", "event": {...}}`` or a bare event object."""
     if not isinstance(record, dict):
         return None
@@ -114,7 +117,7 @@ def _event_of(record: Any) -> tuple[Message, Any, Any] | None:
         body, t, wall = inner, record.get("t"), record.get("wall")
     else:
         body, t, wall = record, None, None
-    message: Message = {}
+    message: _Fields = {}
     for key, value in body.items():
         if isinstance(value, str):
             message[key] = value
@@ -153,7 +156,7 @@ class _Clock:
 
 
 def _iter_records(records: Iterator[Any], on_malformed: OnMalformed | None
-                  ) -> Iterator[tuple[Message, float | None]]:
+                  ) -> Iterator[tuple[AmiMessage, float | None]]:
     clock = _Clock()
     for record in records:
         parsed = None if record is _BAD_LINE else _event_of(record)
@@ -177,7 +180,7 @@ def _json_lines(text: str) -> Iterator[Any]:
 
 
 def iter_messages(data: bytes, on_malformed: OnMalformed | None = None,
-                  on_truncated: OnTruncated | None = None) -> Iterator[tuple[Message, float | None]]:
+                  on_truncated: OnTruncated | None = None) -> Iterator[tuple[AmiMessage, float | None]]:
     """Every message of a recorded stream with its clock (epoch seconds or None).
 
     The format is read from the content: ``[`` starts a JSON list, ``{`` JSON lines,

@@ -50,6 +50,7 @@ class Channel:
     hangup_requested: bool = False
     gone: bool = False
     pinned: bool = False  # moved by a transfer: a later Linkedid change must not move it back
+    seen_at: float | None = None  # clock of the last message about it (for the idle sweep)
     call: Call | None = field(default=None, repr=False)
     leg: Leg | None = field(default=None, repr=False)
 
@@ -84,6 +85,7 @@ class AgentState:
     talking: bool = False
     talk_since: float | None = None
     talked: float = 0.0
+    spans: list[tuple[float, float]] = field(default_factory=list)  # (from, to) of each talk
     clockless: bool = False  # some talk had no clock: fall back on talk_hint
     talk_hint: int | None = None  # the queue's AgentComplete TalkTime
 
@@ -112,10 +114,10 @@ def stop_reason(call: Call, leg: Leg, cause: int | None) -> RingStopReason:
     while chain[-1].upstream is not None and len(chain) < 8:
         chain.append(chain[-1].upstream)
     statuses = {link.status for link in chain}
+    if cause == CAUSE_REJECTED:  # a 603 Decline: chan_sip reports DialStatus BUSY for it
+        return "rejected"
     if cause == CAUSE_BUSY or "BUSY" in statuses:
         return "busy"
-    if cause == CAUSE_REJECTED:
-        return "rejected"
     if statuses & {"CHANUNAVAIL", "CONGESTION"} or (cause is not None and cause in _UNAVAILABLE):
         return "unavailable"
     if any(link.no_answer for link in chain):
@@ -140,9 +142,14 @@ class Call:
     rang: list[str] = field(default_factory=list)
     announced: bool = False
     caller_gone: bool = False
-    pending_blind: str | None = None  # transferer of a blind transfer nobody answered yet
+    # (transferer, kind) of a transfer whose target nobody answered yet: a blind transfer,
+    # or an attended one completed while the target still rang ("blonde")
+    pending_transfer: tuple[str, TransferKind] | None = None
+    originated: bool = False  # the first channel was created by an Originate (no dialler)
+    originator: str | None = None  # the agent an Originate rang first (click-to-dial)
     ended: bool = False
     answer_estimated: bool = False  # an answer was inferred from a listing, not seen
+    end_unseen: bool = False  # its channels vanished without a Hangup (see Ended.end_unseen)
     keys: list[str] = field(default_factory=list)  # Linkedids that lead to this call
 
     def state(self, agent: str) -> AgentState:
@@ -154,9 +161,11 @@ class Call:
     def decide(self, dialer: Channel, dest: Channel, dialled: str, region: str, min_digits: int) -> None:
         """At the first dial: from outside is inbound (the client is the caller), an agent
         dialling out is outbound (the client is the number dialled), agent to agent is
-        internal (the "client" is the calling agent's extension)."""
+        internal (the "client" is the calling agent's extension). A call an Originate
+        started with an agent's phone (click-to-dial) is that agent's."""
         origin = self.origin or dialer
-        if origin.agent is None:
+        origin_agent = self.originator or origin.agent
+        if origin_agent is None:
             src = dialer if dialer.agent is None else origin
             self.direction = "inbound"
             self.client = _client(src.cid_num, region, min_digits)
@@ -166,7 +175,7 @@ class Call:
             self.client = _client(dialled, region, min_digits)
         else:
             self.direction = "internal"
-            self.client = origin.agent
+            self.client = origin_agent
             self.caller_name = _name(origin.cid_name)
 
     # --- transitions -------------------------------------------------------------------
@@ -203,10 +212,10 @@ class Call:
         self.announced = True
         if agent not in self.answered_by:
             self.answered_by.append(agent)
-        if transfer is None and self.pending_blind is not None and self.pending_blind != agent:
-            transfer = (self.pending_blind, "blind")
+        if transfer is None and self.pending_transfer is not None and self.pending_transfer[0] != agent:
+            transfer = self.pending_transfer
         if transfer is not None:
-            self.pending_blind = None
+            self.pending_transfer = None
             out.append(Transferred(self.id, transfer[0], agent, transfer[1], at=now))
         out.append(Answered(self.id, agent, at=now))
 
@@ -217,6 +226,7 @@ class Call:
         st.talking = False
         if now is not None and st.talk_since is not None:
             st.talked += max(0.0, now - st.talk_since)
+            st.spans.append((st.talk_since, max(now, st.talk_since)))
         else:
             st.clockless = True
         st.talk_since = None
@@ -248,13 +258,40 @@ class Call:
         if not self.announced or self.direction is None:
             return
         talks = tuple(AgentTalk(a, self.talk_seconds(a)) for a in self.answered_by)
+        answered_at, connected = self.connected(now)
+        if connected is None:  # some talk had no clock: the shares are all there is
+            connected = sum(t.talk_seconds for t in talks)
         out.append(Ended(
             self.id, self.direction, self.client,
-            "answered" if self.answered_by else "missed",
-            tuple(self.answered_by), sum(t.talk_seconds for t in talks),
+            "answered" if self.answered_by else "unknown" if self.end_unseen else "missed",
+            tuple(self.answered_by), connected,
             caller_name=self.caller_name, started_at=self.started_at, ended_at=now,
-            agents_rang=tuple(self.rang), talks=talks, answer_estimated=self.answer_estimated,
+            agents_rang=tuple(self.rang), talks=talks, answered_at=answered_at,
+            end_unseen=self.end_unseen, answer_estimated=self.answer_estimated,
         ))
+
+    def connected(self, now: float | None) -> tuple[float | None, int | None]:
+        """(first answer, whole seconds the caller was connected to an agent): the union of
+        the agents' talk spans, so the consultation of an attended transfer, when both
+        agents are on the call at once, counts once. Within the call's own start and end,
+        so the answer is never before the start nor the talk longer than the call.
+        (None, None) when some talk had no clock."""
+        spans: list[tuple[float, float]] = []
+        for st in self.agents.values():
+            if st.clockless:
+                return None, None
+            spans.extend(st.spans)
+        if not spans:
+            return None, 0
+        lo = self.started_at if self.started_at is not None else min(a for a, _ in spans)
+        hi = now if now is not None else max(b for _, b in spans)
+        total, reach = 0.0, lo
+        for a, b in sorted(spans):
+            a, b = max(a, reach), min(b, hi)
+            if b > a:
+                total += b - a
+                reach = b
+        return max(lo, min(min(a for a, _ in spans), hi)), int(total)
 
     def talk_seconds(self, agent: str) -> int:
         """Whole seconds (floored, as Asterisk's billsec). Without a clock the queue's

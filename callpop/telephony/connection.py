@@ -37,7 +37,7 @@ from typing import Any
 from panoramisk import Manager
 
 from callpop.settings import AmiSettings
-from callpop.telephony.ami_pump import AmiStats, EventPump, Prefetch, Sink, Tracker
+from callpop.telephony.ami_pump import AmiStats, EventPump, IdleSweep, Prefetch, Sink, Tracker
 from callpop.telephony.protocol import AmiConnectionLost, Batch, CallpopAmiProtocol
 
 __all__ = ["AmiAuthError", "AmiConnection", "AmiError", "AmiNotConnected", "AmiRefused", "AmiStats", "Tracker"]
@@ -106,12 +106,14 @@ class AmiConnection:
 
     def __init__(self, settings: AmiSettings, tracker: Tracker, sink: Sink, *,
                  loop_clock: Callable[[], float] = time.time, prefetch: Prefetch | None = None,
-                 on_resync: Callable[[], None] | None = None, on_lost: Callable[[], None] | None = None) -> None:
+                 idle_sweep: IdleSweep | None = None, on_resync: Callable[[], None] | None = None,
+                 on_lost: Callable[[], None] | None = None) -> None:
         self._settings = settings
         self._clock = loop_clock
         self.stats = AmiStats()
         self.heard: float | None = None  # when the PBX last sent anything (epoch seconds)
-        self._pump = EventPump(tracker, sink, self.stats, settings.queue_warn, prefetch, on_resync, on_lost)
+        self._pump = EventPump(tracker, sink, self.stats, settings.queue_warn, prefetch, idle_sweep,
+                               on_resync, on_lost)
         self._state = "idle"
         self._manager: _Manager | None = None
         self._lost: asyncio.Future[str] | None = None

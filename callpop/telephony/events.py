@@ -14,7 +14,7 @@ from typing import Any, Literal
 Direction = Literal["inbound", "outbound", "internal"]
 RingStopReason = Literal["answered_elsewhere", "caller_hangup", "no_answer", "busy", "rejected", "unavailable"]
 TransferKind = Literal["blind", "attended"]
-Outcome = Literal["answered", "missed"]
+Outcome = Literal["answered", "missed", "unknown"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +81,15 @@ class AgentTalk:
 
 @dataclass(frozen=True, slots=True)
 class Ended:
+    """The call is over. ``talk_seconds`` is the caller's connected time (the union of the
+    agents' talk, never their sum); ``talks`` are each agent's own share; ``answered_at``
+    the first answer, never before ``started_at``.
+
+    ``end_unseen``: no Hangup was seen (the PBX link was lost and the call was gone from the
+    listing after it, or its channels fell silent for longer than the idle bound):
+    ``ended_at`` is the last moment the call was known to be on, so ``ended_at`` and the
+    talk are lower bounds, and a call nobody was seen answering has outcome ``unknown``."""
+
     call: str
     direction: Direction
     client: str | None
@@ -92,6 +101,8 @@ class Ended:
     ended_at: float | None = field(default=None, compare=False)
     agents_rang: tuple[str, ...] = field(default=(), compare=False)
     talks: tuple[AgentTalk, ...] = field(default=(), compare=False)
+    answered_at: float | None = field(default=None, compare=False)
+    end_unseen: bool = field(default=False, compare=False)
     # the answer was not seen, only inferred from a channel listing (callpop was not
     # following the call then): the talk is an estimate the journal corrects when it
     # recorded the answer itself (callpop/journal_writer.py)

@@ -24,7 +24,7 @@ from panoramisk import actions
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
-from callpop.telephony.amitext import Message as AmiMessage
+from callpop.telephony.amitext import AmiMessage
 from callpop.telephony.amitext import parse_text as parse_message
 
 __all__ = [

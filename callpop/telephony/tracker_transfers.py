@@ -23,67 +23,59 @@ what we read from it:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
-
+from callpop.telephony.amitext import AmiMessage
+from callpop.telephony.calls import Channel
 from callpop.telephony.channels import local_peer, uniqueid_age
 from callpop.telephony.events import TransferKind, Transferred
+from callpop.telephony.tracker_book import ChannelBook
 
-if TYPE_CHECKING:
-    from callpop.telephony.calls import Call, Channel
-    from callpop.telephony.events import CallEvent
-
-__all__ = ["TransferHandlers"]
-
-AmiMessage = Mapping[str, "str | list[str]"]
+__all__ = ["Transfers"]
 
 
-class TransferHandlers:
-    """Mixed into CallTracker; uses its channel bookkeeping."""
+class Transfers:
+    """The transfer events, applied to the book."""
 
-    _now: float | None
-    _out: list[CallEvent]
-    _by_name: dict[str, Channel]
-    _channels: dict[str, Channel]
+    def __init__(self, book: ChannelBook) -> None:
+        self.book = book
 
-    def _touch(self, m: AmiMessage, prefix: str = "") -> Channel | None:
-        raise NotImplementedError
-
-    def _move(self, ch: Channel, into: Call, *, talk: bool) -> None:
-        raise NotImplementedError
-
-    def _bad(self, message: AmiMessage, why: str) -> None:
-        raise NotImplementedError
-
-    def _on_blind_transfer(self, m: AmiMessage) -> None:
-        transferer, transferee = self._touch(m, "Transferer"), self._touch(m, "Transferee")
+    def on_blind(self, m: AmiMessage) -> None:
+        book = self.book
+        transferer, transferee = book.touch(m, "Transferer"), book.touch(m, "Transferee")
         if transferer is None:
-            return self._bad(m, "no TransfererChannel")
+            return book.bad(m, "no TransfererChannel")
         if m.get("Result") != "Success":
             return
         call = (transferee or transferer).call
         if call is None or transferer.agent is None:
             return
-        call.stop_talk(transferer.agent, self._now)
-        call.pending_blind = transferer.agent
+        call.stop_talk(transferer.agent, book.now)
+        call.pending_transfer = (transferer.agent, "blind")
 
-    def _on_attended_transfer(self, m: AmiMessage) -> None:
-        first = self._touch(m, "OrigTransferer")
-        second = self._touch(m, "SecondTransferer")
-        transferee, target = self._touch(m, "Transferee"), self._touch(m, "TransferTarget")
+    def on_attended(self, m: AmiMessage) -> None:
+        book = self.book
+        first = book.touch(m, "OrigTransferer")
+        second = book.touch(m, "SecondTransferer")
+        transferee, target = book.touch(m, "Transferee"), book.touch(m, "TransferTarget")
         transferer = first or second
         if transferer is None:
-            return self._bad(m, "no OrigTransfererChannel/SecondTransfererChannel")
+            return book.bad(m, "no OrigTransfererChannel/SecondTransfererChannel")
         if m.get("Result") != "Success":
             return
         for ch in (first, second):
             if ch is not None and ch.call is not None and ch.agent is not None:
-                ch.call.stop_talk(ch.agent, self._now)
+                ch.call.stop_talk(ch.agent, book.now)
         if transferee is None or target is None:
             transferee, target = self._by_bridges(m, first, second)
+        if transferee is not None and transferee.call is not None and transferer.agent is not None and (
+                target is None or target.call is None or target.state != "Up"):
+            # completed while the target still rings ("blonde"): the transferee's call goes
+            # on dialling it (DialBegin from the transferee, see ChannelBook.take_over); the
+            # transfer is told when someone answers
+            transferee.call.pending_transfer = (transferer.agent, "attended")
+            return
         if transferee is None or target is None or transferee.call is None or target.call is None:
-            return  # transfer to an application or a ringing phone: nobody joins a call yet
-        keep, moving = self._client_side(transferee, target)
+            return  # transfer to an application: nobody joins a call yet
+        keep, moving = _client_side(transferee, target)
         into = keep.call
         if into is None:
             return
@@ -92,16 +84,16 @@ class TransferHandlers:
         from_agent = transferer.agent
         if moving.call is into:  # the Linkedid change came first: already moved and answered
             if agent is not None and from_agent is not None and from_agent != agent:
-                self._out.append(Transferred(into.id, from_agent, agent, kind, at=self._now))
+                book.out.append(Transferred(into.id, from_agent, agent, kind, at=book.now))
             return
-        peer = self._by_name.get(local_peer(moving.name) or "")
+        peer = book.by_name.get(local_peer(moving.name) or "")
         for ch in (moving, peer):
             if ch is not None and ch.call is moving.call:
                 ch.pinned = True
-                self._move(ch, into, talk=False)
+                book.move(ch, into, talk=False)
         if agent is not None and into.direction is not None:
             transfer = (from_agent, kind) if from_agent is not None and from_agent != agent else None
-            into.start_talk(agent, self._now, self._out, transfer=transfer)
+            into.start_talk(agent, book.now, book.out, transfer=transfer)
 
     def _by_bridges(self, m: AmiMessage, first: Channel | None, second: Channel | None
                     ) -> tuple[Channel | None, Channel | None]:
@@ -112,7 +104,7 @@ class TransferHandlers:
         bridges.discard(None)
         bridges.discard("")
         transferee = target = None
-        for ch in self._channels.values():
+        for ch in self.book.channels.values():
             if ch is first or ch is second or ch.bridge not in bridges:
                 continue
             if transferee is None and first is not None and ch.call is first.call:
@@ -121,17 +113,17 @@ class TransferHandlers:
                 target = ch
         return transferee, target
 
-    @staticmethod
-    def _client_side(transferee: Channel, target: Channel) -> tuple[Channel, Channel]:
-        """(channel whose call survives, channel that moves): the call with a client in it
-        (not internal) survives, else the older one, as Asterisk keeps the oldest Linkedid."""
-        a, b = transferee.call, target.call
-        a_internal = a is None or a.direction in (None, "internal")
-        b_internal = b is None or b.direction in (None, "internal")
-        if a_internal and not b_internal:
-            return target, transferee
-        if b_internal and not a_internal:
-            return transferee, target
-        if a is not None and b is not None and uniqueid_age(b.id) < uniqueid_age(a.id):
-            return target, transferee
+
+def _client_side(transferee: Channel, target: Channel) -> tuple[Channel, Channel]:
+    """(channel whose call survives, channel that moves): the call with a client in it
+    (not internal) survives, else the older one, as Asterisk keeps the oldest Linkedid."""
+    a, b = transferee.call, target.call
+    a_internal = a is None or a.direction in (None, "internal")
+    b_internal = b is None or b.direction in (None, "internal")
+    if a_internal and not b_internal:
+        return target, transferee
+    if b_internal and not a_internal:
         return transferee, target
+    if a is not None and b is not None and uniqueid_age(b.id) < uniqueid_age(a.id):
+        return target, transferee
+    return transferee, target

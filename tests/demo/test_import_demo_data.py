@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -151,12 +150,12 @@ def test_same_seed_same_company(settings: Settings) -> None:
     assert [c["name"] for c in other.clients] != [c["name"] for c in first.clients]
 
 
-async def test_three_thousand_clients_quickly(db: Database, settings: Settings) -> None:
-    started = time.perf_counter()
+async def test_three_thousand_clients_are_seeded(db: Database, settings: Settings) -> None:
+    """The demo's default size; how long it takes is measured by bench/demo_seed.py."""
     accounts = await seed_demo(db, settings.replace(demo=DemoSettings(clients=3000)), now=NOW)
-    elapsed = time.perf_counter() - started
     assert accounts.clients == 3000
-    assert elapsed < 20, f"seeding 3,000 clients took {elapsed:.1f} s"
+    async with db.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Client)) == 3000
 
 
 async def test_recorded_callers_pop_real_cards(db: Database, settings: Settings) -> None:

@@ -15,12 +15,12 @@ import contextlib
 import itertools
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from callpop.settings import AmiSettings, Settings
-from callpop.telephony.amitext import iter_messages
+from callpop.telephony.amitext import AmiMessage, iter_messages
 from callpop.telephony.connection import AmiConnection
 from callpop.telephony.events import Arrival, CallEvent
 from callpop.telephony.protocol import AmiFramer, parse_message
@@ -66,7 +66,7 @@ class DoneWatch:
         self.tracker = tracker
         self.done = asyncio.Event()
 
-    def feed(self, message: Mapping[str, str | list[str]], now: float | None = None) -> list[CallEvent]:
+    def feed(self, message: AmiMessage, now: float | None = None) -> list[CallEvent]:
         if message.get("UserEvent") == "replay-done":
             self.done.set()
         return self.tracker.feed(message, now)
@@ -88,7 +88,7 @@ def ami_settings(port: int, **kw: Any) -> AmiSettings:
     return AmiSettings(**base)
 
 
-async def wait_until(pred: Callable[[], bool], within: float = 5.0, what: str = "condition") -> None:
+async def wait_until(pred: Callable[[], bool], within: float = 20.0, what: str = "condition") -> None:
     deadline = time.monotonic() + within
     while not pred():
         if time.monotonic() > deadline:

@@ -18,6 +18,14 @@ STREAMS = FIXTURES / "streams"
 
 CAPTURES = sorted(p.stem for p in AMI.glob("*.ami")) + sorted(p.stem for p in (AMI / "pjsip").glob("*.ami"))
 CONFIG = TrackerConfig.from_settings(settings_from_mapping({}))
+# The sip13-* streams (an Asterisk 13 PBX with chan_sip phones SIP/1500100NN): the phones
+# are agents 201..204 by the [agents] table, as an operator of such a PBX would set it.
+SIP13_CONFIG = TrackerConfig.from_settings(settings_from_mapping({"agents": {
+    "SIP/150010001": "201", "SIP/150010002": "202", "SIP/150010003": "203", "SIP/150010004": "204"}}))
+
+
+def config_for(name: str) -> TrackerConfig:
+    return SIP13_CONFIG if name.startswith("sip13-") else CONFIG
 
 
 def capture(name: str, ext: str) -> Path:
@@ -33,8 +41,9 @@ def messages(path: Path) -> list[tuple[dict[str, Any], float | None]]:
     return list(iter_messages(path.read_bytes()))
 
 
-def run(msgs: list[tuple[dict[str, Any], float | None]], tracker: CallTracker | None = None) -> list[CallEvent]:
-    tracker = tracker or CallTracker(CONFIG)
+def run(msgs: list[tuple[dict[str, Any], float | None]], tracker: CallTracker | None = None,
+        config: TrackerConfig = CONFIG) -> list[CallEvent]:
+    tracker = tracker or CallTracker(config)
     events: list[CallEvent] = []
     for message, clock in msgs:
         events.extend(tracker.feed(message, clock))

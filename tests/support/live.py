@@ -92,17 +92,34 @@ class Recorder:
     fail_lookup: bool = False
     lookup_delay: float = 0.0
     real_journal: bool = False
+    # when set, every lookup waits for it: a test decides when lookups finish
+    gate: asyncio.Event | None = None
+    finished: list[str] = field(default_factory=list)
+
+    _started: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def started(self, count: int, within: float = 3.0) -> None:
+        """Wait until *count* lookups have started (however many finished)."""
+        async with self._started:
+            await asyncio.wait_for(self._started.wait_for(lambda: len(self.lookups) >= count), within)
 
     def hooks(self) -> StoreHooks:
         real = StoreHooks.default()
 
         async def lookup(session: Any, number: str, settings: Settings) -> Any:
             self.lookups.append(number)
+            async with self._started:
+                self._started.notify_all()
             if self.lookup_delay:
                 await asyncio.sleep(self.lookup_delay)
+            if self.gate is not None:
+                await self.gate.wait()
             if self.fail_lookup:
                 raise RuntimeError("database is down (test)")
-            return await real.lookup(session, number, settings)
+            try:
+                return await real.lookup(session, number, settings)
+            finally:
+                self.finished.append(number)
 
         async def open_call(session: Any, pbx_id: str, event: Any, client_id: int | None) -> int:
             self.opened.append(event.call)

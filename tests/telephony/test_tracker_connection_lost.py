@@ -22,7 +22,7 @@ def _until_answered(tracker: CallTracker, t0: float) -> float:
 def test_a_call_gone_after_a_lost_connection_ends_when_the_pbx_was_last_heard() -> None:
     tracker = CallTracker(CONFIG)
     answered = _until_answered(tracker, 1_800_000_000.0)
-    tracker.connection_lost(answered + 6)  # the PBX crashed 6 s into the talk
+    tracker.link_lost(answered + 6)  # the PBX closed the link (crashed) 6 s into the talk
     tracker.feed({"Event": "CoreShowChannel", "ActionID": "r2", "Uniqueid": "0"}, answered + 30)
     events = tracker.feed({"Event": "CoreShowChannelsComplete", "ActionID": "r2"}, answered + 30)
     (ended,) = [e for e in events if isinstance(e, Ended)]

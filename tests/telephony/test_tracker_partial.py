@@ -69,3 +69,63 @@ def test_resync_ends_the_calls_whose_channels_are_gone() -> None:
     (ended,) = tracker.resync([], now=msgs[answered_at][1] + 60)
     assert isinstance(ended, Ended) and ended.answered_by == ("101",) and ended.talk_seconds == 60
     assert tracker.active_calls() == []
+
+
+@pytest.mark.parametrize("flavour", ["", "sip-"])
+def test_calls_first_seen_in_a_listing_keep_their_real_start_and_talk(flavour: str) -> None:
+    """The listing's Duration puts the start and the talk back where they were: the same
+    talk and (to the second) the same start as a tracker that saw the whole capture."""
+    whole = {e.call: e for e in run(messages(capture(f"{flavour}11-coreshowchannels-midcall", "jsonl")))
+             if isinstance(e, Ended)}
+    cut = {e.call: e for e in run(messages(STREAMS / f"{flavour}11-partial-listing.jsonl"))
+           if isinstance(e, Ended)}
+    assert whole.keys() == cut.keys()
+    for call, full in whole.items():
+        part = cut[call]
+        assert part.talk_seconds == full.talk_seconds
+        assert part.started_at is not None and full.started_at is not None
+        assert abs(part.started_at - full.started_at) < 1.5
+
+
+def _talking_call() -> tuple[CallTracker, float]:
+    tracker = CallTracker(CONFIG)
+    msgs = messages(capture("sip-01-incoming-answered", "jsonl"))
+    answered = next(i for i, e in enumerate(msgs) if e[0].get("Event") == "BridgeEnter")
+    run(msgs[: answered + 3], tracker)
+    last = msgs[answered + 2][1]
+    assert last is not None
+    return tracker, last
+
+
+def test_after_a_lost_link_a_call_gone_from_the_listing_ends_when_last_heard() -> None:
+    """PBX crashed and came back without the call: it ends at the last message heard
+    before the drop, not at the listing 60 s later, and says its end was not seen."""
+    tracker, last = _talking_call()
+    tracker.link_lost()
+    tracker.feed({"Response": "Success", "Message": "Authentication accepted"}, last + 59)
+    (ended,) = tracker.resync([], now=last + 60)
+    assert isinstance(ended, Ended) and ended.end_unseen and ended.outcome == "answered"
+    assert ended.ended_at == last
+    assert ended.talk_seconds < 5
+
+
+def test_after_a_lost_link_a_call_still_listed_goes_on() -> None:
+    tracker, last = _talking_call()
+    listing = [{"Event": "CoreShowChannel", **ch} for ch in (
+        {"Channel": c.name, "Uniqueid": c.uniqueid, "Linkedid": c.linkedid, "ChannelStateDesc": "Up"}
+        for c in tracker.book.channels.values())]
+    tracker.link_lost()
+    assert tracker.resync(listing, now=last + 10) == []
+    (active,) = tracker.active_calls()
+    assert active.talking == ("101",)
+
+
+def test_a_ringing_call_gone_after_a_lost_link_has_an_unknown_outcome() -> None:
+    tracker = CallTracker(CONFIG)
+    msgs = messages(capture("sip-03-caller-hangup-while-ringing", "jsonl"))
+    ringing = next(i for i, e in enumerate(msgs) if e[0].get("Event") == "DialState")
+    run(msgs[: ringing + 1], tracker)
+    tracker.link_lost()
+    events = tracker.resync([], now=1e10)
+    (ended,) = [e for e in events if isinstance(e, Ended)]
+    assert (ended.outcome, ended.end_unseen, ended.answered_by) == ("unknown", True, ())

@@ -10,7 +10,8 @@ from callpop.telephony.tracker import CallTracker
 from tests.support.captures import CONFIG, STREAMS, dicts, expected, messages, run
 
 STREAM_NAMES = ["sip-blind-transfer", "sip-attended-transfer", "sip-attended-transfer-linkedid-first",
-                "sip-ring-group-failures", "sip-forward-noanswer"]
+                "sip-ring-group-failures", "sip-forward-noanswer", "sip-local-queue-attended-transfer",
+                "sip-local-ring-group-attended-transfer"]
 
 
 @pytest.mark.parametrize("name", STREAM_NAMES)
@@ -61,3 +62,17 @@ def test_attended_transfer_event_without_transferee_and_target_fields() -> None:
             message = {k: v for k, v in message.items() if not k.startswith(("Transferee", "TransferTarget"))}
         msgs.append((message, clock))
     assert dicts(run(msgs)) == expected("sip-attended-transfer")
+
+
+@pytest.mark.parametrize("name", ["sip-local-queue-attended-transfer", "sip-local-ring-group-attended-transfer"])
+def test_attended_transfer_through_local_members_ends_and_leaves_nothing_behind(name: str) -> None:
+    """Members behind Local channels: the pairs are optimised away and the queue's
+    AgentComplete names a member half that hung up long before. The client's call still
+    ends, with both agents' shares, and the tracker keeps no channel nor call."""
+    tracker = CallTracker(CONFIG)
+    events = run(messages(STREAMS / f"{name}.jsonl"), tracker)
+    client_call = [e for e in events if isinstance(e, Ended) and e.direction == "inbound"]
+    assert [(e.answered_by, e.talks, e.talk_seconds) for e in client_call] == [
+        (("101", "102"), (AgentTalk("101", 11), AgentTalk("102", 6)), 17)]
+    assert tracker.active_calls() == [] and tracker.malformed == 0
+    assert not tracker.book.channels and not tracker.book.calls
