@@ -37,3 +37,25 @@ def test_a_listing_without_a_loss_ends_gone_calls_at_the_listing() -> None:
     events = tracker.feed({"Event": "CoreShowChannelsComplete", "ActionID": "r1"}, answered + 9)
     (ended,) = [e for e in events if isinstance(e, Ended)]
     assert ended.talk_seconds == 9 and ended.ended_at == answered + 9
+
+
+def test_a_call_learned_from_a_listing_rings_and_answers_when_its_channels_were_created() -> None:
+    """A daemon started mid-call: the ``ringing``/``answered`` the listing gives rise to carry
+    the channel's creation (``Duration``), not the listing's moment, and the call's end says
+    its answer was estimated (the journal prefers an answer it recorded live)."""
+    from callpop.telephony.events import Answered, Ringing
+    from tests.support.captures import STREAMS
+
+    tracker = CallTracker(CONFIG)
+    msgs = messages(STREAMS / "sip-11-partial-listing.jsonl")
+    listed_at = next(t for m, t in msgs if m.get("Event") == "CoreShowChannelsComplete")
+    assert listed_at is not None
+    events = [e for m, t in msgs for e in tracker.feed(m, t)]
+    answered = [e for e in events if isinstance(e, Answered)]
+    rang = {e.call: e.at for e in events if isinstance(e, Ringing)}
+    assert len(answered) == 2
+    for event in answered:
+        assert event.at is not None and event.at < listed_at - 1  # Duration: 2 s before the listing
+        assert rang[event.call] == event.at
+    ended = [e for e in events if isinstance(e, Ended) and e.outcome == "answered"]
+    assert ended and all(e.answer_estimated for e in ended)
