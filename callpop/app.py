@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from callpop.gc_pacing import GcPacer
+from callpop.metrics import METRICS, Metrics, login_metrics_middleware, metrics_ctx
 from callpop.pipeline import PIPELINE, Pipeline, StoreHooks
 from callpop.push import Hub
 from callpop.server.auth import auth_middleware
@@ -56,8 +57,10 @@ def create_app(settings: Settings, *, db: Any | None = None, tracker: Any | None
     pipeline directly). ``store``: replaces the store functions the pipeline calls.
     ``pace_gc``: the daemon's garbage collection (start-up objects frozen, collections
     paced by the calls: callpop/gc_pacing.py); tests leave it off."""
-    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=2 * 1024 * 1024)
+    app = web.Application(middlewares=[error_middleware, login_metrics_middleware, auth_middleware],
+                          client_max_size=2 * 1024 * 1024)
     app[SETTINGS] = settings
+    app[METRICS] = Metrics()
     app[SECRET] = settings.web.secret_key.encode() if settings.web.secret_key else secrets.token_bytes(32)
     app[EXTRA] = {}
     if tracker is None and start_ami:
@@ -71,6 +74,7 @@ def create_app(settings: Settings, *, db: Any | None = None, tracker: Any | None
     app.cleanup_ctx.append(_database_ctx(db))
     app.cleanup_ctx.append(_hub_ctx)
     app.cleanup_ctx.append(_pipeline_ctx(store))
+    app.cleanup_ctx.append(metrics_ctx)
     app.cleanup_ctx.append(_ami_ctx(start_ami))
     if pace_gc:
         app.cleanup_ctx.append(_gc_ctx)

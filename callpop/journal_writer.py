@@ -22,6 +22,7 @@ ringing agent as it happens and closes rows nobody follows any more
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
@@ -35,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop import cards
 from callpop.journal_spool import Spool
+from callpop.logs import call_context
 from callpop.settings import Settings
 from callpop.store import journal_recovery
 from callpop.store_hooks import StoreHooks
@@ -324,7 +326,8 @@ class JournalWriter:
         results: list[Any] = []
         async with asyncio.timeout(self._settings.journal.write_timeout), self._db.sessions() as session:
             for job in jobs:
-                results.append(await self._one(session, job.kind, job.event, job.client_id, job))
+                with call_context(job.event.call) if job.event is not None else contextlib.nullcontext():
+                    results.append(await self._one(session, job.kind, job.event, job.client_id, job))
             await session.commit()
         return results
 

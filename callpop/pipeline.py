@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -34,6 +34,7 @@ from aiohttp import web
 from callpop import cards
 from callpop.cards import LookupResult
 from callpop.journal_writer import JournalWriter
+from callpop.logs import CALL_ID
 from callpop.push import Hub
 from callpop.settings import Settings
 from callpop.store_hooks import StoreHooks
@@ -114,6 +115,8 @@ class Pipeline:
         self._resync_sweeps: set[asyncio.Task[int]] = set()
         self._last_event = time.monotonic()
         self.lookups = 0
+        self.pops = 0
+        self.on_pop: Callable[[float | None], None] | None = None  # ring→pop observer (callpop/metrics.py)
         hub.set_snapshot_source(self.snapshot)
 
     # --- life cycle ---------------------------------------------------------------------
@@ -198,6 +201,7 @@ class Pipeline:
             await asyncio.gather(*workers, return_exceptions=True)
 
     async def _work(self, state: CallState) -> None:
+        CALL_ID.set(state.call)  # this task's context only: every line it logs names the call
         try:
             while not state.inbox.empty():
                 event = state.inbox.get_nowait()
@@ -238,6 +242,9 @@ class Pipeline:
         if not state.internal:
             card = await self._card(state)
             self._hub.publish(cards.ringing_message(event, card), agents=(event.agent,))
+            self.pops += 1
+            if self.on_pop is not None:
+                self.on_pop(event.at)
         if opening is not None:
             try:
                 db_id = await opening
@@ -331,6 +338,7 @@ class Pipeline:
     async def _lookup(self, call: str, number: str) -> tuple[LookupResult | None, bool]:
         """The directory's answer for *number*, and whether the lookup failed."""
         self.lookups += 1
+        CALL_ID.set(call)  # an early lookup runs in its own task; in the worker it is already set
         try:
             async with asyncio.timeout(DB_TIMEOUT), self._db.sessions() as session:
                 return await self._store.lookup(session, number, self._settings), False

@@ -86,6 +86,10 @@ class Hub:
     def connections(self) -> int:
         return len(self._all)
 
+    def watches(self, extension: str) -> bool:
+        """Whether a tab of *extension*'s manager is open: they are at the desk."""
+        return bool(self._by_extension.get(extension))
+
     def stats(self) -> dict[str, Any]:
         return {"connections": len(self._all), "watchers": len(self._watchers), **self.counters}
 

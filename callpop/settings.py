@@ -26,10 +26,14 @@ __all__ = [
     "BonusSettings",
     "DatabaseSettings",
     "DemoSettings",
+    "DialRule",
+    "DialingSettings",
+    "DialplanSettings",
     "HistorySettings",
     "JournalSettings",
     "KpiSettings",
     "LoggingSettings",
+    "MetricsSettings",
     "PbxSettings",
     "PhoneSettings",
     "PushSettings",
@@ -71,6 +75,42 @@ class PbxSettings:
     originate_context: str = "from-internal"
     idle_channel_timeout: float = 14400.0
     idle_sweep_interval: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class DialplanSettings:
+    """The plain-text endpoints the PBX's dialplan asks (callpop/server/pbx.py)."""
+
+    token: str = field(default="", repr=False)
+    allow: tuple[str, ...] = ("127.0.0.1", "::1")
+    timeout: float = 0.08
+    name_max_length: int = 40
+    transliterate: bool = False
+    cache_seconds: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    allow: tuple[str, ...] = ("127.0.0.1", "::1")
+
+
+@dataclass(frozen=True, slots=True)
+class DialRule:
+    """Click-to-call: an E.164 number matching ``pattern`` is dialled as ``dial`` (a
+    ``re.sub`` replacement), optionally in its own ``context`` (another trunk)."""
+
+    pattern: str
+    dial: str
+    context: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DialingSettings:
+    rules: tuple[DialRule, ...] = ()
+    prefix: str = ""
+    agent_caller_id: str = "{name} <{extension}>"
+    outbound_number: str = ""
+    outbound_numbers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +236,8 @@ class LoggingSettings:
 class Settings:
     ami: AmiSettings = field(default_factory=AmiSettings)
     pbx: PbxSettings = field(default_factory=PbxSettings)
+    dialplan: DialplanSettings = field(default_factory=DialplanSettings)
+    dialing: DialingSettings = field(default_factory=DialingSettings)
     phones: PhoneSettings = field(default_factory=PhoneSettings)
     agents: Mapping[str, str] = field(default_factory=dict)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -207,6 +249,7 @@ class Settings:
     bonus: BonusSettings = field(default_factory=BonusSettings)
     demo: DemoSettings = field(default_factory=DemoSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     source: str = "defaults"
 
     def replace(self, **changes: Any) -> Settings:
@@ -228,6 +271,7 @@ _ENV_SECRETS = {
     ("ami", "host"): "CALLPOP_AMI_HOST",
     ("database", "url"): "CALLPOP_DATABASE_URL",
     ("web", "secret_key"): "CALLPOP_SECRET_KEY",
+    ("dialplan", "token"): "CALLPOP_DIALPLAN_TOKEN",
 }
 
 T = TypeVar("T")
@@ -301,6 +345,45 @@ def _build_agents(raw: object) -> dict[str, str]:
     return agents
 
 
+def build_dialing(raw: object) -> DialingSettings:
+    """[dialing]: rules are ``{ pattern = '...', dial = '...', context = '...' }`` tables,
+    checked here (a pattern that does not compile, or a replacement that refers to a group
+    the pattern lacks, stops start-up rather than the first click-to-call)."""
+    if not isinstance(raw, dict):
+        raise SettingsError(f"[dialing]: expected a table, found {_describe(raw)}")
+    raw = dict(raw)
+    rules_raw = raw.pop("rules", [])
+    numbers_raw = raw.pop("outbound_numbers", {})
+    plain = _build(DialingSettings, "dialing", raw)
+    if not isinstance(rules_raw, list):
+        raise SettingsError(f"dialing.rules: expected a list of {{ pattern = ..., dial = ... }}, "
+                            f"found {_describe(rules_raw)}")
+    rules = []
+    for i, spec in enumerate(rules_raw):
+        key = f"dialing.rules[{i}]"
+        if not isinstance(spec, dict) or not {"pattern", "dial"} <= set(spec) <= {"pattern", "dial", "context"} \
+                or not all(isinstance(v, str) for v in spec.values()):
+            raise SettingsError(f"{key}: expected {{ pattern = '<regex>', dial = '<replacement>' "
+                                f"[, context = '<context>'] }}, found {_describe(spec)}")
+        try:
+            re.compile(spec["pattern"]).sub(spec["dial"], "")
+            re.sub(spec["pattern"], spec["dial"], "+" + "1" * 15)
+        except (re.error, IndexError) as exc:
+            raise SettingsError(f"{key}: expected a regular expression and a replacement using its "
+                                f"groups, found {spec['pattern']!r} -> {spec['dial']!r} ({exc})") from None
+        rules.append(DialRule(spec["pattern"], spec["dial"], spec.get("context", "")))
+    if not isinstance(numbers_raw, dict) or not all(isinstance(v, str) for v in numbers_raw.values()):
+        raise SettingsError(f"[dialing.outbound_numbers]: expected extension = \"number\" lines, "
+                            f"found {_describe(numbers_raw)}")
+    try:
+        plain.agent_caller_id.format(name="", extension="")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise SettingsError(f"dialing.agent_caller_id: expected a template with {{name}} and {{extension}}, "
+                            f"found {plain.agent_caller_id!r} ({exc})") from None
+    return dataclasses.replace(plain, rules=tuple(rules),
+                               outbound_numbers={str(k): v for k, v in numbers_raw.items()})
+
+
 def _build_bonus(raw: object) -> BonusSettings:
     if not isinstance(raw, dict):
         raise SettingsError(f"[bonus]: expected a table, found {_describe(raw)}")
@@ -340,6 +423,7 @@ def _build_bonus(raw: object) -> BonusSettings:
 _SECTIONS: dict[str, type[Any]] = {
     "ami": AmiSettings,
     "pbx": PbxSettings,
+    "dialplan": DialplanSettings,
     "phones": PhoneSettings,
     "database": DatabaseSettings,
     "journal": JournalSettings,
@@ -349,7 +433,26 @@ _SECTIONS: dict[str, type[Any]] = {
     "kpi": KpiSettings,
     "demo": DemoSettings,
     "logging": LoggingSettings,
+    "metrics": MetricsSettings,
 }
+
+
+def _check_networks(key: str, entries: tuple[str, ...]) -> None:
+    import ipaddress
+
+    for i, entry in enumerate(entries):
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise SettingsError(f"{key}[{i}]: expected an address or network like 127.0.0.1 or "
+                                f"10.0.0.0/24, found {entry!r}") from None
+
+
+def _check_dialplan(dialplan: DialplanSettings) -> None:
+    _check_networks("dialplan.allow", dialplan.allow)
+    if not 0 < dialplan.timeout <= 0.1:
+        raise SettingsError(f"dialplan.timeout: expected seconds above 0 and at most 0.1 (the dialplan waits "
+                            f"for the answer), found {dialplan.timeout!r}")
 
 
 def settings_from_mapping(data: Mapping[str, Any], *, source: str = "<mapping>",
@@ -360,10 +463,11 @@ def settings_from_mapping(data: Mapping[str, Any], *, source: str = "<mapping>",
     for (section, key), var in _ENV_SECRETS.items():
         if env.get(var):
             data.setdefault(section, {})[key] = env[var]
-    unknown = sorted(set(data) - set(_SECTIONS) - {"agents", "bonus"})
+    special = {"agents", "bonus", "dialing"}
+    unknown = sorted(set(data) - set(_SECTIONS) - special)
     if unknown:
         raise SettingsError(f"[{unknown[0]}]: unknown section (known: "
-                            f"{', '.join(sorted([*_SECTIONS, 'agents', 'bonus']))})")
+                            f"{', '.join(sorted([*_SECTIONS, *special]))})")
     sections: dict[str, Any] = {name: _build(cls, name, data.get(name, {})) for name, cls in _SECTIONS.items()}
     try:
         re.compile(sections["pbx"].agent_extension_pattern)
@@ -380,6 +484,8 @@ def settings_from_mapping(data: Mapping[str, Any], *, source: str = "<mapping>",
     except Exception:
         raise SettingsError(f"kpi.timezone: expected an IANA zone like Europe/Moscow, "
                             f"found {sections['kpi'].timezone!r}") from None
+    _check_dialplan(sections["dialplan"])
+    _check_networks("metrics.allow", sections["metrics"].allow)
     bad_days = [d for d in sections["kpi"].working_days if not 1 <= d <= 7]
     if bad_days:
         raise SettingsError(f"kpi.working_days: expected days 1 (Monday) to 7, found {bad_days[0]}")
@@ -387,6 +493,7 @@ def settings_from_mapping(data: Mapping[str, Any], *, source: str = "<mapping>",
         **sections,
         agents=_build_agents(data.get("agents", {})),
         bonus=_build_bonus(data.get("bonus", {})),
+        dialing=build_dialing(data.get("dialing", {})),
         source=source,
     )
 

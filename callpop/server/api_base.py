@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callpop.server.auth import require_user
 from callpop.server.errors import status_for
 from callpop.server.keys import DB
-from callpop.store.errors import NotFound, StoreError, ValidationError
+from callpop.store.errors import Conflict, NotFound, StoreError, ValidationError
 from callpop.store.records.sales import Actor
 
 __all__ = ["Handler", "actor_of", "error_response", "json_response", "path_id", "read_json", "session_for",
@@ -34,6 +34,17 @@ def error_response(status: int, message: str, field: str | None = None) -> web.R
     return json_response({"error": message, "field": field}, status)
 
 
+def _for_people(request: web.Request, status: int, exc: StoreError, field: str | None,
+                problem: str) -> web.Response:
+    """The error as programs read it (``error``, ``field``) plus ``message``: the same in the
+    user's language, naming the field by its label."""
+    from callpop.server.error_text import human_message
+    from callpop.server.templating import language
+
+    body = {"error": str(exc), "field": field, "message": human_message(field, problem, language(request))}
+    return json_response(body, status)
+
+
 def translate_errors(handler: Handler) -> Handler:
     """Domain errors → JSON answers with the status ``errors.STATUS`` gives them."""
 
@@ -44,6 +55,8 @@ def translate_errors(handler: Handler) -> Handler:
         except StoreError as exc:
             status = status_for(exc)
             assert status is not None  # every StoreError has a status (its base's at least)
+            if isinstance(exc, ValidationError | Conflict):  # something the user typed: say it in words
+                return _for_people(request, status, exc, exc.field, exc.message)
             return error_response(status, str(exc), exc.field)
 
     return wrapped

@@ -34,6 +34,7 @@ __all__ = [
     "current_account",
     "employees_by_extension",
     "main",
+    "names_by_extension",
     "save_employee",
     "set_language",
 ]
@@ -94,6 +95,13 @@ async def employees_by_extension(session: AsyncSession) -> dict[str, int]:
     """Extension -> employee id, for every extension on record."""
     rows = await session.execute(select(Extension.extension, Extension.employee_id))
     return {ext: emp for ext, emp in rows}
+
+
+async def names_by_extension(session: AsyncSession) -> dict[str, str]:
+    """Extension -> the name of its employee: a supervisor's desk says whose call it watches."""
+    rows = await session.execute(select(Extension.extension, Employee.name)
+                                 .join(Employee, Employee.id == Extension.employee_id))
+    return {ext: name for ext, name in rows}
 
 
 async def _assign_extensions(session: AsyncSession, employee: Employee, wanted: Sequence[str]) -> list[str]:

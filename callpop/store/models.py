@@ -320,3 +320,14 @@ class Plan(Base):
     kpi: Mapped[str] = mapped_column(String(30))  # contacts | collections | win_rate | new_vs_regular
     target: Mapped[Decimal] = mapped_column()
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CallbackDone(Base):
+    """A missed call someone has dealt with ("done" on the desk's list of calls to return):
+    off every desk's list, whoever marked it."""
+
+    __tablename__ = "callbacks_done"
+
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True)
+    employee_id: Mapped[int | None] = mapped_column(ForeignKey("employees.id", ondelete="SET NULL"), default=None)
+    done_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -31,7 +31,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from panoramisk import Manager
@@ -170,21 +170,24 @@ class AmiConnection:
             await self._run_done.wait()
 
     async def originate(self, channel: str, exten: str, context: str, caller_id: str | None = None,
-                        timeout_s: float = 30) -> None:
+                        timeout_s: float = 30, variables: Sequence[tuple[str, str]] = ()) -> None:
         """Click-to-call: ring ``channel`` (the agent's phone), then dial ``exten``.
+        ``variables`` are set on the channel (one ``Variable:`` header each).
 
         Returns once Asterisk has queued the call; the call itself arrives as events.
         """
         if self._state != "logged_in":
             raise AmiNotConnected(f"Originate {channel} -> {exten}: not logged in to Asterisk "
                                   f"(AMI state: {self._state})")
-        action: dict[str, str] = {
+        action: dict[str, str | list[str]] = {
             "Action": "Originate", "Channel": _check_value("channel", channel),
             "Exten": _check_value("exten", exten), "Context": _check_value("context", context),
             "Priority": "1", "Async": "true", "Timeout": str(int(timeout_s * 1000)),
         }
         if caller_id:
             action["CallerID"] = _check_value("caller_id", caller_id)
+        if variables:
+            action["Variable"] = [_check_value("variable", f"{name}={value}") for name, value in variables]
         resp = await self._action(action, what=f"Originate {channel} -> {exten}@{context}")
         if not resp.success:
             raise AmiRefused(f"Asterisk refused Originate {channel} -> {exten}@{context}: "
@@ -244,7 +247,7 @@ class AmiConnection:
         finally:
             self._abort("session ended")
 
-    async def _action(self, action: dict[str, str], *, what: str) -> Any:
+    async def _action(self, action: Mapping[str, str | list[str]], *, what: str) -> Any:
         manager = self._manager
         if manager is None or manager.protocol is None or self._state not in ("connected", "logged_in"):
             raise AmiNotConnected(f"{what}: not connected to Asterisk (AMI state: {self._state})")

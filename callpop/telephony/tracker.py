@@ -141,6 +141,11 @@ class CallTracker:
         handler(message)
         return out
 
+    @property
+    def handled_events(self) -> frozenset[str]:
+        """The AMI events the tracker reads; any other event is ignored (eventfilter.py)."""
+        return frozenset(self._handlers)
+
     def resync(self, channels: Sequence[AmiMessage], now: float | None = None) -> list[CallEvent]:
         """Apply a CoreShowChannels listing (see :meth:`Listing.resync`)."""
         return self._listing.resync(channels, now)

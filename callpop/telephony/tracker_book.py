@@ -272,18 +272,27 @@ class ChannelBook:
         The channel, its Local half and the phones they ring move into *into*, and those
         phones ring there (their ringing in the old call stops)."""
         old = ch.call
-        chain = [ch]
-        peer = self.by_name.get(local_peer(ch.name) or "")
-        if peer is not None and peer.call is old:
-            chain.append(peer)
+        chain: list[Channel] = []
         ringing: list[tuple[Channel, Leg]] = []
-        if old is not None:
+
+        def add(one: Channel) -> None:
+            chain.append(one)
+            peer = self.by_name.get(local_peer(one.name) or "")
+            if peer is not None and peer.call is old and peer not in chain:
+                chain.append(peer)
+
+        add(ch)
+        grew = old is not None
+        while grew and old is not None:  # a group's route dials routes that dial phones
+            grew = False
             for other in list(old.channels.values()):
                 leg = other.leg
-                if leg is not None and not leg.done and not leg.answered and leg.dialer in chain:
-                    chain.append(other)
-                    if not leg.proxy:
-                        ringing.append((other, leg))
+                if other in chain or leg is None or leg.done or leg.answered or leg.dialer not in chain:
+                    continue
+                add(other)
+                grew = True
+                if not leg.proxy:
+                    ringing.append((other, leg))
         for moving in chain:
             moving.pinned = True
             self.move(moving, into, talk=False)

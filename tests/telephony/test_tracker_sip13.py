@@ -11,6 +11,7 @@ from callpop.telephony.tracker import CallTracker
 from tests.support.captures import SIP13_CONFIG, STREAMS, dicts, expected, messages, run
 
 NAMES = ["sip13-queue-attended-transfer", "sip13-internal-attended-transfer", "sip13-blonde-transfer",
+         "sip13-blonde-transfer-to-group",
          "sip13-blind-transfer-reject", "sip13-queue-simple", "sip13-call-forward-to-group", "sip13-click-to-dial",
          "sip13-click-to-dial-colleague"]
 
@@ -95,3 +96,13 @@ def test_click_to_dial_to_a_colleague_is_an_internal_call_of_the_agent() -> None
         ("202", "internal", "201")]
     (ended,) = [e for e in events if isinstance(e, Ended)]
     assert (ended.direction, ended.client, ended.answered_by) == ("internal", "201", ("202",))
+
+
+def test_transfer_to_a_ringing_group_follows_every_member_into_the_client_call() -> None:
+    events, _ = replay("sip13-blonde-transfer-to-group")
+    client = next(e for e in events if isinstance(e, Ended) and e.direction == "inbound")
+    assert client.agents_rang == ("201", "202", "203") and client.answered_by == ("201", "203")
+    (transfer,) = [e for e in events if isinstance(e, Transferred)]
+    assert (transfer.call, transfer.from_agent, transfer.to_agent) == (client.call, "201", "203")
+    assert [(e.agent, e.reason) for e in events if isinstance(e, RingStopped) and e.call == client.call] == [
+        ("202", "answered_elsewhere")]
