@@ -58,7 +58,7 @@ def _statements(dialect: str) -> dict[str, Any]:
             index_elements=["pbx_id", "call_key"],
             set_={
                 # never before the start (the row's, set at the first ringing): the database
-                # checks it (migration 0005) and a refused close would lose the call
+                # checks it (migration 0006) and a refused close would lose the call
                 "ended_at": case((ex.ended_at < calls.c.started_at, calls.c.started_at), else_=ex.ended_at),
                 "outcome": ex.outcome, "talk_seconds": ex.talk_seconds, "end_unseen": ex.end_unseen,
                 "client_id": func.coalesce(ex.client_id, calls.c.client_id),
@@ -104,7 +104,7 @@ async def close_call(session: AsyncSession, pbx_id: str, event: Ended, client_id
     answered_at = None
     if event.outcome == "answered":
         # the tracker's first answer; an event without one: the talk ended at hang-up. Never
-        # before the start: the database checks it (migration 0005)
+        # before the start: the database checks it (migration 0006)
         answered_at = max(started_at, _when(event.answered_at) if event.answered_at is not None
                           else ended_at - dt.timedelta(seconds=event.talk_seconds))
     statements = _statements(dialect_of(session))

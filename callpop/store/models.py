@@ -204,7 +204,7 @@ class Call(Base):
         Index("ix_calls_client_started", "client_id", "started_at"),
         # the dashboard's missed calls per manager and day (migration 0003)
         Index("ix_calls_outcome_started", "outcome", "started_at"),
-        # migration 0005: the database refuses an answer or an end before the start
+        # migration 0006: the database refuses an answer or an end before the start
         CheckConstraint("answered_at >= started_at", name="ck_calls_answered_after_start"),
         CheckConstraint("ended_at >= started_at", name="ck_calls_ended_after_start"),
     )

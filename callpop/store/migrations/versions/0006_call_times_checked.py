@@ -7,8 +7,8 @@ moved to the start first). ``ck_calls_ended_after_start``: the same for the end.
 ended): ``ended_at`` is the last moment callpop knew it was on and ``talk_seconds`` a lower
 bound; ``outcome`` is ``unknown`` when nobody was seen answering.
 
-Revision ID: 0005_call_times_checked
-Revises: 0004_kpi_covering_indexes
+Revision ID: 0006_call_times_checked
+Revises: 0005_callbacks_done
 Create Date: 2026-12-03
 """
 
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_call_times_checked"
-down_revision: str | None = "0004_kpi_covering_indexes"
+revision: str = "0006_call_times_checked"
+down_revision: str | None = "0005_callbacks_done"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
