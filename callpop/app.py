@@ -181,7 +181,8 @@ def _ami_ctx(start: bool) -> Any:
             sink = pipeline.handle if first else namespaced_sink(name, pipeline.handle)
             prefetch = pipeline.prefetch if first else namespaced_prefetch(name, pipeline.prefetch)
             connections[name] = AmiConnection(ami_settings if first else pbx_settings, tracker, sink,
-                                              prefetch=prefetch, idle_sweep=_idle_sweep(settings, tracker))
+                                              prefetch=prefetch, idle_sweep=_idle_sweep(settings, tracker),
+                                              on_resync=pipeline.resynced, on_lost=pipeline.pbx_lost)
         app[AMI] = next(iter(connections.values()))
         app[EXTRA]["ami"] = connections
         tasks = [asyncio.create_task(c.run(), name=f"ami-connection-{n}") for n, c in connections.items()]

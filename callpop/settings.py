@@ -30,6 +30,7 @@ __all__ = [
     "DialingSettings",
     "DialplanSettings",
     "HistorySettings",
+    "JournalSettings",
     "KpiSettings",
     "LoggingSettings",
     "MetricsSettings",
@@ -123,6 +124,15 @@ class DatabaseSettings:
     url: str = field(default="sqlite+aiosqlite:///var/callpop.db", repr=False)
     echo: bool = False
     sqlite_reads_in_thread: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class JournalSettings:
+    spool_path: str = "var/callpop-journal-spool.db"
+    write_timeout: float = 5.0
+    retry_interval: float = 2.0
+    heartbeat_interval: float = 1.0
+    max_open_hours: float = 4.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +241,7 @@ class Settings:
     phones: PhoneSettings = field(default_factory=PhoneSettings)
     agents: Mapping[str, str] = field(default_factory=dict)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    journal: JournalSettings = field(default_factory=JournalSettings)
     history: HistorySettings = field(default_factory=HistorySettings)
     web: WebSettings = field(default_factory=WebSettings)
     push: PushSettings = field(default_factory=PushSettings)
@@ -422,6 +433,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "dialplan": DialplanSettings,
     "phones": PhoneSettings,
     "database": DatabaseSettings,
+    "journal": JournalSettings,
     "history": HistorySettings,
     "web": WebSettings,
     "push": PushSettings,

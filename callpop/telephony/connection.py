@@ -92,6 +92,7 @@ class _Manager(Manager):  # type: ignore[misc]
 
     def received(self, nbytes: int) -> None:
         self._owner.stats.bytes_received += nbytes
+        self._owner.heard = self._owner._clock()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._owner._on_lost(exc, getattr(self.protocol, "lost_reason", None))
@@ -105,11 +106,14 @@ class AmiConnection:
 
     def __init__(self, settings: AmiSettings, tracker: Tracker, sink: Sink, *,
                  loop_clock: Callable[[], float] = time.time, prefetch: Prefetch | None = None,
-                 idle_sweep: IdleSweep | None = None) -> None:
+                 idle_sweep: IdleSweep | None = None, on_resync: Callable[[], None] | None = None,
+                 on_lost: Callable[[], None] | None = None) -> None:
         self._settings = settings
         self._clock = loop_clock
         self.stats = AmiStats()
-        self._pump = EventPump(tracker, sink, self.stats, settings.queue_warn, prefetch, idle_sweep)
+        self.heard: float | None = None  # when the PBX last sent anything (epoch seconds)
+        self._pump = EventPump(tracker, sink, self.stats, settings.queue_warn, prefetch, idle_sweep,
+                               on_resync, on_lost)
         self._state = "idle"
         self._manager: _Manager | None = None
         self._lost: asyncio.Future[str] | None = None
@@ -315,6 +319,11 @@ class AmiConnection:
         why = reason or (f"{type(exc).__name__}: {exc}" if exc else "closed by Asterisk")
         if self._lost is not None and not self._lost.done():
             self._lost.set_result(why)
+        # A PBX that closes or resets the connection was there until now (killed, it ended
+        # its calls now); one we gave up on (no Pong) was last there when it last spoke.
+        at = self.heard if reason is not None or self.heard is None else max(self.heard, self._clock())
+        if self._state == "logged_in":
+            self._pump.lost(at)
 
     def _abort(self, reason: str) -> None:
         """Drop the TCP connection now (a frozen peer would never complete a graceful close)."""

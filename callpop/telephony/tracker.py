@@ -164,13 +164,18 @@ class CallTracker:
         """Apply a CoreShowChannels listing (see :meth:`Listing.resync`)."""
         return self._listing.resync(channels, now)
 
-    def link_lost(self) -> None:
+    def link_lost(self, at: float | None = None) -> None:
         """The AMI connection to the PBX dropped. What happened meanwhile is unknown until
         the listing of the next login: the calls it no longer shows end at the last message
         heard before the drop (not at the listing), with ``end_unseen``; the calls it still
-        shows go on as if nothing happened. Calling it twice keeps the first moment."""
+        shows go on as if nothing happened. Calling it twice keeps the first moment.
+
+        *at*: when the connection itself last heard the PBX, if later (a PBX that closed or
+        reset the connection was there until then: killed, it ended its calls at that
+        moment, while its last event may be far older when the calls were only talking)."""
         if self.book.lost_at is None:
-            self.book.lost_at = self.book.heard_at
+            heard = self.book.heard_at
+            self.book.lost_at = at if at is not None and (heard is None or at > heard) else heard
 
     def sweep(self, now: float, idle_after: float) -> list[CallEvent]:
         """Forget the channels nothing was heard of for more than *idle_after* seconds.
