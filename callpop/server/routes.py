@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from callpop.server import api, api_callbacks, api_calls, desk, pages, ws
+from callpop.server import api, api_callbacks, api_calls, desk, monitoring, pages, pbx, ws
 from callpop.server.api_base import json_response
 from callpop.server.kpi import api as kpi_api
 from callpop.server.kpi import pages as kpi_pages
@@ -56,8 +56,13 @@ ROUTES: tuple[Route, ...] = (
     page("GET", "/login", pages.login_form, "login", public=True),
     page("POST", "/login", pages.login_submit, public=True),
     page("POST", "/logout", pages.logout, "logout", public=True),
-    page("GET", "/health", pages.health, "health", public=True),
     page("GET", "/ws", ws.websocket, "ws"),
+    # for machines: load balancers, Prometheus, the PBX's dialplan (monitoring.py, pbx.py;
+    # each checks its own allow-list or token)
+    page("GET", "/health", monitoring.health, "health", public=True),
+    page("GET", "/metrics", monitoring.metrics, "metrics", public=True),
+    page("GET", "/pbx/caller-name", pbx.caller_name, "pbx_caller_name", public=True),
+    page("GET", "/pbx/route", pbx.route, "pbx_route", public=True),
     # the desk's other pages (desk.py)
     page("GET", r"/clients/{id:\d{1,10}}", desk.client_page, "client_page"),
     page("GET", "/promises", desk.promises_page, "promises_page"),

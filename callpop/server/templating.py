@@ -20,12 +20,12 @@ from callpop.server.auth import csrf_token, current_user
 from callpop.server.i18n import gettext_for
 from callpop.server.keys import SETTINGS
 from callpop.server.l10n import formats_for
+from callpop.webroot import WEB_ROOT
 
 __all__ = ["TEMPLATES", "WEB_ROOT", "language", "render", "setup_templates"]
 
 log = logging.getLogger(__name__)
 
-WEB_ROOT = Path(__file__).resolve().parents[2] / "web"
 TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("templates", jinja2.Environment)
 LANG_COOKIE = "callpop_lang"
 _LANGUAGES = ("ru", "en")

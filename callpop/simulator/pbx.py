@@ -111,6 +111,7 @@ class SimulatedPbx:
         self.on_write: Callable[[str, bytes], None] | None = None
         self.calls_placed = 0
         self.logins: list[tuple[str, bool]] = []  # (md5 | plain, accepted): what clients did
+        self.originates: list[dict[str, Any]] = []  # every Originate action as received (tests read it)
         self._ids = _Ids(rng=random.Random(rng_seed))
         self._templates: dict[str, Template] = {}
         self._sessions: set[AmiSession] = set()

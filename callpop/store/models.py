@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     Boolean,
+    CheckConstraint,
     Date,
     DateTime,
     ForeignKey,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -202,6 +204,9 @@ class Call(Base):
         Index("ix_calls_client_started", "client_id", "started_at"),
         # the dashboard's missed calls per manager and day (migration 0003)
         Index("ix_calls_outcome_started", "outcome", "started_at"),
+        # migration 0006: the database refuses an answer or an end before the start
+        CheckConstraint("answered_at >= started_at", name="ck_calls_answered_after_start"),
+        CheckConstraint("ended_at >= started_at", name="ck_calls_ended_after_start"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -214,8 +219,11 @@ class Call(Base):
     started_at: Mapped[dt.datetime] = mapped_column(index=True)
     answered_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     ended_at: Mapped[dt.datetime | None] = mapped_column(default=None)
-    outcome: Mapped[str | None] = mapped_column(String(10), default=None)  # answered | missed
+    outcome: Mapped[str | None] = mapped_column(String(10), default=None)  # answered | missed | unknown
     talk_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    # the end was not seen (callpop or its PBX link was down): ended_at and talk_seconds are
+    # lower bounds (callpop/store/journal_recovery.py)
+    end_unseen: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     participants: Mapped[list[CallParticipant]] = relationship(back_populates="call", lazy="raise",
                                                                cascade="all, delete-orphan")

@@ -131,6 +131,9 @@ const desk = (() => {
   // --- one card per call -------------------------------------------------------------------
 
   function statusText(entry) {
+    if (entry.interrupted && (entry.state === "ringing" || entry.state === "active")) {
+      return t("Connection to the PBX lost: the call may have ended");
+    }
     switch (entry.state) {
       case "ringing": return entry.direction === "outbound" ? t("Calling…") : t("Ringing…");
       case "active": return t("In conversation");
@@ -275,6 +278,7 @@ const desk = (() => {
     if (entry.timer) { clearTimeout(entry.timer); entry.timer = null; }
     if (msg.card && !(entry.card && entry.card.client && msg.card.match !== "single")) entry.card = msg.card;
     entry.state = state;
+    entry.interrupted = false;
     entry.reason = null;
     entry.agent = msg.agent;
     entry.watching = !mine(msg.agent);
@@ -405,6 +409,16 @@ const desk = (() => {
         }
         break;
       }
+      case "pbx.status":
+        // the link to the PBX dropped: what the cards say of calls in progress may be stale
+        // until it is back (a fresh snapshot then puts every card right)
+        for (const entry of calls.values()) {
+          if (entry.state === "ringing" || entry.state === "active") {
+            entry.interrupted = !msg.connected;
+            render(entry);
+          }
+        }
+        break;
       case "kpi_changed":
         document.dispatchEvent(new CustomEvent("callpop:kpi", { detail: msg }));
         break;
