@@ -2,24 +2,50 @@
 
 ``text``: ``time level logger message`` with the key=value pairs the modules already write
 into their messages, for a person reading a terminal. ``json``: one object per line for a
-log shipper. Either way the log never carries secrets: modules log logins, call ids and
-counts, never passwords, cookies or AMI secrets.
+log shipper, with a ``call`` field on every line written while handling a call (the call
+id the desk and the journal use), so an operator can pull one call's whole story out of
+the log with one filter. The pipeline's per-call worker, its early lookup and the journal
+writer set the call with :func:`call_context`; a context variable carries it into every
+module they call. Either way the log never carries secrets: modules log logins, call ids
+and counts, never passwords, cookies or AMI secrets.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import TextIO
 
 from callpop.settings import LoggingSettings
 
-__all__ = ["JsonFormatter", "Throttle", "setup_logging"]
+__all__ = ["CALL_ID", "CallIdFilter", "JsonFormatter", "Throttle", "call_context", "setup_logging"]
 
 _TEXT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+CALL_ID: ContextVar[str | None] = ContextVar("callpop_call", default=None)
+
+
+@contextlib.contextmanager
+def call_context(call: str) -> Iterator[None]:
+    """Every log line written inside is about *call*."""
+    token = CALL_ID.set(call)
+    try:
+        yield
+    finally:
+        CALL_ID.reset(token)
+
+
+class CallIdFilter(logging.Filter):
+    """Puts the current call (if any) on the record as ``call``; ``extra={"call": ...}`` wins."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "call", None) is None:
+            record.call = CALL_ID.get()
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -32,6 +58,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        call = getattr(record, "call", None)
+        if call is not None:
+            data["call"] = str(call)
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
         return json.dumps(data, ensure_ascii=False)
@@ -40,6 +69,7 @@ class JsonFormatter(logging.Formatter):
 def setup_logging(settings: LoggingSettings, stream: TextIO | None = None) -> None:
     """Replace the root handlers with one configured from [logging]."""
     handler = logging.StreamHandler(stream or sys.stderr)
+    handler.addFilter(CallIdFilter())
     if settings.format == "json":
         handler.setFormatter(JsonFormatter())
     else:

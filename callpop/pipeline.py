@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -34,7 +34,7 @@ from aiohttp import web
 from callpop import cards
 from callpop.cards import LookupResult
 from callpop.journal_writer import JournalWriter
-from callpop.logs import Throttle
+from callpop.logs import CALL_ID, Throttle
 from callpop.push import Hub
 from callpop.settings import Settings
 from callpop.store_hooks import StoreHooks
@@ -111,11 +111,15 @@ class Pipeline:
         self._calls: dict[str, CallState] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self.journal = JournalWriter(settings, db, self._store)
+        self.journal.on_counted = self._counted
+        self._resync_sweeps: set[asyncio.Task[int]] = set()
         self._last_event = time.monotonic()
         self.lookups = 0
         self.early_running = 0
         self.early_skipped = 0
         self._throttle = Throttle(log)
+        self.pops = 0
+        self.on_pop: Callable[[float | None], None] | None = None  # ring→pop observer (callpop/metrics.py)
         hub.set_snapshot_source(self.snapshot)
 
     # --- life cycle ---------------------------------------------------------------------
@@ -141,6 +145,8 @@ class Pipeline:
         """Let calls in flight finish their journal writes (bounded), then stop."""
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self._resync_sweeps:
+            await asyncio.gather(*self._resync_sweeps, return_exceptions=True)
         if self._warm_task is not None:
             self._warm_task.cancel()
             await asyncio.gather(self._warm_task, return_exceptions=True)
@@ -215,6 +221,7 @@ class Pipeline:
             await asyncio.gather(*workers, return_exceptions=True)
 
     async def _work(self, state: CallState) -> None:
+        CALL_ID.set(state.call)  # this task's context only: every line it logs names the call
         try:
             while not state.inbox.empty():
                 event = state.inbox.get_nowait()
@@ -248,11 +255,33 @@ class Pipeline:
         state.agents[event.agent] = "ringing"
         state.since[event.agent] = event.at
         state.involved.add(event.agent)
+        opening: asyncio.Task[int | None] | None = None
+        if state.db_id is None and state.card is None and not state.internal and self.journal.extras:
+            # the row is queued before the lookup runs: a daemon killed (or a database
+            # stalled) during the lookup must not cost the call its row
+            opening = asyncio.create_task(self.journal.open_call(event, None), name=f"open-{state.call}")
         if not state.internal:
             card = await self._card(state)
             self._hub.publish(cards.ringing_message(event, card), agents=(event.agent,))
-        if state.db_id is None:
+            self.pops += 1
+            if self.on_pop is not None:
+                self.on_pop(event.at)
+        if opening is not None:
+            try:
+                db_id = await opening
+                if db_id is not None:
+                    state.db_id = db_id
+                if state.client_id is not None:
+                    await self.journal.client(event.call, state.client_id)
+            except Exception:
+                log.exception("call %s: journal open failed; the call is written when it ends", state.call)
+        elif state.db_id is None:
             await self._open_journal(state, event)
+        else:
+            try:
+                await self.journal.rang(event)
+            except Exception:
+                log.exception("call %s: recording that %s rang failed", state.call, event.agent)
 
     async def _answered(self, state: CallState, event: Answered) -> None:
         state.agents[event.agent] = "answered"
@@ -261,6 +290,10 @@ class Pipeline:
         card = await self._card_for_unknown(state)
         if card is not None and state.direction is not None:
             self._hub.publish(cards.answered_message(event, state.direction, card), agents=(event.agent,))
+        try:
+            await self.journal.answer(event)
+        except Exception:
+            log.exception("call %s: recording the answer failed; the end still records it", state.call)
 
     def _ring_stopped(self, state: CallState, event: RingStopped) -> None:
         state.agents.pop(event.agent, None)
@@ -326,6 +359,7 @@ class Pipeline:
     async def _lookup(self, call: str, number: str) -> tuple[LookupResult | None, bool]:
         """The directory's answer for *number*, and whether the lookup failed."""
         self.lookups += 1
+        CALL_ID.set(call)  # an early lookup runs in its own task; in the worker it is already set
         try:
             async with asyncio.timeout(DB_TIMEOUT), self._db.sessions() as session:
                 return await self._store.lookup(session, number, self._settings), False
@@ -368,26 +402,64 @@ class Pipeline:
 
     async def _open_journal(self, state: CallState, event: Ringing) -> None:
         try:
-            state.db_id = await self.journal.open_call(event, state.client_id)
+            db_id = await self.journal.open_call(event, state.client_id)
+            if db_id is not None:
+                state.db_id = db_id
         except Exception:
             log.exception("call %s: journal open failed; the call is written when it ends", state.call)
 
     async def _close_journal(self, state: CallState, event: Ended) -> None:
         try:
-            closed = await self.journal.close_call(event, state.client_id)
+            closed = await self.journal.close_call(event, state.client_id,
+                                                   resolve=state.lookup_failed and state.client_id is None)
         except Exception:
             log.exception("call %s: journal close failed", state.call)
             return
+        if closed is None:
+            return  # spooled: the database is unavailable; kpi_changed comes when it is written
         state.db_id = closed.call_id
-        for employee_id in closed.counted_employees:
+        self._counted(closed.counted_employees)
+
+    def _counted(self, employee_ids: Sequence[int]) -> None:
+        for employee_id in employee_ids:
             self._hub.publish({"type": "kpi_changed", "employee_id": employee_id}, employee_ids=(employee_id,))
+
+    # --- the PBX link -------------------------------------------------------------------
+
+    def pbx_lost(self) -> None:
+        """The AMI connection dropped: every tab is told that what it shows of calls in
+        progress may be stale, until the resynchronisation puts it right."""
+        self._hub.tell_all({"type": "pbx.status", "connected": False})
+
+    def resynced(self) -> None:
+        """A CoreShowChannels listing was applied: tabs get a fresh snapshot, and journal
+        rows that no call in progress explains (the call ended while callpop or its PBX
+        link was down) are closed, never left open."""
+        self._hub.tell_all({"type": "pbx.status", "connected": True})
+        self._hub.resend_snapshots()
+        task = asyncio.create_task(self.journal.sweep(self._followed()), name="journal-resync-sweep")
+        self._resync_sweeps.add(task)
+        task.add_done_callback(self._resync_sweeps.discard)
+
+    def _followed(self) -> set[str]:
+        """Call keys still followed: the tracker's calls and those with events in flight here."""
+        live = {call for call, state in self._calls.items() if not state.ended or state.worker is not None}
+        if self._tracker is not None:
+            with contextlib.suppress(Exception):
+                live.update(a.call for a in self._tracker.active_calls())
+        return live
 
     # --- housekeeping -------------------------------------------------------------------
 
     async def _sweep_forever(self) -> None:
+        bound = self._settings.journal.max_open_hours * 3600.0
         while True:
             await asyncio.sleep(SWEEP_EVERY)
             self.sweep(time.monotonic())
+            try:
+                await self.journal.sweep(self._followed(), older_than=bound)
+            except Exception:
+                log.exception("journal: closing rows open longer than %g h failed", bound / 3600)
 
     def sweep(self, now: float) -> int:
         """Forget calls whose hangup we never saw: silent for STALE_AFTER, or silent for a

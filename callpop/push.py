@@ -86,6 +86,10 @@ class Hub:
     def connections(self) -> int:
         return len(self._all)
 
+    def watches(self, extension: str) -> bool:
+        """Whether a tab of *extension*'s manager is open: they are at the desk."""
+        return bool(self._by_extension.get(extension))
+
     def stats(self) -> dict[str, Any]:
         return {"connections": len(self._all), "watchers": len(self._watchers), **self.counters}
 
@@ -171,6 +175,15 @@ class Hub:
             queued += self._offer(conn, message)
         self.counters["published"] += 1
         return queued
+
+    def tell_all(self, message: dict[str, Any]) -> int:
+        """Queue *message* for every tab (the PBX link went down or came back)."""
+        return sum(self._offer(conn, message) for conn in list(self._all))
+
+    def resend_snapshots(self) -> int:
+        """A fresh snapshot to every tab: after a resynchronisation with the PBX, what each
+        tab shows is put right (calls gone are dropped, calls still on shown again)."""
+        return sum(self._offer(conn, self._snapshot_message(conn)) for conn in list(self._all))
 
     def _offer(self, conn: Connection, message: dict[str, Any]) -> int:
         if conn.closed:

@@ -26,9 +26,14 @@ __all__ = [
     "BonusSettings",
     "DatabaseSettings",
     "DemoSettings",
+    "DialRule",
+    "DialingSettings",
+    "DialplanSettings",
     "HistorySettings",
+    "JournalSettings",
     "KpiSettings",
     "LoggingSettings",
+    "MetricsSettings",
     "PbxSettings",
     "PhoneSettings",
     "PushSettings",
@@ -79,6 +84,42 @@ class PbxSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class DialplanSettings:
+    """The plain-text endpoints the PBX's dialplan asks (callpop/server/pbx.py)."""
+
+    token: str = field(default="", repr=False)
+    allow: tuple[str, ...] = ("127.0.0.1", "::1")
+    timeout: float = 0.08
+    name_max_length: int = 40
+    transliterate: bool = False
+    cache_seconds: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    allow: tuple[str, ...] = ("127.0.0.1", "::1")
+
+
+@dataclass(frozen=True, slots=True)
+class DialRule:
+    """Click-to-call: an E.164 number matching ``pattern`` is dialled as ``dial`` (a
+    ``re.sub`` replacement), optionally in its own ``context`` (another trunk)."""
+
+    pattern: str
+    dial: str
+    context: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DialingSettings:
+    rules: tuple[DialRule, ...] = ()
+    prefix: str = ""
+    agent_caller_id: str = "{name} <{extension}>"
+    outbound_number: str = ""
+    outbound_numbers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class PhoneSettings:
     default_region: str = "RU"
     min_external_digits: int = 7
@@ -89,6 +130,15 @@ class DatabaseSettings:
     url: str = field(default="sqlite+aiosqlite:///var/callpop.db", repr=False)
     echo: bool = False
     sqlite_reads_in_thread: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class JournalSettings:
+    spool_path: str = "var/callpop-journal-spool.db"
+    write_timeout: float = 5.0
+    retry_interval: float = 2.0
+    heartbeat_interval: float = 1.0
+    max_open_hours: float = 4.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,9 +249,12 @@ class LoggingSettings:
 class Settings:
     ami: AmiSettings = field(default_factory=AmiSettings)
     pbx: PbxSettings = field(default_factory=PbxSettings)
+    dialplan: DialplanSettings = field(default_factory=DialplanSettings)
+    dialing: DialingSettings = field(default_factory=DialingSettings)
     phones: PhoneSettings = field(default_factory=PhoneSettings)
     agents: Mapping[str, str] = field(default_factory=dict)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    journal: JournalSettings = field(default_factory=JournalSettings)
     history: HistorySettings = field(default_factory=HistorySettings)
     web: WebSettings = field(default_factory=WebSettings)
     push: PushSettings = field(default_factory=PushSettings)
@@ -209,7 +262,15 @@ class Settings:
     bonus: BonusSettings = field(default_factory=BonusSettings)
     demo: DemoSettings = field(default_factory=DemoSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    more_ami: Mapping[str, AmiSettings] = field(default_factory=dict)  # [ami.NAME]: more PBXs
     source: str = "defaults"
+
+    def pbxes(self) -> list[tuple[str, AmiSettings]]:
+        """Every PBX to connect to, with its id: ``[ami]`` as ``[pbx] id`` (unless only
+        ``[ami.NAME]`` tables name hosts), then each ``[ami.NAME]`` as NAME."""
+        first = [] if self.more_ami and self.ami.simulated else [(self.pbx.id, self.ami)]
+        return first + sorted(self.more_ami.items())
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with whole sections replaced (tests and the demo use it)."""
@@ -231,6 +292,7 @@ _ENV_SECRETS = {
     ("database", "url"): "CALLPOP_DATABASE_URL",
     ("web", "secret_key"): "CALLPOP_SECRET_KEY",
     ("demo", "database"): "CALLPOP_DEMO_DATABASE_URL",
+    ("dialplan", "token"): "CALLPOP_DIALPLAN_TOKEN",
 }
 
 T = TypeVar("T")
@@ -305,6 +367,45 @@ def _build_agents(raw: object) -> dict[str, str]:
     return agents
 
 
+def build_dialing(raw: object) -> DialingSettings:
+    """[dialing]: rules are ``{ pattern = '...', dial = '...', context = '...' }`` tables,
+    checked here (a pattern that does not compile, or a replacement that refers to a group
+    the pattern lacks, stops start-up rather than the first click-to-call)."""
+    if not isinstance(raw, dict):
+        raise SettingsError(f"[dialing]: expected a table, found {_describe(raw)}")
+    raw = dict(raw)
+    rules_raw = raw.pop("rules", [])
+    numbers_raw = raw.pop("outbound_numbers", {})
+    plain = _build(DialingSettings, "dialing", raw)
+    if not isinstance(rules_raw, list):
+        raise SettingsError(f"dialing.rules: expected a list of {{ pattern = ..., dial = ... }}, "
+                            f"found {_describe(rules_raw)}")
+    rules = []
+    for i, spec in enumerate(rules_raw):
+        key = f"dialing.rules[{i}]"
+        if not isinstance(spec, dict) or not {"pattern", "dial"} <= set(spec) <= {"pattern", "dial", "context"} \
+                or not all(isinstance(v, str) for v in spec.values()):
+            raise SettingsError(f"{key}: expected {{ pattern = '<regex>', dial = '<replacement>' "
+                                f"[, context = '<context>'] }}, found {_describe(spec)}")
+        try:
+            re.compile(spec["pattern"]).sub(spec["dial"], "")
+            re.sub(spec["pattern"], spec["dial"], "+" + "1" * 15)
+        except (re.error, IndexError) as exc:
+            raise SettingsError(f"{key}: expected a regular expression and a replacement using its "
+                                f"groups, found {spec['pattern']!r} -> {spec['dial']!r} ({exc})") from None
+        rules.append(DialRule(spec["pattern"], spec["dial"], spec.get("context", "")))
+    if not isinstance(numbers_raw, dict) or not all(isinstance(v, str) for v in numbers_raw.values()):
+        raise SettingsError(f"[dialing.outbound_numbers]: expected extension = \"number\" lines, "
+                            f"found {_describe(numbers_raw)}")
+    try:
+        plain.agent_caller_id.format(name="", extension="")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise SettingsError(f"dialing.agent_caller_id: expected a template with {{name}} and {{extension}}, "
+                            f"found {plain.agent_caller_id!r} ({exc})") from None
+    return dataclasses.replace(plain, rules=tuple(rules),
+                               outbound_numbers={str(k): v for k, v in numbers_raw.items()})
+
+
 def _build_bonus(raw: object) -> BonusSettings:
     if not isinstance(raw, dict):
         raise SettingsError(f"[bonus]: expected a table, found {_describe(raw)}")
@@ -344,15 +445,56 @@ def _build_bonus(raw: object) -> BonusSettings:
 _SECTIONS: dict[str, type[Any]] = {
     "ami": AmiSettings,
     "pbx": PbxSettings,
+    "dialplan": DialplanSettings,
     "phones": PhoneSettings,
     "database": DatabaseSettings,
+    "journal": JournalSettings,
     "history": HistorySettings,
     "web": WebSettings,
     "push": PushSettings,
     "kpi": KpiSettings,
     "demo": DemoSettings,
     "logging": LoggingSettings,
+    "metrics": MetricsSettings,
 }
+
+
+def _build_more_ami(base: dict[str, Any], tables: dict[str, Any], first_id: str,
+                    env: Mapping[str, str]) -> dict[str, AmiSettings]:
+    """``[ami.NAME]``: another PBX, its keys over ``[ami]``'s (a host of its own is
+    required); its secret may come from CALLPOP_AMI_SECRET_<NAME>."""
+    out: dict[str, AmiSettings] = {}
+    for name, table in tables.items():
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", name) or name == first_id:
+            raise SettingsError(f"[ami.{name}]: expected a PBX id of letters, digits, - or _ other than "
+                                f"[pbx] id ({first_id!r})")
+        merged = {**{k: v for k, v in base.items() if k not in ("host", "secret")}, **table}
+        secret = env.get(f"CALLPOP_AMI_SECRET_{name.upper().replace('-', '_')}")
+        if secret:
+            merged["secret"] = secret
+        ami = _build(AmiSettings, f"ami.{name}", merged)
+        if ami.simulated:
+            raise SettingsError(f"ami.{name}.host: expected the address of that PBX's AMI, found nothing")
+        out[name] = ami
+    return out
+
+
+def _check_networks(key: str, entries: tuple[str, ...]) -> None:
+    import ipaddress
+
+    for i, entry in enumerate(entries):
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise SettingsError(f"{key}[{i}]: expected an address or network like 127.0.0.1 or "
+                                f"10.0.0.0/24, found {entry!r}") from None
+
+
+def _check_dialplan(dialplan: DialplanSettings) -> None:
+    _check_networks("dialplan.allow", dialplan.allow)
+    if not 0 < dialplan.timeout <= 0.1:
+        raise SettingsError(f"dialplan.timeout: expected seconds above 0 and at most 0.1 (the dialplan waits "
+                            f"for the answer), found {dialplan.timeout!r}")
 
 
 def settings_from_mapping(data: Mapping[str, Any], *, source: str = "<mapping>",
@@ -363,11 +505,17 @@ def settings_from_mapping(data: Mapping[str, Any], *, source: str = "<mapping>",
     for (section, key), var in _ENV_SECRETS.items():
         if env.get(var):
             data.setdefault(section, {})[key] = env[var]
-    unknown = sorted(set(data) - set(_SECTIONS) - {"agents", "bonus"})
+    special = {"agents", "bonus", "dialing"}
+    unknown = sorted(set(data) - set(_SECTIONS) - special)
     if unknown:
         raise SettingsError(f"[{unknown[0]}]: unknown section (known: "
-                            f"{', '.join(sorted([*_SECTIONS, 'agents', 'bonus']))})")
+                            f"{', '.join(sorted([*_SECTIONS, *special]))})")
+    ami_raw = data.get("ami", {})
+    more_raw = {k: v for k, v in ami_raw.items() if isinstance(v, dict)} if isinstance(ami_raw, dict) else {}
+    if more_raw:
+        data["ami"] = {k: v for k, v in ami_raw.items() if k not in more_raw}
     sections: dict[str, Any] = {name: _build(cls, name, data.get(name, {})) for name, cls in _SECTIONS.items()}
+    more_ami = _build_more_ami(data.get("ami", {}), more_raw, sections["pbx"].id, env)
     try:
         re.compile(sections["pbx"].agent_extension_pattern)
     except re.error as exc:
@@ -397,6 +545,8 @@ def settings_from_mapping(data: Mapping[str, Any], *, source: str = "<mapping>",
     ca_file = sections["ami"].tls_ca_file
     if ca_file and not Path(ca_file).is_file():
         raise SettingsError(f"ami.tls_ca_file: expected a PEM file of the CA, found {ca_file!r} (no such file)")
+    _check_dialplan(sections["dialplan"])
+    _check_networks("metrics.allow", sections["metrics"].allow)
     bad_days = [d for d in sections["kpi"].working_days if not 1 <= d <= 7]
     if bad_days:
         raise SettingsError(f"kpi.working_days: expected days 1 (Monday) to 7, found {bad_days[0]}")
@@ -404,6 +554,8 @@ def settings_from_mapping(data: Mapping[str, Any], *, source: str = "<mapping>",
         **sections,
         agents=_build_agents(data.get("agents", {})),
         bonus=_build_bonus(data.get("bonus", {})),
+        dialing=build_dialing(data.get("dialing", {})),
+        more_ami=more_ami,
         source=source,
     )
 

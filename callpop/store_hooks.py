@@ -40,6 +40,9 @@ class StoreHooks:
     close_call: CloseCallFn
     employees_by_extension: ByExtensionFn
     log_contacts: LogContactsFn | None
+    # answers and ringing agents recorded as they happen, rows nobody follows closed
+    # (callpop/store/journal_recovery.py); off for stand-in open/close functions
+    recovery: bool = False
 
     @classmethod
     def default(cls) -> StoreHooks:
@@ -47,4 +50,5 @@ class StoreHooks:
         from callpop.store.kpi import contacts
 
         return cls(lookup=directory.lookup, open_call=journal.open_call, close_call=journal.close_call,
-                   employees_by_extension=employees.employees_by_extension, log_contacts=contacts.log_contacts)
+                   employees_by_extension=employees.employees_by_extension, log_contacts=contacts.log_contacts,
+                   recovery=True)

@@ -148,7 +148,8 @@ async def db(db_url: str) -> AsyncIterator[Database]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return settings_from_mapping({"database": {"url": _sqlite_url(tmp_path / "callpop.db")}},
+    return settings_from_mapping({"database": {"url": _sqlite_url(tmp_path / "callpop.db")},
+                                  "journal": {"spool_path": str(tmp_path / "journal-spool.db")}},
                                  source="test", environ={})
 
 

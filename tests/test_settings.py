@@ -53,7 +53,8 @@ def test_every_key_is_documented_with_its_default() -> None:
                 undocumented.append(f"{section}.{key}")
     assert undocumented == []
     # and no key of the code is missing from the file
-    for section in ("ami", "pbx", "phones", "database", "history", "web", "push", "kpi", "demo", "logging"):
+    for section in ("ami", "pbx", "dialplan", "dialing", "phones", "database", "history", "web", "push", "kpi",
+                    "demo", "logging", "metrics"):
         fields = {f.name for f in dataclasses.fields(getattr(Settings(), section))}
         assert fields == set(data[section]), section
 

@@ -91,8 +91,10 @@ async def run_demo(settings: Settings, *, calls: bool = True, ready: Ready | Non
             dialer.cancel()
             await asyncio.gather(dialer, return_exceptions=True)
         if runner is not None:
-            await runner.cleanup()
+            await runner.cleanup()  # the desks' sockets close with 1001: they show the connection lost
         await db.close()
+        if runner is not None:
+            print("callpop demo: stopped (open desks show the connection as lost)", flush=True)
 
 
 def _print_banner(url: str, accounts: Any, settings: Settings, *, simulated: bool, calls: bool) -> None:
@@ -107,7 +109,7 @@ def _print_banner(url: str, accounts: Any, settings: Settings, *, simulated: boo
         lines.append("The simulated PBX is up; no calls are placed (--no-calls).")
     else:
         lines.append(f"Connected to Asterisk at {settings.ami.host}:{settings.ami.port}: real calls pop.")
-    lines += ["Try: callpop watch --agent 101 --login <login above>   (Ctrl-C stops the demo)", "=" * 72, ""]
+    lines += ["Try: ./run watch --agent 101 --login <login above>   (Ctrl-C stops the demo)", "=" * 72, ""]
     print("\n".join(lines), flush=True)
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callpop.server.auth import require_user
 from callpop.server.errors import status_for
 from callpop.server.keys import DB
-from callpop.store.errors import NotFound, StoreError, ValidationError
+from callpop.store.errors import Conflict, NotFound, StoreError, ValidationError
 from callpop.store.records.sales import Actor
 
 __all__ = ["Handler", "actor_of", "error_response", "json_response", "path_id", "read_json", "session_for",
@@ -34,6 +34,16 @@ def error_response(status: int, message: str, field: str | None = None) -> web.R
     return json_response({"error": message, "field": field}, status)
 
 
+def _for_people(request: web.Request, status: int, exc: StoreError, problem: str, *, labelled: bool) -> web.Response:
+    """The error as programs read it (``error``, ``field``) plus ``message``: the same in the
+    user's language, naming the field by its label when the user typed it (*labelled*)."""
+    from callpop.server.error_text import human_message
+    from callpop.server.templating import language
+
+    said = human_message(exc.field if labelled else None, problem, language(request))
+    return json_response({"error": str(exc), "field": exc.field, "message": said}, status)
+
+
 def translate_errors(handler: Handler) -> Handler:
     """Domain errors → JSON answers with the status ``errors.STATUS`` gives them."""
 
@@ -44,7 +54,9 @@ def translate_errors(handler: Handler) -> Handler:
         except StoreError as exc:
             status = status_for(exc)
             assert status is not None  # every StoreError has a status (its base's at least)
-            return error_response(status, str(exc), exc.field)
+            if isinstance(exc, ValidationError | Conflict):  # something the user typed: say it in words
+                return _for_people(request, status, exc, exc.message, labelled=True)
+            return _for_people(request, status, exc, str(exc), labelled=False)
 
     return wrapped
 

@@ -3,8 +3,8 @@ history pages, and click-to-call.
 
 Click-to-call rings the manager's *own* phone first and then dials the client (AMI
 Originate): the device is the ``[agents]`` entry mapped to the manager's extension, or
-``PJSIP/<extension>`` when there is none; the number is dialled as E.164 digits without
-the "+" in ``[pbx] originate_context``. A manager without an extension cannot originate.
+``PJSIP/<extension>`` when there is none; the number, the context and the caller IDs
+follow ``[dialing]`` (callpop/dialing.py). A manager without an extension cannot originate.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from typing import Any
 
 from aiohttp import web
 
+from callpop.dialing import originate_plan, pbx_of
 from callpop.phones import may_dial, phone_key
 from callpop.server.api_base import actor_of, json_response, path_id, read_json, session_for, translate_errors
 from callpop.server.auth import csrf_token, require_user
-from callpop.server.keys import AMI, SETTINGS
-from callpop.settings import Settings
+from callpop.server.keys import SETTINGS, connections
 from callpop.store import directory, employees
 from callpop.store.errors import Conflict, Forbidden, NotFound, ValidationError
 from callpop.store.records import sales
@@ -26,8 +26,7 @@ from callpop.store.records.validation import Field, Schema
 
 __all__ = [
     "CARD_DOC", "HISTORY_DOC", "HISTORY_QUERY", "LOOKUP_DOC", "LOOKUP_QUERY", "ME_OUT", "ME_PATCH", "ORIGINATE_IN",
-    "ORIGINATE_OUT", "client_card", "client_history", "device_for", "due_promises", "get_me", "lookup", "originate",
-    "update_me",
+    "ORIGINATE_OUT", "client_card", "client_history", "due_promises", "get_me", "lookup", "originate", "update_me",
 ]
 
 log = logging.getLogger(__name__)
@@ -132,14 +131,6 @@ async def client_history(request: web.Request) -> web.StreamResponse:
     return json_response({"items": [item.to_json() for item in rows.items], "has_more": rows.has_more})
 
 
-def device_for(extension: str, settings: Settings) -> str:
-    """The phone to ring first: the device mapped to the extension, else PJSIP/<ext>."""
-    for device, ext in settings.agents.items():
-        if ext == extension:
-            return device
-    return f"PJSIP/{extension}"
-
-
 @translate_errors
 async def originate(request: web.Request) -> web.StreamResponse:
     user = require_user(request)
@@ -154,15 +145,15 @@ async def originate(request: web.Request) -> web.StreamResponse:
         log.warning("click-to-call refused for employee %s: %s is not in [pbx] originate_allowed", user.id, key.e164)
         raise Forbidden(f"calls to {key.e164} are not allowed from callpop: ask an administrator "
                         f"([pbx] originate_allowed)", field="client_phone")
-    number = key.e164.lstrip("+")
-    channel = device_for(user.extensions[0], settings)
-    ami = request.app.get(AMI)
+    plan = originate_plan(user.extensions[0], user.name, key.e164, settings)
+    channel, number = plan.channel, plan.exten
+    ami = connections(request.app).get(pbx_of(user.extensions[0], settings)[0])  # the manager's own PBX
     if ami is None:
         return json_response({"error": "the PBX is not connected", "field": None}, 503)
     try:
-        await ami.originate(channel, number, settings.pbx.originate_context, caller_id=number)
+        await ami.originate(channel, number, plan.context, caller_id=plan.caller_id, variables=plan.variables)
     except Exception as exc:  # AmiNotConnected, AmiRefused, a timeout: all mean "not now"
-        log.warning("originate %s -> %s failed: %s", channel, number, exc)
+        log.warning("originate %s -> %s@%s failed: %s", channel, number, plan.context, exc)
         return json_response({"error": f"the PBX did not place the call: {exc}", "field": None}, 503)
-    log.info("click-to-call by employee %s: %s -> %s", user.id, channel, number)
+    log.info("click-to-call by employee %s: %s -> %s@%s", user.id, channel, number, plan.context)
     return json_response(ORIGINATE_OUT.dump({"status": "queued", "channel": channel, "number": number}), 202)

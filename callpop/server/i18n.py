@@ -23,13 +23,15 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
+from callpop.webroot import WEB_ROOT
+
 __all__ = ["JS_DYNAMIC", "LANGUAGES", "LOCALE_DIR", "Translator", "gettext_for", "js_message_ids"]
 
 log = logging.getLogger(__name__)
 
 LANGUAGES = ("ru", "en")
 LOCALE_DIR = Path(__file__).resolve().parents[1] / "locale"
-STATIC_DIR = Path(__file__).resolve().parents[2] / "web" / "static"
+STATIC_DIR = WEB_ROOT / "static"
 _JS_CALL = re.compile(r"""\bt\(\s*"((?:[^"\\]|\\.)*)"\s*[,)]""")
 # Texts the scripts translate through a variable (status names, connection states).
 JS_DYNAMIC = ("open", "kept", "broken", "cancelled", "won", "lost", "Connected", "Connecting…", "Disconnected")

@@ -1,4 +1,4 @@
-"""Login, logout, the manager's desk page and the health check.
+"""Login, logout and the manager's desk page (/health is server/monitoring.py).
 
 A wrong login and a wrong password get the same answer, after the same argon2 work (a
 dummy hash is checked when the login does not exist), so the form cannot be used to find
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from typing import Any
 from urllib.parse import quote
 
@@ -17,21 +16,19 @@ from aiohttp import web
 
 from callpop.accounts import hash_password
 from callpop.logs import Throttle
-from callpop.pipeline import PIPELINE
 from callpop.server.auth import current_user, login_user, logout_user, require_user
-from callpop.server.keys import AMI, DB, HUB, SETTINGS
+from callpop.server.keys import DB, HUB, SETTINGS
 from callpop.server.login_gate import LOGIN_GATE, Busy
 from callpop.server.templating import render
 from callpop.store import employees
 
-__all__ = ["desk", "health", "login_form", "login_submit", "logout", "logout_everywhere", "safe_next"]
+__all__ = ["desk", "login_form", "login_submit", "logout", "logout_everywhere", "safe_next"]
 
 log = logging.getLogger(__name__)
 _throttled = Throttle(log)  # a password-guessing run: one line a minute, with a count
 
 _DUMMY_HASH = hash_password("callpop-no-such-user")
 MAX_FIELD = 200
-STARTED = time.time()
 
 
 def safe_next(value: str | None) -> str:
@@ -129,28 +126,9 @@ async def desk(request: web.Request) -> web.StreamResponse:
     """The page a manager keeps open; the script opens /ws and renders the cards."""
     user = require_user(request)
     settings = request.app[SETTINGS]
-    return render(request, "desk.html", ws_path="/ws", dismiss_after=settings.push.dismiss_after,
-                  extensions=list(user.extensions), is_supervisor=user.is_supervisor)
-
-
-async def health(request: web.Request) -> web.StreamResponse:
-    """Monitoring: AMI state, connected tabs and calls in flight; counts only, no names."""
-    ami = request.app.get(AMI)
-    pipeline = request.app.get(PIPELINE)
-    body: dict[str, Any] = {
-        "status": "ok",
-        "uptime_seconds": round(time.time() - STARTED, 1),
-        "ami": str(getattr(ami, "state", "off")) if ami is not None else "off",
-        "push": request.app[HUB].stats(),
-        "calls_in_flight": getattr(pipeline, "active", 0),
-    }
-    try:
-        from sqlalchemy import text
-
+    page: dict[str, Any] = {"supervisor": user.is_supervisor}
+    if user.is_supervisor:  # a watched call names the manager whose phone it is
         async with request.app[DB].sessions() as session:
-            await session.execute(text("SELECT 1"))
-        body["database"] = "ok"
-    except Exception as exc:
-        body["database"] = f"error: {type(exc).__name__}"
-        body["status"] = "degraded"
-    return web.json_response(body, status=200 if body["status"] == "ok" else 503)
+            page["agents"] = await employees.names_by_extension(session)
+    return render(request, "desk.html", ws_path="/ws", dismiss_after=settings.push.dismiss_after,
+                  extensions=list(user.extensions), is_supervisor=user.is_supervisor, page_data=page)

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from callpop.server import api, api_calls, desk, pages, ws
+from callpop.server import api, api_callbacks, api_calls, desk, monitoring, pages, pbx, ws
 from callpop.server.api_base import json_response
 from callpop.server.kpi import api as kpi_api
 from callpop.server.kpi import pages as kpi_pages
@@ -58,8 +58,13 @@ ROUTES: tuple[Route, ...] = (
     page("POST", "/login", pages.login_submit, access="anyone"),
     page("POST", "/logout", pages.logout, "logout", access="anyone"),
     page("POST", "/logout/everywhere", pages.logout_everywhere, "logout_everywhere", access="employee"),
-    page("GET", "/health", pages.health, "health", access="anyone"),
     page("GET", "/ws", ws.websocket, "ws", access="employee"),
+    # for machines: load balancers, Prometheus, the PBX's dialplan (monitoring.py, pbx.py;
+    # each checks its own allow-list or token)
+    page("GET", "/health", monitoring.health, "health", access="anyone"),
+    page("GET", "/metrics", monitoring.metrics, "metrics", access="anyone"),
+    page("GET", "/pbx/caller-name", pbx.caller_name, "pbx_caller_name", access="anyone"),
+    page("GET", "/pbx/route", pbx.route, "pbx_route", access="anyone"),
     # the desk's other pages (desk.py)
     page("GET", r"/clients/{id:\d{1,10}}", desk.client_page, "client_page", access="employee"),
     page("GET", "/promises", desk.promises_page, "promises_page", access="employee"),
@@ -88,6 +93,10 @@ ROUTES: tuple[Route, ...] = (
              "clients", query=api_calls.HISTORY_QUERY, response_doc=api_calls.HISTORY_DOC, access="employee"),
     endpoint("POST", "/api/originate", api_calls.originate, "Click-to-call from your own phone", "calls",
              body=api_calls.ORIGINATE_IN, response=api_calls.ORIGINATE_OUT, status=202, access="employee"),
+    endpoint("GET", "/api/callbacks", api_callbacks.list_callbacks, "Missed calls of my clients still to return",
+             "calls", response_doc=api_callbacks.LIST_DOC, access="employee"),
+    endpoint("POST", r"/api/callbacks/{call_id:\d+}/done", api_callbacks.callback_done,
+             "Mark a missed call as dealt with", "calls", status=204, access="employee"),
     endpoint("GET", "/api/clients", api.list_clients, "List or search clients", "clients", query=_C.filters,
              response=_C.out, paged=True, access="employee"),
     endpoint("POST", "/api/clients", api.create_client, "Create a client, with its phones", "clients",

@@ -19,12 +19,13 @@ from aiohttp import web
 from callpop.server.auth import csrf_token, current_user
 from callpop.server.i18n import gettext_for
 from callpop.server.keys import SETTINGS
+from callpop.server.l10n import formats_for
+from callpop.webroot import WEB_ROOT
 
 __all__ = ["TEMPLATES", "WEB_ROOT", "language", "render", "setup_templates"]
 
 log = logging.getLogger(__name__)
 
-WEB_ROOT = Path(__file__).resolve().parents[2] / "web"
 TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("templates", jinja2.Environment)
 LANG_COOKIE = "callpop_lang"
 _LANGUAGES = ("ru", "en")
@@ -65,7 +66,8 @@ def render(request: web.Request, name: str, *, status: int = 200, **context: Any
     """Render *name* with the common context; the handler adds its own keys."""
     lang = language(request)
     base: dict[str, Any] = {"user": current_user(request), "csrf_token": csrf_token(request),
-                            "lang": lang, "_": _translator(lang), "request_path": request.path}
+                            "lang": lang, "_": _translator(lang), "request_path": request.path,
+                            "f": formats_for(lang)}
     html = request.app[TEMPLATES].get_template(name).render({**base, **context})
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8",
                         headers={"X-CSRF-Token": base["csrf_token"], "Cache-Control": "no-store"})

@@ -112,6 +112,7 @@ class SimulatedPbx:
         self.on_write: Callable[[str, bytes], None] | None = None
         self.calls_placed = 0
         self.logins: list[tuple[str, bool]] = []  # (md5 | plain, accepted): what clients did
+        self.originates: list[dict[str, Any]] = []  # every Originate action as received (tests read it)
         self._ids = _Ids(rng=random.Random(rng_seed))
         self._templates: dict[str, Template] = {}
         self._sessions: set[AmiSession] = set()
@@ -336,12 +337,14 @@ class SimulatedPbx:
 
     # --- demo ------------------------------------------------------------------------------
 
-    def _free_agent(self) -> str:
-        for _ in range(8):
-            a = self.rng.choice(self.agents)
-            if self._busy[a] <= 0:
-                return a
-        return self.rng.choice(self.agents)
+    def _free_agents(self, scenario: str) -> tuple[str, ...] | None:
+        """Agents for a demo call, all of them off the phone (a real PBX does not ring a
+        phone that is talking); None when too few are free: the call waits for a gap."""
+        free = [a for a in self.agents if self._busy[a] <= 0]
+        roles = len(self.template(scenario).spec.roles)
+        if len(free) < roles:
+            return None
+        return tuple(self.rng.sample(free, roles))
 
     async def run_demo_calls(self, interval: float, clients: Sequence[tuple[str, str | None]], *,
                              short_share: float = 0.2) -> None:
@@ -357,16 +360,18 @@ class SimulatedPbx:
         while True:
             scenario = self.rng.choices(names, weights)[0]
             number, name = self.rng.choice(callers)
-            agent = self._free_agent()
+            agents = self._free_agents(scenario)
             talk = demo_talk_seconds(self.rng, short_share)
             try:
-                if scenario in ("outbound", "click_to_call"):
+                if agents is None:
+                    log.info("simulated PBX: every agent is on the phone, the next demo call waits")
+                elif scenario in ("outbound", "click_to_call"):
                     if not any(ch.isdigit() for ch in number):  # nobody dials "anonymous"
                         number = self.rng.choice(dialable)
-                    self._place(scenario, client=number, agents=(agent,), caller_name=None, action_id=None,
+                    self._place(scenario, client=number, agents=agents, caller_name=None, action_id=None,
                                 talk_seconds=talk)
                 else:
-                    self._place(scenario, client=number, agents=(agent,), caller_name=name, action_id=None,
+                    self._place(scenario, client=number, agents=agents, caller_name=name, action_id=None,
                                 talk_seconds=talk)
             except ValueError as exc:
                 log.warning("simulated PBX: demo call not placed: %s", exc)

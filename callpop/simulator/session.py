@@ -42,6 +42,7 @@ class PbxState(Protocol):
     md5: bool
     frozen: bool
     logins: list[tuple[str, bool]]
+    originates: list[dict[str, Any]]
     _sessions: set[AmiSession]
     _started: float
 
@@ -164,6 +165,7 @@ class AmiSession(asyncio.Protocol):
                             ("LastReload", up), ("Status", "Fully Booted")))
 
     def _originate(self, m: dict[str, Any], reply: Callable[..., None], action_id: str | None) -> None:
+        self.pbx.originates.append(dict(m))
         channel, exten = str(m.get("channel", "")), str(m.get("exten", ""))
         if not channel:
             reply("Error", ("Message", "Channel not specified"))

@@ -36,6 +36,7 @@ __all__ = [
     "employees_by_extension",
     "end_all_sessions",
     "main",
+    "names_by_extension",
     "revoke_session",
     "save_employee",
     "session_generations",
@@ -99,6 +100,13 @@ async def employees_by_extension(session: AsyncSession) -> dict[str, int]:
     """Extension -> employee id, for every extension on record."""
     rows = await session.execute(select(Extension.extension, Extension.employee_id))
     return {ext: emp for ext, emp in rows}
+
+
+async def names_by_extension(session: AsyncSession) -> dict[str, str]:
+    """Extension -> the name of its employee: a supervisor's desk says whose call it watches."""
+    rows = await session.execute(select(Extension.extension, Employee.name)
+                                 .join(Employee, Employee.id == Extension.employee_id))
+    return {ext: name for ext, name in rows}
 
 
 async def _assign_extensions(session: AsyncSession, employee: Employee, wanted: Sequence[str]) -> list[str]:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import case, func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop.store.db import dialect_of, insert_for
@@ -47,6 +47,7 @@ def _statements(dialect: str) -> dict[str, Any]:
     closed = insert(calls)
     ex = closed.excluded
     people = insert(parts)
+    answered = func.coalesce(calls.c.answered_at, ex.answered_at)
     return {
         # a later ringing (another agent, a replay) only fills in a client found since
         "open": opened.on_conflict_do_update(
@@ -56,11 +57,14 @@ def _statements(dialect: str) -> dict[str, Any]:
         "close": closed.on_conflict_do_update(
             index_elements=["pbx_id", "call_key"],
             set_={
-                "ended_at": ex.ended_at, "outcome": ex.outcome, "talk_seconds": ex.talk_seconds,
+                # never before the start (the row's, set at the first ringing): the database
+                # checks it (migration 0006) and a refused close would lose the call
+                "ended_at": case((ex.ended_at < calls.c.started_at, calls.c.started_at), else_=ex.ended_at),
+                "outcome": ex.outcome, "talk_seconds": ex.talk_seconds, "end_unseen": ex.end_unseen,
                 "client_id": func.coalesce(ex.client_id, calls.c.client_id),
                 "client_number": func.coalesce(calls.c.client_number, ex.client_number),
                 "caller_name": func.coalesce(calls.c.caller_name, ex.caller_name),
-                "answered_at": func.coalesce(calls.c.answered_at, ex.answered_at),
+                "answered_at": case((answered < calls.c.started_at, calls.c.started_at), else_=answered),
             },
         ).returning(calls.c.id),
         "participants": people.on_conflict_do_update(
@@ -96,17 +100,18 @@ async def close_call(session: AsyncSession, pbx_id: str, event: Ended, client_id
     """Write the finished call and who took part in it; returns calls.id. Works whether or
     not ``open_call`` ran (a daemon restarted mid-call never saw the ringing)."""
     ended_at = _when(event.ended_at) if event.ended_at is not None else dt.datetime.now(dt.UTC)
-    started_at = _when(event.started_at) if event.started_at is not None else ended_at
+    started_at = min(_when(event.started_at), ended_at) if event.started_at is not None else ended_at
     answered_at = None
     if event.outcome == "answered":
-        # the tracker's first answer; an event without one: the talk ended at hang-up
-        answered_at = (_when(event.answered_at) if event.answered_at is not None
-                       else max(started_at, ended_at - dt.timedelta(seconds=event.talk_seconds)))
+        # the tracker's first answer; an event without one: the talk ended at hang-up. Never
+        # before the start: the database checks it (migration 0006)
+        answered_at = max(started_at, _when(event.answered_at) if event.answered_at is not None
+                          else ended_at - dt.timedelta(seconds=event.talk_seconds))
     statements = _statements(dialect_of(session))
     call = {"pbx_id": pbx_id, "call_key": event.call, "direction": event.direction, "client_number": event.client,
             "caller_name": event.caller_name, "client_id": client_id, "started_at": started_at,
             "answered_at": answered_at, "ended_at": ended_at, "outcome": event.outcome,
-            "talk_seconds": event.talk_seconds}
+            "talk_seconds": event.talk_seconds, "end_unseen": event.end_unseen}
     call_id = int((await session.execute(statements["close"], call)).scalar_one())
     rows = _participants(event, extension_to_employee)
     if rows:

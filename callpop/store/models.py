@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     Boolean,
+    CheckConstraint,
     Date,
     DateTime,
     ForeignKey,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -205,6 +207,9 @@ class Call(Base):
         Index("ix_calls_client_started", "client_id", "started_at"),
         # the dashboard's missed calls per manager and day (migration 0003)
         Index("ix_calls_outcome_started", "outcome", "started_at"),
+        # migration 0006: the database refuses an answer or an end before the start
+        CheckConstraint("answered_at >= started_at", name="ck_calls_answered_after_start"),
+        CheckConstraint("ended_at >= started_at", name="ck_calls_ended_after_start"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -217,8 +222,11 @@ class Call(Base):
     started_at: Mapped[dt.datetime] = mapped_column(index=True)
     answered_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     ended_at: Mapped[dt.datetime | None] = mapped_column(default=None)
-    outcome: Mapped[str | None] = mapped_column(String(10), default=None)  # answered | missed
+    outcome: Mapped[str | None] = mapped_column(String(10), default=None)  # answered | missed | unknown
     talk_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    # the end was not seen (callpop or its PBX link was down): ended_at and talk_seconds are
+    # lower bounds (callpop/store/journal_recovery.py)
+    end_unseen: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     participants: Mapped[list[CallParticipant]] = relationship(back_populates="call", lazy="raise",
                                                                cascade="all, delete-orphan")
@@ -315,6 +323,17 @@ class Plan(Base):
     kpi: Mapped[str] = mapped_column(String(30))  # contacts | collections | win_rate | new_vs_regular
     target: Mapped[Decimal] = mapped_column()
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CallbackDone(Base):
+    """A missed call someone has dealt with ("done" on the desk's list of calls to return):
+    off every desk's list, whoever marked it."""
+
+    __tablename__ = "callbacks_done"
+
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True)
+    employee_id: Mapped[int | None] = mapped_column(ForeignKey("employees.id", ondelete="SET NULL"), default=None)
+    done_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class RevokedSession(Base):

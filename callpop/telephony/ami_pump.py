@@ -76,6 +76,14 @@ class _NewSession:
     """Queue marker: a new TCP session starts; forget half-counted listings."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Lost:
+    """Queue marker: the connection dropped; the PBX was last heard at ``at``. Behind the
+    session's events, so the tracker learns it after everything that was read."""
+
+    at: float | None
+
+
 _NEW_SESSION = _NewSession()
 _STOP = object()
 _SWEEP = object()
@@ -92,15 +100,18 @@ class EventPump:
     """Queue + the one consumer task; see the module docstring."""
 
     def __init__(self, tracker: Tracker, sink: Sink, stats: AmiStats, queue_warn: int,
-                 prefetch: Prefetch | None = None, sweep: IdleSweep | None = None) -> None:
+                 prefetch: Prefetch | None = None, sweep: IdleSweep | None = None,
+                 on_resync: Callable[[], None] | None = None, on_lost: Callable[[], None] | None = None) -> None:
         self._tracker = tracker
         self._sweep = sweep
         self._sweep_timer: asyncio.Task[None] | None = None
+        self._on_resync = on_resync
+        self._on_lost = on_lost
         self._sink = sink
         self._prefetch = prefetch
         self.stats = stats
         self._queue_warn = queue_warn
-        self._queue: asyncio.Queue[Batch | _NewSession | object] = asyncio.Queue()
+        self._queue: asyncio.Queue[Batch | _NewSession | _Lost | object] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._listing_items: dict[str, int] = {}
         self._our_listings: set[str] = set()
@@ -126,6 +137,10 @@ class EventPump:
 
     def new_session(self) -> None:
         self._queue.put_nowait(_NEW_SESSION)
+
+    def lost(self, at: float | None) -> None:
+        """The connection dropped; *at*: when the PBX was last heard."""
+        self._queue.put_nowait(_Lost(at))
 
     def expect_listing(self, action_id: str) -> None:
         """A CoreShowChannels of ours: log when the tracker has applied it."""
@@ -166,6 +181,9 @@ class EventPump:
             if isinstance(item, _NewSession):
                 self._listing_items.clear()
                 continue
+            if isinstance(item, _Lost):
+                self._lost(item.at)
+                continue
             if item is _SWEEP:
                 await self._run_sweep()
                 continue
@@ -186,15 +204,30 @@ class EventPump:
                     except Exception:
                         self._throttle.log(logging.ERROR, "prefetch", "ami: prefetch failed on %s; the lookup "
                                            "waits for the ringing", tracker.arrivals, exc_info=True)
+                if events:
+                    await self._deliver(events)
                 name = msg.get("Event")
                 if name == _SNAPSHOT_ITEM or name == _SNAPSHOT_END:
                     self._listing_part(msg, len(events))
-                if events:
-                    await self._deliver(events)
             if self._warned and stats.backlog < self._queue_warn // 2:
                 self._warned = False
                 log.info("ami: tracker caught up (%d messages waiting)", stats.backlog)
             await asyncio.sleep(0)  # let the reader run between batches
+
+    def _lost(self, at: float | None) -> None:
+        """Tell the tracker (calls the next listing no longer shows end at *at*) and the
+        pipeline (the desks learn that what they show may be stale)."""
+        lost = getattr(self._tracker, "link_lost", None)
+        if lost is not None:
+            try:
+                lost(at)
+            except Exception:
+                log.exception("ami: tracker failed on the connection loss")
+        if self._on_lost is not None:
+            try:
+                self._on_lost()
+            except Exception:
+                log.exception("ami: connection-loss hook failed")
 
     async def _run_sweep(self) -> None:
         sweep = self._sweep
@@ -231,6 +264,11 @@ class EventPump:
         self.stats.resyncs += 1
         log.info("ami: resynchronised from CoreShowChannels: %d channels up, %d call events",
                  self._listing_items.pop(action_id, 0), emitted)
+        if self._on_resync is not None:
+            try:
+                self._on_resync()
+            except Exception:
+                log.exception("ami: resync hook failed")
 
     async def stop(self) -> None:
         """Handle what is queued (2 s at most), then end the consumer."""

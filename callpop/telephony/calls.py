@@ -148,6 +148,7 @@ class Call:
     originated: bool = False  # the first channel was created by an Originate (no dialler)
     originator: str | None = None  # the agent an Originate rang first (click-to-dial)
     ended: bool = False
+    answer_estimated: bool = False  # an answer was inferred from a listing, not seen
     end_unseen: bool = False  # its channels vanished without a Hangup (see Ended.end_unseen)
     keys: list[str] = field(default_factory=list)  # Linkedids that lead to this call
 
@@ -266,7 +267,7 @@ class Call:
             tuple(self.answered_by), connected,
             caller_name=self.caller_name, started_at=self.started_at, ended_at=now,
             agents_rang=tuple(self.rang), talks=talks, answered_at=answered_at,
-            end_unseen=self.end_unseen,
+            end_unseen=self.end_unseen, answer_estimated=self.answer_estimated,
         ))
 
     def connected(self, now: float | None) -> tuple[float | None, int | None]:

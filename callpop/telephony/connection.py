@@ -35,7 +35,7 @@ import hashlib
 import logging
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from panoramisk import Manager
@@ -112,6 +112,7 @@ class _Manager(Manager):  # type: ignore[misc]
 
     def received(self, nbytes: int) -> None:
         self._owner.stats.bytes_received += nbytes
+        self._owner.heard = self._owner._clock()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._owner._on_lost(exc, getattr(self.protocol, "lost_reason", None))
@@ -125,11 +126,14 @@ class AmiConnection:
 
     def __init__(self, settings: AmiSettings, tracker: Tracker, sink: Sink, *,
                  loop_clock: Callable[[], float] = time.time, prefetch: Prefetch | None = None,
-                 idle_sweep: IdleSweep | None = None) -> None:
+                 idle_sweep: IdleSweep | None = None, on_resync: Callable[[], None] | None = None,
+                 on_lost: Callable[[], None] | None = None) -> None:
         self._settings = settings
         self._clock = loop_clock
         self.stats = AmiStats()
-        self._pump = EventPump(tracker, sink, self.stats, settings.queue_warn, prefetch, idle_sweep)
+        self.heard: float | None = None  # when the PBX last sent anything (epoch seconds)
+        self._pump = EventPump(tracker, sink, self.stats, settings.queue_warn, prefetch, idle_sweep,
+                               on_resync, on_lost)
         self._state = "idle"
         self._manager: _Manager | None = None
         self._lost: asyncio.Future[str] | None = None
@@ -187,21 +191,24 @@ class AmiConnection:
             await self._run_done.wait()
 
     async def originate(self, channel: str, exten: str, context: str, caller_id: str | None = None,
-                        timeout_s: float = 30) -> None:
+                        timeout_s: float = 30, variables: Sequence[tuple[str, str]] = ()) -> None:
         """Click-to-call: ring ``channel`` (the agent's phone), then dial ``exten``.
+        ``variables`` are set on the channel (one ``Variable:`` header each).
 
         Returns once Asterisk has queued the call; the call itself arrives as events.
         """
         if self._state != "logged_in":
             raise AmiNotConnected(f"Originate {channel} -> {exten}: not logged in to Asterisk "
                                   f"(AMI state: {self._state})")
-        action: dict[str, str] = {
+        action: dict[str, str | list[str]] = {
             "Action": "Originate", "Channel": _check_value("channel", channel),
             "Exten": _check_value("exten", exten), "Context": _check_value("context", context),
             "Priority": "1", "Async": "true", "Timeout": str(int(timeout_s * 1000)),
         }
         if caller_id:
             action["CallerID"] = _check_value("caller_id", caller_id)
+        if variables:
+            action["Variable"] = [_check_value("variable", f"{name}={value}") for name, value in variables]
         resp = await self._action(action, what=f"Originate {channel} -> {exten}@{context}")
         if not resp.success:
             raise AmiRefused(f"Asterisk refused Originate {channel} -> {exten}@{context}: "
@@ -261,7 +268,7 @@ class AmiConnection:
         finally:
             self._abort("session ended")
 
-    async def _action(self, action: dict[str, str], *, what: str) -> Any:
+    async def _action(self, action: Mapping[str, str | list[str]], *, what: str) -> Any:
         manager = self._manager
         if manager is None or manager.protocol is None or self._state not in ("connected", "logged_in"):
             raise AmiNotConnected(f"{what}: not connected to Asterisk (AMI state: {self._state})")
@@ -337,6 +344,11 @@ class AmiConnection:
         why = reason or (f"{type(exc).__name__}: {exc}" if exc else "closed by Asterisk")
         if self._lost is not None and not self._lost.done():
             self._lost.set_result(why)
+        # A PBX that closes or resets the connection was there until now (killed, it ended
+        # its calls now); one we gave up on (no Pong) was last there when it last spoke.
+        at = self.heard if reason is not None or self.heard is None else max(self.heard, self._clock())
+        if self._state == "logged_in":
+            self._pump.lost(at)
 
     def _abort(self, reason: str) -> None:
         """Drop the TCP connection now (a frozen peer would never complete a graceful close)."""

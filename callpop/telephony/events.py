@@ -103,6 +103,10 @@ class Ended:
     talks: tuple[AgentTalk, ...] = field(default=(), compare=False)
     answered_at: float | None = field(default=None, compare=False)
     end_unseen: bool = field(default=False, compare=False)
+    # the answer was not seen, only inferred from a channel listing (callpop was not
+    # following the call then): the talk is an estimate the journal corrects when it
+    # recorded the answer itself (callpop/journal_writer.py)
+    answer_estimated: bool = field(default=False, compare=False)
     event: Literal["ended"] = field(default="ended", init=False)
 
     def as_dict(self) -> dict[str, Any]:

@@ -70,15 +70,29 @@ class TrackerConfig:
     trunk_devices: tuple[str, ...]
     default_region: str
     min_external_digits: int
+    agent_prefix: str = ""
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> TrackerConfig:
+    def from_settings(cls, settings: Settings, pbx: str | None = None) -> TrackerConfig:
+        """The tracker of PBX *pbx* (None: the first, ``[pbx] id``). On another PBX a device
+        listed as ``"NAME:PJSIP/101"`` in ``[agents]`` is that PBX's, and a device found by
+        the default rule is agent ``NAME:101``: extensions of two PBXs never mix."""
+        other = pbx is not None and pbx != settings.pbx.id
+        agents = {}
+        for device, ext in settings.agents.items():
+            owner, sep, bare = device.partition(":")
+            if not sep or "/" in owner:
+                if not other:
+                    agents[device] = ext
+            elif other and owner == pbx:
+                agents[bare] = ext
         return cls(
-            agents=dict(settings.agents),
+            agents=agents,
             agent_extension_pattern=settings.pbx.agent_extension_pattern,
             trunk_devices=tuple(settings.pbx.trunk_devices),
             default_region=settings.phones.default_region,
             min_external_digits=settings.phones.min_external_digits,
+            agent_prefix=f"{pbx}:" if other else "",
         )
 
 
@@ -87,7 +101,7 @@ class CallTracker:
 
     def __init__(self, config: TrackerConfig) -> None:
         self.config = config
-        agent = AgentRule(config.agents, config.agent_extension_pattern, config.trunk_devices)
+        agent = AgentRule(config.agents, config.agent_extension_pattern, config.trunk_devices, config.agent_prefix)
         self.book = ChannelBook(agent, NumberRules(config.default_region, config.min_external_digits))
         self._listing = Listing(self.book)
         self._transfers = Transfers(self.book)
@@ -141,17 +155,27 @@ class CallTracker:
         handler(message)
         return out
 
+    @property
+    def handled_events(self) -> frozenset[str]:
+        """The AMI events the tracker reads; any other event is ignored (eventfilter.py)."""
+        return frozenset(self._handlers)
+
     def resync(self, channels: Sequence[AmiMessage], now: float | None = None) -> list[CallEvent]:
         """Apply a CoreShowChannels listing (see :meth:`Listing.resync`)."""
         return self._listing.resync(channels, now)
 
-    def link_lost(self) -> None:
+    def link_lost(self, at: float | None = None) -> None:
         """The AMI connection to the PBX dropped. What happened meanwhile is unknown until
         the listing of the next login: the calls it no longer shows end at the last message
         heard before the drop (not at the listing), with ``end_unseen``; the calls it still
-        shows go on as if nothing happened. Calling it twice keeps the first moment."""
+        shows go on as if nothing happened. Calling it twice keeps the first moment.
+
+        *at*: when the connection itself last heard the PBX, if later (a PBX that closed or
+        reset the connection was there until then: killed, it ended its calls at that
+        moment, while its last event may be far older when the calls were only talking)."""
         if self.book.lost_at is None:
-            self.book.lost_at = self.book.heard_at
+            heard = self.book.heard_at
+            self.book.lost_at = at if at is not None and (heard is None or at > heard) else heard
 
     def sweep(self, now: float, idle_after: float) -> list[CallEvent]:
         """Forget the channels nothing was heard of for more than *idle_after* seconds.

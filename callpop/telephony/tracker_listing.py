@@ -12,12 +12,13 @@ step changes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from callpop.telephony.amitext import AmiMessage
 from callpop.telephony.calls import Call
 from callpop.telephony.channels import uniqueid_age
-from callpop.telephony.events import CallEvent
+from callpop.telephony.events import Answered, CallEvent, Ringing
 from callpop.telephony.tracker_book import ChannelBook
 
 __all__ = ["Listing", "created_at"]
@@ -37,9 +38,10 @@ def created_at(item: AmiMessage, now: float | None) -> float | None:
     return now - (h * 3600 + m * 60 + sec)
 
 
-def _restore_times(call: Call, created: dict[str, float], now: float | None) -> None:
+def _restore_times(call: Call, created: dict[str, float], now: float | None, out: list[CallEvent]) -> None:
     """A call first seen in a listing: its start and its agents' talk go back to when its
-    channels were created, not to the listing."""
+    channels were created, not to the listing; so do the ``ringing`` and ``answered`` just
+    emitted for it (the journal records them as the call's times)."""
     times = [created[uid] for uid in call.channels if uid in created]
     if not times or now is None:
         return
@@ -53,6 +55,17 @@ def _restore_times(call: Call, created: dict[str, float], now: float | None) -> 
         st = call.agents.get(leg.agent)
         if st is not None and st.talking and st.talk_since == now:
             st.talk_since = max(start, created[ch.uniqueid])
+            call.answer_estimated = True  # the journal prefers an answer it recorded live
+            _move_emitted(out, call.id, leg.agent, now, st.talk_since)
+
+
+def _move_emitted(out: list[CallEvent], call: str, agent: str, now: float, at: float) -> None:
+    """The ``ringing``/``answered`` of *agent* in *call* emitted at *now* by this listing
+    happened at *at* (the channel's creation) as far as the listing can tell."""
+    for i, event in enumerate(out):
+        if isinstance(event, Ringing | Answered) and event.call == call and event.agent == agent \
+                and event.at == now:
+            out[i] = dataclasses.replace(event, at=at)
 
 
 class Listing:
@@ -109,7 +122,7 @@ class Listing:
             new = not any(uid in known_before for uid in call.channels)
             self._rebuild(call)
             if new and created:
-                _restore_times(call, created, now)
+                _restore_times(call, created, now, out)
         return out
 
     def on_item(self, m: AmiMessage) -> None:

@@ -80,9 +80,12 @@ async def test_hostile_caller_name_is_shown_as_text(open_desk: Desk, live: Live)
     call = await live.call("incoming_noanswer", "101", client="+79995550000", caller_name=hostile)
     card = page.locator(CARD.format(call=call))
     await card.wait_for(timeout=5000)
-    assert await card.locator(".call-title").text_content() == hostile
+    assert await card.locator(".call-title").text_content() == "+7 999 555-00-00"  # a number, not a name
+    assert await card.locator(".caller-name").text_content() == f"Caller ID: {hostile}"
     assert await card.locator("img").count() == 0
-    assert await card.locator("input[name=name]").input_value() == hostile  # offered as the new client's name
+    assert await card.locator("input[name=name]").input_value() == ""  # not taken for the client's name
+    await card.locator("button.use-caller-name").click()  # offered with a click, as text
+    assert await card.locator("input[name=name]").input_value() == hostile
     await asyncio.sleep(0.5)
     assert page.dialogs == []
 
@@ -122,6 +125,7 @@ async def test_unknown_caller_becomes_a_client_from_the_card(open_desk: Desk, li
     await card.wait_for(timeout=5000)
     offer = card.locator("form.create-client")
     assert await offer.locator("input[name=phone]").input_value() == "+79035550202"
+    await offer.locator("button.use-caller-name").click()
     await offer.locator("input[name=company]").fill("ИП Белова")
     await offer.locator("button[type=submit]").click()
     await card.locator(".client-link").wait_for(timeout=5000)  # the card now shows the new client
@@ -151,7 +155,7 @@ async def test_unknown_number_is_attached_to_a_client_found_by_search(open_desk:
     card = page.locator(CARD.format(call=call))
     attach = card.locator("form.attach-number")
     await attach.wait_for(timeout=5000)
-    await attach.locator("input[name=q]").fill("петров")  # lower case finds "Иван Петров"
+    await attach.locator("input[name=q]").fill("петров иван")  # any case, any order finds "Иван Петров"
     await attach.locator("button[type=submit]").click()
     hit = attach.locator(".search-results li", has_text="Иван Петров")
     await hit.locator("button").click()

@@ -46,7 +46,7 @@ async def test_hidden_tab_gets_a_notification_that_focuses_the_card(open_desk: D
     call = await live.call("incoming_noanswer", "101", client="+79990001122", caller_name="<b>Ночной</b> звонок")
     await wait_for_js(page, "window.__notes.length === 1")
     note = await page.evaluate("({title: window.__notes[0].title, body: window.__notes[0].body})")
-    assert note == {"title": "Incoming call", "body": "<b>Ночной</b> звонок"}
+    assert note == {"title": "Incoming call", "body": "+7 999 000-11-22 (<b>Ночной</b> звонок)"}
     await page.evaluate("window.__notes[0].onclick()")
     card = page.locator(CARD.format(call=call))
     assert "flash" in (await card.get_attribute("class") or "")
@@ -66,8 +66,17 @@ async def test_promises_page_marks_a_due_promise_kept(open_desk: Desk, live: Liv
     await item.wait_for(timeout=5000)
     assert "Иван Петров" in (await item.locator(".client-name").text_content() or "")
     assert "overdue" in (await item.get_attribute("class") or "")
+    count = boris.locator("#due-promises .count")
+    assert await count.text_content() == "1"
+    # filtered: it is overdue, not upcoming
+    await boris.locator("#due-promises button.filter[data-filter=upcoming]").click()
+    await item.wait_for(state="detached", timeout=5000)
+    await boris.locator("#due-promises button.filter[data-filter=overdue]").click()
+    await item.wait_for(timeout=5000)
+    assert await count.text_content() == "1"
     await item.locator("button", has_text="Kept").click()
-    await item.locator(".badge", has_text="kept").wait_for(timeout=5000)
+    await boris.wait_for_function(
+        "document.querySelector('#due-promises .count').textContent === '0'", timeout=5000)  # no reload needed
     async with live.app[DB].sessions() as session:
         stored = await session.get(Promise, promise.id)
         assert stored is not None and (stored.status, stored.closed_by_id) == ("kept", live.boris_id)
@@ -78,12 +87,17 @@ async def test_supervisor_watching_all_sees_a_managers_call_without_a_form(open_
     watch = vera.locator("#watch-all")
     await watch.check()
     await asyncio.sleep(0.3)  # the subscription reaches the server
+    live.pbx.speed = 0.7  # a 3 s conversation: time to look at the board
     call = await live.call("incoming_answered", "101")
     card = vera.locator(CARD.format(call=call))
     await card.wait_for(timeout=5000)
     assert await card.locator(".call-title").text_content() == "Иван Петров"
     await vera.wait_for_selector(CARD.format(call=call) + ".state-active", timeout=5000)
     assert await card.locator("form.record-form").count() == 0  # read-only: the form is anna's
+    # whose call it is, on the card and on the board of who is on the phone
+    assert await card.locator(".agent-name").text_content() == "with Анна Смирнова"
+    board = vera.locator("#live-board li", has_text="Анна Смирнова")
+    assert "talking" in (await board.text_content() or "")
     await card.wait_for(state="detached", timeout=10000)  # ended: greyed, then dismissed
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop.server.keys import DB, HUB
 from callpop.store.employees import EmployeeError, save_employee
-from callpop.store.models import Call, Contact, Employee, Plan
+from callpop.store.models import Call, CallParticipant, Contact, Employee, Plan
 from tests.support.browser import PASSWORD, Live, wait_for_js
 
 Desk = Callable[[str], Awaitable[Any]]
@@ -56,6 +56,23 @@ async def _contacts(live: Live, employee_id: int, n: int, first: int = 0) -> Non
         await s.commit()
 
 
+async def _missed_calls(live: Live) -> None:
+    """A queue call that rang anna and boris and was abandoned; a call anna dialled that
+    the client did not pick up."""
+    when = _month_start() + (dt.datetime.now(dt.UTC) - _month_start()) / 2
+    async with live.app[DB].sessions() as s:
+        queue = Call(pbx_id="main", call_key="queue-1", direction="inbound", client_id=live.client_id,
+                     started_at=when, outcome="missed")
+        dialled = Call(pbx_id="main", call_key="out-1", direction="outbound", client_id=live.client_id,
+                       started_at=when, outcome="missed")
+        s.add_all([queue, dialled])
+        await s.flush()
+        s.add_all([CallParticipant(call_id=queue.id, extension="101", employee_id=live.anna_id),
+                   CallParticipant(call_id=queue.id, extension="102", employee_id=live.boris_id),
+                   CallParticipant(call_id=dialled.id, extension="101", employee_id=live.anna_id)])
+        await s.commit()
+
+
 async def _supervisor(live: Live) -> None:
     async with live.app[DB].sessions() as s:
         await create_employee(s, "sue", "Sue Visor", "supervisor", PASSWORD, [])
@@ -68,9 +85,15 @@ async def test_supervisor_dashboard_chart_and_drill_down(open_desk: Desk, live: 
     await _supervisor(live)
     await _contacts(live, live.anna_id, 4)
     await _contacts(live, live.boris_id, 2, first=10)
+    await _missed_calls(live)
     page = await open_desk("sue")
     await page.click("nav a[href='/dashboard']")
     await page.wait_for_selector("#kpi-table")
+    # each manager the queue rang missed it; the company missed one call, not two or three
+    for who in (live.anna_id, live.boris_id):
+        missed = page.locator(f"#kpi-table tr[data-employee='{who}'] td[data-kpi=missed]")
+        assert (await missed.inner_text()).strip() == "1"
+    assert (await page.locator("#kpi-table tr.sum-row td[data-kpi=missed]").inner_text()).strip() == "1"
     chart = page.locator("#contacts-chart svg.chart")
     assert await chart.count() == 1
     assert await chart.is_visible()
@@ -101,13 +124,16 @@ async def test_manager_presses_the_earnings_button(open_desk: Desk, live: Live) 
     assert (await contacts.locator("[data-field=plan]").inner_text()).strip() == "10"
     assert (await contacts.locator("[data-field=achievement]").inner_text()).strip() == "50%"
     # 50 % of plan: half of 50 000 x 0.4
-    assert (await page.locator("[data-field=earned]").inner_text()).strip() == "10 000.00"
+    assert (await page.locator("[data-field=earned]").inner_text()).strip() == "10,000.00\u00a0RUB"
+    # why and how much more: 5 of 10 contacts is 50 %, the next step is the whole plan
+    hint = await contacts.locator("[data-field=hint]").inner_text()
+    assert hint.strip() == "5 more contacts to reach the next step (100% of the plan)"
     # a counted contact is pushed: the page refetches by itself
     await _contacts(live, live.anna_id, 1, first=30)
     live.app[HUB].publish({"type": "kpi_changed", "employee_id": live.anna_id}, employee_ids=(live.anna_id,))
     await wait_for_js(page, "document.querySelector('#earnings-table tr[data-kpi=contacts] [data-field=fact]')"
                             ".textContent.trim() == '6'")
-    assert (await page.locator("[data-field=earned]").inner_text()).strip() == "12 000.00"
+    assert (await page.locator("[data-field=earned]").inner_text()).strip() == "12,000.00\u00a0RUB"
     # a manager cannot open a colleague's figures
     resp = await page.goto(f"{live.url}/earnings?employee={live.boris_id}")
     assert resp is not None and resp.status == 403

@@ -160,8 +160,9 @@ async def test_click_to_call_rings_my_own_device_first(db: Database, db_settings
         ami.fail = True
         status, body = await a.call("POST", "/api/originate", {"client_phone": "+7 916 123-45-67"})
         assert status == 503
-    assert ami.calls == [("PJSIP/101", "79161234567", "from-internal", "79161234567"),
-                         ("SIP/150010002", "79161234567", "from-internal", "79161234567")]
+    # each manager's phone shows their own caller ID, never the client's number
+    assert ami.calls == [("PJSIP/101", "79161234567", "from-internal", "Employee anna <101>"),
+                         ("SIP/150010002", "79161234567", "from-internal", "Employee boris <102>")]
 
 
 async def test_language_choice_is_stored(db: Database, db_settings: Settings) -> None:

@@ -26,7 +26,7 @@ from aiohttp import web
 from callpop.server.ws import ACTIONS
 from callpop.settings import Settings
 from callpop.store.db import Database
-from callpop.store.models import Agreement, Client, ClientPhone, Note, Payment, Promise, Receivable
+from callpop.store.models import Agreement, Call, Client, ClientPhone, Note, Payment, Promise, Receivable
 from tests.support.live import HttpClient, Live, Recorder, StartLive, add_employee
 
 WHO = ("anonymous", "manager_a", "manager_b", "supervisor", "admin")
@@ -70,6 +70,10 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("POST", "/logout"): Case("/logout", everyone(302), form={}, ends_session=True),
     ("POST", "/logout/everywhere"): Case("/logout/everywhere", everyone(302), form={}, ends_session=True),
     ("GET", "/health"): Case("/health", everyone(200)),
+    # machine endpoints: no session, their own address allow-list ([metrics], [dialplan]; loopback by default)
+    ("GET", "/metrics"): Case("/metrics", everyone(200)),
+    ("GET", "/pbx/caller-name"): Case("/pbx/caller-name?number=%2B79161234567", everyone(200)),
+    ("GET", "/pbx/route"): Case("/pbx/route?number=%2B79161234567", everyone(200)),
     ("GET", "/ws"): Case("/ws", (401, 101, 101, 101, 101), websocket=True),
     ("GET", "/clients/{id}"): Case("/clients/{client}", LOGGED_IN),
     ("GET", "/promises"): Case("/promises", LOGGED_IN),
@@ -92,6 +96,8 @@ MATRIX: dict[tuple[str, str], Case] = {
     # A and B have extensions, the PBX is not connected here (503); no extension: 409
     ("POST", "/api/originate"): Case("/api/originate", (401, 503, 503, 409, 409),
                                      json={"client_phone": "+79161234567"}),
+    ("GET", "/api/callbacks"): Case("/api/callbacks", API),
+    ("POST", "/api/callbacks/{call_id}/done"): Case("/api/callbacks/{call}/done", (401, 204, 204, 204, 204), json={}),
     ("GET", "/api/clients"): Case("/api/clients", API),
     ("POST", "/api/clients"): Case("/api/clients", CREATED, json={"name": "Новый клиент"}),
     ("GET", "/api/clients/{id}"): Case("/api/clients/{client}", API),
@@ -189,6 +195,8 @@ async def _fresh(db: Database, anna: int) -> dict[str, int]:
             "note": Note(client_id=client.id, text="Любит чай", author_id=anna),
             "payment": Payment(client_id=client.id, amount=Decimal(1000), paid_at=now),
             "receivable": Receivable(client_id=client.id, amount=Decimal(500), issued_at=now),
+            "call": Call(pbx_id="main", call_key=f"matrix-{next(_numbers)}", direction="inbound",
+                         client_number="+79161234567", client_id=client.id, started_at=now, outcome="missed"),
         }
         s.add_all(rows.values())
         await s.commit()

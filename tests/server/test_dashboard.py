@@ -62,7 +62,7 @@ async def test_manager_sees_own_earnings_and_not_anothers(site: Site) -> None:
     assert contacts["money"] == 10000.0 and data["earned"] == 10000.0
     page = await anna.get("/earnings")
     html = await page.text()
-    assert page.status == 200 and "10 000.00" in html
+    assert page.status == 200 and "10\u00a0000,00\u00a0₽" in html  # Russian money, as Babel writes it
     assert "Анна &lt;b&gt;Смирнова&lt;/b&gt;" in html and "<b>Смирнова" not in html
     for path in (f"/api/kpi/employee/{site.ids['boris']}", f"/earnings?employee={site.ids['boris']}",
                  f"/dashboard/drill?employee={site.ids['boris']}&kpi=contacts"):
@@ -174,6 +174,17 @@ async def test_csv_export_is_excel_friendly(site: Site) -> None:
     raw = await resp.read()
     assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/csv")
     assert "attachment" in resp.headers["Content-Disposition"]
+    assert raw.startswith(b"\xef\xbb\xbf")
+    # the default language is Russian: the export is for Excel in a Russian locale
+    people = list(csv.reader(io.StringIO(raw.decode("utf-8-sig")), delimiter=";"))
+    assert people[0][:4] == ["Менеджер", "Контакты с постоянными клиентами: факт",
+                             "Контакты с постоянными клиентами: план", "Контакты с постоянными клиентами: %"]
+    assert {r[0]: r[1:4] for r in people[1:]}["Анна <b>Смирнова</b>"] == ["3", "6", "50"]
+    assert people[-1][0] == "Итого"
+    # in English it stays the plain machine-readable export
+    await sue.patch("/api/me", json={"language": "en"}, headers={"X-CSRF-Token": await csrf(sue)})
+    resp = await sue.get("/dashboard.csv?period=month")
+    raw = await resp.read()
     assert raw.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
     assert rows[0][:5] == ["employee_id", "manager", "contacts_fact", "contacts_plan", "contacts_pct"]

@@ -75,14 +75,15 @@ async def test_bad_paging_is_a_400_naming_the_field(site: Site, query: str) -> N
     assert (await resp.json(content_type=None))["field"] == query.split("=")[0]
 
 
-async def test_total_plan_and_percent_cells_open_the_drill(site: Site) -> None:
+async def test_fact_and_total_cells_open_the_drill(site: Site) -> None:
     sue = await site.login("sue")
     html = await (await sue.get("/dashboard")).text()
     row = html.split(f'<tr data-employee="{site.ids["boris"]}">', 1)[1].split("</tr>", 1)[0]
-    plan = re.search(r'<td class="plan"><a href="([^"]+)"', row)
-    pct = re.search(r'<td class="pct[^"]*"><a href="([^"]+)"', row)
-    assert plan and pct and "kpi=contacts" in plan.group(1) and pct.group(1) == plan.group(1)
-    boris = await (await sue.get(unescape(plan.group(1)))).text()
+    fact = re.search(r'<td class="fact" data-kpi="contacts"><a href="([^"]+)"', row)
+    assert fact and "kpi=contacts" in fact.group(1)
+    # a plan or a percentage has no rows of its own: plain text, not a second link to the same rows
+    assert re.search(r'<td class="plan"><a', row) is None and re.search(r'<td class="pct[^"]*"><a', row) is None
+    boris = await (await sue.get(unescape(fact.group(1)))).text()
     assert len(_rows(boris)) == 1
     total = html.split('class="sum-row"', 1)[1].split("</tr>", 1)[0]
     link = re.search(r'<td class="fact" data-kpi="contacts"><a href="([^"]+)"', total)

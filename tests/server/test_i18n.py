@@ -117,3 +117,17 @@ def test_static_scripts_never_inject_html() -> None:
     for path in Path(WEB_ROOT / "static").glob("*.js"):
         source = path.read_text(encoding="utf-8")
         assert not re.search(r"\.(innerHTML|outerHTML)\s*=|insertAdjacentHTML|document\.write", source), path.name
+
+
+def test_error_messages_for_people_are_translated_and_name_the_field() -> None:
+    from callpop.kpi_motivation import MESSAGES
+    from callpop.server.error_text import MESSAGE_IDS, human_message
+
+    ru = _catalog("ru")
+    assert [m for m in (*MESSAGE_IDS, *MESSAGES) if not ru.get(m)] == []
+    said = human_message("due_at", "year 9999 is out of range (2000-2100)", "ru")
+    assert said == "Срок: год 9999 не подходит, выберите дату с 2000 по 2100 год"
+    assert human_message("phones.0.number", "is required", "en") == "Phone number: fill this in"
+    # wording not known here still reaches the user, with the field's label
+    assert human_message("title", "something new", "ru") == "Договорённость: something new"
+    assert human_message(None, "client 42 not found", "ru") == "Не найдено: возможно, запись удалили."

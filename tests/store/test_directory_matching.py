@@ -130,3 +130,17 @@ async def test_sqlite_reads_run_where_the_setting_says_and_find_the_same_client(
     assert [m.client.id for m in found.matches] == [ivan.id]
     assert len(threads) == 1
     assert (threads[0] != threading.get_ident()) is in_thread
+
+
+async def test_search_finds_a_name_typed_in_any_case_and_word_order(db: Database, settings: Settings) -> None:
+    from callpop.store.records.clients import list_clients
+
+    async with db.sessions() as session:
+        boris = await data.client(session, "Яковлев Борис", "+7 916 555-00-01", company="ООО Север")
+        await data.client(session, "Борисов Яков", "+7 916 555-00-02")
+        await session.commit()
+        for query in ("яковлев борис", "Борис Яковлев", "БОРИС ЯКОВЛЕВ", "борис север"):
+            page = await list_clients(session, {"q": query}, settings)
+            assert [c["id"] for c in page.items] == [boris.id], query
+        nobody = await list_clients(session, {"q": "яковлев юг"}, settings)
+        assert nobody.items == []  # every word must match

@@ -12,7 +12,7 @@ from callpop.settings import Settings
 from callpop.store.db import Database
 from callpop.store.kpi.drill import drill
 from callpop.store.kpi.plans import list_plans, parse_items, save_plans
-from callpop.store.kpi.queries import earnings_for, manager_facts, per_day
+from callpop.store.kpi.queries import earnings_for, manager_facts, missed_total, per_day
 from callpop.store.models import CallParticipant, Employee, Plan, Promise, Receivable
 from tests.support.kpi_rows import agreement, call, client, contact, employee, payment, utc
 
@@ -101,6 +101,28 @@ async def test_missed_calls_and_overdue_promises(db: Database, settings: Setting
     assert days[anna.id][1] == 2 and days[anna.id][3] == 1
     assert [r[2] for r in overdue.rows] == ["call back"]
     assert len(missed.rows) == 3
+
+
+async def test_a_queue_call_is_missed_once_and_an_unanswered_outbound_call_not_at_all(
+        db: Database, settings: Settings) -> None:
+    async with db.sessions() as s:
+        anna = await employee(s, "Anna", "101")
+        boris = await employee(s, "Boris", "102")
+        c = await client(s)
+        queue = await call(s, c, utc(2026, 3, 2, 8), outcome="missed", talk=0)  # rang both, abandoned
+        s.add_all([CallParticipant(call_id=queue.id, extension="101", employee_id=anna.id),
+                   CallParticipant(call_id=queue.id, extension="102", employee_id=boris.id)])
+        dialled = await call(s, c, utc(2026, 3, 2, 9), direction="outbound", outcome="missed", talk=0)
+        s.add(CallParticipant(call_id=dialled.id, extension="101", employee_id=anna.id))
+        await s.flush()
+        facts = {f.name: f.missed for f in await manager_facts(s, MARCH, settings, NOW)}
+        days = await per_day(s, "missed", MARCH, settings, [anna.id, boris.id])
+        total = await missed_total(s, MARCH, settings)
+        drilled = await drill(s, "missed", anna.id, MARCH, settings, NOW)
+    assert facts == {"Anna": 1, "Boris": 1}  # each of them missed the queue call
+    assert sum(days[anna.id]) == 1 and sum(days[boris.id]) == 1
+    assert total == 1  # the company missed one call
+    assert len(drilled.rows) == 1
 
 
 async def test_drill_down_lists_the_rows_behind_the_count(db: Database, settings: Settings) -> None:

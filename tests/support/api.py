@@ -32,7 +32,8 @@ class FakeAmi:
     fail: bool = False
     state: str = "connected"
 
-    async def originate(self, channel: str, exten: str, context: str, caller_id: str | None = None) -> None:
+    async def originate(self, channel: str, exten: str, context: str, caller_id: str | None = None,
+                        variables: tuple[tuple[str, str], ...] = ()) -> None:
         if self.fail:
             raise RuntimeError("Asterisk refused Originate")
         self.calls.append((channel, exten, context, caller_id))

@@ -17,6 +17,13 @@ def test_stream_starting_with_a_listing_tracks_the_calls_to_their_end(flavour: s
     assert dicts(events) == expected(name)
     names = {e.client: e.caller_name for e in events if isinstance(e, Ended)}
     assert names == {"+79161234567": "Иван Петров", "+74957654321": None, "+79031112233": "ООО Ромашка"}
+    # the listing's Duration restores when the calls started and when their agents took them:
+    # the talk is the one the whole capture gives, not the talk since the listing
+    whole = [e for e in expected(f"{flavour}11-coreshowchannels-midcall") if e["event"] == "ended"]
+    assert [e for e in dicts(events) if e["event"] == "ended"] == whole
+    answered = [e for e in events if isinstance(e, Ended) and e.outcome == "answered"]
+    assert answered and all(e.answer_estimated for e in answered)
+    assert all(e.started_at is not None and e.ended_at is not None and e.started_at < e.ended_at for e in answered)
 
 
 @pytest.mark.parametrize("flavour", ["", "sip-"])

@@ -39,7 +39,8 @@ const callpop = (() => {
 
   class ApiError extends Error {
     constructor(status, body) {
-      super((body && body.error) || `HTTP ${status}`);
+      // "message" is for people (their language, the field's label); "error" for programs
+      super((body && (body.message || body.error)) || `HTTP ${status}`);
       this.status = status;
       this.field = body && body.field;
     }

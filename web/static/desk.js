@@ -9,7 +9,11 @@ const desk = (() => {
   const board = document.getElementById("calls");
   const empty = document.getElementById("no-calls");
   const stateLabel = document.getElementById("connection-state");
+  const strip = document.getElementById("call-strip");
+  const announcer = document.getElementById("announce");
   const calls = new Map(); // call id -> {node, state, card, callId, agent, timer}
+  const page = config.page || {};
+  const agentNames = page.agents || {};
   let socket = null;
   let backoff = 1000;
   let retryTimer = null;
@@ -23,6 +27,92 @@ const desk = (() => {
 
   function refreshEmpty() {
     empty.hidden = calls.size > 0;
+    strip.hidden = ![...calls.values()].some((e) => e.compact);
+    renderBoard();
+  }
+
+  // --- noticing a call: sound, the tab's title, screen readers ---------------------------------
+
+  const ringToggle = document.getElementById("ring-sound");
+  const RING_KEY = "callpop.ring";
+  if (ringToggle) {
+    const saved = window.localStorage.getItem(RING_KEY);
+    ringToggle.checked = saved === null ? !page.supervisor : saved === "on";
+    ringToggle.addEventListener("change", () => {
+      window.localStorage.setItem(RING_KEY, ringToggle.checked ? "on" : "off");
+      alerts();
+    });
+  }
+  let audio = null;
+  let ringTimer = null;
+  let flashTimer = null;
+  const baseTitle = document.title;
+
+  function beep() {
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      const now = audio.currentTime;
+      for (const [offset, freq] of [[0, 880], [0.25, 660]]) {
+        const osc = audio.createOscillator();
+        const gain = audio.createGain();
+        osc.frequency.value = freq;
+        gain.gain.setValueAtTime(0.0001, now + offset);
+        gain.gain.exponentialRampToValueAtTime(0.2, now + offset + 0.02);
+        gain.gain.exponentialRampToValueAtTime(0.0001, now + offset + 0.22);
+        osc.connect(gain).connect(audio.destination);
+        osc.start(now + offset);
+        osc.stop(now + offset + 0.25);
+      }
+      window.callpopRings = (window.callpopRings || 0) + 1;
+    } catch (_) { /* no audio device: the title and the card still show the call */ }
+  }
+
+  /** Start or stop the ring and the title flash from what is ringing for me now. */
+  function alerts() {
+    const ringing = [...calls.values()].filter((e) => e.state === "ringing" && !e.watching
+      && e.direction !== "outbound");
+    if (ringing.length && ringToggle && ringToggle.checked) {
+      if (!ringTimer) { beep(); ringTimer = setInterval(beep, 3000); }
+    } else if (ringTimer) {
+      clearInterval(ringTimer);
+      ringTimer = null;
+    }
+    if (ringing.length) {
+      const flashed = `☎ ${notifyTitle(ringing[0].card)}`;
+      if (!flashTimer) {
+        document.title = flashed;
+        flashTimer = setInterval(() => {
+          document.title = document.title === baseTitle ? flashed : baseTitle;
+        }, 1000);
+      }
+    } else if (flashTimer) {
+      clearInterval(flashTimer);
+      flashTimer = null;
+      document.title = baseTitle;
+    }
+  }
+
+  function announce(entry) {
+    if (!announcer) return;
+    const card = entry.card;
+    const who = notifyTitle(card);
+    const extra = card.client ? ` — ${card.client.status === "regular" ? t("regular") : t("new")}` : "";
+    announcer.textContent = t("Incoming call: %(who)s", { who }) + extra;
+  }
+
+  // --- supervisor: who is ringing and who is talking ------------------------------------------
+
+  const liveBoard = document.getElementById("live-board");
+  function renderBoard() {
+    if (!liveBoard) return;
+    const rows = [...calls.values()].filter((e) => e.state === "ringing" || e.state === "active");
+    liveBoard.hidden = !(watchAll && watchAll.checked);
+    const list = liveBoard.querySelector("ul");
+    list.replaceChildren(...rows.map((e) => el("li", { class: "live-" + e.state },
+      el("span", { class: "agent-name", text: e.agentName || e.agent }),
+      el("span", { class: "meta", text: e.state === "active" ? t("talking") : t("ringing") }),
+      el("span", { class: "who", text: callerTitle(e.card) }))));
+    if (!rows.length) list.append(el("li", { class: "muted", text: t("Nobody is on the phone") }));
   }
 
   function mine(agent) {
@@ -36,15 +126,19 @@ const desk = (() => {
       socket.send(JSON.stringify({ type: watchAll.checked ? "subscribe_all" : "subscribe_own" }));
     }
   }
-  if (watchAll) watchAll.addEventListener("change", sendScope);
+  if (watchAll) watchAll.addEventListener("change", () => { sendScope(); renderBoard(); });
 
   // --- one card per call -------------------------------------------------------------------
 
   function statusText(entry) {
+    if (entry.interrupted && (entry.state === "ringing" || entry.state === "active")) {
+      return t("Connection to the PBX lost: the call may have ended");
+    }
     switch (entry.state) {
       case "ringing": return entry.direction === "outbound" ? t("Calling…") : t("Ringing…");
       case "active": return t("In conversation");
       case "after": return t("Call ended — record what was agreed");
+      case "lost": return t("Connection lost — this call may have ended");
       case "gone": return entry.reason === "answered_elsewhere" ? t("Answered by a colleague")
         : entry.reason === "caller_hangup" ? t("Caller hung up")
           : entry.reason === "transferred" ? t("Transferred") : t("Missed call");
@@ -52,37 +146,63 @@ const desk = (() => {
     }
   }
 
+  /** The card's title: the client's name, else the number. A caller-ID name of an unknown
+   * number comes from the carrier or the caller's phone and is only shown as such. */
   function callerTitle(card) {
     if (card.client) return card.client.name;
-    if (card.caller_name) return card.caller_name;
     if (card.number.withheld) return t("Withheld number");
     return card.number.display || card.number.raw || t("Unknown caller");
   }
 
-  function renderBody(entry) {
+  function notifyTitle(card) {
+    if (card.client || !card.caller_name) return callerTitle(card);
+    return `${callerTitle(card)} (${card.caller_name})`;
+  }
+
+  // Body parts are built once per call and reused: an event (answered, ended) updates the
+  // card in place, so whatever is being typed into it — a new client's name, a search, the
+  // after-call form — stays, focus included.
+  function bodyParts(entry) {
     const card = entry.card;
-    const body = el("div", { class: "call-body" });
+    const parts = [];
+    // the parts outlive this render: they change the card the entry holds at that time
     const refresh = async () => {
-      if (!card.client) return;
+      if (!entry.card.client) return;
       try {
-        card.client = await cards.loadCard(card.client.id);
+        entry.card.client = await cards.loadCard(entry.card.client.id);
+        entry.details = null;
         render(entry);
       } catch (_) { /* keep what is shown */ }
     };
     const choose = async (clientId) => {
-      card.client = await cards.loadCard(clientId);
-      card.match = "single";
+      entry.card.client = await cards.loadCard(clientId);
+      entry.card.match = "single";
+      entry.details = null;
+      entry.pinned = false;
       render(entry);
+      releaseStrip();
     };
     if (card.match === "single" && card.client) {
-      body.append(cards.clientDetails(card.client, { inCall: true, onChange: null }));
+      if (!entry.details || entry.detailsFor !== card.client) {
+        entry.details = cards.clientDetails(card.client, { inCall: true, onChange: refresh });
+        entry.detailsFor = card.client;
+      }
+      parts.push(entry.details);
     } else if (card.match === "several") {
-      body.append(cards.candidates(card.candidates, (c) => choose(c.id)));
+      if (!entry.choice) entry.choice = cards.candidates(card.candidates, (c) => choose(c.id));
+      parts.push(entry.choice);
     } else if (card.match === "none" && card.offer) {
-      body.append(el("p", { class: "muted", text: t("This number is not in the directory.") }),
-        cards.unknownOffer(card.offer, choose));
+      if (!entry.offer) {
+        entry.offer = el("div", { class: "unknown" },
+          el("p", { class: "muted", text: t("This number is not in the directory.") }),
+          cards.unknownOffer(card.offer, choose));
+      }
+      parts.push(entry.offer);
     } else if (card.match === "error") {
-      body.append(el("p", { class: "error", text: t("The directory could not be read; the number is shown above.") }));
+      if (!entry.failure) {
+        entry.failure = el("p", { class: "error", text: t("The directory could not be read; the number is shown above.") });
+      }
+      parts.push(entry.failure);
     }
     if (card.client && !entry.watching && (entry.state === "active" || entry.state === "after")) {
       // one form per call and client, kept across re-renders so nothing typed is lost
@@ -90,29 +210,51 @@ const desk = (() => {
       if (!entry.form || entry.formKey !== key) {
         entry.form = cards.recordForm(card.client.id, () => entry.callId, () => {
           document.dispatchEvent(new CustomEvent("callpop:saved"));
+          entry.pinned = false;
           refresh();
         });
         entry.formKey = key;
       }
-      body.append(entry.form);
+      parts.push(entry.form);
     }
-    return body;
+    return parts;
+  }
+
+  /** Put exactly *children* into *parent*, touching nothing that is already in place. */
+  function place(parent, children) {
+    const current = [...parent.children];
+    if (current.length === children.length && current.every((node, i) => node === children[i])) return;
+    children.forEach((child, i) => {
+      if (parent.children[i] !== child) parent.insertBefore(child, parent.children[i] || null);
+    });
+    while (parent.children.length > children.length) parent.lastElementChild.remove();
   }
 
   function render(entry) {
     const card = entry.card;
+    if (!entry.head) {
+      entry.head = el("header", { class: "call-head" });
+      entry.body = el("div", { class: "call-body" });
+      entry.node.append(entry.head, entry.body);
+      entry.node.addEventListener("input", () => { entry.pinned = true; });
+    }
     const number = card.number.withheld ? t("Withheld number") : (card.number.display || card.number.raw);
-    const header = el("header", { class: "call-head" },
-      el("span", { class: "call-title", text: callerTitle(card) }),
-      el("span", { class: "call-number", text: number }),
+    const titled = callerTitle(card);
+    const callerId = card.caller_name && (!card.client || card.caller_name !== card.client.name)
+      ? el("span", { class: "meta caller-name", text: t("Caller ID: %(name)s", { name: card.caller_name }) }) : null;
+    entry.head.replaceChildren(...[
+      el("span", { class: "call-title", text: titled }),
+      titled !== number ? el("span", { class: "call-number", text: number }) : null,
       card.client && card.client.company ? el("span", { class: "company", text: card.client.company }) : null,
-      card.caller_name && card.client && card.caller_name !== card.client.name ? el("span", { class: "meta caller-name", text: t("Caller ID: %(name)s", { name: card.caller_name }) }) : null,
+      callerId,
+      entry.watching && entry.agentName ? el("span", { class: "meta agent-name", text: t("with %(name)s", { name: entry.agentName }) }) : null,
       el("span", { class: "call-status", text: statusText(entry) }),
-      entry.state === "after" || entry.state === "gone"
+      entry.state === "after" || entry.state === "gone" || entry.state === "lost"
         ? el("button", { type: "button", class: "small close", text: t("Close"), onclick: () => remove(entry.call) })
-        : null);
-    entry.node.className = `call-card state-${entry.state}`;
-    entry.node.replaceChildren(header, renderBody(entry));
+        : null].filter(Boolean));
+    entry.node.className = `call-card state-${entry.state}` + (entry.compact ? " compact" : "");
+    place(entry.body, bodyParts(entry));
+    if (entry.compact) entry.node.setAttribute("title", t("Show this call"));
   }
 
   function upsert(msg, state) {
@@ -122,19 +264,59 @@ const desk = (() => {
       entry = { call: msg.call, node: el("article", { dataset: { call: msg.call } }), state, card: msg.card,
         direction: msg.direction, callId: null, agent: msg.agent, timer: null, reason: null };
       calls.set(msg.call, entry);
-      board.prepend(entry.node);
+      if (pinnedEntry()) {
+        // someone is typing into a card: the new call waits in the strip, nothing moves
+        entry.compact = true;
+        entry.node.addEventListener("click", () => expand(entry));
+        strip.append(entry.node);
+      } else {
+        board.prepend(entry.node);
+      }
     } else if (entry.state === "after" && state !== "after") {
       return entry; // the form is being filled in: a late duplicate must not wipe it
     }
     if (entry.timer) { clearTimeout(entry.timer); entry.timer = null; }
     if (msg.card && !(entry.card && entry.card.client && msg.card.match !== "single")) entry.card = msg.card;
     entry.state = state;
+    entry.interrupted = false;
     entry.reason = null;
     entry.agent = msg.agent;
     entry.watching = !mine(msg.agent);
+    entry.agentName = agentNames[msg.agent] || msg.agent;
     render(entry);
     refreshEmpty();
     return entry;
+  }
+
+  /** The card being typed into (the after-call form, a new client's name, a search). */
+  function pinnedEntry() {
+    for (const entry of calls.values()) {
+      if (entry.pinned && !entry.compact && entry.state !== "gone") return entry;
+    }
+    return null;
+  }
+
+  /** A call from the strip opens as a full card below the one being typed into. */
+  function expand(entry) {
+    if (!entry.compact) return;
+    entry.compact = false;
+    const pinned = pinnedEntry();
+    if (pinned) pinned.node.after(entry.node);
+    else board.prepend(entry.node);
+    render(entry);
+    refreshEmpty();
+  }
+
+  /** Once nothing is being typed into, the waiting calls join the board. */
+  function releaseStrip() {
+    if (pinnedEntry()) return;
+    for (const entry of calls.values()) {
+      if (entry.compact) {
+        entry.compact = false;
+        board.prepend(entry.node);
+        render(entry);
+      }
+    }
   }
 
   function grey(msg, reason) {
@@ -145,6 +327,8 @@ const desk = (() => {
     entry.state = "gone";
     entry.reason = entry.reason || reason; // the first reason is the precise one
     render(entry);
+    alerts();
+    renderBoard();
     entry.timer = setTimeout(() => remove(msg.call), dismissAfter);
   }
 
@@ -155,12 +339,14 @@ const desk = (() => {
     entry.node.remove();
     calls.delete(call);
     refreshEmpty();
+    releaseStrip();
+    alerts();
   }
 
   function notify(entry) {
     if (!document.hidden || !("Notification" in window) || Notification.permission !== "granted") return;
     const card = entry.card;
-    const n = new Notification(t("Incoming call"), { body: callerTitle(card), tag: entry.call });
+    const n = new Notification(t("Incoming call"), { body: notifyTitle(card), tag: entry.call });
     n.onclick = () => {
       window.focus();
       entry.node.scrollIntoView({ block: "center" });
@@ -183,7 +369,9 @@ const desk = (() => {
       case "snapshot": {
         const live = new Set(msg.calls.map((m) => m.call));
         for (const [call, entry] of calls) {
-          if (!live.has(call) && (entry.state === "ringing" || entry.state === "active")) remove(call);
+          if (!live.has(call) && (entry.state === "ringing" || entry.state === "active" || entry.state === "lost")) {
+            remove(call);
+          }
         }
         msg.calls.forEach(handle);
         break;
@@ -191,11 +379,16 @@ const desk = (() => {
       case "call.ringing": {
         const fresh = !calls.has(msg.call);
         const entry = upsert(msg, "ringing");
-        if (fresh && entry && msg.direction !== "outbound") notify(entry); // not for the call I dial
+        if (fresh && entry && msg.direction !== "outbound" && !entry.watching) { // not for the call I dial
+          notify(entry);
+          announce(entry);
+        }
+        alerts();
         break;
       }
       case "call.answered":
         if (mine(msg.agent) || calls.has(msg.call)) upsert(msg, "active");
+        alerts();
         break;
       case "call.ring_stopped":
         grey(msg, msg.reason);
@@ -205,6 +398,7 @@ const desk = (() => {
         else grey(msg, "transferred");
         break;
       case "call.ended": {
+        document.dispatchEvent(new CustomEvent("callpop:call-ended", { detail: msg }));
         const entry = calls.get(msg.call);
         if (!entry) break;
         if (!entry.watching && (entry.state === "active" || (msg.answered_by || []).includes(entry.agent))) {
@@ -215,6 +409,16 @@ const desk = (() => {
         }
         break;
       }
+      case "pbx.status":
+        // the link to the PBX dropped: what the cards say of calls in progress may be stale
+        // until it is back (a fresh snapshot then puts every card right)
+        for (const entry of calls.values()) {
+          if (entry.state === "ringing" || entry.state === "active") {
+            entry.interrupted = !msg.connected;
+            render(entry);
+          }
+        }
+        break;
       case "kpi_changed":
         document.dispatchEvent(new CustomEvent("callpop:kpi", { detail: msg }));
         break;
@@ -224,6 +428,7 @@ const desk = (() => {
       default:
         break;
     }
+    if (msg.type.startsWith("call.")) alerts();
   }
 
   function connect() {
@@ -245,11 +450,24 @@ const desk = (() => {
         window.location.assign("/login");
         return;
       }
+      connectionLost();
       const wait = backoff;
       backoff = Math.min(backoff * 2, 30000);
       setConnection("Disconnected", t("reconnecting in %(s)s s", { s: Math.round(wait / 1000) }));
       retryTimer = setTimeout(connect, wait);
     });
+  }
+
+  /** The server is gone (stopped, restarted, network): what was live is no longer known. */
+  function connectionLost() {
+    for (const entry of calls.values()) {
+      if (entry.state === "ringing" || entry.state === "active") {
+        entry.state = "lost";
+        render(entry);
+      }
+    }
+    alerts();
+    renderBoard();
   }
 
   // --- notifications permission: asked once, on a click ---------------------------------------

@@ -1,52 +1,37 @@
 // The earnings page keeps itself current: the server pushes {"type": "kpi_changed"} on the
-// websocket after each counted contact; we refetch the figures and write them with
-// textContent only (never HTML). Reconnects like the desk: 1 s, doubling up to 30 s.
+// websocket after each counted contact; the page then reads itself again from the server
+// and puts the new figures in place, so every number is formatted in one place (the
+// server, in the user's language). Reconnects like the desk: 1 s, doubling up to 30 s.
 (function () {
   "use strict";
   const root = document.getElementById("earnings");
   if (!root) return;
-  const api = root.dataset.api;
   const status = document.getElementById("earnings-updated");
+  const FIELDS = ["earned", "projection", "elapsed", "total"];
+  const ROW_FIELDS = ["fact", "plan", "achievement", "money", "projected_money", "hint"];
 
-  // Same form as the server renders: "12 345.67", thin grouping by spaces, a dot for decimals.
-  function group(text) {
-    const [whole, frac] = text.split(".");
-    const sign = whole.startsWith("-") ? "-" : "";
-    const digits = whole.replace("-", "").replace(/\B(?=(\d{3})+(?!\d))/g, " ");
-    return sign + digits + (frac ? "." + frac : "");
-  }
-  function money(value) {
-    return group(Number(value).toFixed(2));
-  }
-  function num(value, unit) {
-    if (value === null || value === undefined) return "—";
-    const text = Number(value).toFixed(2).replace(/\.?0+$/, "");
-    return group(text) + (unit || "");
-  }
-  function set(scope, field, text) {
-    const el = scope.querySelector(`[data-field="${field}"]`);
-    if (el) el.textContent = text;
+  function copy(from, to, field) {
+    const source = from.querySelector(`[data-field="${field}"]`);
+    const target = to.querySelector(`[data-field="${field}"]`);
+    if (source && target && target.textContent !== source.textContent) target.textContent = source.textContent;
   }
 
   async function refresh() {
-    const resp = await fetch(api, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+    const resp = await fetch(window.location.href, { headers: { Accept: "text/html" }, credentials: "same-origin" });
     if (!resp.ok) return;
-    const data = await resp.json();
-    set(root, "earned", money(data.earned));
-    set(root, "projection", money(data.projection));
-    set(root, "elapsed", String(data.working_days.elapsed));
-    set(root, "total", String(data.working_days.total));
-    for (const line of data.kpis) {
-      const row = root.querySelector(`tr[data-kpi="${line.kpi}"]`);
-      if (!row) continue;
-      const unit = line.kpi === "contacts" ? "" : "%";
-      set(row, "fact", num(line.fact, unit));
-      set(row, "plan", num(line.plan, unit));
-      set(row, "achievement", num(line.achievement, "%") + (line.level ? " · " + line.level : ""));
-      set(row, "money", money(line.money));
-      set(row, "projected_money", money(line.projected_money));
+    const fresh = new DOMParser().parseFromString(await resp.text(), "text/html").getElementById("earnings");
+    if (!fresh) return;
+    FIELDS.forEach((field) => copy(fresh, root, field));
+    for (const row of root.querySelectorAll("tr[data-kpi]")) {
+      const other = fresh.querySelector(`tr[data-kpi="${row.dataset.kpi}"]`);
+      if (!other) continue;
+      ROW_FIELDS.forEach((field) => copy(other, row, field));
+      const bar = row.querySelector("meter");
+      const newBar = other.querySelector("meter");
+      if (bar && newBar) bar.value = newBar.value;
+      row.className = other.className;
     }
-    if (status) status.textContent = "↻ " + new Date().toLocaleTimeString();
+    if (status) status.textContent = "↻ " + new Date().toLocaleTimeString(document.documentElement.lang);
   }
 
   let delay = 1000;

@@ -19,9 +19,11 @@ from aiohttp import web
 
 from callpop import kpi
 from callpop.server.auth import require_role, require_user
+from callpop.server.i18n import gettext_for
 from callpop.server.keys import DB, SETTINGS
 from callpop.server.kpi.pages import SUPERVISORS, dashboard_view, target_employee
 from callpop.server.kpi.view import DashboardView, bad_request, local_today, utcnow
+from callpop.server.templating import language
 from callpop.store.kpi.plans import PlanError, list_plans, parse_items, parse_month, save_plans
 from callpop.store.kpi.queries import earnings_for
 
@@ -80,6 +82,31 @@ def _text(value: str) -> str:
     return value
 
 
+def dashboard_rows_for_people(view: DashboardView, lang: str) -> list[list[str]]:
+    """The export a person opens in a spreadsheet: headings in their language, numbers with
+    their decimal separator, no internal ids."""
+    t = gettext_for(lang)
+    comma = lang == "ru"
+
+    def number(value: float | None) -> str:
+        text = _cell(value)
+        return text.replace(".", ",") if comma else text
+
+    header = [t("Manager")]
+    for name in kpi.KPI_NAMES:
+        label = t(kpi.KPI_LABELS[name])
+        header += [f"{label}: {t('fact')}", f"{label}: {t('plan')}", f"{label}: %"]
+    header += [t("Missed calls"), t("Overdue promises")]
+    rows = [header]
+    for row in (*view.rows, view.totals):
+        line = [_text(t(row.name) if row.employee_id is None else row.name)]
+        for cell in row.cells:
+            line += [number(cell.fact), number(cell.plan), number(cell.pct)]
+        line += [str(row.missed), str(row.overdue)]
+        rows.append(line)
+    return rows
+
+
 def dashboard_rows(view: DashboardView) -> list[list[str]]:
     header = ["employee_id", "manager"]
     for name in kpi.KPI_NAMES:
@@ -98,7 +125,12 @@ def dashboard_rows(view: DashboardView) -> list[list[str]]:
 async def dashboard_csv(request: web.Request) -> web.StreamResponse:
     view = await dashboard_view(request, utcnow())
     buffer = io.StringIO()
-    csv.writer(buffer, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n").writerows(dashboard_rows(view))
+    lang = language(request)
+    if lang == "ru":  # Excel in a Russian locale splits on ";" and reads "9,5" as a number
+        rows, delimiter = dashboard_rows_for_people(view, lang), ";"
+    else:
+        rows, delimiter = dashboard_rows(view), ","
+    csv.writer(buffer, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n").writerows(rows)
     name = f"callpop-kpi-{view.period.start.isoformat()}-{view.period.last.isoformat()}.csv"
     return web.Response(body=("\ufeff" + buffer.getvalue()).encode("utf-8"),
                         headers={"Content-Type": "text/csv; charset=utf-8", "Cache-Control": "no-store",

@@ -17,13 +17,15 @@ from aiohttp import web
 
 from callpop import kpi
 from callpop.accounts import CurrentUser
+from callpop.kpi_motivation import hint_for
 from callpop.server.auth import require_role, require_user
 from callpop.server.keys import DB, SETTINGS
 from callpop.server.kpi.charts import Series, color_for, line_chart
+from callpop.server.kpi.drill_view import present
 from callpop.server.kpi.view import (
     DashboardView,
     bad_request,
-    fmt,
+    cell_texts,
     load_dashboard,
     local_today,
     missed_grid,
@@ -33,6 +35,7 @@ from callpop.server.kpi.view import (
     table_rows,
     utcnow,
 )
+from callpop.server.l10n import formats_for
 from callpop.server.templating import _translator, language, render
 from callpop.store import audit
 from callpop.store.kpi.drill import COLUMN_LABELS, DRILL_KINDS, LIMIT, NUMERIC_COLUMNS, PAGE_SIZE, VALUE_LABELS, drill
@@ -79,7 +82,8 @@ async def earnings_page(request: web.Request) -> web.StreamResponse:
     if row is None:
         raise web.HTTPNotFound(text="no such employee")
     today = local_today(settings, utcnow())
-    return render(request, "earnings.html", earnings=result, who=row.name, employee_id=employee_id,
+    hints = [hint_for(line, settings.bonus) for line in result.lines]
+    return render(request, "earnings.html", earnings=result, who=row.name, employee_id=employee_id, hints=hints,
                   own=employee_id == user.id, month=today.replace(day=1), units=kpi.KPI_UNITS, labels=kpi.KPI_LABELS,
                   api_path="/api/kpi/me" if employee_id == user.id else f"/api/kpi/employee/{employee_id}")
 
@@ -118,13 +122,13 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
     legend = [(s.key, s.name, *color_for(i), sum(s.values)) for i, s in enumerate(series)]
     query = _period_query(period)
     qs = urlencode(query)
-    rows = table_rows(view, qs)
+    f = formats_for(language(request))
+    rows = table_rows(view, qs, f)
     return render(request, "dashboard.html", view=view, chart=chart, legend=legend, units=kpi.KPI_UNITS,
                   labels=kpi.KPI_LABELS, period_labels=kpi.PERIOD_LABELS, table_body=table_body(rows),
                   plan_inputs=plan_inputs(rows, {key: f"{value:g}" for key, value in plan_values.items()}),
                   kpis=kpi.KPI_NAMES, period=period, query=query, qs=qs, rows=rows,
-                  totals=[(c.kpi, fmt(c.fact, kpi.KPI_UNITS[c.kpi]), fmt(c.plan, kpi.KPI_UNITS[c.kpi]),
-                           fmt(c.pct, "%")) for c in view.totals.cells],
+                  totals=[(c.kpi, *cell_texts(c, f)) for c in view.totals.cells],
                   missed_grid=missed_grid(view, qs), plan_month=plan_month, saved=_saved_count(request),
                   audit_items=audit_items)
 
@@ -178,7 +182,12 @@ async def drill_page(request: web.Request) -> web.StreamResponse:
     def page_url(n: int) -> str:
         return "/dashboard/drill?" + urlencode({**query, "page": str(n)})
 
-    return render(request, "kpi_drill.html", result=result, who=people[0][1] if people else None, period=period,
+    lang = language(request)
+    say = _translator(lang)
+    shown_columns, shown_rows = present(result, formats_for(lang),
+                                        lambda code: say(VALUE_LABELS[code]) if code in VALUE_LABELS else code)
+    return render(request, "kpi_drill.html", result=result, shown_columns=shown_columns, shown_rows=shown_rows,
+                  who=people[0][1] if people else None, period=period,
                   labels=kpi.KPI_LABELS, column_labels=COLUMN_LABELS, value_labels=VALUE_LABELS,
                   numeric=NUMERIC_COLUMNS, first_row=result.offset + 1, last_row=result.offset + len(result.rows),
                   prev_url=page_url(page - 1) if page > 1 else None,

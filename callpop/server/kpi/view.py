@@ -19,9 +19,10 @@ from markupsafe import Markup, escape
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callpop import kpi
+from callpop.server.l10n import Formats
 from callpop.settings import Settings
 from callpop.store.kpi.daycache import dashboard_series
-from callpop.store.kpi.queries import ManagerFacts, manager_facts
+from callpop.store.kpi.queries import ManagerFacts, manager_facts, missed_total
 
 __all__ = ["Cell", "DashboardView", "Row", "fmt", "load_dashboard", "local_today", "missed_grid", "money",
            "period_from_query", "plan_inputs", "table_body", "table_rows", "utcnow"]
@@ -97,7 +98,7 @@ def _row(facts: ManagerFacts, period: kpi.Period, settings: Settings) -> Row:
     return Row(facts.employee_id, facts.name, tuple(cells), facts.missed, facts.overdue, facts)
 
 
-def _totals(rows: list[Row], label: str) -> Row:
+def _totals(rows: list[Row], label: str, missed: int) -> Row:
     raw = [r.raw for r in rows if r.raw is not None]
     summed = ManagerFacts(0, label)
     for f in raw:
@@ -118,7 +119,7 @@ def _totals(rows: list[Row], label: str) -> Row:
             if name != "contacts":  # percentages: the average plan, not their sum
                 plan /= len(plans)
         cells.append(Cell(name, facts[name], plan, kpi.achievement(facts[name], plan)))
-    return Row(None, label, tuple(cells), sum(r.missed for r in rows), sum(r.overdue for r in rows), None)
+    return Row(None, label, tuple(cells), missed, sum(r.overdue for r in rows), None)
 
 
 async def load_dashboard(sessions: async_sessionmaker[AsyncSession], period: kpi.Period, settings: Settings,
@@ -131,11 +132,12 @@ async def load_dashboard(sessions: async_sessionmaker[AsyncSession], period: kpi
         async with sessions() as session:
             return await dashboard_series(session, period, settings, now)
 
-    async def facts() -> list[ManagerFacts]:
+    async def facts() -> tuple[list[ManagerFacts], int]:
         async with sessions() as session:
-            return await manager_facts(session, period, settings, now, daily=({}, {}))
+            people = await manager_facts(session, period, settings, now, daily=({}, {}))
+            return people, await missed_total(session, period, settings)
 
-    (contacts, missed), people = await asyncio.gather(series(), facts())
+    (contacts, missed), (people, missed_calls) = await asyncio.gather(series(), facts())
     for f in people:
         f.contacts = sum(contacts.get(f.employee_id, ()))
         f.missed = sum(missed.get(f.employee_id, ()))
@@ -143,7 +145,8 @@ async def load_dashboard(sessions: async_sessionmaker[AsyncSession], period: kpi
     zeros = [0] * len(period.days)
     contacts = {r.employee_id: contacts.get(r.employee_id, zeros) for r in rows if r.employee_id is not None}
     missed = {r.employee_id: missed.get(r.employee_id, zeros) for r in rows if r.employee_id is not None}
-    return DashboardView(period, tuple(rows), _totals(rows, totals_label), tuple(period.days), contacts, missed)
+    return DashboardView(period, tuple(rows), _totals(rows, totals_label, missed_calls), tuple(period.days),
+                         contacts, missed)
 
 
 def fmt(value: float | None, unit: str = "") -> str:
@@ -158,17 +161,26 @@ def money(value: float) -> str:
     return f"{value:,.2f}".replace(",", " ")
 
 
-def table_rows(view: DashboardView, query_string: str) -> list[dict[str, Any]]:
+def cell_texts(cell: Cell, f: Formats | None) -> tuple[str, str, str]:
+    """(fact, plan, %) of one cell as the page shows them: a count's plan pro-rated to the
+    period is rounded (3 contacts, not 3.33)."""
+    unit = kpi.KPI_UNITS[cell.kpi]
+    if f is None:
+        return fmt(cell.fact, unit), fmt(cell.plan, unit), fmt(cell.pct, "%")
+    if unit == "%":
+        return f.percent(cell.fact), f.percent(cell.plan), f.percent(cell.pct)
+    return f.number(cell.fact), f.whole(cell.plan), f.percent(None if cell.pct is None else round(cell.pct))
+
+
+def table_rows(view: DashboardView, query_string: str, f: Formats | None = None) -> list[dict[str, Any]]:
     """The dashboard table as display strings and drill links, computed once in Python."""
     out = []
     for row in view.rows:
         base = f"/dashboard/drill?employee={row.employee_id}&{query_string}&kpi="
         cells = []
         for cell in row.cells:
-            unit = kpi.KPI_UNITS[cell.kpi]
             tone = "" if cell.pct is None else ("below" if cell.pct < 100 else "above")
-            cells.append((cell.kpi, fmt(cell.fact, unit), fmt(cell.plan, unit), fmt(cell.pct, "%"), tone,
-                          base + cell.kpi))
+            cells.append((cell.kpi, *cell_texts(cell, f), tone, base + cell.kpi))
         out.append({"id": row.employee_id, "name": row.name, "cells": cells, "missed": row.missed,
                     "overdue": row.overdue, "missed_url": base + "missed", "overdue_url": base + "overdue"})
     return out
@@ -191,11 +203,12 @@ def table_body(rows: list[dict[str, Any]]) -> Markup:
         parts.append(f'<tr data-employee="{int(row["id"])}"><th scope="row"><a href="/earnings?employee='
                      f'{int(row["id"])}">{escape(row["name"])}</a></th>')
         for k, fact, plan, pct, tone, url in row["cells"]:
-            # fact, plan and % all open the rows behind this manager's figure
+            # the fact opens the rows behind it; a plan or a ratio has no rows of its own
             href = escape(url)
-            parts.append(f'<td class="fact" data-kpi="{esc(k)}"><a href="{href}">{esc(fact)}</a></td>'
-                         f'<td class="plan"><a href="{href}">{esc(plan)}</a></td>'
-                         f'<td class="pct {esc(tone)}"><a href="{href}">{esc(pct)}</a></td>')
+            shown = esc(fact) if fact == "—" else Markup(f'<a href="{href}">{esc(fact)}</a>')  # nothing to open
+            parts.append(f'<td class="fact" data-kpi="{esc(k)}">{shown}</td>'
+                         f'<td class="plan">{esc(plan)}</td>'
+                         f'<td class="pct {esc(tone)}">{esc(pct)}</td>')
         parts.append(f'<td data-kpi="missed"><a href="{escape(row["missed_url"])}">{int(row["missed"])}</a></td>'
                      f'<td data-kpi="overdue"><a href="{escape(row["overdue_url"])}">{int(row["overdue"])}</a></td>'
                      "</tr>\n")

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop import kpi
 from callpop.settings import Settings
+from callpop.store.kpi.queries import MISSED
 from callpop.store.models import (
     Agreement,
     Call,
@@ -38,7 +39,7 @@ PAGE_SIZE = 100
 DRILL_KINDS = (*kpi.KPI_NAMES, "missed", "overdue")
 # Column headings (English message ids; the page translates them).
 COLUMN_LABELS = {"manager": "Manager", "started": "Started", "client": "Client", "direction": "Direction",
-                 "talk_seconds": "Talk, s",
+                 "talk_seconds": "Talk time",
                  "counted": "Counted", "reason": "Why not counted", "call": "Call id", "what": "What",
                  "date": "Date", "amount": "Amount", "currency": "Currency", "closed": "Closed",
                  "agreement": "Agreement", "status": "Status", "source": "Status set by", "created": "Created",
@@ -155,7 +156,7 @@ async def drill(session: AsyncSession, kind: str, employee_id: int | None, perio
             select(Call.started_at, Client.name, Call.client_number, Call.direction, Call.call_key, Client.id)
             .join(CallParticipant, CallParticipant.call_id == Call.id)
             .outerjoin(Client, Client.id == Call.client_id)
-            .where(CallParticipant.employee_id.is_not(None), Call.outcome == "missed",
+            .where(CallParticipant.employee_id.is_not(None), *MISSED,
                    Call.started_at >= start, Call.started_at < end)
             .order_by(Call.started_at.desc(), Call.id), CallParticipant.employee_id, employee_id, offset, limit))
         for started, name, number, direction, key, cid, *who in result:

@@ -51,11 +51,13 @@ from callpop.store.models import (
 )
 
 __all__ = [
+    "MISSED",
     "ManagerFacts",
     "day_bucket",
     "earnings_for",
     "manager_facts",
     "managers",
+    "missed_total",
     "per_day",
     "per_day_series",
     "plans_by_month",
@@ -160,6 +162,21 @@ async def plans_by_month(session: AsyncSession, period: kpi.Period,
     return result
 
 
+# A missed call is an inbound call nobody answered. An outbound call the client did not
+# pick up is not "missed" by the manager who dialled it.
+MISSED = (Call.outcome == "missed", Call.direction == "inbound")
+
+
+async def missed_total(session: AsyncSession, period: kpi.Period, settings: Settings) -> int:
+    """Missed calls of the period, each once: a queue call that rang five managers and was
+    abandoned is one missed call in the total, though each of the five missed it."""
+    start, end = period.bounds(settings.kpi.timezone)
+    rang_a_manager = select(CallParticipant.call_id).where(CallParticipant.employee_id.is_not(None))
+    count = await session.scalar(select(func.count()).select_from(Call).where(
+        *MISSED, Call.started_at >= start, Call.started_at < end, Call.id.in_(rang_a_manager)))
+    return int(count or 0)
+
+
 def _facts_statement(start: dt.datetime, end: dt.datetime, now: dt.datetime,
                      employee_ids: Collection[int] | None, *, daily: bool = False) -> CompoundSelect[Any]:
     """One UNION ALL of every per-manager aggregate: rows (employee, tag, a, b).
@@ -174,7 +191,7 @@ def _facts_statement(start: dt.datetime, end: dt.datetime, now: dt.datetime,
                *_only(Contact.employee_id, employee_ids)).group_by(Contact.employee_id),
         select(CallParticipant.employee_id, _tag("missed"), func.count(func.distinct(Call.id)), zero)
         .join(Call, Call.id == CallParticipant.call_id)
-        .where(Call.outcome == "missed", Call.started_at >= start, Call.started_at < end,
+        .where(*MISSED, Call.started_at >= start, Call.started_at < end,
                *_only(CallParticipant.employee_id, employee_ids))
         .group_by(CallParticipant.employee_id),
     ]
@@ -266,7 +283,7 @@ async def per_day_series(session: AsyncSession, period: kpi.Period, settings: Se
     m = (select(CallParticipant.employee_id.label("emp"), day_bucket(Call.started_at, starts, dialect).label("day"),
                 Call.id.label("call"))
          .join(Call, Call.id == CallParticipant.call_id)
-         .where(Call.outcome == "missed", Call.started_at >= starts[0], Call.started_at < starts[-1],
+         .where(*MISSED, Call.started_at >= starts[0], Call.started_at < starts[-1],
                 *_only(CallParticipant.employee_id, employee_ids))).subquery()
     statement = union_all(
         select(c.c.emp, _tag("contacts"), c.c.day, func.count()).group_by(c.c.emp, c.c.day),

@@ -27,9 +27,11 @@ from sqlalchemy.orm import selectinload
 from callpop.phones import format_display, phone_key
 from callpop.settings import Settings
 from callpop.store import audit
+from callpop.store.db import dialect_of
 from callpop.store.errors import Conflict, Forbidden, NotFound, ValidationError
 from callpop.store.models import Client, ClientPhone, Employee
-from callpop.store.records.sales import DEFAULT_LIMIT, Actor, Page, escape_like, parse_context, text_search
+from callpop.store.name_search import words_match
+from callpop.store.records.sales import DEFAULT_LIMIT, Actor, Page, escape_like, parse_context
 from callpop.store.records.schemas import (
     CLIENT_FILTERS,
     CLIENT_IN,
@@ -270,7 +272,7 @@ async def delete_phone(session: AsyncSession, phone_id: int, actor: Actor) -> No
     log.info("phone %s of client %s removed by employee %s", phone_id, phone.client_id, actor.id)
 
 
-def _client_search(q: str, settings: Settings) -> ColumnElement[bool]:
+def _client_search(q: str, settings: Settings, dialect: str) -> ColumnElement[bool]:
     """Digits look for a number (any part of E.164 or the 10-digit tail), words for a name."""
     digits = re.sub(r"\D", "", q)
     if _PHONE_QUERY.match(q) and len(digits) >= 4:
@@ -279,14 +281,14 @@ def _client_search(q: str, settings: Settings) -> ColumnElement[bool]:
         phone_match = select(ClientPhone.client_id).where(
             or_(ClientPhone.e164.like(pattern, escape="\\"), ClientPhone.tail10.like(pattern, escape="\\")))
         return Client.id.in_(phone_match)
-    return or_(text_search(Client.name, q), text_search(Client.company, q))
+    return words_match(q, dialect, Client.name, Client.company)
 
 
 async def list_clients(session: AsyncSession, raw_query: Mapping[str, Any], settings: Settings) -> Page:
     query = CLIENT_FILTERS.parse(raw_query, parse_context(settings))
     conditions: list[ColumnElement[bool]] = []
     if query.get("q"):
-        conditions.append(_client_search(query["q"], settings))
+        conditions.append(_client_search(query["q"], settings, dialect_of(session)))
     if query.get("status"):
         conditions.append(Client.status == query["status"])
     if query.get("responsible_id"):

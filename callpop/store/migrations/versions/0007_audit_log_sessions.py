@@ -6,8 +6,8 @@ status or responsible manager, or a plan (who, when, old -> new). ``employees.
 session_generation``: carried in every session cookie and checked on every request, so
 bumping it ends all of an employee's sessions.
 
-Revision ID: 0005_audit_log_sessions
-Revises: 0004_kpi_covering_indexes
+Revision ID: 0007_audit_log_sessions
+Revises: 0006_call_times_checked
 Create Date: 2026-12-03
 """
 
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_audit_log_sessions"
-down_revision: str | None = "0004_kpi_covering_indexes"
+revision: str = "0007_audit_log_sessions"
+down_revision: str | None = "0006_call_times_checked"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

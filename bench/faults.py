@@ -1,0 +1,184 @@
+"""The fault table (docs/reliability.md): the daemon against faults, journal against truth.
+
+    CALLPOP_TEST_PG_URL=postgresql+asyncpg://postgres@127.0.0.1:55432/postgres \\
+    CALLPOP_PG_PORT=55432 CALLPOP_PG_DIR=/tmp/callpop-pg \\
+    .venv/bin/python bench/faults.py                       # every fault, SQLite and PostgreSQL
+    .venv/bin/python bench/faults.py --db sqlite --only daemon_killed
+
+Each run: ``callpop run`` (a real process) against the simulated PBX on loopback (this
+process) and a fresh database; 100 calls placed over ``--spread`` seconds (inbound answered,
+ring groups, outbound, callers hanging up; a share too short to count), the fault injected
+``--fault-at`` seconds in, and once the PBX has played everything the journal is compared
+with what it played (tests/support/faults.py). The faults:
+
+* ``daemon_killed``: SIGKILL, ``--downtime`` s down, restarted (recovery: restart to logged in);
+* ``pbx_resets``: the AMI connection reset 10 times (recovery: median reset to logged in);
+* ``pbx_crashed``: the PBX dies with its calls, back ``--pbx-down`` s later, new banner, no
+  channels; half the burst before, half after (recovery: back to logged in);
+* ``half_open``: the PBX's side goes silent (recovery: silence to logged in again);
+* ``database_away``: the database unavailable ``--db-down`` s: PostgreSQL really stopped and
+  started (``.ci/pg stop|start`` with CALLPOP_PG_PORT/CALLPOP_PG_DIR: use a server of your
+  own), SQLite locked by another process (recovery: back to spool written).
+
+Columns: calls played, recorded (rows), open rows, contacts expected/counted, lost (of which
+knowable: neither wholly inside the daemon's downtime nor ended in it with less than
+min_talk talked before it died), extra, doubled, talk-time error (max/median seconds, over
+answered calls) and recovery time. Last line: the results as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from callpop.settings import DatabaseSettings  # noqa: E402
+from callpop.store.db import open_database, upgrade  # noqa: E402
+from tests.support.faults import (  # noqa: E402
+    Plan,
+    Run,
+    daemon_killed,
+    database_away,
+    half_open,
+    pbx_crashed,
+    pbx_resets,
+    sqlite_lock,
+)
+
+FAULTS = ("daemon_killed", "pbx_resets", "pbx_crashed", "half_open", "database_away")
+PG_URL = os.environ.get("CALLPOP_TEST_PG_URL", "")
+
+
+async def _pg_admin(sql: str) -> None:
+    """CREATE/DROP DATABASE on the server of CALLPOP_TEST_PG_URL (outside a transaction)."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    url = make_url(PG_URL)
+    conn = await asyncpg.connect(user=url.username, password=url.password, host=url.host, port=url.port,
+                                 database=url.database or "postgres")
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def _pg(action: str) -> None:
+    subprocess.run(["bash", str(ROOT / ".ci" / "pg"), action], check=True, stdout=subprocess.DEVNULL)
+
+
+async def _fresh_db(kind: str, tmp: Path) -> tuple[str, str | None]:
+    if kind == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp / 'callpop.db'}"
+        await upgrade(url)
+        return url, None
+    name = f"callpop_fault_{uuid.uuid4().hex[:10]}"
+    await _pg_admin(f'CREATE DATABASE "{name}"')
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    await upgrade(url)
+    return url, name
+
+
+def _pg_outage(run: Run) -> tuple[Any, Any]:
+    async def down() -> None:
+        await asyncio.to_thread(_pg, "stop")
+
+    async def up() -> None:
+        await asyncio.to_thread(_pg, "start")
+
+    return down, up
+
+
+async def one(kind: str, fault: str, plan: Plan, *, keep: bool = False) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix=f"callpop-fault-{fault}-"))
+    url, pg_name = await _fresh_db(kind, tmp)
+    run = Run(url, tmp, plan)
+    db = await open_database(DatabaseSettings(url=url))
+    try:
+        await run.seed(db)
+    finally:
+        await db.close()
+    await run.start_pbx()
+    await run.start_daemon()
+    started = time.monotonic()
+    try:
+        if fault == "daemon_killed":
+            result = await daemon_killed(run)
+        elif fault == "pbx_resets":
+            result = await pbx_resets(run)
+        elif fault == "pbx_crashed":
+            result = await pbx_crashed(run)
+        elif fault == "half_open":
+            result = await half_open(run)
+        else:
+            outage = _pg_outage(run) if kind == "postgresql" else sqlite_lock(run)
+            result = await database_away(run, outage)
+    finally:
+        await run.stop_daemon()
+        await run.pbx.stop()
+        if pg_name is not None:
+            _pg("start")  # in case a fault left it stopped
+            await _pg_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+    result.pop("missing_detail", None)
+    result["seconds"] = round(time.monotonic() - started, 1)
+    if keep:
+        print(f"kept: {tmp}", file=sys.stderr)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return result
+
+
+def _row(kind: str, fault: str, r: dict[str, Any]) -> str:
+    return (f"| {fault} | {kind} | {r['calls']} | {r['recorded']} | {r['open_rows']} | "
+            f"{r['contacts_expected']} | {r['contacts_counted']} | {r['lost']} ({r['lost_knowable']}) | "
+            f"{r['extra']} | {r['doubled']} | {r['talk_error_max']} / {r['talk_error_median']} | "
+            f"{r['recovery_s']} |")
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
+    ap.add_argument("--only", choices=FAULTS, action="append")
+    ap.add_argument("--calls", type=int, default=100)
+    ap.add_argument("--spread", type=float, default=5.0)
+    ap.add_argument("--fault-at", type=float, default=2.5)
+    ap.add_argument("--downtime", type=float, default=4.7, help="daemon killed for this long")
+    ap.add_argument("--pbx-down", type=float, default=2.0)
+    ap.add_argument("--db-down", type=float, default=30.0)
+    ap.add_argument("--min-talk", type=int, default=6)
+    ap.add_argument("--keep", action="store_true", help="keep each run's directory (daemon log, databases)")
+    args = ap.parse_args()
+    kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    if "postgresql" in kinds and not PG_URL:
+        sys.exit("CALLPOP_TEST_PG_URL is not set (and CALLPOP_PG_PORT/CALLPOP_PG_DIR for .ci/pg)")
+    results: dict[str, dict[str, Any]] = {}
+    print("| fault | db | calls | recorded | open rows | contacts expected | counted | lost (knowable) "
+          "| extra | doubled | talk error max / median s | recovery s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for fault in args.only or FAULTS:
+        for kind in kinds:
+            plan = Plan(calls=args.calls, spread=args.spread, fault_at=args.fault_at, min_talk=args.min_talk,
+                        long_talk=(args.min_talk + 6.0, args.min_talk + 14.0), short_talk=(0.5, args.min_talk - 2.0),
+                        downtime=args.pbx_down if fault == "pbx_crashed" else args.downtime,
+                        db_downtime=args.db_down)
+            r = await one(kind, fault, plan, keep=args.keep)
+            results[f"{fault}/{kind}"] = r
+            print(_row(kind, fault, r), flush=True)
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,167 @@
+"""The PBX asks callpop: plain-text answers for the dialplan's ``CURL()``.
+
+``GET /pbx/caller-name?number=N`` answers the client's name for ``CALLERID(name)``;
+``GET /pbx/route?number=N[&pbx=NAME]`` answers ``dial=PJSIP/101&regular=1`` (a line the dialplan
+reads with ``HASH()`` under ``CURLOPT(hashcompat)`` or with ``CUT``): the device of the
+client's responsible manager when that manager has the desk open and is not in a
+conversation, else ``dial=`` so the dialplan falls back to its queue. docs/dialplan.md
+has the dialplan.
+
+The caller is waiting while the PBX asks, so every answer fails open: an unknown,
+withheld or ambiguous number, a database slower than ``[dialplan] timeout``, a bug —
+each is an empty body with status 200 (the reason in the ``X-Callpop-Status`` header and
+the log), and the call goes on as if callpop were not there. A request from outside
+``[dialplan] allow`` or without the token gets 403 and an empty body, which the dialplan
+treats the same way. With ``call=${CHANNEL(linkedid)}`` the question also starts the
+lookup of the card the pop will show (the pipeline's early lookup), so the pop that
+follows is warm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from collections.abc import Sequence
+from urllib.parse import quote
+
+from aiohttp import web
+
+from callpop.callerid import safe_caller_name
+from callpop.dialing import device_for, pbx_of
+from callpop.phones import PhoneKey, phone_key
+from callpop.pipeline import PIPELINE
+from callpop.server.keys import DB, EXTRA, HUB, SETTINGS, TRACKER
+from callpop.server.peers import peer_allowed
+from callpop.settings import DialplanSettings
+from callpop.store.caller import CallerMatch, caller_matches
+from callpop.telephony.events import Arrival
+
+__all__ = ["caller_name", "route"]
+
+log = logging.getLogger(__name__)
+
+_CACHE = "pbx_answers"
+_CACHE_MAX = 10_000
+Matches = tuple[CallerMatch, ...]
+
+
+def _text(body: str, status: str, code: int = 200) -> web.Response:
+    return web.Response(text=body, status=code, content_type="text/plain", charset="utf-8",
+                        headers={"X-Callpop-Status": status, "Cache-Control": "no-store"})
+
+
+def _allowed(request: web.Request, settings: DialplanSettings) -> bool:
+    """The PBX's address is in ``allow`` (when it is set) and the token matches (when set)."""
+    if not settings.allow and not settings.token:
+        return False
+    if settings.allow and not peer_allowed(request, settings.allow):
+        return False
+    if settings.token:
+        return hmac.compare_digest(request.query.get("token", "").encode(), settings.token.encode())
+    return True
+
+
+def _cache(request: web.Request) -> dict[str, tuple[float, Matches]]:
+    cache: dict[str, tuple[float, Matches]] = request.app[EXTRA].setdefault(_CACHE, {})
+    return cache
+
+
+async def _matches(request: web.Request, key: PhoneKey) -> Matches:
+    """The clients with this number: from the short-lived cache (the route asked right
+    after the name), else one statement under the hard budget."""
+    settings = request.app[SETTINGS].dialplan
+    cache = _cache(request)
+    now = time.monotonic()
+    hit = cache.get(key.display_key)
+    if hit is not None and now - hit[0] <= settings.cache_seconds:
+        return hit[1]
+    async with asyncio.timeout(settings.timeout), request.app[DB].sessions() as session:
+        found = await caller_matches(session, key)
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()  # a burst of distinct numbers: cheaper than an LRU, and rare
+    cache[key.display_key] = (now, found)
+    return found
+
+
+def _prefetch(request: web.Request, key: PhoneKey) -> None:
+    """Start the card lookup for the call the dialplan is routing (``call`` = its linkedid,
+    the id the tracker gives the call), as the tracker's arrival hint would."""
+    call = request.query.get("call", "").strip()
+    pipeline = request.app.get(PIPELINE)
+    if call and pipeline is not None and len(call) <= 64:
+        pipeline.prefetch([Arrival(call, key.display_key)])
+
+
+async def _answer(request: web.Request) -> tuple[PhoneKey | None, Matches, str]:
+    """The number's key, its clients and a status word; never raises."""
+    settings = request.app[SETTINGS]
+    number = request.query.get("number", "")
+    if not number or len(number) > 64:
+        log.warning("pbx: %s without a usable number=...: check the dialplan's URL", request.path)
+        return None, (), "bad-request"
+    key = phone_key(number, settings.phones.default_region, settings.phones.min_external_digits)
+    if not key.external or not (key.e164 or key.tail10):
+        return key, (), "not-looked-up"
+    _prefetch(request, key)
+    try:
+        found = await _matches(request, key)
+    except TimeoutError:
+        log.warning("pbx: lookup of %s took over %g s; answered empty", key.display_key, settings.dialplan.timeout)
+        return key, (), "timeout"
+    except Exception:
+        log.exception("pbx: lookup of %s failed; answered empty", key.display_key)
+        return key, (), "error"
+    if not found:
+        return key, (), "unknown"
+    return key, found, "ok" if len(found) == 1 else "ambiguous"
+
+
+async def caller_name(request: web.Request) -> web.StreamResponse:
+    """``CALLERID(name)`` for the number: one client's name, else empty."""
+    settings = request.app[SETTINGS].dialplan
+    if not _allowed(request, settings):
+        return _text("", "forbidden", 403)
+    _key, found, status = await _answer(request)
+    if len(found) != 1:
+        return _text("", status)
+    return _text(safe_caller_name(found[0].name, settings.name_max_length, ascii_only=settings.transliterate),
+                 status)
+
+
+def _talking(request: web.Request) -> set[str]:
+    tracker = request.app[EXTRA].get("calls") or request.app.get(TRACKER)  # every PBX's calls
+    if tracker is None:
+        return set()
+    return {agent for call in tracker.active_calls() for agent in call.talking}
+
+
+def _responsible(found: Sequence[CallerMatch]) -> CallerMatch | None:
+    """The client whose manager the call goes to: the only match, or the first of several
+    that share one responsible manager (a number two clients of one manager share)."""
+    managers = {m.responsible_id for m in found}
+    if len(managers) != 1 or (len(found) > 1 and None in managers):
+        return None
+    return found[0]
+
+
+async def route(request: web.Request) -> web.StreamResponse:
+    """``dial=<device>&regular=<1|0>``; ``dial`` is empty when the manager cannot take it."""
+    app_settings = request.app[SETTINGS]
+    if not _allowed(request, app_settings.dialplan):
+        return _text("", "forbidden", 403)
+    _key, found, status = await _answer(request)
+    match = _responsible(found)
+    if match is None:
+        return _text("", status)
+    regular = "1" if all(m.regular for m in found) else "0"
+    hub, talking = request.app[HUB], _talking(request)
+    asking = request.query.get("pbx") or app_settings.pbx.id  # a manager on another PBX cannot be dialled
+    dial = ""
+    for extension in match.extensions:
+        if pbx_of(extension, app_settings)[0] == asking and hub.watches(extension) and extension not in talking:
+            dial = device_for(extension, app_settings)
+            break
+    why = "ok" if dial else ("manager-away" if match.extensions else "no-manager")
+    return _text(f"dial={quote(dial, safe='/@:-_.')}&regular={regular}", why)

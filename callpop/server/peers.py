@@ -1,0 +1,23 @@
+"""Who is on the other end of a request, for the endpoints that machines call (the PBX's
+dialplan, a Prometheus scraper): an address allow-list instead of a login."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+from aiohttp import web
+
+__all__ = ["peer_allowed"]
+
+
+def peer_allowed(request: web.Request, allow: Sequence[str]) -> bool:
+    """Whether the TCP peer's address is in one of the *allow* addresses or networks
+    (an IPv4 peer seen through an IPv6 socket counts as IPv4)."""
+    try:
+        peer = ipaddress.ip_address((request.remote or "").split("%")[0])
+    except ValueError:
+        return False
+    if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
+        peer = peer.ipv4_mapped
+    return any(peer in ipaddress.ip_network(net, strict=False) for net in allow)

@@ -1,0 +1,151 @@
+"""What the journal writes besides a call's first ringing and its end, so that a call row is
+right even when callpop does not see the call end.
+
+* ``record_answer``: the moment an agent answered and that they did (a participant row),
+  written as it happens. A daemon killed mid-call loses its memory, not this: when the call's
+  end is seen after a restart, the talk is counted from here, not from the restart; when
+  it is not seen, the contact is still logged from here.
+* ``record_ringing``: the agent's participant row at the first ringing (a row closed
+  without its end still says who rang).
+* ``close_unseen``: rows still open that no live call explains (the call ended while
+  callpop was down, or its end was lost) are closed and never left open: ``end_unseen``,
+  ``ended_at`` = the last moment callpop knew the call was on (its last heartbeat before a
+  crash, or the row's last recorded time), outcome ``answered`` with the talk since the
+  recorded answer as a lower bound when an answer was recorded, else ``unknown``: a
+  ringing call whose end nobody saw may have been answered while callpop was down.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Collection, Mapping
+from functools import cache
+from typing import Any, cast
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callpop.store.db import dialect_of, insert_for
+from callpop.store.models import Call, CallParticipant
+from callpop.telephony.events import AgentTalk, Answered, Direction, Ended
+
+__all__ = ["Unseen", "call_row", "close_unseen", "record_answer", "record_client", "record_ringing", "recorded_answer"]
+
+log = logging.getLogger(__name__)
+
+
+def _when(epoch: float | None) -> dt.datetime:
+    return dt.datetime.now(dt.UTC) if epoch is None else dt.datetime.fromtimestamp(epoch, dt.UTC)
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    """SQLite gives naive datetimes back (stored as UTC)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
+@cache
+def _participant(dialect: str, answered: bool) -> Any:
+    stmt = insert_for(dialect)(CallParticipant.__table__)
+    if answered:
+        return stmt.on_conflict_do_update(index_elements=["call_id", "extension"],
+                                          set_={"answered": True, "employee_id": stmt.excluded.employee_id})
+    return stmt.on_conflict_do_nothing(index_elements=["call_id", "extension"])
+
+
+_CALL_ID = select(Call.id, Call.started_at).where(Call.pbx_id == bindparam("pbx_id"),
+                                                   Call.call_key == bindparam("call_key"))
+
+
+async def call_row(session: AsyncSession, pbx_id: str, call_key: str) -> int | None:
+    """calls.id of a call, None when it has no row."""
+    row = (await session.execute(_CALL_ID, {"pbx_id": pbx_id, "call_key": call_key})).first()
+    return None if row is None else int(row[0])
+
+
+async def record_client(session: AsyncSession, pbx_id: str, call_key: str, client_id: int) -> None:
+    """The call's client, found by a lookup that finished after the row was opened."""
+    await session.execute(update(Call).where(Call.pbx_id == pbx_id, Call.call_key == call_key,
+                                             Call.client_id.is_(None)).values(client_id=client_id))
+
+
+async def record_ringing(session: AsyncSession, call_id: int, agent: str, employee_id: int | None) -> None:
+    """The agent rang in this call (nothing changes if they are already listed)."""
+    await session.execute(_participant(dialect_of(session), False),
+                          {"call_id": call_id, "extension": agent, "employee_id": employee_id,
+                           "answered": False, "talk_seconds": 0})
+
+
+async def record_answer(session: AsyncSession, pbx_id: str, event: Answered, employee_id: int | None) -> int | None:
+    """The first answer's time on the call row and the agent's participant row marked
+    answered. Returns calls.id, None when the row does not exist (its ringing was not
+    journalled: the close writes everything)."""
+    row = (await session.execute(_CALL_ID, {"pbx_id": pbx_id, "call_key": event.call})).first()
+    if row is None:
+        return None
+    call_id, started_at = row
+    at = max(_when(event.at), _aware(started_at))
+    await session.execute(update(Call).where(Call.id == call_id, Call.answered_at.is_(None)).values(answered_at=at))
+    await session.execute(_participant(dialect_of(session), True),
+                          {"call_id": call_id, "extension": event.agent, "employee_id": employee_id,
+                           "answered": True, "talk_seconds": 0})
+    return int(call_id)
+
+
+async def recorded_answer(session: AsyncSession, pbx_id: str, call_key: str) -> dt.datetime | None:
+    """The answer time recorded while the call was on, if any."""
+    value = (await session.execute(select(Call.answered_at).where(Call.pbx_id == pbx_id, Call.call_key == call_key))
+             ).scalar_one_or_none()
+    return None if value is None else _aware(value)
+
+
+_OPEN = (select(Call.id, Call.call_key, Call.direction, Call.client_number, Call.caller_name, Call.started_at,
+                Call.answered_at)
+         .where(Call.pbx_id == bindparam("pbx_id"), Call.ended_at.is_(None), Call.started_at < bindparam("before"))
+         .order_by(Call.id))
+_PARTS = select(CallParticipant.extension, CallParticipant.answered).where(
+    CallParticipant.call_id == bindparam("call_id")).order_by(CallParticipant.id)
+
+
+class Unseen:
+    """A row closed without its end: the Ended the contact rules are run on."""
+
+    def __init__(self, call_id: int, ended: Ended) -> None:
+        self.call_id = call_id
+        self.ended = ended
+
+
+async def close_unseen(session: AsyncSession, pbx_id: str, live: Collection[str], *,
+                       last_known: dt.datetime | None, before: dt.datetime,
+                       extension_to_employee: Mapping[str, int]) -> list[Unseen]:
+    """Close the open rows of *pbx_id* started before *before* whose call key is not in
+    *live*; see the module docstring. *last_known*: when callpop was last known to be
+    following calls (its heartbeat before a crash), None: only each row's own times.
+    Returns the closed calls with the Ended built for them (answered ones get contacts)."""
+    rows = (await session.execute(_OPEN, {"pbx_id": pbx_id, "before": before})).all()
+    closed: list[Unseen] = []
+    for call_id, key, direction, number, name, started_at, answered_at in rows:
+        if key in live:
+            continue
+        started_at = _aware(started_at)
+        answered = _aware(answered_at) if answered_at is not None else None
+        floor = answered or started_at
+        ended_at = max(floor, last_known) if last_known is not None else floor
+        parts = (await session.execute(_PARTS, {"call_id": call_id})).all()
+        talkers = [ext for ext, was_answered in parts if was_answered]
+        talk = int((ended_at - answered).total_seconds()) if answered is not None else 0
+        outcome = "answered" if answered is not None else "unknown"
+        await session.execute(update(Call).where(Call.id == call_id, Call.ended_at.is_(None)).values(
+            ended_at=ended_at, outcome=outcome, talk_seconds=talk, end_unseen=True))
+        talks = tuple(AgentTalk(ext, talk if i == 0 else 0) for i, ext in enumerate(talkers))
+        for part in talks:
+            await session.execute(update(CallParticipant).where(
+                CallParticipant.call_id == call_id, CallParticipant.extension == part.agent).values(
+                talk_seconds=part.talk_seconds, employee_id=extension_to_employee.get(part.agent)))
+        ended = Ended(key, cast(Direction, direction), number, "answered" if answered is not None else "unknown",
+                      tuple(talkers), talk, caller_name=name, started_at=started_at.timestamp(),
+                      ended_at=ended_at.timestamp(), agents_rang=tuple(ext for ext, _ in parts), talks=talks)
+        closed.append(Unseen(int(call_id), ended))
+        log.warning("call %s (#%s): its end was not seen; closed as %s at %s, talk >= %d s", key, call_id,
+                    outcome, ended_at.isoformat(timespec="seconds"), talk)
+    return closed

@@ -1,0 +1,58 @@
+"""Every page on a phone (390 px wide) in Russian, the longer language: nothing is wider
+than the screen, and the words are the right ones."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from tests.support.browser import Live
+
+Desk = Callable[..., Awaitable[Any]]
+PHONE = {"width": 390, "height": 844}
+OVERFLOW = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+
+
+async def _russian(page: Any) -> None:
+    await page.locator("form.language button[value=ru]").click()
+    await page.wait_for_selector("html[lang=ru]")
+
+
+async def _fits(page: Any, url: str, ready: str) -> None:
+    await page.goto(url)
+    await page.wait_for_selector(ready)
+    assert await page.evaluate(OVERFLOW) <= 0, f"{url} is wider than the phone"
+
+
+async def test_no_page_is_wider_than_a_phone(open_desk: Desk, live: Live) -> None:
+    anna = await open_desk("anna")
+    await anna.set_viewport_size(PHONE)
+    await _russian(anna)
+    assert await anna.locator("#ring-sound").is_checked()  # a manager hears the phone ring by default
+    call = await live.call("incoming_noanswer", "101", client="+79995550303",
+                           caller_name="Очень-длинное-имя-абонента-без-пробелов-от-оператора-связи")
+    await anna.wait_for_selector(f"#calls article[data-call='{call}'] form.create-client")
+    assert await anna.evaluate(OVERFLOW) <= 0, "the desk with a ringing card is wider than the phone"
+    assert await anna.locator("header.top").evaluate("el => el.scrollWidth <= el.clientWidth")
+    # the header finds a client by a number written any way
+    await anna.locator("#find-q").fill("8 (916) 123-45-67")
+    hit = anna.locator("#find-results a", has_text="Иван Петров")
+    await hit.wait_for(timeout=5000)
+    assert await anna.evaluate(OVERFLOW) <= 0
+    await _fits(anna, f"{live.url}/promises", "#due-promises li")
+    await _fits(anna, f"{live.url}/clients/{live.client_id}", "#client-card .client")
+    # a deal in progress is "в работе"; "открыто" is how a promise is open
+    badge = anna.locator("#client-card li.agreement .badge")
+    assert await badge.text_content() == "в работе"
+    await _fits(anna, f"{live.url}/earnings", "#earnings-table")
+    await _fits(anna, f"{live.url}/dashboard/drill?employee={live.anna_id}&kpi=contacts", "#drill")
+    await _fits(anna, f"{live.url}/clients/999999", "main")
+    vera = await open_desk("vera")
+    await vera.set_viewport_size(PHONE)
+    await _russian(vera)
+    assert not await vera.locator("#ring-sound").is_checked()  # a supervisor watching every call does not
+    await _fits(vera, f"{live.url}/dashboard", "#kpi-table")
+    await _fits(vera, f"{live.url}/dashboard/drill?employee=all&kpi=missed", "#drill")
+    await vera.context.clear_cookies()
+    await _fits(vera, f"{live.url}/login", "form.login")
+    assert anna.dialogs == [] and vera.dialogs == []

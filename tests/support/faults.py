@@ -1,0 +1,551 @@
+"""The fault harness: the daemon (``callpop run``, a real process) against the simulated PBX
+(a real AMI server on loopback in this process) and a real database, a burst of calls,
+one fault injected, and the journal compared with what the PBX really played.
+
+Used by tests/test_faults.py (small, counts asserted) and bench/faults.py (the full table
+with recovery times, in docs/reliability.md). The simulator knows each call's truth: when
+it started, when the client and the first agent were bridged and when that talk ended,
+from its template's steps; a PBX that crashes ends its calls at the crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+
+from callpop.settings import DatabaseSettings
+from callpop.simulator.pbx import SimulatedPbx
+from callpop.store.db import Database, open_database
+
+AGENTS = ("101", "102", "103", "104")
+SECRET = "fault-secret"
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Truth:
+    """One call as the PBX played it (epoch seconds)."""
+
+    key: str
+    scenario: str
+    client: str
+    agent: str
+    start: float
+    answer: float | None
+    talk_end: float | None
+    end: float
+
+    def cut(self, at: float) -> None:
+        """The PBX died at *at*: the call ended there."""
+        if self.end > at:
+            self.end = at
+            if self.answer is not None and self.answer >= at:
+                self.answer = self.talk_end = None
+            elif self.talk_end is not None and self.talk_end > at:
+                self.talk_end = at
+
+    @property
+    def talk(self) -> int:
+        return 0 if self.answer is None or self.talk_end is None else int(self.talk_end - self.answer)
+
+
+def truth_of(pbx: SimulatedPbx, key: str, scenario: str, client: str, agent: str) -> Truth:
+    """Read the call's timing from the simulator right after it was placed."""
+    call = pbx._calls[key]  # the harness reads the PBX's own plan: it is the ground truth
+    offset = time.time() - asyncio.get_running_loop().time()
+    steps = call.template.steps
+
+    def at(i: int) -> float:
+        return offset + call.start + call.delay(i, steps[i].at) / pbx.speed
+
+    span = call.template.talk_span
+    answer = at(span[0]) if span else None
+    talk_end = at(span[1]) if span else None
+    return Truth(key, scenario, client, agent, at(0), answer, talk_end, at(len(steps) - 1))
+
+
+class DbProxy:
+    """A TCP relay in front of PostgreSQL that can be cut (the database "unavailable" to
+    the daemon: connections refused and open ones reset) without stopping the server the
+    other tests use."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.listen_port = free_port()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._client, "127.0.0.1", self.listen_port)
+
+    async def cut(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for w in list(self._writers):
+            w.transport.abort()
+        self._writers.clear()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers.update((writer, up_writer))
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(Exception):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._writers.discard(writer)
+        self._writers.discard(up_writer)
+
+
+@dataclass
+class Plan:
+    calls: int = 100
+    spread: float = 2.5  # seconds over which the burst is placed
+    long_talk: tuple[float, float] = (5.0, 7.0)
+    short_talk: tuple[float, float] = (0.3, 1.0)
+    short_share: float = 0.2
+    min_talk: int = 3
+    downtime: float = 1.0  # daemon killed / PBX away for this long
+    db_downtime: float = 3.0  # the database away for this long
+    fault_at: float = 2.0  # seconds into the burst
+    resets: int = 10
+    seed: int = 7
+
+
+SCENARIO_MIX = (("incoming_answered", 6), ("ring_group", 1), ("outbound", 1), ("caller_hangup", 1))
+
+
+@dataclass
+class Run:
+    """A daemon process, its PBX and its database, and what was played."""
+
+    db_url: str
+    tmp: Path
+    plan: Plan
+    pbx: SimulatedPbx = field(init=False)
+    pbx_port: int = 0
+    daemon: subprocess.Popen[bytes] | None = None
+    truths: dict[str, Truth] = field(default_factory=dict)
+    spool: Path = field(init=False)
+    proxy: DbProxy | None = None
+    daemon_url: str = ""
+    log: Path = field(init=False)
+    marks: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.spool = self.tmp / "journal-spool.db"
+        self.log = self.tmp / "daemon.log"
+        self.daemon_url = self.db_url
+
+    # --- set-up -------------------------------------------------------------------------
+
+    async def seed(self, db: Database) -> None:
+        """Employees for the agents, one regular client per call."""
+        from callpop.phones import phone_key
+        from callpop.store.models import Client, ClientPhone, Employee, Extension
+
+        async with db.sessions() as session:
+            for ext in AGENTS:
+                emp = Employee(login=f"agent{ext}", name=f"Agent {ext}", role="manager", password_hash="x")
+                session.add(emp)
+                await session.flush()
+                session.add(Extension(extension=ext, employee_id=emp.id))
+            for n in range(self.plan.calls + 10):
+                number = self.client(n)
+                key = phone_key(number)
+                client = Client(name=f"Client {n}", status="regular")
+                session.add(client)
+                await session.flush()
+                session.add(ClientPhone(client_id=client.id, raw=number, e164=key.e164, tail10=key.tail10))
+            await session.commit()
+
+    @staticmethod
+    def client(n: int) -> str:
+        return f"+7916{n:07d}"
+
+    def settings_file(self, web_port: int) -> Path:
+        path = self.tmp / "settings.toml"
+        path.write_text(f"""
+[ami]
+host = "127.0.0.1"
+port = {self.pbx_port}
+secret = "{SECRET}"
+ping_interval = 0.3
+pong_timeout = 0.3
+reconnect_min = 0.05
+reconnect_max = 0.3
+
+[database]
+url = "{self.daemon_url}"
+
+[journal]
+spool_path = "{self.spool}"
+write_timeout = 3.0
+retry_interval = 0.2
+heartbeat_interval = 0.1
+
+[web]
+host = "127.0.0.1"
+port = {web_port}
+
+[kpi]
+min_talk_seconds = {self.plan.min_talk}
+one_per_client_per_day = false
+
+[logging]
+level = "INFO"
+""", encoding="utf-8")
+        return path
+
+    async def start_pbx(self) -> None:
+        self.pbx = SimulatedPbx("callpop", SECRET, AGENTS, rng_seed=self.plan.seed)
+        self.pbx_port = await self.pbx.start("127.0.0.1", self.pbx_port)
+
+    async def start_daemon(self) -> float:
+        """Start ``callpop run``; returns seconds until it logged in to the PBX."""
+        started = time.monotonic()
+        logins = len(self.pbx.logins)
+        env = {**os.environ, "CALLPOP_SETTINGS": str(self.settings_file(free_port()))}
+        env.pop("CALLPOP_DATABASE_URL", None)
+        with self.log.open("ab") as out:
+            self.daemon = subprocess.Popen(  # noqa: ASYNC220 - returns at once; the daemon runs on its own
+                [sys.executable, "-m", "callpop", "run"], cwd=self.tmp, env=env, stdout=out, stderr=subprocess.STDOUT)
+        await self.until(lambda: len(self.pbx.logins) > logins and self.pbx.clients > 0, 60, "daemon login")
+        return time.monotonic() - started
+
+    def kill_daemon(self) -> None:
+        assert self.daemon is not None
+        self.daemon.send_signal(signal.SIGKILL)
+        self.daemon.wait()
+
+    async def stop_daemon(self) -> None:
+        if self.daemon is None or self.daemon.poll() is not None:
+            return
+        self.daemon.send_signal(signal.SIGTERM)
+        for _ in range(300):
+            if self.daemon.poll() is not None:
+                return
+            await asyncio.sleep(0.05)
+        self.daemon.kill()
+        self.daemon.wait()
+
+    async def until(self, pred: Callable[[], bool], within: float, what: str) -> None:
+        deadline = time.monotonic() + within
+        while not pred():
+            if time.monotonic() > deadline:
+                tail = self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+                raise AssertionError(f"timed out waiting for {what}; daemon log tail:\n{tail}")
+            if self.daemon is not None and self.daemon.poll() is not None and what != "daemon stop":
+                raise AssertionError(f"daemon exited ({self.daemon.returncode}) waiting for {what}:\n"
+                                     + self.log.read_text(errors="replace")[-3000:])
+            await asyncio.sleep(0.02)
+
+    # --- the burst ----------------------------------------------------------------------
+
+    async def burst(self, fault: Callable[[], Awaitable[None]] | None, count: int | None = None,
+                    first: int = 0) -> None:
+        """Place the calls, spread over ``plan.spread`` s; *fault* runs ``plan.fault_at`` s in."""
+        plan = self.plan
+        rng = random.Random(plan.seed + first)
+        names = [n for n, _ in SCENARIO_MIX]
+        weights = [w for _, w in SCENARIO_MIX]
+        count = plan.calls if count is None else count
+        fault_task = None
+        if fault is not None:
+            async def later() -> None:
+                await asyncio.sleep(plan.fault_at)
+                await fault()
+            fault_task = asyncio.create_task(later())
+        gap = plan.spread / max(1, count)
+        for n in range(first, first + count):
+            scenario = rng.choices(names, weights)[0]
+            agent = AGENTS[n % len(AGENTS)]
+            short = rng.random() < plan.short_share
+            talk = rng.uniform(*(plan.short_talk if short else plan.long_talk))
+            client = self.client(n)
+            key = await self.pbx.place_call(scenario, client=client, agent=agent, talk_seconds=talk)
+            self.truths[key] = truth_of(self.pbx, key, scenario, client, agent)
+            await asyncio.sleep(gap)
+        if fault_task is not None:
+            await fault_task
+
+    async def played_out(self) -> None:
+        """Until the PBX has played every call (and a little more for the journal)."""
+        await self.until(lambda: not self.pbx._calls, 120, "the calls to end")
+
+    # --- the verdict ----------------------------------------------------------------------
+
+    async def rows(self) -> tuple[dict[str, dict[str, Any]], dict[str, list[tuple[str, bool]]], int]:
+        url = self.db_url
+        db = await open_database(DatabaseSettings(url=url))
+        try:
+            async with db.sessions() as session:
+                calls = {r[0]: {"outcome": r[1], "talk": r[2], "ended": r[3], "unseen": r[4], "started": r[5],
+                                "answered": r[6]}
+                         for r in (await session.execute(text(
+                             "SELECT call_key, outcome, talk_seconds, ended_at, end_unseen, started_at, "
+                             "answered_at FROM calls"))).all()}
+                contacts: dict[str, list[tuple[str, bool]]] = {}
+                for key, ext, counted in (await session.execute(text(
+                        "SELECT c.call_key, x.extension, k.counted FROM contacts k JOIN calls c ON c.id = k.call_id "
+                        "JOIN extensions x ON x.employee_id = k.employee_id"))).all():
+                    contacts.setdefault(key, []).append((ext, bool(counted)))
+                bad_times = (await session.execute(text(
+                    "SELECT count(*) FROM calls WHERE answered_at < started_at OR ended_at < started_at"))
+                ).scalar_one()
+        finally:
+            await db.close()
+        return calls, contacts, int(bad_times)
+
+    async def verdict(self, *, down: tuple[float, float] | None = None) -> dict[str, Any]:
+        """Counts against the truth. *down*: the daemon's downtime (epoch from, to): only
+        calls wholly inside it may be missing or lose their contact."""
+        calls, contacts, bad_times = await self.rows()
+        expected_contacts = {k for k, t in self.truths.items() if t.talk >= self.plan.min_talk}
+        counted = {k for k, cs in contacts.items() if any(c for _, c in cs)}
+        doubled = sum(1 for cs in contacts.values() if sum(1 for _, c in cs if c) > 1)
+        inside = {k for k, t in self.truths.items() if down is not None and t.start >= down[0] and t.end <= down[1]}
+        # ended while the daemon was down, with less than min_talk talked before it died (or
+        # answered only after): how long they talked cannot be known (docs/reliability.md)
+        unknowable = {k for k, t in self.truths.items()
+                      if down is not None and t.answer is not None and down[0] < t.end <= down[1]
+                      and max(0.0, down[0] - t.answer) < self.plan.min_talk <= t.talk}
+        lost = expected_contacts - counted
+        # a call missing from the journal must have ended while the daemon was down, without
+        # an answer it could have seen
+        missing_knowable = {k for k, t in self.truths.items() if k not in calls and not (
+            down is not None and down[0] < t.end <= down[1] and (t.answer is None or t.answer > down[0]))}
+        errors = [abs(int(calls[k]["talk"]) - t.talk) for k, t in self.truths.items()
+                  if k in calls and t.answer is not None and calls[k]["outcome"] == "answered"]
+        return {
+            "calls": len(self.truths),
+            "recorded": sum(1 for k in self.truths if k in calls),
+            "missing_knowable": len(missing_knowable),
+            "missing_detail": sorted((t.scenario, round(t.start - (down[0] if down else 0), 2),
+                                      round((t.answer or 0) - (down[0] if down else 0), 2),
+                                      round(t.end - (down[0] if down else 0), 2))
+                                     for k, t in self.truths.items() if k in missing_knowable)[:8],
+            "open_rows": sum(1 for c in calls.values() if c["ended"] is None or c["outcome"] is None),
+            "foreign_rows": sum(1 for k in calls if k not in self.truths),
+            "end_unseen": sum(1 for c in calls.values() if c["unseen"]),
+            "contacts_expected": len(expected_contacts),
+            "contacts_counted": len(counted & set(self.truths)),
+            "lost": len(lost),
+            "lost_outside_downtime": len(lost - inside),
+            "lost_unknowable": len((lost - inside) & unknowable),
+            "lost_knowable": len(lost - inside - unknowable),
+            "extra": len(counted - expected_contacts),
+            "doubled": doubled,
+            "inside_downtime": len(inside),
+            "talk_error_max": max(errors, default=0),
+            "talk_error_median": statistics.median(errors) if errors else 0,
+            "talk_error_over_1s": sum(1 for e in errors if e > 1),
+            "times_out_of_order": bad_times,
+        }
+
+
+def spool_count(path: Path) -> int:
+    if not path.exists():
+        return 0
+    con = sqlite3.connect(path, timeout=5)
+    try:
+        return int(con.execute("SELECT count(*) FROM jobs").fetchone()[0])
+    except sqlite3.OperationalError as exc:
+        print("spool count:", exc, file=sys.stderr)
+        return 0
+    finally:
+        con.close()
+
+
+# --- the faults ---------------------------------------------------------------------------
+
+
+async def daemon_killed(run: Run) -> dict[str, Any]:
+    """SIGKILL mid-burst, ``downtime`` s down, restarted."""
+    down: dict[str, float] = {}
+
+    async def fault() -> None:
+        down["from"] = time.time()
+        run.kill_daemon()
+        await asyncio.sleep(run.plan.downtime)
+        down["recovery"] = await run.start_daemon()
+        down["to"] = time.time()  # down until it follows calls again
+
+    await run.burst(fault)
+    await run.played_out()
+    await asyncio.sleep(0.5)
+    await run.stop_daemon()
+    result = await run.verdict(down=(down["from"], down["to"]))
+    result["recovery_s"] = round(down["recovery"], 2)
+    return result
+
+
+async def pbx_resets(run: Run) -> dict[str, Any]:
+    """The AMI connection reset ``resets`` times during the burst (the PBX stays up)."""
+    recoveries: list[float] = []
+
+    async def fault() -> None:
+        for _ in range(run.plan.resets):
+            logins = len(run.pbx.logins)
+            t0 = time.monotonic()
+            await run.pbx.drop_clients()
+            await run.until(lambda n=logins: len(run.pbx.logins) > n, 30, "re-login")  # type: ignore[misc]
+            recoveries.append(time.monotonic() - t0)
+            await asyncio.sleep(0.1)
+
+    await run.burst(fault)
+    await run.played_out()
+    await asyncio.sleep(0.5)
+    await run.stop_daemon()
+    result = await run.verdict()
+    result["recovery_s"] = round(statistics.median(recoveries), 3)
+    result["recovery_max_s"] = round(max(recoveries), 3)
+    return result
+
+
+async def pbx_crashed(run: Run) -> dict[str, Any]:
+    """The PBX dies (its calls with it), comes back ``downtime`` s later with a new banner
+    and no channels; the second half of the burst is played on the new one."""
+    half = run.plan.calls // 2
+    await run.burst(None, count=half)
+    crash = time.time()
+    old = run.pbx
+    for truth in run.truths.values():
+        truth.cut(crash)
+    old._calls.clear()  # kill -9: nothing more is played, no hangups are sent
+    await old.stop()
+    await asyncio.sleep(run.plan.downtime)
+    logins_before = 0
+    t0 = time.monotonic()
+    await run.start_pbx()
+    await run.until(lambda: len(run.pbx.logins) > logins_before, 30, "re-login to the new PBX")
+    recovery = time.monotonic() - t0
+    await run.burst(None, count=run.plan.calls - half, first=half)
+    await run.played_out()
+    await asyncio.sleep(0.5)
+    await run.stop_daemon()
+    result = await run.verdict()
+    result["recovery_s"] = round(recovery, 3)
+    return result
+
+
+async def half_open(run: Run) -> dict[str, Any]:
+    """The PBX's side of the connection goes silent (nothing read, nothing sent: a
+    half-open TCP connection); the daemon must notice (no Pong) and reconnect."""
+    rec: dict[str, float] = {}
+
+    async def fault() -> None:
+        logins = len(run.pbx.logins)
+        t0 = time.monotonic()
+        for s in list(run.pbx._sessions):
+            s.write = lambda data: None  # type: ignore[method-assign]
+            s.data_received = lambda data: None  # type: ignore[method-assign]
+        await run.until(lambda: len(run.pbx.logins) > logins, 30, "re-login after half-open")
+        rec["recovery"] = time.monotonic() - t0
+
+    await run.burst(fault)
+    await run.played_out()
+    await asyncio.sleep(0.5)
+    await run.stop_daemon()
+    result = await run.verdict()
+    result["recovery_s"] = round(rec["recovery"], 3)
+    return result
+
+
+DbOutage = Callable[[Run], tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]]
+
+
+def sqlite_lock(run: Run) -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
+    """SQLite "unavailable": another process holds the write lock (the daemon's writes get
+    ``database is locked``); the tests run as root, so a read-only file would not stop it."""
+    path = run.db_url.split("///", 1)[1]
+    holder: dict[str, sqlite3.Connection] = {}
+
+    async def down() -> None:
+        con = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        con.execute("BEGIN EXCLUSIVE")
+        holder["con"] = con
+
+    async def up() -> None:
+        con = holder.pop("con")
+        con.execute("ROLLBACK")
+        con.close()
+
+    return down, up
+
+
+def pg_proxy_cut(run: Run) -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
+    assert run.proxy is not None
+    proxy = run.proxy
+
+    async def down() -> None:
+        await proxy.cut()
+
+    async def up() -> None:
+        await proxy.start()
+
+    return down, up
+
+
+async def database_away(run: Run, outage: tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]
+                        ) -> dict[str, Any]:
+    """The database unavailable for ``downtime`` s mid-burst: pops go on, the journal
+    spools and writes everything once it is back."""
+    down, up = outage
+    rec: dict[str, float] = {}
+
+    async def fault() -> None:
+        await down()
+        peak = 0
+        until = time.monotonic() + run.plan.db_downtime
+        while time.monotonic() < until:
+            await asyncio.sleep(0.2)
+            peak = max(peak, spool_count(run.spool))
+        rec["spooled_peak"] = peak
+        await up()
+        t0 = time.monotonic()
+        await asyncio.sleep(0.05)
+        await run.until(lambda: spool_count(run.spool) == 0, 60, "the spool to be written")
+        rec["recovery"] = time.monotonic() - t0
+
+    await run.burst(fault)
+    await run.played_out()
+    await run.until(lambda: spool_count(run.spool) == 0, 60, "the spool to be written")
+    await asyncio.sleep(0.5)
+    await run.stop_daemon()
+    result = await run.verdict()
+    result["recovery_s"] = round(rec["recovery"], 3)
+    result["spooled_at_restore"] = int(rec["spooled_peak"])
+    return result

@@ -1,0 +1,32 @@
+"""The deployment files name only what the code knows: commands, environment variables."""
+
+from __future__ import annotations
+
+import re
+
+from callpop.cli import build_parser
+from callpop.settings import settings_from_mapping
+from tests.support.paths import ROOT
+
+FILES = [ROOT / "deploy" / "callpop.service", ROOT / "docs" / "operations.md", ROOT / "README.md"]
+
+
+def test_every_environment_variable_named_is_read_by_callpop() -> None:
+    named = {v for f in FILES for v in re.findall(r"\bCALLPOP_[A-Z_]+\b", f.read_text(encoding="utf-8"))}
+    assert {"CALLPOP_SETTINGS", "CALLPOP_AMI_SECRET", "CALLPOP_DATABASE_URL", "CALLPOP_SECRET_KEY"} <= named
+    secrets = {"CALLPOP_AMI_SECRET": "s", "CALLPOP_DATABASE_URL": "sqlite+aiosqlite:///x.db",
+               "CALLPOP_SECRET_KEY": "k", "CALLPOP_DIALPLAN_TOKEN": "t", "CALLPOP_AMI_HOST": "pbx"}
+    settings = settings_from_mapping({}, environ=secrets)
+    read = {"CALLPOP_SETTINGS", "CALLPOP_TEST_PG_URL", "CALLPOP_PASSWORD", "CALLPOP_BROWSER",
+            "CALLPOP_BENCH_PG_URL"} | set(secrets)
+    assert named <= read, named - read
+    assert (settings.ami.secret, settings.web.secret_key, settings.dialplan.token) == ("s", "k", "t")
+
+
+def test_the_unit_runs_a_real_command_as_an_unprivileged_user() -> None:
+    unit = (ROOT / "deploy" / "callpop.service").read_text(encoding="utf-8")
+    exec_start = re.search(r"^ExecStart=(\S+) (.+)$", unit, flags=re.M)
+    assert exec_start is not None and exec_start.group(1).endswith("/bin/callpop")
+    build_parser().parse_args(exec_start.group(2).split())  # a command callpop has
+    assert re.search(r"^User=callpop$", unit, flags=re.M) and "NoNewPrivileges=yes" in unit
+    assert re.search(r"^KillSignal=SIGTERM$", unit, flags=re.M)

@@ -1,0 +1,64 @@
+"""[logging] format = "json": one object per line, and every line written while handling
+a call carries that call's id — from the pipeline, the lookup and the journal."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from callpop.logs import setup_logging
+from callpop.settings import LoggingSettings, Settings
+from callpop.store.db import Database
+from callpop.telephony.events import Answered, Ended, Ringing
+from tests.support.live import Recorder, StartLive, add_employee
+
+CALL = "1733300000.77"
+OTHER = "1733300001.5"
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    stream = io.StringIO()
+    setup_logging(LoggingSettings(level="DEBUG", format="json"), stream)
+    yield stream
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in saved[0]:
+        root.addHandler(handler)
+    root.setLevel(saved[1])
+
+
+async def test_every_line_about_a_call_names_it(json_log: io.StringIO, db_settings: Settings, db: Database,
+                                                start_live: StartLive) -> None:
+    rec = Recorder(real_journal=True, fail_lookup=True)
+    live = await start_live(db_settings, store=rec.hooks())
+    try:
+        await add_employee(db, "anna", ["101"])
+        for call in (CALL, OTHER):
+            await live.pipeline.handle([
+                Ringing(call, "inbound", "+79161234567", "101", at=1_795_000_000.0),
+                Answered(call, "101", at=1_795_000_003.0),
+                Ended(call, "inbound", "+79161234567", "answered", ("101",), 45, started_at=1_795_000_000.0,
+                      ended_at=1_795_000_048.0, agents_rang=("101",)),
+            ])
+        await live.pipeline.drain()
+    finally:
+        await live.close()
+    lines = [json.loads(line) for line in json_log.getvalue().splitlines()]
+    assert all({"ts", "level", "logger", "msg"} <= set(line) for line in lines)
+    ours = [line for line in lines if line["logger"].startswith("callpop.")]  # not the drivers' DEBUG chatter
+    about = [line for line in ours if CALL in line["msg"]]
+    # the failed lookup, with its traceback, and whatever else was said about the call
+    assert "callpop.pipeline" in {line["logger"] for line in about}
+    assert [line.get("call") for line in about] == [CALL] * len(about)
+    assert any("exc" in line for line in about)
+    others = [line for line in ours if OTHER in line["msg"]]
+    assert others and all(line.get("call") == OTHER for line in others)
+    # lines that are not about a call carry no call id
+    assert all("call" not in line for line in lines if line["logger"] == "callpop.store.db")
