@@ -75,8 +75,7 @@ async def test_promises_page_marks_a_due_promise_kept(open_desk: Desk, live: Liv
     await item.wait_for(timeout=5000)
     assert await count.text_content() == "1"
     await item.locator("button", has_text="Kept").click()
-    await boris.wait_for_function(
-        "document.querySelector('#due-promises .count').textContent === '0'", timeout=5000)  # no reload needed
+    await wait_for_js(boris, "document.querySelector('#due-promises .count').textContent === '0'")  # no reload
     async with live.app[DB].sessions() as session:
         stored = await session.get(Promise, promise.id)
         assert stored is not None and (stored.status, stored.closed_by_id) == ("kept", live.boris_id)

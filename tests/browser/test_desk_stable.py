@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from callpop.server.keys import HUB
-from tests.support.browser import Live
+from tests.support.browser import Live, wait_for_js
 
 CARD = "#calls article[data-call='{call}']"
 Desk = Callable[..., Awaitable[Any]]
@@ -68,9 +68,9 @@ async def test_a_call_in_progress_is_not_missed_and_the_pop_is_noticed(open_desk
     assert await summary.locator(".pill").all_text_contents() == [
         "Regular client", "Overdue promises: 1", "Responsible: Борис Орлов", "Open agreements: 1 · RUB\u00a0150,000.00"]
     # heard and seen: a screen reader announcement and the tab's title
-    await anna.wait_for_function("document.getElementById('announce').textContent.length > 0", timeout=3000)
+    await wait_for_js(anna, "document.getElementById('announce').textContent.length > 0", within=3)
     assert await anna.locator("#announce").text_content() == "Incoming call: Иван Петров — regular"
-    await anna.wait_for_function("document.title.startsWith('☎')", timeout=3000)
+    await wait_for_js(anna, "document.title.startsWith('☎')", within=3)
     # the same client calls boris while anna's call still rings: it is "in progress", not missed
     second = await live.call("incoming_noanswer", "102")
     theirs = boris.locator(CARD.format(call=second))
