@@ -4,6 +4,7 @@ the two legs carry; the Originate checked as the simulated PBX received it over 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
@@ -75,7 +76,8 @@ async def test_originate_fields_as_the_pbx_receives_them(db_settings: Settings, 
     settings = db_settings.replace(
         ami=AmiSettings(host="127.0.0.1", port=port, secret="test-secret", reconnect_min=0.05),
         dialing=_settings(rules=RULES, outbound_number="+74950001122",
-                          outbound_numbers={"102": "+74950001102"}).dialing)
+                          outbound_numbers={"102": "+74950001102"}).dialing,
+        pbx=dataclasses.replace(db_settings.pbx, originate_allowed=(r"^7", r"^44")))  # the UK trunk's calls too
     live = await start_live(settings, start_ami=True)
     try:
         for _ in range(200):
