@@ -465,7 +465,15 @@ class JournalWriter:
         down, so it is done again now (else the call and its contact would be nobody's)."""
         if event.direction == "internal" or not event.client:
             return None
-        result = await self._store.lookup(session, event.client, self._settings)
+        try:
+            async with session.begin_nested():  # a failed lookup must not spoil the row's write
+                result = await self._store.lookup(session, event.client, self._settings)
+        except Exception as exc:
+            if unavailable(exc):
+                raise  # the database is away after all: the write is kept for later
+            log.warning("call %s: its client could not be looked up again (%s); written without one",
+                        event.call, exc)
+            return None
         return cards.client_id_of(result.matches[0]) if len(result.matches) == 1 else None
 
     async def _drain_one_by_one(self, jobs: list[Any]) -> None:
