@@ -67,6 +67,11 @@ def create_app(settings: Settings, *, db: Any | None = None, tracker: Any | None
         from callpop.telephony.tracker import CallTracker, TrackerConfig
 
         tracker = CallTracker(TrackerConfig.from_settings(settings))
+        if settings.more_ami:  # one tracker per further PBX (telephony/pbxes.py)
+            from callpop.telephony.pbxes import Trackers
+
+            app[EXTRA]["calls"] = Trackers(tracker, {
+                name: CallTracker(TrackerConfig.from_settings(settings, name)) for name in settings.more_ami})
     if tracker is not None:
         app[TRACKER] = tracker
     setup_templates(app)
@@ -125,7 +130,8 @@ async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def _pipeline_ctx(store: StoreHooks | None) -> Any:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        pipeline = Pipeline(app[SETTINGS], app[DB], app[HUB], app.get(TRACKER), store=store)
+        pipeline = Pipeline(app[SETTINGS], app[DB], app[HUB], app[EXTRA].get("calls") or app.get(TRACKER),
+                            store=store)
         app[PIPELINE] = pipeline
         pipeline.start()
         yield
@@ -134,19 +140,30 @@ def _pipeline_ctx(store: StoreHooks | None) -> Any:
     return ctx
 
 
+def _idle_sweep(settings: Settings, tracker: Any) -> Any:
+    """The tracker's sweep of channels nothing was heard of (None when turned off)."""
+    from callpop.telephony.ami_pump import IdleSweep
+
+    idle = settings.pbx.idle_channel_timeout
+    if idle <= 0 or settings.pbx.idle_sweep_interval <= 0:
+        return None
+    return IdleSweep(lambda now: tracker.sweep_chunks(now, idle), settings.pbx.idle_sweep_interval, time.time)
+
+
 def _ami_ctx(start: bool) -> Any:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         if not start:
             app[AMI] = None
             yield
             return
-        from callpop.telephony.ami_pump import IdleSweep
         from callpop.telephony.connection import AmiConnection
+        from callpop.telephony.pbxes import namespaced_prefetch, namespaced_sink
 
         settings = app[SETTINGS]
         ami_settings = settings.ami
         simulator = None
-        if ami_settings.simulated:
+        connections: dict[str, AmiConnection] = {}
+        if ami_settings.simulated and not settings.more_ami:
             from callpop.simulator.pbx import SimulatedPbx
 
             secret = ami_settings.secret or secrets.token_urlsafe(12)
@@ -156,24 +173,29 @@ def _ami_ctx(start: bool) -> Any:
             ami_settings = dataclasses.replace(ami_settings, host="127.0.0.1", port=port, secret=secret)
             app[EXTRA]["simulator"] = simulator
             log.info("no [ami] host configured: simulated PBX listening on 127.0.0.1:%d", port)
-        tracker = app[TRACKER]
         pipeline = app[PIPELINE]
-        idle = settings.pbx.idle_channel_timeout
-        sweep = IdleSweep(lambda now: tracker.sweep_chunks(now, idle), settings.pbx.idle_sweep_interval, time.time) \
-            if idle > 0 and settings.pbx.idle_sweep_interval > 0 else None
-        connection = AmiConnection(ami_settings, tracker, pipeline.handle, prefetch=pipeline.prefetch,
-                                   idle_sweep=sweep, on_resync=pipeline.resynced, on_lost=pipeline.pbx_lost)
-        app[AMI] = connection
-        task = asyncio.create_task(connection.run(), name="ami-connection")
+        others = getattr(app[EXTRA].get("calls"), "others", {})
+        for name, pbx_settings in settings.pbxes():
+            first = name == settings.pbx.id
+            tracker = app[TRACKER] if first else others[name]
+            sink = pipeline.handle if first else namespaced_sink(name, pipeline.handle)
+            prefetch = pipeline.prefetch if first else namespaced_prefetch(name, pipeline.prefetch)
+            connections[name] = AmiConnection(ami_settings if first else pbx_settings, tracker, sink,
+                                              prefetch=prefetch, idle_sweep=_idle_sweep(settings, tracker),
+                                              on_resync=pipeline.resynced, on_lost=pipeline.pbx_lost)
+        app[AMI] = next(iter(connections.values()))
+        app[EXTRA]["ami"] = connections
+        tasks = [asyncio.create_task(c.run(), name=f"ami-connection-{n}") for n, c in connections.items()]
         yield
-        try:
-            async with asyncio.timeout(AMI_STOP_TIMEOUT):
-                await connection.stop()
-                await task
-        except TimeoutError:
-            log.warning("ami: the connection did not stop within %g s; cancelling it", AMI_STOP_TIMEOUT)
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        for connection, task in zip(connections.values(), tasks, strict=True):
+            try:
+                async with asyncio.timeout(AMI_STOP_TIMEOUT):
+                    await connection.stop()
+                    await task
+            except TimeoutError:
+                log.warning("ami: the connection did not stop within %g s; cancelling it", AMI_STOP_TIMEOUT)
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if simulator is not None:
             await simulator.stop()
 

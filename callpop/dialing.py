@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from callpop.callerid import safe_caller_name
 from callpop.settings import Settings
 
-__all__ = ["OUTBOUND_CID_VARIABLE", "Dial", "OriginatePlan", "device_for", "dial_for", "originate_plan"]
+__all__ = ["OUTBOUND_CID_VARIABLE", "Dial", "OriginatePlan", "device_for", "dial_for", "originate_plan", "pbx_of"]
 
 OUTBOUND_CID_VARIABLE = "CALLPOP_OUTBOUND_CID"
 
@@ -41,12 +41,23 @@ class OriginatePlan:
     variables: tuple[tuple[str, str], ...]
 
 
+def pbx_of(extension: str, settings: Settings) -> tuple[str, str]:
+    """The PBX an extension is on and its number there: ``office2:101`` is 101 on the
+    ``[ami.office2]`` PBX (telephony/pbxes.py); a plain one is on the first PBX."""
+    pbx, sep, bare = extension.partition(":")
+    if sep and pbx in settings.more_ami:
+        return pbx, bare
+    return settings.pbx.id, extension
+
+
 def device_for(extension: str, settings: Settings) -> str:
-    """The phone of *extension*: its ``[agents]`` device, else ``PJSIP/<extension>``."""
+    """The phone of *extension* on its PBX: its ``[agents]`` device (``"NAME:PJSIP/x"``
+    entries on PBX NAME), else ``PJSIP/<extension>``."""
+    pbx, bare = pbx_of(extension, settings)
     for device, ext in settings.agents.items():
         if ext == extension:
-            return device
-    return f"PJSIP/{extension}"
+            return device.removeprefix(f"{pbx}:") if pbx != settings.pbx.id else device
+    return f"PJSIP/{bare}"
 
 
 def dial_for(e164: str, settings: Settings) -> Dial:
@@ -72,7 +83,8 @@ def originate_plan(extension: str, agent_name: str, e164: str, settings: Setting
     """Click-to-call by the manager at *extension* to the client at *e164*."""
     dial = dial_for(e164, settings)
     name = safe_caller_name(agent_name, 40) or extension
-    caller_id = settings.dialing.agent_caller_id.format(name=name, extension=_number_part(extension))
+    caller_id = settings.dialing.agent_caller_id.format(name=name, extension=_number_part(pbx_of(extension,
+                                                                                                 settings)[1]))
     outbound = settings.dialing.outbound_numbers.get(extension) or settings.dialing.outbound_number
     variables = ((OUTBOUND_CID_VARIABLE, _number_part(outbound)),) if _number_part(outbound) else ()
     return OriginatePlan(channel=device_for(extension, settings), exten=dial.exten, context=dial.context,

@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
 
-from callpop.server.keys import AMI, DB, HUB, SETTINGS
+from callpop.server.keys import DB, HUB, connections
 
 __all__ = ["METRICS", "Metrics", "login_metrics_middleware", "metrics_ctx", "readiness"]
 
@@ -73,7 +73,6 @@ class _Live(Collector):
         from callpop.pipeline import PIPELINE
 
         app = self._app
-        pbx = app[SETTINGS].pbx.id
         up = GaugeMetricFamily("callpop_ami_up", "1 when logged in to the PBX's AMI", labels=["pbx"])
         state = GaugeMetricFamily("callpop_ami_state", "The AMI connection's state (1 = current)",
                                   labels=["pbx", "state"])
@@ -81,8 +80,7 @@ class _Live(Collector):
                                          labels=["pbx"])
         events = CounterMetricFamily("callpop_ami_events", "AMI messages read", labels=["pbx"])
         backlog = GaugeMetricFamily("callpop_ami_backlog", "AMI messages waiting for the tracker", labels=["pbx"])
-        ami = app.get(AMI)
-        if ami is not None:
+        for pbx, ami in connections(app).items():
             up.add_metric([pbx], 1.0 if ami.state == "logged_in" else 0.0)
             for name in AMI_STATES:
                 state.add_metric([pbx, name], 1.0 if ami.state == name else 0.0)
@@ -151,10 +149,7 @@ async def readiness(app: web.Application) -> list[str]:
     or the database does not answer."""
     from sqlalchemy import text
 
-    reasons = []
-    ami = app.get(AMI)
-    if ami is not None and ami.state != "logged_in":
-        reasons.append(f"ami {app[SETTINGS].pbx.id}: {ami.state}")
+    reasons = [f"ami {pbx}: {ami.state}" for pbx, ami in connections(app).items() if ami.state != "logged_in"]
     try:
         async with asyncio.timeout(DB_CHECK_TIMEOUT), app[DB].sessions() as session:
             await session.execute(text("SELECT 1"))

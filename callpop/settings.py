@@ -250,7 +250,14 @@ class Settings:
     demo: DemoSettings = field(default_factory=DemoSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    more_ami: Mapping[str, AmiSettings] = field(default_factory=dict)  # [ami.NAME]: more PBXs
     source: str = "defaults"
+
+    def pbxes(self) -> list[tuple[str, AmiSettings]]:
+        """Every PBX to connect to, with its id: ``[ami]`` as ``[pbx] id`` (unless only
+        ``[ami.NAME]`` tables name hosts), then each ``[ami.NAME]`` as NAME."""
+        first = [] if self.more_ami and self.ami.simulated else [(self.pbx.id, self.ami)]
+        return first + sorted(self.more_ami.items())
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with whole sections replaced (tests and the demo use it)."""
@@ -437,6 +444,26 @@ _SECTIONS: dict[str, type[Any]] = {
 }
 
 
+def _build_more_ami(base: dict[str, Any], tables: dict[str, Any], first_id: str,
+                    env: Mapping[str, str]) -> dict[str, AmiSettings]:
+    """``[ami.NAME]``: another PBX, its keys over ``[ami]``'s (a host of its own is
+    required); its secret may come from CALLPOP_AMI_SECRET_<NAME>."""
+    out: dict[str, AmiSettings] = {}
+    for name, table in tables.items():
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", name) or name == first_id:
+            raise SettingsError(f"[ami.{name}]: expected a PBX id of letters, digits, - or _ other than "
+                                f"[pbx] id ({first_id!r})")
+        merged = {**{k: v for k, v in base.items() if k not in ("host", "secret")}, **table}
+        secret = env.get(f"CALLPOP_AMI_SECRET_{name.upper().replace('-', '_')}")
+        if secret:
+            merged["secret"] = secret
+        ami = _build(AmiSettings, f"ami.{name}", merged)
+        if ami.simulated:
+            raise SettingsError(f"ami.{name}.host: expected the address of that PBX's AMI, found nothing")
+        out[name] = ami
+    return out
+
+
 def _check_networks(key: str, entries: tuple[str, ...]) -> None:
     import ipaddress
 
@@ -468,7 +495,12 @@ def settings_from_mapping(data: Mapping[str, Any], *, source: str = "<mapping>",
     if unknown:
         raise SettingsError(f"[{unknown[0]}]: unknown section (known: "
                             f"{', '.join(sorted([*_SECTIONS, *special]))})")
+    ami_raw = data.get("ami", {})
+    more_raw = {k: v for k, v in ami_raw.items() if isinstance(v, dict)} if isinstance(ami_raw, dict) else {}
+    if more_raw:
+        data["ami"] = {k: v for k, v in ami_raw.items() if k not in more_raw}
     sections: dict[str, Any] = {name: _build(cls, name, data.get(name, {})) for name, cls in _SECTIONS.items()}
+    more_ami = _build_more_ami(data.get("ami", {}), more_raw, sections["pbx"].id, env)
     try:
         re.compile(sections["pbx"].agent_extension_pattern)
     except re.error as exc:
@@ -494,6 +526,7 @@ def settings_from_mapping(data: Mapping[str, Any], *, source: str = "<mapping>",
         agents=_build_agents(data.get("agents", {})),
         bonus=_build_bonus(data.get("bonus", {})),
         dialing=build_dialing(data.get("dialing", {})),
+        more_ami=more_ami,
         source=source,
     )
 

@@ -54,8 +54,8 @@ async def test_every_line_about_a_call_names_it(json_log: io.StringIO, db_settin
     assert all({"ts", "level", "logger", "msg"} <= set(line) for line in lines)
     ours = [line for line in lines if line["logger"].startswith("callpop.")]  # not the drivers' DEBUG chatter
     about = [line for line in ours if CALL in line["msg"]]
-    # the failed lookup (with its traceback) and the journal row
-    assert {line["logger"] for line in about} >= {"callpop.pipeline", "callpop.store.journal"}
+    # the failed lookup, with its traceback, and whatever else was said about the call
+    assert "callpop.pipeline" in {line["logger"] for line in about}
     assert [line.get("call") for line in about] == [CALL] * len(about)
     assert any("exc" in line for line in about)
     others = [line for line in ours if OTHER in line["msg"]]

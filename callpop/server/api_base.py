@@ -34,15 +34,14 @@ def error_response(status: int, message: str, field: str | None = None) -> web.R
     return json_response({"error": message, "field": field}, status)
 
 
-def _for_people(request: web.Request, status: int, exc: StoreError, field: str | None,
-                problem: str) -> web.Response:
+def _for_people(request: web.Request, status: int, exc: StoreError, problem: str, *, labelled: bool) -> web.Response:
     """The error as programs read it (``error``, ``field``) plus ``message``: the same in the
-    user's language, naming the field by its label."""
+    user's language, naming the field by its label when the user typed it (*labelled*)."""
     from callpop.server.error_text import human_message
     from callpop.server.templating import language
 
-    body = {"error": str(exc), "field": field, "message": human_message(field, problem, language(request))}
-    return json_response(body, status)
+    said = human_message(exc.field if labelled else None, problem, language(request))
+    return json_response({"error": str(exc), "field": exc.field, "message": said}, status)
 
 
 def translate_errors(handler: Handler) -> Handler:
@@ -56,8 +55,8 @@ def translate_errors(handler: Handler) -> Handler:
             status = status_for(exc)
             assert status is not None  # every StoreError has a status (its base's at least)
             if isinstance(exc, ValidationError | Conflict):  # something the user typed: say it in words
-                return _for_people(request, status, exc, exc.field, exc.message)
-            return error_response(status, str(exc), exc.field)
+                return _for_people(request, status, exc, exc.message, labelled=True)
+            return _for_people(request, status, exc, str(exc), labelled=False)
 
     return wrapped
 

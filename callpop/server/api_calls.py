@@ -14,11 +14,11 @@ from typing import Any
 
 from aiohttp import web
 
-from callpop.dialing import originate_plan
+from callpop.dialing import originate_plan, pbx_of
 from callpop.phones import phone_key
 from callpop.server.api_base import actor_of, json_response, path_id, read_json, session_for, translate_errors
 from callpop.server.auth import csrf_token, require_user
-from callpop.server.keys import AMI, SETTINGS
+from callpop.server.keys import SETTINGS, connections
 from callpop.store import directory, employees
 from callpop.store.errors import Conflict, NotFound, ValidationError
 from callpop.store.records import sales
@@ -143,7 +143,7 @@ async def originate(request: web.Request) -> web.StreamResponse:
         raise ValidationError("client_phone", f"cannot dial {key.raw!r}: not a valid public number")
     plan = originate_plan(user.extensions[0], user.name, key.e164, settings)
     channel, number = plan.channel, plan.exten
-    ami = request.app.get(AMI)
+    ami = connections(request.app).get(pbx_of(user.extensions[0], settings)[0])  # the manager's own PBX
     if ami is None:
         return json_response({"error": "the PBX is not connected", "field": None}, 503)
     try:

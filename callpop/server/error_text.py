@@ -45,6 +45,7 @@ _PROBLEMS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p), m) fo
     (r"^must be at least (?P<n>-?\d+)$", "must be at least %(n)s"),
     (r"^must be at most (?P<n>-?\d+)$", "must be at most %(n)s"),
     (r"^expected one of .*$", "choose one of the offered values"),
+    (r"^\w+ \d+ not found$", "Not found: it may have been deleted."),
 ))
 
 # every text this module translates (the catalogs must have them all)

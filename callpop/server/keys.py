@@ -21,3 +21,13 @@ TRACKER: web.AppKey[CallTracker] = web.AppKey("tracker")
 AMI: web.AppKey[AmiConnection | None] = web.AppKey("ami")
 SECRET: web.AppKey[bytes] = web.AppKey("secret", bytes)
 EXTRA: web.AppKey[dict[str, Any]] = web.AppKey("extra", dict)
+
+
+def connections(app: web.Application) -> dict[str, AmiConnection]:
+    """Every PBX's AMI connection by PBX id: several with ``[ami.NAME]`` tables
+    (app.py keeps them in ``EXTRA["ami"]``), else the one of ``AMI`` under ``[pbx] id``."""
+    several: dict[str, AmiConnection] | None = app.get(EXTRA, {}).get("ami")
+    if several:
+        return several
+    ami = app.get(AMI)
+    return {} if ami is None else {app[SETTINGS].pbx.id: ami}

@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from callpop.metrics import METRICS, readiness
 from callpop.pipeline import PIPELINE
-from callpop.server.keys import AMI, HUB, SETTINGS
+from callpop.server.keys import AMI, HUB, SETTINGS, connections
 from callpop.server.peers import peer_allowed
 
 __all__ = ["health", "metrics"]
@@ -35,6 +35,7 @@ async def health(request: web.Request) -> web.StreamResponse:
         "reasons": reasons,
         "uptime_seconds": round(time.time() - STARTED, 1),
         "ami": str(getattr(ami, "state", "off")) if ami is not None else "off",
+        "pbxes": {pbx: conn.state for pbx, conn in connections(request.app).items()},
         "database": "ok" if not any(r.startswith("database") for r in reasons) else "down",
         "push": request.app[HUB].stats(),
         "calls_in_flight": getattr(pipeline, "active", 0),

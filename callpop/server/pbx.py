@@ -1,7 +1,7 @@
 """The PBX asks callpop: plain-text answers for the dialplan's ``CURL()``.
 
 ``GET /pbx/caller-name?number=N`` answers the client's name for ``CALLERID(name)``;
-``GET /pbx/route?number=N`` answers ``dial=PJSIP/101&regular=1`` (a line the dialplan
+``GET /pbx/route?number=N[&pbx=NAME]`` answers ``dial=PJSIP/101&regular=1`` (a line the dialplan
 reads with ``HASH()`` under ``CURLOPT(hashcompat)`` or with ``CUT``): the device of the
 client's responsible manager when that manager has the desk open and is not in a
 conversation, else ``dial=`` so the dialplan falls back to its queue. docs/dialplan.md
@@ -29,7 +29,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from callpop.callerid import safe_caller_name
-from callpop.dialing import device_for
+from callpop.dialing import device_for, pbx_of
 from callpop.phones import PhoneKey, phone_key
 from callpop.pipeline import PIPELINE
 from callpop.server.keys import DB, EXTRA, HUB, SETTINGS, TRACKER
@@ -131,7 +131,7 @@ async def caller_name(request: web.Request) -> web.StreamResponse:
 
 
 def _talking(request: web.Request) -> set[str]:
-    tracker = request.app.get(TRACKER)
+    tracker = request.app[EXTRA].get("calls") or request.app.get(TRACKER)  # every PBX's calls
     if tracker is None:
         return set()
     return {agent for call in tracker.active_calls() for agent in call.talking}
@@ -157,9 +157,10 @@ async def route(request: web.Request) -> web.StreamResponse:
         return _text("", status)
     regular = "1" if all(m.regular for m in found) else "0"
     hub, talking = request.app[HUB], _talking(request)
+    asking = request.query.get("pbx") or app_settings.pbx.id  # a manager on another PBX cannot be dialled
     dial = ""
     for extension in match.extensions:
-        if hub.watches(extension) and extension not in talking:
+        if pbx_of(extension, app_settings)[0] == asking and hub.watches(extension) and extension not in talking:
             dial = device_for(extension, app_settings)
             break
     why = "ok" if dial else ("manager-away" if match.extensions else "no-manager")

@@ -58,8 +58,9 @@ def uniqueid_age(uniqueid: str) -> tuple[float, int]:
 class AgentRule:
     """Device -> agent extension (or None), cached: the same few devices come back all day."""
 
-    def __init__(self, agents: Mapping[str, str], pattern: str, trunks: Collection[str]) -> None:
+    def __init__(self, agents: Mapping[str, str], pattern: str, trunks: Collection[str], prefix: str = "") -> None:
         self._agents = dict(agents)
+        self._prefix = prefix  # "office2:" on a second PBX: its 101 is not the first PBX's 101
         self._pattern = re.compile(pattern)
         self._trunks = frozenset(trunks)
         self._cache: dict[str, str | None] = {}
@@ -83,5 +84,5 @@ class AgentRule:
             return listed
         resource = device.partition("/")[2].partition("@")[0]
         if resource and self._pattern.match(resource):
-            return resource
+            return self._prefix + resource
         return None

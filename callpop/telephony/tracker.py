@@ -70,15 +70,29 @@ class TrackerConfig:
     trunk_devices: tuple[str, ...]
     default_region: str
     min_external_digits: int
+    agent_prefix: str = ""
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> TrackerConfig:
+    def from_settings(cls, settings: Settings, pbx: str | None = None) -> TrackerConfig:
+        """The tracker of PBX *pbx* (None: the first, ``[pbx] id``). On another PBX a device
+        listed as ``"NAME:PJSIP/101"`` in ``[agents]`` is that PBX's, and a device found by
+        the default rule is agent ``NAME:101``: extensions of two PBXs never mix."""
+        other = pbx is not None and pbx != settings.pbx.id
+        agents = {}
+        for device, ext in settings.agents.items():
+            owner, sep, bare = device.partition(":")
+            if not sep or "/" in owner:
+                if not other:
+                    agents[device] = ext
+            elif other and owner == pbx:
+                agents[bare] = ext
         return cls(
-            agents=dict(settings.agents),
+            agents=agents,
             agent_extension_pattern=settings.pbx.agent_extension_pattern,
             trunk_devices=tuple(settings.pbx.trunk_devices),
             default_region=settings.phones.default_region,
             min_external_digits=settings.phones.min_external_digits,
+            agent_prefix=f"{pbx}:" if other else "",
         )
 
 
@@ -87,7 +101,7 @@ class CallTracker:
 
     def __init__(self, config: TrackerConfig) -> None:
         self.config = config
-        agent = AgentRule(config.agents, config.agent_extension_pattern, config.trunk_devices)
+        agent = AgentRule(config.agents, config.agent_extension_pattern, config.trunk_devices, config.agent_prefix)
         self.book = ChannelBook(agent, NumberRules(config.default_region, config.min_external_digits))
         self._listing = Listing(self.book)
         self._transfers = Transfers(self.book)

@@ -128,3 +128,4 @@ def test_error_messages_for_people_are_translated_and_name_the_field() -> None:
     assert human_message("phones.0.number", "is required", "en") == "Phone number: fill this in"
     # wording not known here still reaches the user, with the field's label
     assert human_message("title", "something new", "ru") == "Договорённость: something new"
+    assert human_message(None, "client 42 not found", "ru") == "Не найдено: возможно, запись удалили."
