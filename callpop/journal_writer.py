@@ -75,6 +75,7 @@ class _Job:
     client_id: int | None
     live: frozenset[str] = frozenset()  # sweep: call keys still followed
     before: dt.datetime | None = None  # sweep: only rows started before this
+    scope: str | None = None  # sweep: only the calls of this PBX (journal_recovery.in_scope)
     resolve: bool = False  # close: the call's lookup failed; find its client when writing
     spool_id: int | None = None  # its copy in the spool, written ahead of the database
     done: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
@@ -191,14 +192,16 @@ class JournalWriter:
         result: Closed | None = await self._submit(_Job("close", event, client_id, resolve=resolve))
         return result
 
-    async def sweep(self, live: Collection[str], *, older_than: float = 0.0) -> int:
+    async def sweep(self, live: Collection[str], *, older_than: float = 0.0, scope: str | None = None) -> int:
         """Close the open rows of calls not in *live* that started over *older_than* seconds
-        ago (journal_recovery.close_unseen); after the jobs queued before it. Returns how
-        many were closed (0 while the database is unavailable: done after the spool)."""
+        ago (journal_recovery.close_unseen), of the PBX *scope* names (None: every PBX);
+        after the jobs queued before it. Returns how many were closed (0 while the database
+        is unavailable: done after the spool)."""
         if not self.extras:
             return 0
         before = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=older_than)
-        result: int | None = await self._submit(_Job("sweep", None, None, frozenset(live), before))
+        result: int | None = await self._submit(_Job("sweep", None, None, frozenset(live), before,
+                                                     scope=scope))
         return result or 0
 
     async def _submit(self, job: _Job) -> Any:
@@ -362,7 +365,7 @@ class JournalWriter:
                 client_id = await self._client_of(session, event)
             return await self._close(session, event, client_id)
         assert job is not None and job.before is not None
-        return await self._sweep(session, job.live, job.before)
+        return await self._sweep(session, job.live, job.before, job.scope)
 
     async def _close(self, session: AsyncSession, event: Ended, client_id: int | None) -> Closed:
         by_ext = await self._extensions(session)
@@ -389,11 +392,12 @@ class JournalWriter:
             talks = (AgentTalk(talks[0].agent, talk),)
         return dataclasses.replace(event, talk_seconds=talk, talks=talks, answered_at=answered.timestamp())
 
-    async def _sweep(self, session: AsyncSession, live: frozenset[str], before: dt.datetime) -> int:
+    async def _sweep(self, session: AsyncSession, live: frozenset[str], before: dt.datetime,
+                     scope: str | None = None) -> int:
         last = dt.datetime.fromtimestamp(self.last_beat, dt.UTC) if self.last_beat is not None else None
         by_ext = await self._extensions(session)
         closed = await journal_recovery.close_unseen(session, self._settings.pbx.id, live, last_known=last,
-                                                     before=before, extension_to_employee=by_ext)
+                                                     before=before, extension_to_employee=by_ext, scope=scope)
         for item in closed:
             if self._store.log_contacts is not None and item.ended.outcome == "answered":
                 contacts = await self._store.log_contacts(session, item.call_id, item.ended, self._settings,
@@ -429,7 +433,8 @@ class JournalWriter:
                         log.warning("journal: the database is back; %d spooled writes written", self.unspooled)
                         sweep, self._pending_sweep = self._pending_sweep, None
                         if sweep is not None:
-                            self._queue.put_nowait(_Job("sweep", None, None, sweep.live, sweep.before))
+                            self._queue.put_nowait(_Job("sweep", None, None, sweep.live, sweep.before,
+                                                        scope=sweep.scope))
                         return
                 continue
             try:
