@@ -122,6 +122,13 @@ class JournalWriter:
         self.unspooled = 0
 
     @property
+    def _write_timeout(self) -> float | None:
+        """``[journal] write_timeout``, except on SQLite: a transaction cancelled while SQLite
+        waits for its lock leaves its connection stuck in the driver's thread (and out of the
+        pool) until the wait ends; SQLite's own busy timeout bounds the wait and fails cleanly."""
+        return None if self._db.dialect == "sqlite" else self._settings.journal.write_timeout
+
+    @property
     def extras(self) -> bool:
         """Answers, ringing agents and sweeps are written (the real store; tests with
         counting stand-ins for open/close leave them out)."""
@@ -327,7 +334,7 @@ class JournalWriter:
 
     async def _transaction(self, jobs: list[_Job]) -> list[Any]:
         results: list[Any] = []
-        async with asyncio.timeout(self._settings.journal.write_timeout), self._db.sessions() as session:
+        async with asyncio.timeout(self._write_timeout), self._db.sessions() as session:
             for job in jobs:
                 with call_context(job.event.call) if job.event is not None else contextlib.nullcontext():
                     results.append(await self._one(session, job.kind, job.event, job.client_id, job))
@@ -455,7 +462,7 @@ class JournalWriter:
             self._announce(results)
 
     async def _spooled_transaction(self, jobs: list[Any]) -> list[Any]:
-        async with asyncio.timeout(self._settings.journal.write_timeout), self._db.sessions() as session:
+        async with asyncio.timeout(self._write_timeout), self._db.sessions() as session:
             results = []
             for j in jobs:
                 client_id = j.client_id
