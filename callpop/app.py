@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import functools
 import gc
 import logging
 import secrets
@@ -195,7 +196,8 @@ def _ami_ctx(start: bool) -> Any:
             prefetch = pipeline.prefetch if first else namespaced_prefetch(name, pipeline.prefetch)
             connections[name] = AmiConnection(ami_settings if first else pbx_settings, tracker, sink,
                                               prefetch=prefetch, idle_sweep=_idle_sweep(settings, tracker),
-                                              on_resync=pipeline.resynced, on_lost=pipeline.pbx_lost)
+                                              on_resync=functools.partial(pipeline.resynced, "" if first else name),
+                                              on_lost=pipeline.pbx_lost)
         app[AMI] = next(iter(connections.values()))
         app[EXTRA]["ami"] = connections
         tasks = [asyncio.create_task(c.run(), name=f"ami-connection-{n}") for n, c in connections.items()]

@@ -75,6 +75,7 @@ class _Job:
     client_id: int | None
     live: frozenset[str] = frozenset()  # sweep: call keys still followed
     before: dt.datetime | None = None  # sweep: only rows started before this
+    scope: str | None = None  # sweep: only the calls of this PBX (journal_recovery.in_scope)
     resolve: bool = False  # close: the call's lookup failed; find its client when writing
     spool_id: int | None = None  # its copy in the spool, written ahead of the database
     done: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
@@ -119,6 +120,13 @@ class JournalWriter:
         self.failed = 0
         self.spooled = 0
         self.unspooled = 0
+
+    @property
+    def _write_timeout(self) -> float | None:
+        """``[journal] write_timeout``, except on SQLite: a transaction cancelled while SQLite
+        waits for its lock leaves its connection stuck in the driver's thread (and out of the
+        pool) until the wait ends; SQLite's own busy timeout bounds the wait and fails cleanly."""
+        return None if self._db.dialect == "sqlite" else self._settings.journal.write_timeout
 
     @property
     def extras(self) -> bool:
@@ -191,14 +199,16 @@ class JournalWriter:
         result: Closed | None = await self._submit(_Job("close", event, client_id, resolve=resolve))
         return result
 
-    async def sweep(self, live: Collection[str], *, older_than: float = 0.0) -> int:
+    async def sweep(self, live: Collection[str], *, older_than: float = 0.0, scope: str | None = None) -> int:
         """Close the open rows of calls not in *live* that started over *older_than* seconds
-        ago (journal_recovery.close_unseen); after the jobs queued before it. Returns how
-        many were closed (0 while the database is unavailable: done after the spool)."""
+        ago (journal_recovery.close_unseen), of the PBX *scope* names (None: every PBX);
+        after the jobs queued before it. Returns how many were closed (0 while the database
+        is unavailable: done after the spool)."""
         if not self.extras:
             return 0
         before = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=older_than)
-        result: int | None = await self._submit(_Job("sweep", None, None, frozenset(live), before))
+        result: int | None = await self._submit(_Job("sweep", None, None, frozenset(live), before,
+                                                     scope=scope))
         return result or 0
 
     async def _submit(self, job: _Job) -> Any:
@@ -324,7 +334,7 @@ class JournalWriter:
 
     async def _transaction(self, jobs: list[_Job]) -> list[Any]:
         results: list[Any] = []
-        async with asyncio.timeout(self._settings.journal.write_timeout), self._db.sessions() as session:
+        async with asyncio.timeout(self._write_timeout), self._db.sessions() as session:
             for job in jobs:
                 with call_context(job.event.call) if job.event is not None else contextlib.nullcontext():
                     results.append(await self._one(session, job.kind, job.event, job.client_id, job))
@@ -362,7 +372,7 @@ class JournalWriter:
                 client_id = await self._client_of(session, event)
             return await self._close(session, event, client_id)
         assert job is not None and job.before is not None
-        return await self._sweep(session, job.live, job.before)
+        return await self._sweep(session, job.live, job.before, job.scope)
 
     async def _close(self, session: AsyncSession, event: Ended, client_id: int | None) -> Closed:
         by_ext = await self._extensions(session)
@@ -389,11 +399,12 @@ class JournalWriter:
             talks = (AgentTalk(talks[0].agent, talk),)
         return dataclasses.replace(event, talk_seconds=talk, talks=talks, answered_at=answered.timestamp())
 
-    async def _sweep(self, session: AsyncSession, live: frozenset[str], before: dt.datetime) -> int:
+    async def _sweep(self, session: AsyncSession, live: frozenset[str], before: dt.datetime,
+                     scope: str | None = None) -> int:
         last = dt.datetime.fromtimestamp(self.last_beat, dt.UTC) if self.last_beat is not None else None
         by_ext = await self._extensions(session)
         closed = await journal_recovery.close_unseen(session, self._settings.pbx.id, live, last_known=last,
-                                                     before=before, extension_to_employee=by_ext)
+                                                     before=before, extension_to_employee=by_ext, scope=scope)
         for item in closed:
             if self._store.log_contacts is not None and item.ended.outcome == "answered":
                 contacts = await self._store.log_contacts(session, item.call_id, item.ended, self._settings,
@@ -429,7 +440,8 @@ class JournalWriter:
                         log.warning("journal: the database is back; %d spooled writes written", self.unspooled)
                         sweep, self._pending_sweep = self._pending_sweep, None
                         if sweep is not None:
-                            self._queue.put_nowait(_Job("sweep", None, None, sweep.live, sweep.before))
+                            self._queue.put_nowait(_Job("sweep", None, None, sweep.live, sweep.before,
+                                                        scope=sweep.scope))
                         return
                 continue
             try:
@@ -450,7 +462,7 @@ class JournalWriter:
             self._announce(results)
 
     async def _spooled_transaction(self, jobs: list[Any]) -> list[Any]:
-        async with asyncio.timeout(self._settings.journal.write_timeout), self._db.sessions() as session:
+        async with asyncio.timeout(self._write_timeout), self._db.sessions() as session:
             results = []
             for j in jobs:
                 client_id = j.client_id
@@ -465,7 +477,15 @@ class JournalWriter:
         down, so it is done again now (else the call and its contact would be nobody's)."""
         if event.direction == "internal" or not event.client:
             return None
-        result = await self._store.lookup(session, event.client, self._settings)
+        try:
+            async with session.begin_nested():  # a failed lookup must not spoil the row's write
+                result = await self._store.lookup(session, event.client, self._settings)
+        except Exception as exc:
+            if unavailable(exc):
+                raise  # the database is away after all: the write is kept for later
+            log.warning("call %s: its client could not be looked up again (%s); written without one",
+                        event.call, exc)
+            return None
         return cards.client_id_of(result.matches[0]) if len(result.matches) == 1 else None
 
     async def _drain_one_by_one(self, jobs: list[Any]) -> None:

@@ -431,13 +431,14 @@ class Pipeline:
         progress may be stale, until the resynchronisation puts it right."""
         self._hub.tell_all({"type": "pbx.status", "connected": False})
 
-    def resynced(self) -> None:
-        """A CoreShowChannels listing was applied: tabs get a fresh snapshot, and journal
-        rows that no call in progress explains (the call ended while callpop or its PBX
-        link was down) are closed, never left open."""
+    def resynced(self, pbx: str = "") -> None:
+        """A CoreShowChannels listing of *pbx* ("" the first PBX, else its ``[ami.NAME]``)
+        was applied: tabs get a fresh snapshot, and that PBX's journal rows that no call in
+        progress explains (the call ended while callpop or its PBX link was down) are
+        closed, never left open."""
         self._hub.tell_all({"type": "pbx.status", "connected": True})
         self._hub.resend_snapshots()
-        task = asyncio.create_task(self.journal.sweep(self._followed()), name="journal-resync-sweep")
+        task = asyncio.create_task(self.journal.sweep(self._followed(), scope=pbx), name="journal-resync-sweep")
         self._resync_sweeps.add(task)
         task.add_done_callback(self._resync_sweeps.discard)
 

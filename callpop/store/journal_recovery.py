@@ -30,7 +30,8 @@ from callpop.store.db import dialect_of, insert_for
 from callpop.store.models import Call, CallParticipant
 from callpop.telephony.events import AgentTalk, Answered, Direction, Ended
 
-__all__ = ["Unseen", "call_row", "close_unseen", "record_answer", "record_client", "record_ringing", "recorded_answer"]
+__all__ = ["Unseen", "call_row", "close_unseen", "in_scope", "record_answer", "record_client", "record_ringing",
+           "recorded_answer"]
 
 log = logging.getLogger(__name__)
 
@@ -115,17 +116,27 @@ class Unseen:
         self.ended = ended
 
 
+def in_scope(key: str, scope: str | None) -> bool:
+    """Whether a call key belongs to the PBX *scope* names: None any, "" the first PBX
+    (plain Linkedids), "NAME" another one (keys ``NAME:...``, callpop/telephony/pbxes.py)."""
+    if scope is None:
+        return True
+    return ":" not in key if scope == "" else key.startswith(scope + ":")
+
+
 async def close_unseen(session: AsyncSession, pbx_id: str, live: Collection[str], *,
                        last_known: dt.datetime | None, before: dt.datetime,
-                       extension_to_employee: Mapping[str, int]) -> list[Unseen]:
+                       extension_to_employee: Mapping[str, int], scope: str | None = None) -> list[Unseen]:
     """Close the open rows of *pbx_id* started before *before* whose call key is not in
     *live*; see the module docstring. *last_known*: when callpop was last known to be
     following calls (its heartbeat before a crash), None: only each row's own times.
-    Returns the closed calls with the Ended built for them (answered ones get contacts)."""
+    *scope*: only the calls of that PBX (:func:`in_scope`): a PBX's listing says nothing of
+    another's calls. Returns the closed calls with the Ended built for them (answered ones
+    get contacts)."""
     rows = (await session.execute(_OPEN, {"pbx_id": pbx_id, "before": before})).all()
     closed: list[Unseen] = []
     for call_id, key, direction, number, name, started_at, answered_at in rows:
-        if key in live:
+        if key in live or not in_scope(key, scope):
             continue
         started_at = _aware(started_at)
         answered = _aware(answered_at) if answered_at is not None else None

@@ -120,3 +120,18 @@ async def test_a_close_never_writes_an_answer_before_the_start(db: Database) -> 
         await session.commit()
         row = (await session.scalars(select(Call))).one()
     assert row.answered_at is not None and row.answered_at >= row.started_at
+
+
+async def test_a_pbx_listing_closes_only_that_pbx_rows(db: Database) -> None:
+    """With several PBXs, the listing of one says nothing of the others' calls: a restart's
+    first listing (the first PBX's) must not close a second PBX's calls still on."""
+    async with db.sessions() as session:
+        await open_call(session, "main", _ring("1700000000.1"), None)
+        await open_call(session, "main", _ring("branch:1700000000.1"), None)
+        closed = await close_unseen(session, "main", set(), last_known=None, before=dt.datetime.now(dt.UTC),
+                                    extension_to_employee={}, scope="")
+        assert [c.ended.call for c in closed] == ["1700000000.1"]
+        closed = await close_unseen(session, "main", set(), last_known=None, before=dt.datetime.now(dt.UTC),
+                                    extension_to_employee={}, scope="branch")
+        assert [c.ended.call for c in closed] == ["branch:1700000000.1"]
+        await session.commit()
