@@ -6,14 +6,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from tests.support.browser import Live
+from tests.support.browser import Live, open_header_menu
 
 Desk = Callable[..., Awaitable[Any]]
 PHONE = {"width": 390, "height": 844}
+WIDE = {"width": 1440, "height": 900}
 OVERFLOW = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
 
 
 async def _russian(page: Any) -> None:
+    await open_header_menu(page)
     await page.locator("form.language button[value=ru]").click()
     await page.wait_for_selector("html[lang=ru]")
 
@@ -56,3 +58,31 @@ async def test_no_page_is_wider_than_a_phone(open_desk: Desk, live: Live) -> Non
     await vera.context.clear_cookies()
     await _fits(vera, f"{live.url}/login", "form.login")
     assert anna.dialogs == [] and vera.dialogs == []
+
+
+async def test_phone_header_is_one_row_with_the_rest_behind_menu(open_desk: Desk) -> None:
+    anna = await open_desk("anna")
+    await anna.set_viewport_size(PHONE)
+    header, brand = anna.locator("header.top"), anna.locator("header.top .brand")
+    log_out = anna.locator("header.top form[action='/logout'] button")
+    summary = anna.locator("header.top details.menu > summary")
+    line = float(await brand.evaluate("el => parseFloat(getComputedStyle(el).lineHeight)"))
+    box = await header.bounding_box()
+    assert box is not None and box["height"] < 2 * line, "the phone header is more than one row"
+    # the brand, the search and the toggle share that row; log out waits behind the toggle
+    assert await anna.locator("#find-q").is_visible() and await summary.is_visible()
+    assert not await log_out.is_visible()
+    await summary.click()
+    await log_out.wait_for(state="visible")
+    assert await anna.locator("#connection-state").is_visible()
+    # the opened menu drops over the page: the header row itself does not grow
+    opened = await header.bounding_box()
+    assert opened is not None and opened["height"] == box["height"]
+    await summary.click()
+    await log_out.wait_for(state="hidden")
+    # a wide screen shows the header's items without a toggle
+    await anna.set_viewport_size(WIDE)
+    await log_out.wait_for(state="visible")
+    assert not await summary.is_visible()
+    assert await anna.locator("header.top nav a[href='/promises']").is_visible()
+    assert anna.dialogs == []

@@ -17,7 +17,7 @@ import pytest
 from callpop.server.keys import DB
 from callpop.store.employees import save_employee
 from callpop.store.models import Agreement, Call, CallParticipant, Contact, Note, Plan, Promise
-from tests.support.browser import PASSWORD, Live
+from tests.support.browser import PASSWORD, Live, open_header_menu
 
 Desk = Callable[..., Awaitable[Any]]
 TARGET = os.environ.get("CALLPOP_SCREENSHOTS", "")
@@ -81,9 +81,10 @@ async def _shoot(page: Any, folder: Path, name: str) -> None:
 
 
 async def _language(page: Any, lang: str) -> None:
+    await open_header_menu(page)
     await page.locator(f"form.language button[value={lang}]").click()
     await page.wait_for_selector(f"html[lang={lang}]")
-    await page.wait_for_selector("#connection-state[data-state=Connected]")
+    await page.wait_for_selector("#connection-state[data-state=Connected]", state="attached")
 
 
 @pytest.fixture

@@ -41,3 +41,11 @@ async def wait_for_js(page: Any, expression: str, within: float = 5.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out after {within:g} s waiting for {expression}")
         await asyncio.sleep(0.05)
+
+
+async def open_header_menu(page: Any) -> None:
+    """On a phone the header's items are behind its "Menu" toggle: open it the way a user
+    does (a wide screen shows them all, nothing to open)."""
+    summary = page.locator("header.top details.menu > summary")
+    if await summary.is_visible() and not await page.locator("header.top details.menu").evaluate("d => d.open"):
+        await summary.click()
