@@ -5,7 +5,8 @@ rule), a client's status and responsible manager (whose KPI a client counts for)
 plans: each changed field becomes one ``audit_log`` row with who, when, where from, and
 the old and new value as text. The change and its row are flushed in the same
 transaction, so there is never a change without its trail. Supervisors read it through
-``/api/audit`` and the dashboard.
+``/api/audit`` and the dashboard. An import run writes one summary row (its counts, not
+a row per line) and the regular-client rule one row per status it changes.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ AUDITED: dict[str, tuple[str, ...]] = {
     "agreement": ("client_id", "status", "amount", "currency"),
     "client": ("status", "status_source", "responsible_id"),
 }
+# entities with trail rows but no per-field audit: plans, and promise imports
+OTHER_ENTITIES = ("plan", "promise")
 MAX_LIMIT = 500
 
 
@@ -83,8 +86,8 @@ async def list_changes(session: AsyncSession, query: Mapping[str, Any]) -> dict[
             conditions.append(getattr(AuditEntry, name) == int(str(raw)))
     entity = query.get("entity")
     if entity not in (None, ""):
-        if entity not in (*AUDITED, "plan"):
-            raise ValidationError("entity", f"expected one of {', '.join((*AUDITED, 'plan'))}")
+        if entity not in (*AUDITED, *OTHER_ENTITIES):
+            raise ValidationError("entity", f"expected one of {', '.join((*AUDITED, *OTHER_ENTITIES))}")
         conditions.append(AuditEntry.entity == entity)
     limit, offset = _int(query, "limit", 50, MAX_LIMIT), _int(query, "offset", 0, 10**9)
     rows = (await session.execute(select(AuditEntry, Employee.name).outerjoin(Employee, Employee.id ==

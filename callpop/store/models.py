@@ -351,7 +351,7 @@ class AuditEntry(Base):
 
     Payments, receivables, agreements (status, amount), a client's status and responsible
     manager and the plans decide the managers' bonuses; supervisors read this trail
-    (``/api/audit``, the dashboard). ``employee_id`` is None for the command line (import).
+    (``/api/audit``, the dashboard). ``employee_id`` is None for the command line (import) and the regular-client rule.
     """
 
     __tablename__ = "audit_log"
@@ -363,7 +363,7 @@ class AuditEntry(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     employee_id: Mapped[int | None] = mapped_column(ForeignKey("employees.id"), default=None)
-    source: Mapped[str] = mapped_column(String(20), default="api")  # api | page | import | cli
+    source: Mapped[str] = mapped_column(String(20), default="api")  # api | page | import | rule | cli
     entity: Mapped[str] = mapped_column(String(30))  # payment | receivable | agreement | client | plan
     entity_id: Mapped[int | None] = mapped_column(Integer, default=None)
     client_id: Mapped[int | None] = mapped_column(Integer, default=None)

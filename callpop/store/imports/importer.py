@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import getpass
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop.settings import Settings
+from callpop.store import audit
 from callpop.store.db import Database, SchemaError, open_database
 from callpop.store.imports.base import ChunkResult, ImportContext, LineProblem
 from callpop.store.imports.clients import ClientLine, parse_client, store_clients
@@ -34,6 +36,9 @@ log = logging.getLogger(__name__)
 
 KINDS = ("clients", "agreements", "promises", "payments", "receivables")
 CHUNK = 1000
+# the audit trail's entity for each kind of file
+IMPORT_ENTITY = {"clients": "client", "agreements": "agreement", "promises": "promise", "payments": "payment",
+                 "receivables": "receivable"}
 RECOMPUTE_ONE_BY_ONE = 300
 _SHOWN_PROBLEMS = 20
 
@@ -116,6 +121,23 @@ async def _recompute(db: Database, client_ids: set[int], ctx: ImportContext) -> 
                 continue
 
 
+def audit_text(report: ImportReport, actor: str | None) -> str:
+    """The audit row's text: the file, who ran it and what changed in numbers (a row per
+    changed record would flood the trail on a 100k-line file)."""
+    changed = report.imported + report.updated
+    what = "nothing changed" if changed == 0 else f"{changed} record(s) changed"
+    by = f" by {actor}" if actor else ""
+    return (f"{Path(report.path).name}{by}: {what}: inserted {report.imported}, updated {report.updated}, "
+            f"unchanged {report.unchanged}, skipped {report.skipped}")
+
+
+async def _audit(db: Database, report: ImportReport, actor: str | None) -> None:
+    """One row per import run, entity = the kind's record (payment, client, ...)."""
+    async with db.sessions() as session, session.begin():
+        audit.record(session, IMPORT_ENTITY[report.kind], None, {"import": (None, audit_text(report, actor))},
+                     employee_id=None, client_id=None, source="import")
+
+
 async def _flush(db: Database, kind: str, lines: list[Line], ctx: ImportContext, report: ImportReport) -> None:
     """Store a chunk in one transaction; if the database refuses it, store its lines one by
     one so only the offending line is lost (and reported)."""
@@ -140,8 +162,10 @@ async def _flush(db: Database, kind: str, lines: list[Line], ctx: ImportContext,
 
 
 async def import_file(db: Database, kind: str, path: Path, settings: Settings, *,
-                      now: dt.datetime | None = None, chunk_size: int = CHUNK) -> ImportReport:
-    """Import *path* as *kind*; never raises for bad data: the report says what happened."""
+                      now: dt.datetime | None = None, chunk_size: int = CHUNK,
+                      actor: str | None = None) -> ImportReport:
+    """Import *path* as *kind*; never raises for bad data: the report says what happened.
+    A file that was read leaves one audit row with its counts (*actor*: who ran it)."""
     report = ImportReport(kind=kind, path=str(path))
     if kind not in KINDS:
         report.fatal = f"unknown kind {kind!r} (expected one of {', '.join(KINDS)})"
@@ -189,6 +213,7 @@ async def import_file(db: Database, kind: str, path: Path, settings: Settings, *
     if report.fatal is None and not report.ok:
         report.fatal = ("no line could be imported" if report.errors
                         else "no data lines after the header")
+    await _audit(db, report, actor)
     log.info("import %s %s: %s", kind, path, report.summary())
     return report
 
@@ -212,9 +237,17 @@ def _print_report(report: ImportReport) -> None:
 async def _run(kind: str, path: Path, settings: Settings) -> ImportReport:
     db = await open_database(settings.database)
     try:
-        return await import_file(db, kind, path, settings)
+        return await import_file(db, kind, path, settings, actor=_os_user())
     finally:
         await db.close()
+
+
+def _os_user() -> str | None:
+    """Who runs the command line, for the audit trail (None when the OS cannot say)."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return None
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:

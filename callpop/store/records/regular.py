@@ -13,7 +13,8 @@ in the window ``(now - M calendar months, now]``. Payments with no agreement, an
 payments on one agreement, add nothing beyond that one agreement. Every other rule-sourced
 client is **new**. Call ``recompute_status`` after a payment or agreement of the client
 changes; ``recompute_all`` re-applies the rule to everyone (a nightly job, or after an
-import), because clients also drop out of the window with time.
+import), because clients also drop out of the window with time. Every status the rule changes
+leaves an audit row (source ``rule``, old -> new) in the same transaction.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ import asyncio
 import datetime as dt
 import logging
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import ColumnElement, Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop.settings import Settings
+from callpop.store import audit
 from callpop.store.models import Agreement, Client, Payment
 
 __all__ = ["main", "months_before", "recompute_all", "recompute_status", "window_start"]
@@ -34,6 +36,7 @@ __all__ = ["main", "months_before", "recompute_all", "recompute_status", "window
 log = logging.getLogger(__name__)
 
 _NOT_PAID_STATUSES = ("cancelled", "lost")
+RULE = "rule"  # the audit trail's source for changes the rule made
 
 
 def months_before(moment: dt.datetime, months: int) -> dt.datetime:
@@ -74,6 +77,8 @@ async def recompute_status(session: AsyncSession, client_id: int, settings: Sett
     status = "regular" if paid >= settings.kpi.regular_min_paid_agreements else "new"
     if client.status != status:
         log.info("client %s: status %s -> %s (%d paid agreements)", client_id, client.status, status, paid)
+        audit.record(session, "client", client_id, {"status": (client.status, status)}, employee_id=None,
+                     client_id=client_id, source=RULE)
         client.status = status
         await session.flush()
     return status
@@ -82,22 +87,32 @@ async def recompute_status(session: AsyncSession, client_id: int, settings: Sett
 async def recompute_all(session: AsyncSession, settings: Settings, now: dt.datetime) -> int:
     """Apply the rule to every rule-sourced client; returns how many changed status.
 
-    Two UPDATE statements whatever the number of clients, so it runs in seconds on a
-    large directory."""
+    Two SELECT and two UPDATE statements whatever the number of clients, so it runs in
+    seconds on a large directory; each changed client gets its audit row."""
     paid = _paid_agreements(settings, now).having(
         func.count(func.distinct(Agreement.id)) >= settings.kpi.regular_min_paid_agreements).subquery()
     regular_ids = select(paid.c.client_id)
-    up = await session.execute(
-        update(Client).where(Client.status_source != "manual", Client.status != "regular",
-                             Client.id.in_(regular_ids)).values(status="regular")
-        .execution_options(synchronize_session=False))
-    down = await session.execute(
-        update(Client).where(Client.status_source != "manual", Client.status != "new",
-                             Client.id.not_in(regular_ids)).values(status="new")
-        .execution_options(synchronize_session=False))
-    changed = int(getattr(up, "rowcount", 0) or 0) + int(getattr(down, "rowcount", 0) or 0)
+    changed = 0
+    for status, which in (("regular", Client.id.in_(regular_ids)), ("new", Client.id.not_in(regular_ids))):
+        changed += await _set_status(session, status, which)
     log.info("regular-client rule re-applied: %d client(s) changed status", changed)
     return changed
+
+
+async def _set_status(session: AsyncSession, status: str, which: ColumnElement[bool]) -> int:
+    """Set *status* on the rule-sourced clients *which* selects, one audit row per client
+    changed. The old statuses are read first in the same transaction (RETURNING gives
+    only the new ones)."""
+    where = (Client.status_source != "manual", Client.status != status, which)
+    before = {cid: old for cid, old in (await session.execute(select(Client.id, Client.status).where(*where))).all()}
+    if not before:
+        return 0
+    done = (await session.execute(update(Client).where(*where).values(status=status).returning(Client.id)
+                                  .execution_options(synchronize_session=False))).scalars().all()
+    for client_id in done:
+        audit.record(session, "client", client_id, {"status": (before.get(client_id), status)}, employee_id=None,
+                     client_id=client_id, source=RULE)
+    return len(done)
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
