@@ -290,6 +290,10 @@ class SimulatedPbx:
             values = call.values
             texts = [(ev, ev.fmt % tuple([values[i] for i in ev.slots])) for ev in step.events]
             self._broadcast(texts)
+        span = call.template.talk_span
+        if span is not None and call.shown == span[0] and call.template.spec.group:
+            self._busy.subtract(call.agents[1:])  # the members who lost the race hang up
+            call.agents = call.agents[:1]
         if call.next_step < len(steps):
             self._schedule(call)
         else:

@@ -38,21 +38,23 @@ UID, CHAN, BRIDGE, CLIENT, NAME, AGENT, ACTION_LINE = "uid", "chan", "bridge", "
 class ScenarioSpec:
     """``roles``: the capture's agent extensions, the one who answers (or dials) first.
     ``client_forms``: how the capture writes the client's number (as presented/dialled,
-    then the trunk's digits-only form for outbound calls)."""
+    then the trunk's digits-only form for outbound calls). ``group``: the other roles only
+    ring (a ring group or queue): once the first answers, their phones are free again."""
 
     name: str
     roles: tuple[str, ...]
     client_forms: tuple[str, ...]
     name_token: str | None = None
     direction: str = "inbound"
+    group: bool = False
 
 
 SCENARIOS: dict[str, ScenarioSpec] = {s.name: s for s in (
     ScenarioSpec("incoming_answered", ("101",), ("+79161234567",), "Иван Петров"),
     ScenarioSpec("incoming_noanswer", ("102",), ("+79161234567",)),
     ScenarioSpec("caller_hangup", ("101",), ("+79161234567",)),
-    ScenarioSpec("ring_group", ("103", "101", "102"), ("+79161234567",)),
-    ScenarioSpec("queue_answered", ("102", "101", "103", "104"), ("+79161234567",)),
+    ScenarioSpec("ring_group", ("103", "101", "102"), ("+79161234567",), group=True),
+    ScenarioSpec("queue_answered", ("102", "101", "103", "104"), ("+79161234567",), group=True),
     ScenarioSpec("queue_abandoned", ("101", "102", "103", "104"), ("+79161234567",)),
     ScenarioSpec("outbound", ("101",), ("84950001122", "74950001122"), direction="outbound"),
     ScenarioSpec("click_to_call", ("101",), ("84950001122", "74950001122"), direction="outbound"),

@@ -113,3 +113,21 @@ async def test_demo_calls_never_ring_a_manager_who_is_talking() -> None:
         await asyncio.gather(dialer, return_exceptions=True)
     assert pbx.calls_placed >= 2
     assert rang_busy == []
+
+
+@pytest.mark.parametrize("scenario", ["queue_answered", "ring_group"])
+async def test_group_members_who_did_not_answer_are_free_again_for_the_next_demo_call(scenario: str) -> None:
+    """A queue or ring group rings several phones; once one answers, the others hang up and
+    the demo may ring them while the first still talks."""
+    pbx = SimulatedPbx("callpop", "secret", ["101", "102", "103", "104"], speed=20.0, rng_seed=5)
+    members = len(pbx.template(scenario).spec.roles)
+    pbx._place(scenario, client="+79161234567", agents=("101",), caller_name=None, action_id=None,
+               talk_seconds=600.0)
+    assert sum(pbx._busy[a] > 0 for a in pbx.agents) == members  # all of them ring
+    for _ in range(2000):  # the capture's few seconds at speed 20; talk goes on for 30 s
+        if sum(pbx._busy[a] > 0 for a in pbx.agents) < members:
+            break
+        await asyncio.sleep(0.005)
+    assert [a for a in pbx.agents if pbx._busy[a] > 0] == ["101"]  # only the one who answered is busy
+    assert pbx._free_agents("incoming_answered") is not None
+    await pbx.stop()
