@@ -3,18 +3,16 @@ tracker → pipeline → hub → a logged-in websocket tab, on both databases.""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import select
 
-from callpop.server.keys import AMI
 from callpop.settings import AmiSettings, Settings
 from callpop.simulator.pbx import SimulatedPbx
 from callpop.store.db import Database
 from callpop.store.models import Call, Client
-from tests.support.live import Live, Recorder, StartLive, add_client, add_employee
+from tests.support.live import Live, Recorder, StartLive, add_client, add_employee, ami_logged_in
 
 NUMBER = "+79161234567"
 
@@ -32,11 +30,7 @@ async def _live_with_ami(start_live: StartLive, settings: Settings, pbx: Simulat
     settings = settings.replace(ami=AmiSettings(host="127.0.0.1", port=port, secret="test-secret",
                                                 reconnect_min=0.05, reconnect_max=0.2))
     live = await start_live(settings, store=rec.hooks(), start_ami=True)
-    for _ in range(200):
-        if live.app[AMI] is not None and live.app[AMI].state == "logged_in":  # type: ignore[union-attr]
-            break
-        await asyncio.sleep(0.01)
-    assert live.app[AMI].state == "logged_in"  # type: ignore[union-attr]
+    await ami_logged_in(live.app)
     return live
 
 

@@ -28,11 +28,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from callpop.server.keys import AMI, EXTRA
+from callpop.server.keys import EXTRA
 from callpop.settings import Settings
 from callpop.store.db import Database
 from callpop.store.models import Agreement, Client, ClientPhone, Employee, Extension, Note, Promise
 from tests.support.browser import KNOWN_NUMBER, PASSWORD, PASSWORD_HASH, Live
+from tests.support.live import ami_logged_in
 
 CHROMIUM = os.environ.get("CALLPOP_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -171,13 +172,7 @@ async def live(db: Database, db_settings: Settings) -> AsyncIterator[Live]:
     site = web.TCPSite(runner, "127.0.0.1", settings.web.port)
     await site.start()
     try:
-        for _ in range(200):  # the AMI connection logs in to the simulated PBX
-            ami = app.get(AMI)
-            if ami is not None and ami.state == "logged_in":
-                break
-            await asyncio.sleep(0.05)
-        else:
-            pytest.fail(f"AMI never logged in to the simulated PBX (state {app.get(AMI) and app[AMI].state})")
+        await ami_logged_in(app)
         pbx = app[EXTRA]["simulator"]
         pbx.speed = 2.0  # the captures' timing, twice as fast: a ringing card still rings for 7 s
         yield Live(f"http://127.0.0.1:{settings.web.port}", app, pbx, anna, boris, client)

@@ -3,18 +3,16 @@ the two legs carry; the Originate checked as the simulated PBX received it over 
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
 
 from callpop.dialing import Dial, dial_for, originate_plan
-from callpop.server.keys import AMI
 from callpop.settings import AmiSettings, Settings, SettingsError, settings_from_mapping
 from callpop.simulator.pbx import SimulatedPbx
 from callpop.store.db import Database
-from tests.support.live import StartLive, add_employee
+from tests.support.live import StartLive, add_employee, ami_logged_in
 
 RULES = [
     {"pattern": r"^\+7(\d{10})$", "dial": r"8\1"},                          # Russia: 8XXXXXXXXXX
@@ -80,11 +78,7 @@ async def test_originate_fields_as_the_pbx_receives_them(db_settings: Settings, 
         pbx=dataclasses.replace(db_settings.pbx, originate_allowed=(r"^7", r"^44")))  # the UK trunk's calls too
     live = await start_live(settings, start_ami=True)
     try:
-        for _ in range(200):
-            ami = live.app[AMI]
-            if ami is not None and ami.state == "logged_in":
-                break
-            await asyncio.sleep(0.01)
+        await ami_logged_in(live.app)
         await add_employee(db, "anna", ["101"], name="Анна Иванова")
         await add_employee(db, "boris", ["102"], name="Борис")
         for login, number in (("anna", "8 (916) 123-45-67"), ("boris", "+44 20 7123 4567")):

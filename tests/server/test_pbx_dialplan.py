@@ -3,19 +3,17 @@ open; the question warms the pop. A real app on a real port, both databases."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from callpop.server.keys import AMI
 from callpop.settings import AmiSettings, DialplanSettings, Settings
 from callpop.simulator.pbx import SimulatedPbx
 from callpop.store.db import Database
 from callpop.telephony.events import Ringing
-from tests.support.live import Live, Recorder, StartLive, add_client, add_employee
+from tests.support.live import Live, Recorder, StartLive, add_client, add_employee, ami_logged_in
 
 NUMBER = "+79161234567"
 # A budget no loaded CI machine reaches (settings.toml allows at most 0.1 s; the dataclass
@@ -150,11 +148,7 @@ async def test_route_goes_to_the_responsible_manager_at_the_desk_and_free(
         agents={"SIP/150010001": "101"})
     live = await start_live(settings, start_ami=True)
     try:
-        for _ in range(200):
-            ami = live.app[AMI]
-            if ami is not None and ami.state == "logged_in":
-                break
-            await asyncio.sleep(0.01)
+        await ami_logged_in(live.app)
         anna = await add_employee(db, "anna", ["101"])
         boris = await add_employee(db, "boris", ["102"])
         await add_client(db, "Иван", NUMBER, responsible_id=anna)  # regular (popkit's default)

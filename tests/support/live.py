@@ -18,9 +18,11 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from callpop.accounts import hash_password
 from callpop.pipeline import PIPELINE, Pipeline, StoreHooks
+from callpop.server.keys import AMI
 from callpop.settings import Settings
 from callpop.store.db import Database
 from callpop.store.models import Client, ClientPhone, Employee, Extension, Note, Promise
+from tests.support.ami import wait_until
 
 PASSWORD = "correct horse battery"
 HttpClient = TestClient[web.Request, web.Application]
@@ -225,3 +227,12 @@ class Tab:
 StartLive = Callable[..., Awaitable[Live]]
 """The ``start_live`` fixture: ``await start_live(settings=None, *, store=None, real_templates=False,
 start_ami=False, **create_app_kwargs)`` starts the real app on a test port; it is closed after the test."""
+
+
+async def ami_logged_in(app: web.Application) -> None:
+    """Wait until the app's AMI connection has logged in to the (simulated) PBX."""
+    def logged_in() -> bool:
+        ami = app.get(AMI)
+        return ami is not None and ami.state == "logged_in"
+
+    await wait_until(logged_in, what="the AMI login to the simulated PBX")
