@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import pytest
 
-from callpop.telephony.events import AgentTalk, CallEvent, Ended, Ringing, Transferred
+from callpop.telephony.events import AgentTalk, CallEvent, Ended, Ringing, RingStopped, Transferred
 from callpop.telephony.tracker import CallTracker
 from tests.support.captures import SIP13_CONFIG, STREAMS, dicts, expected, messages, run
 
 ATTENDED = ["sip13-attended-transfer-by-caller", "sip13-attended-transfer-joins-callers",
             "sip13-attended-transfer-withheld"]
-NAMES = ATTENDED
+BLONDE = ["sip13-blonde-transfer-by-caller", "sip13-blonde-transfer-withheld",
+          "sip13-blonde-transfer-outbound-to-group", "sip13-blonde-transfer-reject"]
+NAMES = ATTENDED + BLONDE
+CLIENT = "+31260010001"
 
 
 def replay(name: str) -> list[CallEvent]:
@@ -72,3 +75,57 @@ def test_withheld_caller_is_transferred_as_one_call_without_a_number() -> None:
                                                                              ("201", "203"))
     assert transfers(events) == [(call.call, "201", "203", "attended")]
     assert call.talks == (AgentTalk("201", 9), AgentTalk("203", 7)) and call.talk_seconds == 16
+
+
+# --- transfers completed while the target rings ("blonde") -------------------------------
+
+def rang(events: list[CallEvent], call: str) -> list[tuple[str, str, str | None]]:
+    return [(e.agent, e.direction, e.client) for e in events if isinstance(e, Ringing) and e.call == call]
+
+
+def test_caller_transfers_the_called_party_while_the_target_rings() -> None:
+    events = replay("sip13-blonde-transfer-by-caller")
+    consultation, call = ended(events)
+    assert consultation.outcome == "missed" and consultation.answered_by == ()
+    assert rang(events, call.call) == [("202", "internal", "201"), ("203", "internal", "201")]
+    assert transfers(events) == [(call.call, "201", "203", "attended")]
+    assert (call.answered_by, call.agents_rang) == (("202", "203"), ("202", "203"))
+    assert call.talks == (AgentTalk("202", 17), AgentTalk("203", 7)) and call.talk_seconds == 17
+
+
+def test_withheld_caller_transferred_while_the_target_rings() -> None:
+    events = replay("sip13-blonde-transfer-withheld")
+    _, call = ended(events)
+    assert rang(events, call.call) == [("201", "inbound", None), ("202", "inbound", None)]
+    assert transfers(events) == [(call.call, "201", "202", "attended")]
+    assert (call.direction, call.client, call.outcome, call.answered_by) == ("inbound", None, "answered",
+                                                                             ("201", "202"))
+    assert call.talks == (AgentTalk("201", 7), AgentTalk("202", 6)) and call.talk_seconds == 13
+
+
+def test_outbound_call_transferred_to_a_ringing_group() -> None:
+    """201's call to a client goes on to group 500 while it rings: both members ring in
+    the client's call, 202 answers, 203 stops (answered elsewhere). The client's connected
+    time leaves out the ringing between 201 and 202."""
+    events = replay("sip13-blonde-transfer-outbound-to-group")
+    _, call = ended(events)
+    assert rang(events, call.call) == [("201", "outbound", CLIENT), ("202", "outbound", CLIENT),
+                                       ("203", "outbound", CLIENT)]
+    assert transfers(events) == [(call.call, "201", "202", "attended")]
+    assert [(e.agent, e.reason) for e in events if isinstance(e, RingStopped) and e.call == call.call] == [
+        ("203", "answered_elsewhere")]
+    assert (call.direction, call.client, call.answered_by) == ("outbound", CLIENT, ("201", "202"))
+    assert call.talks == (AgentTalk("201", 7), AgentTalk("202", 8)) and call.talk_seconds == 15
+
+
+def test_target_declines_a_transfer_completed_while_it_rang() -> None:
+    """202 rang in the client's call and was busy: no transfer happened; the call was
+    answered by 201 only, for 201's talk."""
+    events = replay("sip13-blonde-transfer-reject")
+    _, call = ended(events)
+    assert [(e.agent, e.reason) for e in events if isinstance(e, RingStopped) and e.call == call.call] == [
+        ("202", "busy")]
+    assert transfers(events) == []
+    assert (call.client, call.outcome, call.answered_by, call.agents_rang) == (CLIENT, "answered", ("201",),
+                                                                               ("201", "202"))
+    assert call.talks == (AgentTalk("201", 7),) and call.talk_seconds == 7
