@@ -15,7 +15,10 @@ ATTENDED = ["sip13-attended-transfer-by-caller", "sip13-attended-transfer-joins-
             "sip13-attended-transfer-withheld"]
 BLONDE = ["sip13-blonde-transfer-by-caller", "sip13-blonde-transfer-withheld",
           "sip13-blonde-transfer-outbound-to-group", "sip13-blonde-transfer-reject"]
-NAMES = ATTENDED + BLONDE
+BLIND = ["sip13-blind-transfer", "sip13-blind-transfer-by-caller", "sip13-blind-transfer-by-callee",
+         "sip13-blind-transfer-by-caller-unreachable", "sip13-blind-transfer-by-callee-unreachable",
+         "sip13-blind-transfer-to-group", "sip13-blind-transfer-to-group-no-answer"]
+NAMES = ATTENDED + BLONDE + BLIND
 CLIENT = "+31260010001"
 
 
@@ -129,3 +132,65 @@ def test_target_declines_a_transfer_completed_while_it_rang() -> None:
     assert (call.client, call.outcome, call.answered_by, call.agents_rang) == (CLIENT, "answered", ("201",),
                                                                                ("201", "202"))
     assert call.talks == (AgentTalk("201", 7),) and call.talk_seconds == 7
+
+
+# --- blind transfers ---------------------------------------------------------------------
+
+def stops(events: list[CallEvent]) -> list[tuple[str, str]]:
+    return [(e.agent, e.reason) for e in events if isinstance(e, RingStopped)]
+
+
+def test_blind_transfer_of_a_direct_call() -> None:
+    events = replay("sip13-blind-transfer")
+    (call,) = ended(events)
+    assert rang(events, call.call) == [("201", "inbound", CLIENT), ("202", "inbound", CLIENT)]
+    assert transfers(events) == [(call.call, "201", "202", "blind")]
+    assert (call.client, call.outcome, call.answered_by) == (CLIENT, "answered", ("201", "202"))
+    assert call.talks == (AgentTalk("201", 6), AgentTalk("202", 7)) and call.talk_seconds == 13
+
+
+@pytest.mark.parametrize(("side", "transferer", "talks"), [
+    ("caller", "201", (AgentTalk("202", 14), AgentTalk("203", 6))),
+    ("callee", "202", (AgentTalk("202", 5), AgentTalk("203", 6)))])
+def test_either_party_blind_transfers_the_other(side: str, transferer: str, talks: tuple[AgentTalk, ...]) -> None:
+    """201 calls 202; either of them sends the other to 203: one call, 203 rang in it and
+    answered. When 202 is the one transferred, 202 stays on the line throughout."""
+    events = replay(f"sip13-blind-transfer-by-{side}")
+    (call,) = ended(events)
+    assert rang(events, call.call) == [("202", "internal", "201"), ("203", "internal", "201")]
+    assert transfers(events) == [(call.call, transferer, "203", "blind")]
+    assert (call.outcome, call.answered_by, call.talks) == ("answered", ("202", "203"), talks)
+
+
+@pytest.mark.parametrize("side", ["caller", "callee"])
+def test_blind_transfer_to_a_phone_that_fails(side: str) -> None:
+    """203's phone fails at once (chan_sip: BUSY): 203 stopped for that reason, not
+    because 202, the party being transferred and still on the line, "answered elsewhere";
+    no transfer; the call was answered by 202 only."""
+    events = replay(f"sip13-blind-transfer-by-{side}-unreachable")
+    (call,) = ended(events)
+    assert stops(events) == [("203", "busy")]
+    assert transfers(events) == []
+    assert (call.outcome, call.answered_by, call.agents_rang, call.talk_seconds) == (
+        "answered", ("202",), ("202", "203"), 5)
+
+
+def test_blind_transfer_to_a_group() -> None:
+    events = replay("sip13-blind-transfer-to-group")
+    (call,) = ended(events)
+    assert rang(events, call.call) == [("201", "inbound", CLIENT), ("202", "inbound", CLIENT),
+                                       ("203", "inbound", CLIENT)]
+    assert transfers(events) == [(call.call, "201", "203", "blind")]
+    assert stops(events) == [("202", "answered_elsewhere")]
+    assert (call.answered_by, call.talks, call.talk_seconds) == (
+        ("201", "203"), (AgentTalk("201", 5), AgentTalk("203", 7)), 12)
+
+
+def test_blind_transfer_to_a_group_nobody_answers() -> None:
+    """The group rings out: both members stop with no answer; the client's call is the one
+    201 answered, for 201's talk only."""
+    events = replay("sip13-blind-transfer-to-group-no-answer")
+    (call,) = ended(events)
+    assert stops(events) == [("202", "no_answer"), ("203", "no_answer")]
+    assert transfers(events) == []
+    assert (call.client, call.outcome, call.answered_by, call.talk_seconds) == (CLIENT, "answered", ("201",), 5)
