@@ -18,7 +18,10 @@ BLONDE = ["sip13-blonde-transfer-by-caller", "sip13-blonde-transfer-withheld",
 BLIND = ["sip13-blind-transfer", "sip13-blind-transfer-by-caller", "sip13-blind-transfer-by-callee",
          "sip13-blind-transfer-by-caller-unreachable", "sip13-blind-transfer-by-callee-unreachable",
          "sip13-blind-transfer-to-group", "sip13-blind-transfer-to-group-no-answer"]
-NAMES = ATTENDED + BLONDE + BLIND
+CLICK_TO_DIAL = ["sip13-click-to-dial-agent-declines", "sip13-click-to-dial-client-busy",
+                 "sip13-click-to-dial-client-unreachable", "sip13-click-to-dial-progress",
+                 "sip13-click-to-dial-progress-then-ringing", "sip13-click-to-dial-no-ringing"]
+NAMES = ATTENDED + BLONDE + BLIND + CLICK_TO_DIAL
 CLIENT = "+31260010001"
 
 
@@ -194,3 +197,40 @@ def test_blind_transfer_to_a_group_nobody_answers() -> None:
     assert stops(events) == [("202", "no_answer"), ("203", "no_answer")]
     assert transfers(events) == []
     assert (call.client, call.outcome, call.answered_by, call.talk_seconds) == (CLIENT, "answered", ("201",), 5)
+
+
+# --- click-to-dial started by another tool (Originate) -----------------------------------
+
+def test_click_to_dial_the_agent_declines_is_no_call() -> None:
+    """201's own phone rang first (not a call to 201) and declined: the client was never
+    dialled, so there is nothing to show or record."""
+    assert replay("sip13-click-to-dial-agent-declines") == []
+
+
+@pytest.mark.parametrize(("name", "reason"), [("sip13-click-to-dial-client-busy", "busy"),
+                                              ("sip13-click-to-dial-client-unreachable", "unavailable"),
+                                              ("sip13-click-to-dial-progress", "caller_hangup")])
+def test_click_to_dial_the_client_never_answers(name: str, reason: str) -> None:
+    """The agent's outbound call to the client, unanswered: busy, refused by the carrier
+    before ringing (a 404), or given up by 201 while the carrier sent only early media."""
+    events = replay(name)
+    assert [(e.agent, e.direction, e.client) for e in events if isinstance(e, Ringing)] == [
+        ("201", "outbound", CLIENT)]
+    assert stops(events) == [("201", reason)]
+    (call,) = ended(events)
+    assert (call.direction, call.client, call.outcome, call.answered_by, call.talk_seconds) == (
+        "outbound", CLIENT, "missed", (), 0)
+
+
+@pytest.mark.parametrize("name", ["sip13-click-to-dial-no-ringing", "sip13-click-to-dial-progress-then-ringing"])
+def test_click_to_dial_answered_without_or_after_early_media(name: str) -> None:
+    """No ``Ringing`` before the answer, or early media then ``Ringing``: one ringing, one
+    answered outbound call of 201, talk from the client's answer (8 s) to the end (14 s)."""
+    events = replay(name)
+    assert [(e.agent, e.direction, e.client) for e in events if isinstance(e, Ringing)] == [
+        ("201", "outbound", CLIENT)]
+    (call,) = ended(events)
+    assert (call.direction, call.client, call.outcome, call.answered_by, call.talk_seconds) == (
+        "outbound", CLIENT, "answered", ("201",), 6)
+    assert call.answered_at is not None and call.started_at is not None
+    assert round(call.answered_at - call.started_at) == 8
