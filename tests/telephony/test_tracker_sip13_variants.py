@@ -21,7 +21,8 @@ BLIND = ["sip13-blind-transfer", "sip13-blind-transfer-by-caller", "sip13-blind-
 CLICK_TO_DIAL = ["sip13-click-to-dial-agent-declines", "sip13-click-to-dial-client-busy",
                  "sip13-click-to-dial-client-unreachable", "sip13-click-to-dial-progress",
                  "sip13-click-to-dial-progress-then-ringing", "sip13-click-to-dial-no-ringing"]
-NAMES = ATTENDED + BLONDE + BLIND + CLICK_TO_DIAL
+QUEUE = ["sip13-queue-to-group", "sip13-queue-to-group-caller-gives-up", "sip13-queue-blind-transfer"]
+NAMES = ATTENDED + BLONDE + BLIND + CLICK_TO_DIAL + QUEUE
 CLIENT = "+31260010001"
 
 
@@ -234,3 +235,31 @@ def test_click_to_dial_answered_without_or_after_early_media(name: str) -> None:
         "outbound", CLIENT, "answered", ("201",), 6)
     assert call.answered_at is not None and call.started_at is not None
     assert round(call.answered_at - call.started_at) == 8
+
+
+# --- queues --------------------------------------------------------------------------------
+
+def test_queue_whose_member_is_a_group() -> None:
+    """The queue calls group 500 as one member: its phones ring, 202 answers, 203 stops
+    (answered elsewhere); talk from 202's answer (6 s) to the client's hangup (15 s)."""
+    events = replay("sip13-queue-to-group")
+    (call,) = ended(events)
+    assert rang(events, call.call) == [("203", "inbound", CLIENT), ("202", "inbound", CLIENT)]
+    assert stops(events) == [("203", "answered_elsewhere")]
+    assert (call.outcome, call.answered_by, call.talk_seconds) == ("answered", ("202",), 9)
+
+
+def test_queue_caller_gives_up_while_the_group_rings() -> None:
+    events = replay("sip13-queue-to-group-caller-gives-up")
+    (call,) = ended(events)
+    assert stops(events) == [("203", "caller_hangup"), ("202", "caller_hangup")]
+    assert (call.client, call.outcome, call.answered_by, call.agents_rang) == (CLIENT, "missed", (), ("203", "202"))
+
+
+def test_queue_call_blind_transferred() -> None:
+    events = replay("sip13-queue-blind-transfer")
+    (call,) = ended(events)
+    assert rang(events, call.call) == [("201", "inbound", CLIENT), ("202", "inbound", CLIENT)]
+    assert transfers(events) == [(call.call, "201", "202", "blind")]
+    assert (call.answered_by, call.talks, call.talk_seconds) == (
+        ("201", "202"), (AgentTalk("201", 6), AgentTalk("202", 8)), 14)
