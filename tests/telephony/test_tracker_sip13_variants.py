@@ -22,7 +22,8 @@ CLICK_TO_DIAL = ["sip13-click-to-dial-agent-declines", "sip13-click-to-dial-clie
                  "sip13-click-to-dial-client-unreachable", "sip13-click-to-dial-progress",
                  "sip13-click-to-dial-progress-then-ringing", "sip13-click-to-dial-no-ringing"]
 QUEUE = ["sip13-queue-to-group", "sip13-queue-to-group-caller-gives-up", "sip13-queue-blind-transfer"]
-NAMES = ATTENDED + BLONDE + BLIND + CLICK_TO_DIAL + QUEUE
+FORWARDING = ["sip13-call-forward", "sip13-call-forward-chain"]
+NAMES = ATTENDED + BLONDE + BLIND + CLICK_TO_DIAL + QUEUE + FORWARDING
 CLIENT = "+31260010001"
 
 
@@ -263,3 +264,16 @@ def test_queue_call_blind_transferred() -> None:
     assert transfers(events) == [(call.call, "201", "202", "blind")]
     assert (call.answered_by, call.talks, call.talk_seconds) == (
         ("201", "202"), (AgentTalk("201", 6), AgentTalk("202", 8)), 14)
+
+
+# --- call forwarding -----------------------------------------------------------------------
+
+@pytest.mark.parametrize(("name", "agent"), [("sip13-call-forward", "202"), ("sip13-call-forward-chain", "203")])
+def test_forwarded_call_rings_and_is_answered_by_the_phone_it_reaches(name: str, agent: str) -> None:
+    """201's calls go to 202 (and on to 203): the forwarding extensions never rang nor
+    answered; only the phone the call reached did."""
+    events = replay(name)
+    (call,) = ended(events)
+    assert rang(events, call.call) == [(agent, "inbound", CLIENT)]
+    assert (call.client, call.outcome, call.answered_by, call.agents_rang, call.talk_seconds) == (
+        CLIENT, "answered", (agent,), (agent,), 8)
