@@ -200,15 +200,18 @@ class JournalWriter:
         result: Closed | None = await self._submit(_Job("close", event, client_id, resolve=resolve))
         return result
 
-    async def sweep(self, live: Collection[str], *, older_than: float = 0.0, scope: str | None = None) -> int:
+    async def sweep(self, live: Collection[str], *, older_than: float = 0.0, scope: str | None = None,
+                    before: float | None = None) -> int:
         """Close the open rows of calls not in *live* that started over *older_than* seconds
-        ago (journal_recovery.close_unseen), of the PBX *scope* names (None: every PBX);
-        after the jobs queued before it. Returns how many were closed (0 while the database
-        is unavailable: done after the spool)."""
+        ago and before *before* (epoch s) (journal_recovery.close_unseen), of the PBX *scope*
+        names (None: every PBX); after the jobs queued before it. Returns how many were
+        closed (0 while the database is unavailable: done after the spool)."""
         if not self.extras:
             return 0
-        before = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=older_than)
-        result: int | None = await self._submit(_Job("sweep", None, None, frozenset(live), before,
+        until = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=older_than)
+        if before is not None:
+            until = min(until, dt.datetime.fromtimestamp(before, dt.UTC))
+        result: int | None = await self._submit(_Job("sweep", None, None, frozenset(live), until,
                                                      scope=scope))
         return result or 0
 
@@ -383,7 +386,13 @@ class JournalWriter:
         by_ext = await self._extensions(session)
         if self.extras and event.answer_estimated and event.ended_at is not None:
             event = await self._recorded_talk(session, event)
-        call_id = await self._store.close_call(session, self._pbx(event.call), event, client_id, by_ext)
+        pbx = self._pbx(event.call)
+        written = await self._store.close_call(session, pbx, event, client_id, by_ext)
+        if written is None:  # its end was journalled already (another instance): no news for the KPI
+            found = await journal_recovery.call_row(session, pbx, event.call)
+            assert found is not None  # the upsert found the row
+            return Closed(found, ())
+        call_id = written
         counted: set[int] = set()
         if self._store.log_contacts is not None:
             contacts = await self._store.log_contacts(session, call_id, event, self._settings, by_extension=by_ext)
