@@ -20,7 +20,8 @@ BLIND = ["sip13-blind-transfer", "sip13-blind-transfer-by-caller", "sip13-blind-
          "sip13-blind-transfer-to-group", "sip13-blind-transfer-to-group-no-answer"]
 CLICK_TO_DIAL = ["sip13-click-to-dial-agent-declines", "sip13-click-to-dial-client-busy",
                  "sip13-click-to-dial-client-unreachable", "sip13-click-to-dial-progress",
-                 "sip13-click-to-dial-progress-then-ringing", "sip13-click-to-dial-no-ringing"]
+                 "sip13-click-to-dial-progress-then-ringing", "sip13-click-to-dial-no-ringing",
+                 "sip13-click-to-dial-attended-transfer", "sip13-click-to-dial-colleague-transfers"]
 QUEUE = ["sip13-queue-to-group", "sip13-queue-to-group-caller-gives-up", "sip13-queue-blind-transfer"]
 FORWARDING = ["sip13-call-forward", "sip13-call-forward-chain"]
 NAMES = ATTENDED + BLONDE + BLIND + CLICK_TO_DIAL + QUEUE + FORWARDING
@@ -236,6 +237,27 @@ def test_click_to_dial_answered_without_or_after_early_media(name: str) -> None:
         "outbound", CLIENT, "answered", ("201",), 6)
     assert call.answered_at is not None and call.started_at is not None
     assert round(call.answered_at - call.started_at) == 8
+
+
+def test_click_to_dial_then_the_agent_transfers_the_client() -> None:
+    """201's click-to-dial call to the client stays one outbound call of the client when
+    201 hands it to 203 after a consultation; talk is the client's 8 s to 25 s."""
+    events = replay("sip13-click-to-dial-attended-transfer")
+    consultation, call = ended(events)
+    assert (consultation.direction, consultation.answered_by) == ("internal", ("203",))
+    assert transfers(events) == [(call.call, "201", "203", "attended")]
+    assert (call.direction, call.client, call.outcome, call.answered_by) == ("outbound", CLIENT, "answered",
+                                                                             ("201", "203"))
+    assert call.talks == (AgentTalk("201", 10), AgentTalk("203", 7)) and call.talk_seconds == 17
+
+
+def test_click_to_dial_to_a_colleague_who_transfers() -> None:
+    events = replay("sip13-click-to-dial-colleague-transfers")
+    consultation, call = ended(events)
+    assert (consultation.client, consultation.answered_by) == ("202", ("203",))
+    assert transfers(events) == [(call.call, "202", "203", "attended")]
+    assert (call.direction, call.client, call.answered_by) == ("internal", "201", ("202", "203"))
+    assert call.talks == (AgentTalk("202", 8), AgentTalk("203", 6)) and call.talk_seconds == 14
 
 
 # --- queues --------------------------------------------------------------------------------
