@@ -89,8 +89,13 @@ async def test_two_pbxes_with_colliding_call_ids_pop_and_journal_apart(
     from_first = await ask.get("/pbx/route", params={"number": NUMBER})
     assert await from_second.text() == "dial=PJSIP/150010001&regular=1"
     assert await from_first.text() == "dial=&regular=1"  # boris's phone is not on the first PBX
-    # health names the PBX that is gone
+    # one PBX gone: every tab is told which one, and which calls are its (their ids' prefix)
     await second.stop()
+    for tab in (anna, boris):
+        status = await tab.until("pbx.status")
+        assert {k: status[k] for k in ("pbx", "calls", "connected")} == {
+            "pbx": "office2", "calls": "office2:", "connected": False}
+    # health names the PBX that is gone
     for _ in range(300):
         body = await (await (await live.client()).get("/health")).json()
         if body["reasons"]:
