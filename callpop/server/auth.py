@@ -94,7 +94,8 @@ def csrf_token(request: web.Request) -> str:
 def _set_cookie(request: web.Request, response: web.StreamResponse, session: _Session) -> None:
     settings = request.app[SETTINGS].web
     response.set_cookie(COOKIE, _encode(request.app[SECRET], session), httponly=True, samesite="Lax",
-                        secure=settings.cookie_secure, path="/", max_age=settings.session_hours * 3600)
+                        secure=settings.cookie_secure, path="/", max_age=settings.session_hours * 3600,
+                        domain=settings.cookie_domain or None)
 
 
 async def _load_user(request: web.Request, session: _Session) -> CurrentUser | None:
@@ -177,4 +178,4 @@ async def logout_user(request: web.Request, response: web.StreamResponse, *, eve
             else:
                 await revoke_session(db, session.nonce, session.uid, dt.datetime.fromtimestamp(session.expires, dt.UTC))
             await db.commit()
-    response.del_cookie(COOKIE, path="/")
+    response.del_cookie(COOKIE, path="/", domain=request.app[SETTINGS].web.cookie_domain or None)
