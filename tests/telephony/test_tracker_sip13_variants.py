@@ -23,7 +23,7 @@ CLICK_TO_DIAL = ["sip13-click-to-dial-agent-declines", "sip13-click-to-dial-clie
                  "sip13-click-to-dial-progress-then-ringing", "sip13-click-to-dial-no-ringing",
                  "sip13-click-to-dial-attended-transfer", "sip13-click-to-dial-colleague-transfers"]
 QUEUE = ["sip13-queue-to-group", "sip13-queue-to-group-caller-gives-up", "sip13-queue-blind-transfer"]
-FORWARDING = ["sip13-call-forward", "sip13-call-forward-chain", "sip13-call-pickup"]
+FORWARDING = ["sip13-call-forward", "sip13-call-forward-chain", "sip13-call-pickup", "sip13-call-pickup-sip-replaces"]
 NAMES = ATTENDED + BLONDE + BLIND + CLICK_TO_DIAL + QUEUE + FORWARDING
 CLIENT = "+31260010001"
 
@@ -301,10 +301,12 @@ def test_forwarded_call_rings_and_is_answered_by_the_phone_it_reaches(name: str,
         CLIENT, "answered", (agent,), (agent,), 8)
 
 
-def test_call_picked_up_by_a_colleague() -> None:
-    """201's phone rang; 202 took the call with the pickup code: 202 answered without
-    ringing, 201 stopped because the call was answered elsewhere (not missed)."""
-    events = replay("sip13-call-pickup")
+@pytest.mark.parametrize("name", ["sip13-call-pickup", "sip13-call-pickup-sip-replaces"])
+def test_call_picked_up_by_a_colleague(name: str) -> None:
+    """201's phone rang; 202 took the call (pickup code, or a SIP replace, whose ringing
+    phone hangs up with Cause 0): 202 answered without ringing, 201 stopped because the
+    call was answered elsewhere (not missed)."""
+    events = replay(name)
     (call,) = ended(events)
     assert rang(events, call.call) == [("201", "inbound", CLIENT)]
     assert stops(events) == [("201", "answered_elsewhere")]
