@@ -19,6 +19,7 @@ from callpop import kpi
 from callpop.accounts import CurrentUser
 from callpop.kpi_motivation import hint_for
 from callpop.server.auth import require_role, require_user
+from callpop.server.errors import Refusal
 from callpop.server.keys import DB, SETTINGS
 from callpop.server.kpi.charts import Series, color_for, line_chart
 from callpop.server.kpi.drill_view import present
@@ -62,8 +63,7 @@ def target_employee(request: web.Request, user: CurrentUser, value: str | None) 
     if not 1 <= emp <= _MAX_ID:
         raise bad_request(ValueError(f"employee: expected an employee id, found {value[:20]!r}"))
     if emp != user.id and not user.is_supervisor:
-        raise web.HTTPForbidden(text='{"error": "a manager sees only their own figures"}',
-                                content_type="application/json")
+        raise Refusal(403, "a manager sees only their own figures", field="employee")
     return emp
 
 
@@ -80,7 +80,7 @@ async def earnings_page(request: web.Request) -> web.StreamResponse:
     async with request.app[DB].sessions() as session:
         row, result = await earnings_for(session, employee_id, settings, utcnow())
     if row is None:
-        raise web.HTTPNotFound(text="no such employee")
+        raise Refusal(404, "no such employee", field="employee")
     today = local_today(settings, utcnow())
     hints = [hint_for(line, settings.bonus) for line in result.lines]
     return render(request, "earnings.html", earnings=result, who=row.name, employee_id=employee_id, hints=hints,
@@ -174,7 +174,7 @@ async def drill_page(request: web.Request) -> web.StreamResponse:
 
         people = [] if employee_id is None else await managers(session, [employee_id])
     if employee_id is not None and not people:
-        raise web.HTTPNotFound(text="no such employee")
+        raise Refusal(404, "no such employee", field="employee")
     query = {"employee": "all" if employee_id is None else str(employee_id), "kpi": kind, **_period_query(period)}
     if limit != PAGE_SIZE:
         query["limit"] = str(limit)

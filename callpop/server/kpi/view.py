@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from aiohttp import web
 from markupsafe import Markup, escape
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callpop import kpi
+from callpop.server.errors import Refusal
 from callpop.server.l10n import Formats
 from callpop.settings import Settings
 from callpop.store.kpi.daycache import dashboard_series
@@ -241,11 +241,8 @@ def missed_grid(view: DashboardView, query_string: str) -> Markup:
     return Markup("".join(parts))
 
 
-def bad_request(exc: ValueError) -> web.HTTPBadRequest:
-    """A 400 whose JSON names the field (messages start with ``field:``)."""
-    import json
-
+def bad_request(exc: ValueError) -> Refusal:
+    """A 400 naming the field (the messages of a bad query start with ``field:``)."""
     message = str(exc)
     field = message.split(":", 1)[0] if ":" in message else None
-    return web.HTTPBadRequest(text=json.dumps({"error": message, "field": field}, ensure_ascii=False),
-                              content_type="application/json")
+    return Refusal(400, message, field=field)
