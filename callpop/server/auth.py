@@ -38,6 +38,7 @@ __all__ = [
     "logout_user",
     "require_role",
     "require_user",
+    "session_key",
 ]
 
 COOKIE = "callpop_session"
@@ -84,6 +85,13 @@ def _decode(secret: bytes, value: str) -> _Session | None:
     if session.expires < time.time():
         return None
     return session
+
+
+def session_key(request: web.Request) -> str:
+    """This login session's name for the push hub (its tabs close at "Log out"): derived
+    from the nonce, never the nonce itself, so it can be logged and kept in memory."""
+    session: _Session = request[_SESSION_KEY]
+    return hashlib.sha256(f"tab:{session.nonce}".encode()).hexdigest()[:16]
 
 
 def csrf_token(request: web.Request) -> str:

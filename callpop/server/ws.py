@@ -20,7 +20,7 @@ from aiohttp import WSMsgType, web
 from yarl import URL
 
 from callpop.push import Connection, Hub
-from callpop.server.auth import require_user
+from callpop.server.auth import require_user, session_key
 from callpop.server.errors import Refusal
 from callpop.server.keys import HUB, SETTINGS
 from callpop.store import employees
@@ -139,7 +139,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
                       headers={"Retry-After": "30"})
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=64 * 1024)
     await ws.prepare(request)
-    conn = hub.attach(ws, user, transport=request.transport)
+    conn = hub.attach(ws, user, transport=request.transport, session=session_key(request))
     try:
         async for msg in ws:
             if msg.type is WSMsgType.TEXT:
