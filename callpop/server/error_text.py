@@ -34,6 +34,7 @@ FIELD_LABELS: dict[str, str] = {
     "month": "Month", "kpi": "KPI", "employee": "Manager", "employee_id": "Manager", "target": "Plan",
     "plans": "Plans", "page": "Page", "limit": "Rows per page", "entity": "Record",
     "offset": "Page", "before": "Before", "after": "After",
+    "status_source": "Status set by",
 }
 
 # (pattern of the store's wording, message id with the pattern's named groups)

@@ -24,6 +24,7 @@ from callpop.kpi_motivation import MESSAGES
 from callpop.server.error_text import FIELD_LABELS, MESSAGE_IDS, human_message, refusal_text, text_for_people
 from callpop.server.errors import Refusal
 from callpop.server.i18n import LOCALE_DIR
+from callpop.server.kpi.audit_view import ENTITY_LABELS, VALUE_WORDS
 from callpop.settings import Settings
 from callpop.store.db import Database
 from callpop.store.kpi.drill import COLUMN_LABELS, VALUE_LABELS
@@ -128,7 +129,8 @@ def test_every_error_reaches_a_russian_reader_in_russian(raised: Raised) -> None
 
 def test_labels_and_texts_made_in_python_have_russian() -> None:
     ru = _catalog("ru")
-    texts = [*MESSAGE_IDS, *MESSAGES, *FIELD_LABELS.values(), *kpi.KPI_LABELS.values(),
+    texts = [*MESSAGE_IDS, *MESSAGES, *FIELD_LABELS.values(), *kpi.KPI_LABELS.values(), *ENTITY_LABELS.values(),
+             *VALUE_WORDS,
              *kpi.PERIOD_LABELS.values(), *COLUMN_LABELS.values(), *VALUE_LABELS.values()]
     assert [t for t in texts if not ru.get(t)] == []
 

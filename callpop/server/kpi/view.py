@@ -24,7 +24,7 @@ from callpop.settings import Settings
 from callpop.store.kpi.daycache import dashboard_series
 from callpop.store.kpi.queries import ManagerFacts, manager_facts, missed_total
 
-__all__ = ["Cell", "DashboardView", "Row", "fmt", "load_dashboard", "local_today", "missed_grid", "money",
+__all__ = ["Cell", "DashboardView", "Row", "load_dashboard", "local_today", "missed_grid",
            "period_from_query", "plan_inputs", "table_body", "table_rows", "utcnow"]
 
 
@@ -149,30 +149,15 @@ async def load_dashboard(sessions: async_sessionmaker[AsyncSession], period: kpi
                          contacts, missed)
 
 
-def fmt(value: float | None, unit: str = "") -> str:
-    """A figure as pages show it: "1 234.5%", "—" for no figure."""
-    if value is None:
-        return "—"
-    text = f"{value:,.2f}".replace(",", " ")
-    return text.rstrip("0").rstrip(".") + unit
-
-
-def money(value: float) -> str:
-    return f"{value:,.2f}".replace(",", " ")
-
-
-def cell_texts(cell: Cell, f: Formats | None) -> tuple[str, str, str]:
+def cell_texts(cell: Cell, f: Formats) -> tuple[str, str, str]:
     """(fact, plan, %) of one cell as the page shows them: a count's plan pro-rated to the
     period is rounded (3 contacts, not 3.33)."""
-    unit = kpi.KPI_UNITS[cell.kpi]
-    if f is None:
-        return fmt(cell.fact, unit), fmt(cell.plan, unit), fmt(cell.pct, "%")
-    if unit == "%":
+    if kpi.KPI_UNITS[cell.kpi] == "%":
         return f.percent(cell.fact), f.percent(cell.plan), f.percent(cell.pct)
     return f.number(cell.fact), f.whole(cell.plan), f.percent(None if cell.pct is None else round(cell.pct))
 
 
-def table_rows(view: DashboardView, query_string: str, f: Formats | None = None) -> list[dict[str, Any]]:
+def table_rows(view: DashboardView, query_string: str, f: Formats) -> list[dict[str, Any]]:
     """The dashboard table as display strings and drill links, computed once in Python."""
     out = []
     for row in view.rows:
