@@ -116,10 +116,11 @@ async def recheck_accounts(hub: Hub, db: Database, every: float) -> None:
             log.warning("account re-check failed (%s); trying again in %.0f s", type(exc).__name__, every)
             continue
         for employee_id in sorted(connected - set(generations)):
-            closed = hub.disconnect_user(employee_id, reason="account deactivated")
+            closed = hub.disconnect_user(employee_id, reason="account deactivated", fan_out=False)
             log.warning("account id=%s is deactivated or gone: closed its %d open tab(s)", employee_id, closed)
         for employee_id, generation in sorted(generations.items()):
-            closed = hub.disconnect_user(employee_id, reason="session ended", older_than=generation)
+            closed = hub.disconnect_user(employee_id, reason="session ended", older_than=generation,
+                                        fan_out=False)
             if closed:
                 log.warning("account id=%s: its sessions were ended; closed %d open tab(s)", employee_id, closed)
 
