@@ -365,7 +365,18 @@ const desk = (() => {
 
   // --- messages ----------------------------------------------------------------------------
 
+  // Ids of the live messages applied: with several callpop instances, a tab that moved from
+  // one to the other may be sent a message both made; the second copy is ignored.
+  const seenIds = new Set();
+  function firstTime(id) {
+    if (seenIds.has(id)) return false;
+    seenIds.add(id);
+    if (seenIds.size > 2000) seenIds.delete(seenIds.values().next().value);
+    return true;
+  }
+
   function handle(msg) {
+    if (typeof msg.id === "string" && !firstTime(msg.id)) return;
     switch (msg.type) {
       case "hello":
         me = msg.user;
