@@ -114,8 +114,9 @@ class Fanout:
                 return
         self._send(payload)
 
-    def disconnect(self, employee_id: int, reason: str, older_than: int | None) -> None:
-        self._send(_encode({"o": self.instance, "k": "d", "e": employee_id, "r": reason, "g": older_than}))
+    def disconnect(self, employee_id: int, reason: str, older_than: int | None, session: str | None = None) -> None:
+        self._send(_encode({"o": self.instance, "k": "d", "e": employee_id, "r": reason, "g": older_than,
+                            "t": session}))
 
     def _as_reference(self, envelope: dict[str, Any]) -> str:
         """The envelope with the card replaced by what the receiver needs to build it."""
@@ -282,7 +283,7 @@ class Fanout:
         self.counters["received"] += 1
         if envelope["k"] == "d":
             closed = self._hub.disconnect_user(envelope["e"], envelope["r"], older_than=envelope["g"],
-                                               origin="relay")
+                                               session=envelope.get("t"), origin="relay")
             log.info("fanout: %s logged out on instance %s: closed %d tab(s) here", envelope["e"],
                      envelope["o"], closed)
             return
@@ -335,7 +336,8 @@ def _decode(payload: str) -> dict[str, Any] | None:
         return None
     if env.get("k") == "d":
         ok = (isinstance(env.get("e"), int) and isinstance(env.get("r"), str)
-              and (env.get("g") is None or isinstance(env.get("g"), int)))
+              and (env.get("g") is None or isinstance(env.get("g"), int))
+              and (env.get("t") is None or isinstance(env.get("t"), str)))
         return env if ok else None
     message = env.get("m")
     ok = (env.get("k") == "p" and isinstance(message, dict) and isinstance(message.get("type"), str)

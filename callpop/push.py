@@ -63,7 +63,8 @@ class Relay(Protocol):
     def publish(self, message: dict[str, Any], agents: tuple[str, ...], employee_ids: tuple[int, ...],
                 supervisors: bool) -> None: ...
 
-    def disconnect(self, employee_id: int, reason: str, older_than: int | None) -> None: ...
+    def disconnect(self, employee_id: int, reason: str, older_than: int | None,
+                   session: str | None = None) -> None: ...
 
 
 @dataclass(eq=False)
@@ -80,6 +81,7 @@ class Connection:
     closed: bool = False
     connected_at: float = field(default_factory=time.time)
     sender: asyncio.Task[None] | None = None
+    session: str = ""  # the login session the tab was opened under (``auth.session_key``)
 
     @property
     def watched(self) -> frozenset[str] | None:
@@ -124,9 +126,10 @@ class Hub:
     # --- connections --------------------------------------------------------------------
 
     def attach(self, ws: web.WebSocketResponse, user: CurrentUser,
-               transport: asyncio.Transport | None = None) -> Connection:
+               transport: asyncio.Transport | None = None, session: str = "") -> Connection:
         """Register a tab and queue ``hello`` and its snapshot ahead of any live message."""
-        conn = Connection(ws=ws, user=user, queue=asyncio.Queue(self._queue_size), transport=transport)
+        conn = Connection(ws=ws, user=user, queue=asyncio.Queue(self._queue_size), transport=transport,
+                          session=session)
         conn.queue.put_nowait({"type": "hello", "user": {
             "id": user.id, "login": user.login, "name": user.name, "role": user.role,
             "extensions": list(user.extensions)}, "scope": conn.scope,
@@ -300,15 +303,18 @@ class Hub:
         return set(self._by_employee)
 
     def disconnect_user(self, employee_id: int, reason: str = "logged out", *, older_than: int | None = None,
-                        origin: Origin = "local", fan_out: bool = True) -> int:
-        """Close every tab of one user (logout: the browser's cookie is gone, so are they);
-        with *older_than*, only the tabs let in under an older session generation. With
-        *fan_out* (a logout here) the other instances close theirs too; each instance's
-        own account re-check passes False."""
+                        session: str | None = None, origin: Origin = "local", fan_out: bool = True) -> int:
+        """Close the tabs of one user: with *session*, only those of that login session
+        (logout in one browser: its cookie is gone, so are its tabs; the same employee on
+        another device stays); with *older_than*, only the tabs let in under an older session
+        generation; with neither, every tab (the account is gone). With *fan_out* (a logout
+        here) the other instances close theirs too; each instance's own account re-check
+        passes False."""
         if origin == "local" and fan_out and self.relay is not None:
-            self.relay.disconnect(employee_id, reason, older_than)
+            self.relay.disconnect(employee_id, reason, older_than, session)
         conns = [c for c in self._by_employee.get(employee_id, ())
-                 if older_than is None or c.user.session_generation < older_than]
+                 if (older_than is None or c.user.session_generation < older_than)
+                 and (session is None or c.session == session)]
         for conn in conns:
             self.detach(conn)
             task = asyncio.create_task(self._close(conn, CLOSE_SESSION_ENDED, reason))

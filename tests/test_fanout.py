@@ -191,15 +191,24 @@ async def test_the_listen_connection_killed_is_subscribed_again_and_says_so(
 
 async def test_logging_out_on_one_instance_closes_the_tabs_on_the_other(
         start_live: StartLive, settings: Settings, db: Database) -> None:
+    """One browser's tabs behind a load balancer: the logout on one instance closes that
+    session's tabs on the other; the same employee's other session there stays."""
     a, b = await _pair(start_live, settings, db)
     await add_employee(db, "anna", ["101"])
-    tab = await b.tab("anna")
-    await tab.start()
+    phone = await b.tab("anna")  # anna on her phone, a session of its own
+    await phone.start()
     browser = await a.login("anna")
+    cookie = browser.session.cookie_jar.filter_cookies(a.server.make_url("/"))["callpop_session"].value
+    other = await b.client()
+    tab = Tab(await other.ws_connect("/ws", headers={"Cookie": f"callpop_session={cookie}"}))
+    await tab.start()
     token = (await (await browser.get("/api/me")).json())["csrf_token"]
     assert (await browser.post("/logout", data={"csrf_token": token}, allow_redirects=False)).status == 302
     msg = await tab.ws.receive(timeout=5)
     assert tab.ws.close_code == 4001, msg
+    await phone.ws.send_json({"type": "ping"})
+    assert (await phone.until("pong"))["type"] == "pong" and not phone.ws.closed
+    await tab.ws.close()
 
 
 async def test_a_session_made_on_one_instance_is_valid_on_the_other(

@@ -21,7 +21,8 @@ from aiohttp import WSMsgType, web
 from yarl import URL
 
 from callpop.push import Connection, Hub
-from callpop.server.auth import require_user
+from callpop.server.auth import require_user, session_key
+from callpop.server.errors import Refusal
 from callpop.server.keys import HUB, SETTINGS
 from callpop.store import employees
 
@@ -139,19 +140,17 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     if not origin_allowed(request):
         log.warning("cross-site websocket refused login=%s origin=%r host=%r",
                     user.login, request.headers.get("Origin"), request.host)
-        raise web.HTTPForbidden(text=json.dumps({"error": "cross-site websocket refused"}),
-                                content_type="application/json")
+        raise Refusal(403, "cross-site websocket refused")
     hub = request.app[HUB]
     cap = request.app[SETTINGS].push.max_tabs_per_employee
     if cap and hub.tabs_of(user.id) >= cap:
         log.warning("websocket refused login=%s: %d tabs open already ([push] max_tabs_per_employee)",
                     user.login, hub.tabs_of(user.id))
-        raise web.HTTPTooManyRequests(text=json.dumps({"error": f"at most {cap} open tabs per employee: "
-                                                                f"close one and reload"}),
-                                      content_type="application/json", headers={"Retry-After": "30"})
+        raise Refusal(429, "at most %(cap)s open tabs per employee: close one and reload", cap=cap,
+                      headers={"Retry-After": "30"})
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=64 * 1024)
     await ws.prepare(request)
-    conn = hub.attach(ws, user, transport=request.transport)
+    conn = hub.attach(ws, user, transport=request.transport, session=session_key(request))
     try:
         async for msg in ws:
             if msg.type is WSMsgType.TEXT:
