@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import os
 import random
 import signal
@@ -313,10 +314,10 @@ level = "INFO"
         try:
             async with db.sessions() as session:
                 calls = {r[0]: {"outcome": r[1], "talk": r[2], "ended": r[3], "unseen": r[4], "started": r[5],
-                                "answered": r[6]}
+                                "answered": r[6], "answer_unseen": bool(r[7])}
                          for r in (await session.execute(text(
                              "SELECT call_key, outcome, talk_seconds, ended_at, end_unseen, started_at, "
-                             "answered_at FROM calls"))).all()}
+                             "answered_at, answer_unseen FROM calls"))).all()}
                 contacts: dict[str, list[tuple[str, bool]]] = {}
                 for key, ext, counted in (await session.execute(text(
                         "SELECT c.call_key, x.extension, k.counted FROM contacts k JOIN calls c ON c.id = k.call_id "
@@ -342,6 +343,14 @@ level = "INFO"
         unknowable = {k for k, t in self.truths.items()
                       if down is not None and t.answer is not None and down[0] < t.end <= down[1]
                       and max(0.0, down[0] - t.answer) < self.plan.min_talk <= t.talk}
+        # answered while the daemon was down and still on at its restart: the talk is sure
+        # only from when the restarted daemon saw it up (the row's answered_at: the listing),
+        # the answer's moment is not listed (docs/reliability.md)
+        if down is not None:
+            unknowable |= {k for k, t in self.truths.items()
+                           if k in calls and calls[k]["answer_unseen"] and t.answer is not None
+                           and t.talk_end is not None and down[0] < t.answer
+                           and t.talk_end - _epoch(calls[k]["answered"]) < self.plan.min_talk <= t.talk}
         lost = expected_contacts - counted
         # a call missing from the journal must have ended while the daemon was down, without
         # an answer it could have seen
@@ -374,6 +383,15 @@ level = "INFO"
             "talk_error_over_1s": sum(1 for e in errors if e > 1),
             "times_out_of_order": bad_times,
         }
+
+
+def _epoch(moment: Any) -> float:
+    """A timestamp column as epoch seconds (SQLite gives naive UTC datetimes or text)."""
+    if isinstance(moment, str):
+        moment = dt.datetime.fromisoformat(moment)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return float(moment.timestamp())
 
 
 def spool_count(path: Path) -> int:
