@@ -28,6 +28,7 @@ from tests.support.faults import (
     daemon_killed,
     database_away,
     half_open,
+    open_desks,
     pbx_crashed,
     pbx_resets,
     pg_proxy_cut,
@@ -119,8 +120,17 @@ async def test_database_away_spools_the_journal_and_writes_it_back(run: Run) -> 
     else:  # a locked SQLite is waited for up to its busy timeout (5 s) before it counts as down
         outage = sqlite_lock(run)
         run.plan.db_downtime = 8.0
-    result = await database_away(run, outage)
+    desks = await open_desks(run)
+    try:
+        result = await database_away(run, outage, desks)
+    finally:
+        await desks.close()
     _sound(result)
+    # pops go on: every call placed while the database was away rang on its manager's desk
+    # (a logged-in tab on the daemon's websocket) before the database was back
+    assert result["placed_while_away"] > 0, str(result)
+    assert result["popped_while_away"] == result["placed_while_away"], str(result)
+    assert result["popped_in_all"] == result["calls"], str(result)
     assert result["spooled_at_restore"] > 0, str(result)
     assert result["recorded"] == result["calls"], str(result)
     assert result["lost"] == 0 and result["extra"] == 0, str(result)

@@ -32,6 +32,7 @@ from sqlalchemy import text
 from callpop.settings import DatabaseSettings
 from callpop.simulator.pbx import SimulatedPbx
 from callpop.store.db import Database, open_database
+from tests.support.fault_desks import DESK_PASSWORD, Desks
 
 AGENTS = ("101", "102", "103", "104")
 SECRET = "fault-secret"
@@ -164,6 +165,7 @@ class Run:
     daemon_url: str = ""
     log: Path = field(init=False)
     marks: dict[str, float] = field(default_factory=dict)
+    web_port: int = 0
 
     def __post_init__(self) -> None:
         self.spool = self.tmp / "journal-spool.db"
@@ -173,13 +175,15 @@ class Run:
     # --- set-up -------------------------------------------------------------------------
 
     async def seed(self, db: Database) -> None:
-        """Employees for the agents, one regular client per call."""
+        """Employees for the agents (managers who can log in to a desk), one regular client per call."""
+        from callpop.accounts import hash_password
         from callpop.phones import phone_key
         from callpop.store.models import Client, ClientPhone, Employee, Extension
 
+        password = hash_password(DESK_PASSWORD)
         async with db.sessions() as session:
             for ext in AGENTS:
-                emp = Employee(login=f"agent{ext}", name=f"Agent {ext}", role="manager", password_hash="x")
+                emp = Employee(login=f"agent{ext}", name=f"Agent {ext}", role="manager", password_hash=password)
                 session.add(emp)
                 await session.flush()
                 session.add(Extension(extension=ext, employee_id=emp.id))
@@ -238,7 +242,8 @@ level = "INFO"
         """Start ``callpop run``; returns seconds until it logged in to the PBX."""
         started = time.monotonic()
         logins = len(self.pbx.logins)
-        env = {**os.environ, "CALLPOP_SETTINGS": str(self.settings_file(free_port()))}
+        self.web_port = free_port()
+        env = {**os.environ, "CALLPOP_SETTINGS": str(self.settings_file(self.web_port))}
         env.pop("CALLPOP_DATABASE_URL", None)
         with self.log.open("ab") as out:
             self.daemon = subprocess.Popen(  # noqa: ASYNC220 - returns at once; the daemon runs on its own
@@ -537,14 +542,28 @@ def pg_proxy_cut(run: Run) -> tuple[Callable[[], Awaitable[None]], Callable[[], 
     return down, up
 
 
-async def database_away(run: Run, outage: tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]
-                        ) -> dict[str, Any]:
+async def open_desks(run: Run) -> Desks:
+    """Every agent's manager logged in with a desk tab on the running daemon."""
+    desks = Desks(f"http://127.0.0.1:{run.web_port}")
+    try:
+        await desks.open({ext: f"agent{ext}" for ext in AGENTS})
+    except BaseException:
+        await desks.close()
+        raise
+    return desks
+
+
+async def database_away(run: Run, outage: tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]],
+                        desks: Desks | None = None) -> dict[str, Any]:
     """The database unavailable for ``downtime`` s mid-burst: pops go on, the journal
-    spools and writes everything once it is back."""
+    spools and writes everything once it is back. With *desks*: how many of the calls
+    placed while it was away popped on their agent's desk before it was back."""
     down, up = outage
     rec: dict[str, float] = {}
+    popped: set[tuple[str, str]] = set()
 
     async def fault() -> None:
+        rec["down_at"] = time.time()
         await down()
         peak = 0
         until = time.monotonic() + run.plan.db_downtime
@@ -552,6 +571,9 @@ async def database_away(run: Run, outage: tuple[Callable[[], Awaitable[None]], C
             await asyncio.sleep(0.2)
             peak = max(peak, spool_count(run.spool))
         rec["spooled_peak"] = peak
+        rec["up_at"] = time.time()
+        if desks is not None:
+            popped.update(desks.popped())
         await up()
         t0 = time.monotonic()
         await asyncio.sleep(0.05)
@@ -566,4 +588,9 @@ async def database_away(run: Run, outage: tuple[Callable[[], Awaitable[None]], C
     result = await run.verdict()
     result["recovery_s"] = round(rec["recovery"], 3)
     result["spooled_at_restore"] = int(rec["spooled_peak"])
+    if desks is not None:
+        away = [t for t in run.truths.values() if rec["down_at"] <= t.start < rec["up_at"]]
+        result["placed_while_away"] = len(away)
+        result["popped_while_away"] = sum(1 for t in away if (t.agent, t.key) in popped)
+        result["popped_in_all"] = sum(1 for t in run.truths.values() if (t.agent, t.key) in desks.popped())
     return result
