@@ -5,13 +5,13 @@ compared with what the PBX played. Counts only; the timings (recovery) are bench
 What every fault must leave: every call that was not wholly inside a downtime recorded,
 no row open, no contact doubled, no contact lost, answer and end never before the start.
 
-The PBX faults do not depend on the database: they run on SQLite in CI, and on PostgreSQL
-too with CALLPOP_FAULTS_FULL=1 (bench/faults.py runs everything on both).
+Every fault runs on both databases (what the journal does on reconnects, listings and
+sweeps is SQL, and the two dialects differ); the daemon killed mid-burst plays the full
+100-call burst.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -38,13 +38,8 @@ from tests.support.faults import (
 pytestmark = pytest.mark.faults
 
 
-FULL = os.environ.get("CALLPOP_FAULTS_FULL") == "1"
-
-
 @pytest.fixture
-async def run(db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Run]:
-    if request.node.get_closest_marker("pbx_fault") and db_url.startswith("postgresql") and not FULL:
-        pytest.skip("PBX faults on PostgreSQL: CALLPOP_FAULTS_FULL=1 or bench/faults.py")
+async def run(db_url: str, tmp_path: Path) -> AsyncIterator[Run]:
     r = Run(db_url, tmp_path, Plan())
     db = await open_database(DatabaseSettings(url=db_url))
     try:
@@ -89,7 +84,6 @@ async def test_daemon_killed_mid_burst_closes_every_row_and_keeps_the_contacts(r
     assert result["extra"] == 0, str(result)
 
 
-@pytest.mark.pbx_fault
 async def test_pbx_connection_reset_ten_times_loses_nothing(run: Run) -> None:
     result = await pbx_resets(run)
     _sound(result)
@@ -97,7 +91,6 @@ async def test_pbx_connection_reset_ten_times_loses_nothing(run: Run) -> None:
     assert result["lost"] == 0 and result["extra"] == 0, str(result)
 
 
-@pytest.mark.pbx_fault
 async def test_pbx_crash_ends_its_calls_at_the_crash_not_at_the_reconnect(run: Run) -> None:
     result = await pbx_crashed(run)
     _sound(result)
@@ -106,7 +99,6 @@ async def test_pbx_crash_ends_its_calls_at_the_crash_not_at_the_reconnect(run: R
     assert result["talk_error_over_1s"] == 0, str(result)
 
 
-@pytest.mark.pbx_fault
 async def test_half_open_connection_is_noticed_and_resynchronised(run: Run) -> None:
     result = await half_open(run)
     _sound(result)
