@@ -426,21 +426,33 @@ class Pipeline:
 
     # --- the PBX link -------------------------------------------------------------------
 
-    def pbx_lost(self) -> None:
-        """The AMI connection dropped: every tab is told that what it shows of calls in
-        progress may be stale, until the resynchronisation puts it right."""
-        self._hub.tell_all({"type": "pbx.status", "connected": False})
+    def pbx_lost(self, pbx: str = "") -> None:
+        """The AMI connection to *pbx* ("" the first PBX, else its ``[ami.NAME]``) dropped:
+        every tab is told that what it shows of that PBX's calls in progress may be stale,
+        until its resynchronisation puts it right. The other PBXs' calls are not concerned."""
+        self._hub.tell_all(self._pbx_status(pbx, connected=False))
 
-    def resynced(self, pbx: str = "") -> None:
-        """A CoreShowChannels listing of *pbx* ("" the first PBX, else its ``[ami.NAME]``)
-        was applied: tabs get a fresh snapshot, and that PBX's journal rows that no call in
-        progress explains (the call ended while callpop or its PBX link was down) are
-        closed, never left open."""
-        self._hub.tell_all({"type": "pbx.status", "connected": True})
+    def resynced(self, pbx: str = "", asked_at: float | None = None) -> None:
+        """A CoreShowChannels listing of *pbx* ("" the first PBX, else its ``[ami.NAME]``),
+        asked for at *asked_at* (epoch s), was applied: tabs get a fresh snapshot, and that
+        PBX's journal rows that no call in progress explains (the call ended while callpop
+        or its PBX link was down) are closed, never left open.
+
+        Only rows started before the listing was asked for: a call that started after it
+        is followed from its own events, which may still be on their way here while
+        another callpop instance on the same PBX has already opened its row."""
+        self._hub.tell_all(self._pbx_status(pbx, connected=True))
         self._hub.resend_snapshots()
-        task = asyncio.create_task(self.journal.sweep(self._followed(), scope=pbx), name="journal-resync-sweep")
+        task = asyncio.create_task(self.journal.sweep(self._followed(), scope=pbx, before=asked_at),
+                                   name="journal-resync-sweep")
         self._resync_sweeps.add(task)
         task.add_done_callback(self._resync_sweeps.discard)
+
+    def _pbx_status(self, pbx: str, *, connected: bool) -> dict[str, Any]:
+        """``pbx.status`` (docs/websocket.md): the PBX's id and the prefix of its call ids
+        ("" for the first PBX's plain Linkedids, ``NAME:`` for another's)."""
+        return {"type": "pbx.status", "pbx": pbx or self._settings.pbx.id, "calls": f"{pbx}:" if pbx else "",
+                "connected": connected}
 
     def _followed(self) -> set[str]:
         """Call keys still followed: the tracker's calls and those with events in flight here."""

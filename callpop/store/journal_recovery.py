@@ -23,7 +23,7 @@ from collections.abc import Collection, Mapping
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import CursorResult, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop.store.db import dialect_of, insert_for
@@ -149,8 +149,10 @@ async def close_unseen(session: AsyncSession, pbx_id: str, live: Collection[str]
         talkers = [ext for ext, was_answered in parts if was_answered]
         talk = int((ended_at - answered).total_seconds()) if answered is not None else 0
         outcome = "answered" if answered is not None else "unknown"
-        await session.execute(update(Call).where(Call.id == call_id, Call.ended_at.is_(None)).values(
+        done = await session.execute(update(Call).where(Call.id == call_id, Call.ended_at.is_(None)).values(
             ended_at=ended_at, outcome=outcome, talk_seconds=talk, end_unseen=True))
+        if cast(CursorResult[Any], done).rowcount == 0:
+            continue  # closed meanwhile (another callpop instance saw its end): theirs stands
         talks = tuple(AgentTalk(ext, talk if i == 0 else 0) for i, ext in enumerate(talkers))
         for part in talks:
             await session.execute(update(CallParticipant).where(

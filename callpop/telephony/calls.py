@@ -107,15 +107,19 @@ def _client(number: str, region: str, min_digits: int) -> str | None:
 def stop_reason(call: Call, leg: Leg, cause: int | None) -> RingStopReason:
     """Why an agent's phone stopped ringing. Order matters: a colleague who answered
     explains everything else (a ring-group member did not miss the call), then what the
-    phone itself said (busy, declined, unreachable), then timeouts, then the caller."""
-    for other in call.agents.values():
-        if other.talking and other.agent != leg.agent:
-            return "answered_elsewhere"
-    if cause == CAUSE_ANSWERED_ELSEWHERE:
-        return "answered_elsewhere"
+    phone itself said (busy, declined, unreachable), then timeouts, then the caller. The
+    agent who is dialling (a colleague transferred to this phone, still on the line) is
+    talking but answered nothing of this dial."""
     chain = [leg]
     while chain[-1].upstream is not None and len(chain) < 8:
         chain.append(chain[-1].upstream)
+    dialer = chain[-1].dialer  # the caller's side, above any Local pair
+    calling = dialer.agent if dialer is not None else None
+    for other in call.agents.values():
+        if other.talking and other.agent not in (leg.agent, calling):
+            return "answered_elsewhere"
+    if cause == CAUSE_ANSWERED_ELSEWHERE:
+        return "answered_elsewhere"
     statuses = {link.status for link in chain}
     if cause == CAUSE_REJECTED:  # a 603 Decline: chan_sip reports DialStatus BUSY for it
         return "rejected"
@@ -125,7 +129,6 @@ def stop_reason(call: Call, leg: Leg, cause: int | None) -> RingStopReason:
         return "unavailable"
     if any(link.no_answer for link in chain):
         return "no_answer"
-    dialer = chain[-1].dialer  # the caller's side, above any Local pair
     if call.caller_gone or (dialer is not None and (dialer.hangup_requested or dialer.gone)):
         return "caller_hangup"
     return "no_answer"

@@ -9,6 +9,8 @@ const desk = (() => {
   const board = document.getElementById("calls");
   const empty = document.getElementById("no-calls");
   const stateLabel = document.getElementById("connection-state");
+  const pbxLabel = document.getElementById("pbx-state");
+  const pbxDown = new Set(); // ids of the PBXs callpop has lost (pbx.status)
   const strip = document.getElementById("call-strip");
   const announcer = document.getElementById("announce");
   const calls = new Map(); // call id -> {node, state, card, callId, agent, timer}
@@ -23,6 +25,12 @@ const desk = (() => {
   function setConnection(state, detail) {
     stateLabel.dataset.state = state;
     stateLabel.textContent = detail ? `${t(state)} — ${detail}` : t(state);
+  }
+
+  function showPbxDown() {
+    if (!pbxLabel) return;
+    pbxLabel.hidden = pbxDown.size === 0;
+    pbxLabel.textContent = pbxDown.size ? t("PBX %(pbx)s unreachable", { pbx: [...pbxDown].sort().join(", ") }) : "";
   }
 
   function refreshEmpty() {
@@ -132,7 +140,7 @@ const desk = (() => {
 
   function statusText(entry) {
     if (entry.interrupted && (entry.state === "ringing" || entry.state === "active")) {
-      return t("Connection to the PBX lost: the call may have ended");
+      return t("PBX %(pbx)s unreachable: the call may have ended", { pbx: entry.interrupted });
     }
     switch (entry.state) {
       case "ringing": return entry.direction === "outbound" ? t("Calling…") : t("Ringing…");
@@ -278,7 +286,7 @@ const desk = (() => {
     if (entry.timer) { clearTimeout(entry.timer); entry.timer = null; }
     if (msg.card && !(entry.card && entry.card.client && msg.card.match !== "single")) entry.card = msg.card;
     entry.state = state;
-    entry.interrupted = false;
+    entry.interrupted = null;
     entry.reason = null;
     entry.agent = msg.agent;
     entry.watching = !mine(msg.agent);
@@ -409,16 +417,24 @@ const desk = (() => {
         }
         break;
       }
-      case "pbx.status":
-        // the link to the PBX dropped: what the cards say of calls in progress may be stale
-        // until it is back (a fresh snapshot then puts every card right)
+      case "pbx.status": {
+        // the link to one PBX dropped: what the cards say of its calls in progress may be
+        // stale until it is back (a fresh snapshot then puts every card right); the cards
+        // of the other PBXs' calls are not concerned. Its call ids start with msg.calls
+        // ("office2:"), or carry no PBX prefix at all for the first PBX ("").
+        const prefix = typeof msg.calls === "string" ? msg.calls : "";
+        const ofThisPbx = (call) => (prefix ? call.startsWith(prefix) : !call.includes(":"));
+        const name = String(msg.pbx || "");
+        if (msg.connected) pbxDown.delete(name); else pbxDown.add(name);
+        showPbxDown();
         for (const entry of calls.values()) {
-          if (entry.state === "ringing" || entry.state === "active") {
-            entry.interrupted = !msg.connected;
+          if ((entry.state === "ringing" || entry.state === "active") && ofThisPbx(String(entry.call))) {
+            entry.interrupted = msg.connected ? null : name;
             render(entry);
           }
         }
         break;
+      }
       case "kpi_changed":
         document.dispatchEvent(new CustomEvent("callpop:kpi", { detail: msg }));
         break;

@@ -33,7 +33,7 @@ from functools import cache
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop.settings import KpiSettings, Settings
@@ -46,6 +46,7 @@ __all__ = ["REASONS", "Verdict", "judge", "local_day_bounds", "log_contacts"]
 
 log = logging.getLogger(__name__)
 
+CLIENT_LOCK_SPACE = 0x63_70_6B  # pg_advisory_xact_lock(space, client id): "cpk"
 REASONS = ("internal", "direction_off", "short_talk", "uncertain_talk", "not_regular", "duplicate_day")
 
 
@@ -98,6 +99,7 @@ _COUNTED_TODAY = select(Contact.employee_id).where(
 _OF_CALL = (select(Contact).where(Contact.call_id == bindparam("call_id")).order_by(Contact.employee_id)
             .execution_options(populate_existing=True))
 _CONTACTS = cast(Table, Contact.__table__)
+_CLIENT_LOCK = select(func.pg_advisory_xact_lock(CLIENT_LOCK_SPACE, bindparam("client_id")))
 
 
 @cache
@@ -165,6 +167,11 @@ async def log_contacts(session: AsyncSession, call_id: int, ended: Ended, settin
         direction = call_direction if call_direction in ("inbound", "outbound", "internal") else ended.direction
         started = answered_at or started_at
         day_start, day_end = local_day_bounds(started, settings.kpi.timezone)
+        if settings.kpi.one_per_client_per_day and dialect_of(session) == "postgresql":
+            # several callpop instances end different calls with the same client at once:
+            # one at a time per client, or both would find no counted contact today
+            # (SQLite: the journal's transaction holds the database's one write lock already)
+            await session.execute(_CLIENT_LOCK, {"client_id": client_id})
         counted_today = set((await session.execute(_COUNTED_TODAY, {
             "client_id": client_id, "employees": list(fresh), "call_id": call_id,
             "day_start": day_start, "day_end": day_end})).scalars())

@@ -6,8 +6,8 @@ answer came between the agent's phone starting to ring and the listing, so
 ``answered_at`` is the latest it can have been and ``talk_seconds`` a lower bound. Shown
 as "talk ≥ ..., answer time unknown"; a contact is counted only on the lower bound.
 
-Revision ID: 0008_calls_answer_unseen
-Revises: 0007_audit_log_sessions
+Revision ID: 0009_calls_answer_unseen
+Revises: 0008_calls_pbx_id_from_key
 Create Date: 2026-12-03
 """
 
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008_calls_answer_unseen"
-down_revision: str | None = "0007_audit_log_sessions"
+revision: str = "0009_calls_answer_unseen"
+down_revision: str | None = "0008_calls_pbx_id_from_key"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
