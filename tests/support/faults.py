@@ -311,6 +311,25 @@ level = "INFO"
         """Until the PBX has played every call (and a little more for the journal)."""
         await self.until(lambda: not self.pbx._calls, 120, "the calls to end")
 
+    async def settled(self, within: float = 60.0) -> None:
+        """Until the daemon has written its spool back and closed the rows nobody follows:
+        on a loaded machine a restarted daemon may log in only after the PBX played every
+        call, and stopping it then would leave its spool for a next start that never comes.
+        Gives up after *within* s (the verdict then counts what is left)."""
+        await self.until(lambda: spool_count(self.spool) == 0, within, "the spool to be written")
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            db = await open_database(DatabaseSettings(url=self.db_url))
+            try:
+                async with db.sessions() as session:
+                    still_open = (await session.execute(text(
+                        "SELECT count(*) FROM calls WHERE ended_at IS NULL"))).scalar_one()
+            finally:
+                await db.close()
+            if not still_open:
+                return
+            await asyncio.sleep(0.2)
+
     # --- the verdict ----------------------------------------------------------------------
 
     async def rows(self) -> tuple[dict[str, dict[str, Any]], dict[str, list[tuple[str, bool]]], int]:
@@ -428,6 +447,7 @@ async def daemon_killed(run: Run) -> dict[str, Any]:
 
     await run.burst(fault)
     await run.played_out()
+    await run.settled()
     await asyncio.sleep(0.5)
     await run.stop_daemon()
     result = await run.verdict(down=(down["from"], down["to"]))
