@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from callpop.fanout import FANOUT, MAX_PAYLOAD
 from callpop.server.keys import HUB
-from callpop.settings import AmiSettings, Settings
+from callpop.settings import AmiSettings, DialplanSettings, Settings
 from callpop.simulator.pbx import SimulatedPbx
 from callpop.store.db import Database
 from callpop.telephony.events import Ringing, RingStopped
@@ -251,3 +251,33 @@ async def test_on_sqlite_fanout_is_off_and_the_desk_works_as_before(
     await live.pipeline.handle([Ringing("k1", "inbound", NUMBER, "101")])
     pop = await tab.until("call.ringing")
     assert pop["id"] == "main/k1/101/ringing/1"
+
+
+async def test_the_dialplan_asking_one_instance_finds_a_manager_at_a_desk_on_the_other(
+        start_live: StartLive, settings: Settings, db: Database) -> None:
+    """/pbx/route gives the call to the responsible manager when at the desk, wherever
+    that desk is connected; an instance that stops takes its desks' presence with it."""
+    settings = settings.replace(dialplan=DialplanSettings(timeout=5.0), agents={"SIP/150010001": "101"})
+    a, b = await _pair(start_live, settings, db)
+    anna = await add_employee(db, "anna", ["101"])
+    await add_client(db, "Иван", NUMBER, responsible_id=anna)
+    asking = await a.client()
+
+    async def route() -> str:
+        return await (await asking.get("/pbx/route", params={"number": NUMBER})).text()
+
+    assert await route() == "dial=&regular=1"
+    tab = await b.tab("anna")
+    await tab.start()
+    await wait_until(lambda: a.app[FANOUT].presence.watches("101"), what="b's announcement")
+    assert await route() == "dial=SIP/150010001&regular=1"
+    assert a.app[FANOUT].presence.peers() == {"b": 1}
+    await tab.ws.close()
+    await wait_until(lambda: not a.app[FANOUT].presence.watches("101"), what="b's next announcement")
+    assert await route() == "dial=&regular=1"
+    again = await b.tab("anna")
+    await again.start()
+    await wait_until(lambda: a.app[FANOUT].presence.watches("101"), what="b's announcement")
+    await b.close()  # b stops: it says so, and a forgets its desks at once
+    await wait_until(lambda: a.app[FANOUT].presence.peers() == {}, what="b's goodbye")
+    assert await route() == "dial=&regular=1"
