@@ -41,6 +41,7 @@ from callpop.settings import Settings
 from callpop.store import journal_recovery
 from callpop.store_hooks import StoreHooks
 from callpop.telephony.events import AgentTalk, Answered, Ended, Ringing
+from callpop.telephony.pbxes import pbx_of
 
 if TYPE_CHECKING:
     from callpop.store.db import Database
@@ -199,15 +200,18 @@ class JournalWriter:
         result: Closed | None = await self._submit(_Job("close", event, client_id, resolve=resolve))
         return result
 
-    async def sweep(self, live: Collection[str], *, older_than: float = 0.0, scope: str | None = None) -> int:
+    async def sweep(self, live: Collection[str], *, older_than: float = 0.0, scope: str | None = None,
+                    before: float | None = None) -> int:
         """Close the open rows of calls not in *live* that started over *older_than* seconds
-        ago (journal_recovery.close_unseen), of the PBX *scope* names (None: every PBX);
-        after the jobs queued before it. Returns how many were closed (0 while the database
-        is unavailable: done after the spool)."""
+        ago and before *before* (epoch s) (journal_recovery.close_unseen), of the PBX *scope*
+        names (None: every PBX); after the jobs queued before it. Returns how many were
+        closed (0 while the database is unavailable: done after the spool)."""
         if not self.extras:
             return 0
-        before = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=older_than)
-        result: int | None = await self._submit(_Job("sweep", None, None, frozenset(live), before,
+        until = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=older_than)
+        if before is not None:
+            until = min(until, dt.datetime.fromtimestamp(before, dt.UTC))
+        result: int | None = await self._submit(_Job("sweep", None, None, frozenset(live), until,
                                                      scope=scope))
         return result or 0
 
@@ -341,9 +345,13 @@ class JournalWriter:
             await session.commit()
         return results
 
+    def _pbx(self, call: str) -> str:
+        """The ``pbx_id`` of a call's row: the PBX it was heard on (callpop/telephony/pbxes.py)."""
+        return pbx_of(call, self._settings.pbx.id, self._settings.more_ami)
+
     async def _one(self, session: AsyncSession, kind: str, event: Ringing | Answered | Ended | None,
                    client_id: int | None, job: _Job | None = None) -> Any:
-        pbx = self._settings.pbx.id
+        pbx = self._pbx(event.call) if event is not None else self._settings.pbx.id
         if kind == "open":
             assert isinstance(event, Ringing)
             call_id = await self._store.open_call(session, pbx, event, client_id)
@@ -376,9 +384,15 @@ class JournalWriter:
 
     async def _close(self, session: AsyncSession, event: Ended, client_id: int | None) -> Closed:
         by_ext = await self._extensions(session)
-        if self.extras and event.answer_estimated and event.ended_at is not None:
+        if self.extras and event.answer_unseen and event.ended_at is not None:
             event = await self._recorded_talk(session, event)
-        call_id = await self._store.close_call(session, self._settings.pbx.id, event, client_id, by_ext)
+        pbx = self._pbx(event.call)
+        written = await self._store.close_call(session, pbx, event, client_id, by_ext)
+        if written is None:  # its end was journalled already (another instance): no news for the KPI
+            found = await journal_recovery.call_row(session, pbx, event.call)
+            assert found is not None  # the upsert found the row
+            return Closed(found, ())
+        call_id = written
         counted: set[int] = set()
         if self._store.log_contacts is not None:
             contacts = await self._store.log_contacts(session, call_id, event, self._settings, by_extension=by_ext)
@@ -386,25 +400,33 @@ class JournalWriter:
         return Closed(call_id, tuple(sorted(counted)))
 
     async def _recorded_talk(self, session: AsyncSession, event: Ended) -> Ended:
-        """A call re-learned from a channel listing (callpop restarted mid-call) has only an
-        estimate of its answer; the answer recorded while it was on is the truth: count the
-        caller's talk (and a single talker's) from there."""
+        """A call re-learned from a channel listing (callpop restarted mid-call) has only
+        bounds on its answer; the answer recorded while it was on is the truth: count the
+        caller's talk (and a single talker's) from there. Without one the talk stays an
+        interval (``answer_unseen``)."""
         assert event.ended_at is not None
-        answered = await journal_recovery.recorded_answer(session, self._settings.pbx.id, event.call)
+        answered = await journal_recovery.recorded_answer(session, self._pbx(event.call), event.call)
         if answered is None:
             return event
         talk = max(0, int(event.ended_at - answered.timestamp()))
         talks = event.talks
         if len(talks) == 1:
             talks = (AgentTalk(talks[0].agent, talk),)
-        return dataclasses.replace(event, talk_seconds=talk, talks=talks, answered_at=answered.timestamp())
+        return dataclasses.replace(event, talk_seconds=talk, talks=talks, answered_at=answered.timestamp(),
+                                   answer_unseen=False)
 
     async def _sweep(self, session: AsyncSession, live: frozenset[str], before: dt.datetime,
                      scope: str | None = None) -> int:
         last = dt.datetime.fromtimestamp(self.last_beat, dt.UTC) if self.last_beat is not None else None
         by_ext = await self._extensions(session)
-        closed = await journal_recovery.close_unseen(session, self._settings.pbx.id, live, last_known=last,
-                                                     before=before, extension_to_employee=by_ext, scope=scope)
+        if scope is None:  # every PBX's rows
+            pbxes = [self._settings.pbx.id, *sorted(set(self._settings.more_ami) - {self._settings.pbx.id})]
+        else:
+            pbxes = [scope or self._settings.pbx.id]
+        closed: list[journal_recovery.Unseen] = []
+        for pbx in pbxes:
+            closed += await journal_recovery.close_unseen(session, pbx, live, last_known=last, before=before,
+                                                          extension_to_employee=by_ext, scope=scope)
         for item in closed:
             if self._store.log_contacts is not None and item.ended.outcome == "answered":
                 contacts = await self._store.log_contacts(session, item.call_id, item.ended, self._settings,

@@ -21,6 +21,8 @@ __all__ = ["WITHHELD", "PhoneKey", "format_display", "is_withheld", "may_dial", 
 WITHHELD = frozenset({"", "<unknown>", "unknown", "anonymous", "restricted", "private",
                       "unavailable", "withheld", "s"})
 
+# A number the PBX masked because the caller withheld it ("+31260xxxxxx"): no number to show.
+_MASKED = re.compile(r"^\+?\d*[xX*]{3,}$")
 _DIGITS = re.compile(r"\d")
 _ALLOWED = re.compile(r"^[\d\s()+\-./]*$")
 # "+7 916 123-45-67 доб. 12" / "ext 12" / "x12" / "#12": an office extension typed after the
@@ -50,7 +52,11 @@ class PhoneKey:
 
 
 def is_withheld(number: str | None) -> bool:
-    return number is None or number.strip().lower() in WITHHELD
+    """No number to show: none sent, a placeholder, or one the PBX masked."""
+    if number is None:
+        return True
+    text = number.strip()
+    return text.lower() in WITHHELD or _MASKED.match(text) is not None
 
 
 @lru_cache(maxsize=65536)

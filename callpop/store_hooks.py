@@ -20,7 +20,8 @@ __all__ = ["ByExtensionFn", "CloseCallFn", "LogContactsFn", "LookupFn", "OpenCal
 
 LookupFn = Callable[[AsyncSession, str, Settings], Awaitable[LookupResult]]
 OpenCallFn = Callable[[AsyncSession, str, Ringing, int | None], Awaitable[int]]
-CloseCallFn = Callable[[AsyncSession, str, Ended, int | None, dict[str, int]], Awaitable[int]]
+# None: the call's end was journalled already (store/journal.close_call)
+CloseCallFn = Callable[[AsyncSession, str, Ended, int | None, dict[str, int]], Awaitable[int | None]]
 ByExtensionFn = Callable[[AsyncSession], Awaitable[dict[str, int]]]
 
 

@@ -73,8 +73,9 @@ async def test_two_pbxes_with_colliding_call_ids_pop_and_journal_apart(
     assert [e["call"] for e in ended] == [call_a, f"office2:{call_b}"]
     await live.pipeline.drain()
     async with db.sessions() as session:
-        keys = sorted((await session.scalars(select(Call.call_key))).all())
-    assert keys == sorted([call_a, f"office2:{call_b}"])
+        rows = sorted(tuple(r) for r in await session.execute(select(Call.pbx_id, Call.call_key)))
+    # each row names the PBX the call was on
+    assert rows == [("main", call_a), ("office2", f"office2:{call_b}")]
     # click-to-call goes to the manager's own PBX, with that PBX's device
     web = await live.login("boris")
     token = (await (await web.get("/api/me")).json())["csrf_token"]
@@ -88,8 +89,13 @@ async def test_two_pbxes_with_colliding_call_ids_pop_and_journal_apart(
     from_first = await ask.get("/pbx/route", params={"number": NUMBER})
     assert await from_second.text() == "dial=PJSIP/150010001&regular=1"
     assert await from_first.text() == "dial=&regular=1"  # boris's phone is not on the first PBX
-    # health names the PBX that is gone
+    # one PBX gone: every tab is told which one, and which calls are its (their ids' prefix)
     await second.stop()
+    for tab in (anna, boris):
+        status = await tab.until("pbx.status")
+        assert {k: status[k] for k in ("pbx", "calls", "connected")} == {
+            "pbx": "office2", "calls": "office2:", "connected": False}
+    # health names the PBX that is gone
     for _ in range(300):
         body = await (await (await live.client()).get("/health")).json()
         if body["reasons"]:

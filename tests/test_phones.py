@@ -21,7 +21,7 @@ def test_moscow_495_and_985_keep_distinct_tails() -> None:
 
 
 @pytest.mark.parametrize("raw", ["", "   ", "anonymous", "Anonymous", "<unknown>", "restricted", "PRIVATE",
-                                 "unavailable", "withheld", "s"])
+                                 "unavailable", "withheld", "s", "+31260xxxxxx"])
 def test_withheld_callers_have_no_key(raw: str) -> None:
     key = phone_key(raw)
     assert is_withheld(raw) and not key.external and key.e164 is None and key.tail10 is None

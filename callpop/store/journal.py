@@ -15,11 +15,11 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from sqlalchemy import case, func
+from sqlalchemy import and_, bindparam, case, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop.store.db import dialect_of, insert_for
-from callpop.store.models import Call, CallParticipant
+from callpop.store.models import Call, CallParticipant, Contact
 from callpop.telephony.events import Ended, Ringing
 
 __all__ = ["close_call", "open_call"]
@@ -54,19 +54,28 @@ def _statements(dialect: str) -> dict[str, Any]:
             index_elements=["pbx_id", "call_key"],
             set_={"client_id": func.coalesce(calls.c.client_id, opened.excluded.client_id)},
         ).returning(calls.c.id),
+        # a call's end seen by the tracker is written once: by whichever instance (or
+        # replay) comes first. It replaces an open row or one closed without its end
+        # (end_unseen: a sweep, a lost PBX link), never an end already seen
         "close": closed.on_conflict_do_update(
             index_elements=["pbx_id", "call_key"],
+            where=or_(calls.c.ended_at.is_(None), and_(calls.c.end_unseen, ex.end_unseen.is_(False))),
             set_={
                 # never before the start (the row's, set at the first ringing): the database
                 # checks it (migration 0006) and a refused close would lose the call
                 "ended_at": case((ex.ended_at < calls.c.started_at, calls.c.started_at), else_=ex.ended_at),
                 "outcome": ex.outcome, "talk_seconds": ex.talk_seconds, "end_unseen": ex.end_unseen,
+                "answer_unseen": ex.answer_unseen,
                 "client_id": func.coalesce(ex.client_id, calls.c.client_id),
                 "client_number": func.coalesce(calls.c.client_number, ex.client_number),
                 "caller_name": func.coalesce(calls.c.caller_name, ex.caller_name),
                 "answered_at": case((answered < calls.c.started_at, calls.c.started_at), else_=answered),
             },
         ).returning(calls.c.id),
+        # the contacts judged on an end that was not seen go when the end is seen after all
+        "recontact": delete(Contact).where(Contact.call_id.in_(
+            select(calls.c.id).where(calls.c.pbx_id == bindparam("pbx_id"), calls.c.call_key == bindparam("call_key"),
+                                     calls.c.ended_at.is_not(None), calls.c.end_unseen))),
         "participants": people.on_conflict_do_update(
             index_elements=["call_id", "extension"],
             set_={"employee_id": people.excluded.employee_id, "answered": people.excluded.answered,
@@ -96,9 +105,14 @@ def _participants(event: Ended, extension_to_employee: Mapping[str, int]) -> lis
 
 
 async def close_call(session: AsyncSession, pbx_id: str, event: Ended, client_id: int | None,
-                     extension_to_employee: Mapping[str, int]) -> int:
+                     extension_to_employee: Mapping[str, int]) -> int | None:
     """Write the finished call and who took part in it; returns calls.id. Works whether or
-    not ``open_call`` ran (a daemon restarted mid-call never saw the ringing)."""
+    not ``open_call`` ran (a daemon restarted mid-call never saw the ringing).
+
+    None: the row already has this call's seen end (another callpop instance following the
+    same PBX wrote it first, or this one's own write replayed from the spool) and nothing
+    was written: its contacts are the first writer's. Race-safe on both databases: the
+    decision is the upsert's, on the row the database has locked."""
     ended_at = _when(event.ended_at) if event.ended_at is not None else dt.datetime.now(dt.UTC)
     started_at = min(_when(event.started_at), ended_at) if event.started_at is not None else ended_at
     answered_at = None
@@ -111,11 +125,19 @@ async def close_call(session: AsyncSession, pbx_id: str, event: Ended, client_id
     call = {"pbx_id": pbx_id, "call_key": event.call, "direction": event.direction, "client_number": event.client,
             "caller_name": event.caller_name, "client_id": client_id, "started_at": started_at,
             "answered_at": answered_at, "ended_at": ended_at, "outcome": event.outcome,
-            "talk_seconds": event.talk_seconds, "end_unseen": event.end_unseen}
-    call_id = int((await session.execute(statements["close"], call)).scalar_one())
+            "talk_seconds": event.talk_seconds, "end_unseen": event.end_unseen,
+            "answer_unseen": event.outcome == "answered" and event.answer_unseen}
+    if not event.end_unseen:
+        await session.execute(statements["recontact"], {"pbx_id": pbx_id, "call_key": event.call})
+    written = (await session.execute(statements["close"], call)).scalar_one_or_none()
+    if written is None:
+        log.debug("call %s: its end is journalled already; nothing written", event.call)
+        return None
+    call_id = int(written)
     rows = _participants(event, extension_to_employee)
     if rows:
         await session.execute(statements["participants"], [{"call_id": call_id, **row} for row in rows])
     log.debug("call %s journalled as #%s: %s, %ss, %d participants", event.call, call_id, event.outcome,
               event.talk_seconds, len(rows))
     return call_id
+

@@ -23,7 +23,7 @@ from collections.abc import Collection, Mapping
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import CursorResult, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop.store.db import dialect_of, insert_for
@@ -86,7 +86,9 @@ async def record_answer(session: AsyncSession, pbx_id: str, event: Answered, emp
         return None
     call_id, started_at = row
     at = max(_when(event.at), _aware(started_at))
-    await session.execute(update(Call).where(Call.id == call_id, Call.answered_at.is_(None)).values(answered_at=at))
+    # an answer seen live always wins over one a listing shows after a restart (unseen)
+    await session.execute(update(Call).where(Call.id == call_id, Call.answered_at.is_(None)).values(
+        answered_at=at, answer_unseen=event.unseen))
     await session.execute(_participant(dialect_of(session), True),
                           {"call_id": call_id, "extension": event.agent, "employee_id": employee_id,
                            "answered": True, "talk_seconds": 0})
@@ -94,10 +96,11 @@ async def record_answer(session: AsyncSession, pbx_id: str, event: Answered, emp
 
 
 async def recorded_answer(session: AsyncSession, pbx_id: str, call_key: str) -> dt.datetime | None:
-    """The answer time recorded while the call was on, if any."""
-    value = (await session.execute(select(Call.answered_at).where(Call.pbx_id == pbx_id, Call.call_key == call_key))
-             ).scalar_one_or_none()
-    return None if value is None else _aware(value)
+    """The answer time recorded live while the call was on, if any (not one a listing
+    showed after a restart: that one is only the latest the answer can have been)."""
+    row = (await session.execute(select(Call.answered_at, Call.answer_unseen).where(
+        Call.pbx_id == pbx_id, Call.call_key == call_key))).first()
+    return None if row is None or row[0] is None or row[1] else _aware(row[0])
 
 
 _OPEN = (select(Call.id, Call.call_key, Call.direction, Call.client_number, Call.caller_name, Call.started_at,
@@ -146,8 +149,10 @@ async def close_unseen(session: AsyncSession, pbx_id: str, live: Collection[str]
         talkers = [ext for ext, was_answered in parts if was_answered]
         talk = int((ended_at - answered).total_seconds()) if answered is not None else 0
         outcome = "answered" if answered is not None else "unknown"
-        await session.execute(update(Call).where(Call.id == call_id, Call.ended_at.is_(None)).values(
+        done = await session.execute(update(Call).where(Call.id == call_id, Call.ended_at.is_(None)).values(
             ended_at=ended_at, outcome=outcome, talk_seconds=talk, end_unseen=True))
+        if cast(CursorResult[Any], done).rowcount == 0:
+            continue  # closed meanwhile (another callpop instance saw its end): theirs stands
         talks = tuple(AgentTalk(ext, talk if i == 0 else 0) for i, ext in enumerate(talkers))
         for part in talks:
             await session.execute(update(CallParticipant).where(

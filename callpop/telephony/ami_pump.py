@@ -101,7 +101,8 @@ class EventPump:
 
     def __init__(self, tracker: Tracker, sink: Sink, stats: AmiStats, queue_warn: int,
                  prefetch: Prefetch | None = None, sweep: IdleSweep | None = None,
-                 on_resync: Callable[[], None] | None = None, on_lost: Callable[[], None] | None = None) -> None:
+                 on_resync: Callable[[float | None], None] | None = None,
+                 on_lost: Callable[[], None] | None = None) -> None:
         self._tracker = tracker
         self._sweep = sweep
         self._sweep_timer: asyncio.Task[None] | None = None
@@ -114,7 +115,7 @@ class EventPump:
         self._queue: asyncio.Queue[Batch | _NewSession | _Lost | object] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._listing_items: dict[str, int] = {}
-        self._our_listings: set[str] = set()
+        self._our_listings: dict[str, float | None] = {}  # action id -> asked at
         self._warned = False
         self._throttle = Throttle(log)
 
@@ -142,12 +143,13 @@ class EventPump:
         """The connection dropped; *at*: when the PBX was last heard."""
         self._queue.put_nowait(_Lost(at))
 
-    def expect_listing(self, action_id: str) -> None:
-        """A CoreShowChannels of ours: log when the tracker has applied it."""
-        self._our_listings.add(action_id)
+    def expect_listing(self, action_id: str, asked_at: float | None = None) -> None:
+        """A CoreShowChannels of ours, asked for at *asked_at* (epoch s): log when the
+        tracker has applied it and tell ``on_resync`` when it was asked for."""
+        self._our_listings[action_id] = asked_at
 
     def forget_listing(self, action_id: str) -> None:
-        self._our_listings.discard(action_id)
+        self._our_listings.pop(action_id, None)
 
     def enqueue(self, batch: Batch) -> None:
         self._queue.put_nowait(batch)
@@ -260,13 +262,13 @@ class EventPump:
         if msg["Event"] == _SNAPSHOT_ITEM:
             self._listing_items[action_id] = self._listing_items.get(action_id, 0) + 1
             return
-        self._our_listings.discard(action_id)
+        asked_at = self._our_listings.pop(action_id)
         self.stats.resyncs += 1
         log.info("ami: resynchronised from CoreShowChannels: %d channels up, %d call events",
                  self._listing_items.pop(action_id, 0), emitted)
         if self._on_resync is not None:
             try:
-                self._on_resync()
+                self._on_resync(asked_at)
             except Exception:
                 log.exception("ami: resync hook failed")
 

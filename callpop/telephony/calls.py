@@ -84,6 +84,9 @@ class AgentState:
     ringing: bool = False
     talking: bool = False
     talk_since: float | None = None
+    # an answer not seen (a listing showed the agent already talking): the earliest it can
+    # have been (the agent channel's creation); talk_since is then the latest (the listing)
+    answer_from: float | None = None
     talked: float = 0.0
     spans: list[tuple[float, float]] = field(default_factory=list)  # (from, to) of each talk
     clockless: bool = False  # some talk had no clock: fall back on talk_hint
@@ -104,15 +107,19 @@ def _client(number: str, region: str, min_digits: int) -> str | None:
 def stop_reason(call: Call, leg: Leg, cause: int | None) -> RingStopReason:
     """Why an agent's phone stopped ringing. Order matters: a colleague who answered
     explains everything else (a ring-group member did not miss the call), then what the
-    phone itself said (busy, declined, unreachable), then timeouts, then the caller."""
-    for other in call.agents.values():
-        if other.talking and other.agent != leg.agent:
-            return "answered_elsewhere"
-    if cause == CAUSE_ANSWERED_ELSEWHERE:
-        return "answered_elsewhere"
+    phone itself said (busy, declined, unreachable), then timeouts, then the caller. The
+    agent who is dialling (a colleague transferred to this phone, still on the line) is
+    talking but answered nothing of this dial."""
     chain = [leg]
     while chain[-1].upstream is not None and len(chain) < 8:
         chain.append(chain[-1].upstream)
+    dialer = chain[-1].dialer  # the caller's side, above any Local pair
+    calling = dialer.agent if dialer is not None else None
+    for other in call.agents.values():
+        if other.talking and other.agent not in (leg.agent, calling):
+            return "answered_elsewhere"
+    if cause == CAUSE_ANSWERED_ELSEWHERE:
+        return "answered_elsewhere"
     statuses = {link.status for link in chain}
     if cause == CAUSE_REJECTED:  # a 603 Decline: chan_sip reports DialStatus BUSY for it
         return "rejected"
@@ -122,7 +129,6 @@ def stop_reason(call: Call, leg: Leg, cause: int | None) -> RingStopReason:
         return "unavailable"
     if any(link.no_answer for link in chain):
         return "no_answer"
-    dialer = chain[-1].dialer  # the caller's side, above any Local pair
     if call.caller_gone or (dialer is not None and (dialer.hangup_requested or dialer.gone)):
         return "caller_hangup"
     return "no_answer"
@@ -148,7 +154,7 @@ class Call:
     originated: bool = False  # the first channel was created by an Originate (no dialler)
     originator: str | None = None  # the agent an Originate rang first (click-to-dial)
     ended: bool = False
-    answer_estimated: bool = False  # an answer was inferred from a listing, not seen
+    answer_unseen: bool = False  # an answer was inferred from a listing, not seen (Ended.answer_unseen)
     end_unseen: bool = False  # its channels vanished without a Hangup (see Ended.end_unseen)
     keys: list[str] = field(default_factory=list)  # Linkedids that lead to this call
 
@@ -257,7 +263,7 @@ class Call:
             self.stop_talk(st.agent, now)
         if not self.announced or self.direction is None:
             return
-        talks = tuple(AgentTalk(a, self.talk_seconds(a)) for a in self.answered_by)
+        talks = tuple(AgentTalk(a, self.talk_seconds(a), self.talk_at_most(a)) for a in self.answered_by)
         answered_at, connected = self.connected(now)
         if connected is None:  # some talk had no clock: the shares are all there is
             connected = sum(t.talk_seconds for t in talks)
@@ -267,7 +273,7 @@ class Call:
             tuple(self.answered_by), connected,
             caller_name=self.caller_name, started_at=self.started_at, ended_at=now,
             agents_rang=tuple(self.rang), talks=talks, answered_at=answered_at,
-            end_unseen=self.end_unseen, answer_estimated=self.answer_estimated,
+            end_unseen=self.end_unseen, answer_unseen=self.answer_unseen,
         ))
 
     def connected(self, now: float | None) -> tuple[float | None, int | None]:
@@ -302,3 +308,12 @@ class Call:
         if st.clockless:
             return st.talk_hint if st.talk_hint is not None else int(st.talked)
         return int(st.talked)
+
+    def talk_at_most(self, agent: str) -> int | None:
+        """An agent whose answer was not seen talked at least ``talk_seconds`` (from when the
+        listing showed them talking) and at most this (from their channel's creation, so
+        the ring time included). None when the answer was seen: the talk is exact."""
+        st = self.agents.get(agent)
+        if st is None or st.answer_from is None or st.clockless or not st.spans:
+            return None
+        return int(st.talked + max(0.0, st.spans[0][0] - st.answer_from))

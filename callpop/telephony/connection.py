@@ -126,7 +126,8 @@ class AmiConnection:
 
     def __init__(self, settings: AmiSettings, tracker: Tracker, sink: Sink, *,
                  loop_clock: Callable[[], float] = time.time, prefetch: Prefetch | None = None,
-                 idle_sweep: IdleSweep | None = None, on_resync: Callable[[], None] | None = None,
+                 idle_sweep: IdleSweep | None = None,
+                 on_resync: Callable[[float | None], None] | None = None,
                  on_lost: Callable[[], None] | None = None) -> None:
         self._settings = settings
         self._clock = loop_clock
@@ -306,7 +307,7 @@ class AmiConnection:
     async def _resync(self) -> None:
         # Our own ActionID, known before the listing can reach the consumer.
         action_id = f"callpop-resync-{self.stats.logins}-{id(self)}"
-        self._pump.expect_listing(action_id)
+        self._pump.expect_listing(action_id, self._clock())  # rows started before it are the listing's to explain
         resp = await self._action({"Action": "CoreShowChannels", "ActionID": action_id}, what="CoreShowChannels")
         if not resp.success:
             self._pump.forget_listing(action_id)

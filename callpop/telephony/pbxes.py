@@ -12,19 +12,26 @@ A call transferred from one PBX to another is two calls here, one on each.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import TypeVar
 
 from callpop.telephony.events import ActiveCall, Arrival, CallEvent
 from callpop.telephony.tracker import CallTracker
 
-__all__ = ["Trackers", "namespaced_prefetch", "namespaced_sink", "qualify"]
+__all__ = ["Trackers", "namespaced_prefetch", "namespaced_sink", "pbx_of", "qualify"]
 
 E = TypeVar("E", CallEvent, Arrival, ActiveCall)
 
 
 def qualify(pbx: str, call: str) -> str:
     return f"{pbx}:{call}"
+
+
+def pbx_of(call: str, first: str, others: Collection[str]) -> str:
+    """The id of the PBX a call id belongs to: NAME for ``NAME:<Linkedid>`` of an
+    ``[ami.NAME]`` PBX, else *first* (the first PBX's ids are plain Linkedids)."""
+    name, sep, _ = call.partition(":")
+    return name if sep and name in others else first
 
 
 def _renamed(pbx: str, item: E) -> E:

@@ -8,7 +8,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from callpop.pipeline import PIPELINE
 from callpop.server.keys import HUB
+from callpop.telephony.events import Ringing
 from tests.support.browser import Live, wait_for_js
 
 CARD = "#calls article[data-call='{call}']"
@@ -110,3 +112,29 @@ async def test_missed_call_to_return_is_on_the_desk_until_done(open_desk: Desk, 
     await item.locator("button.done").click()
     await item.wait_for(state="detached", timeout=5000)
     assert await boris.locator("#missed-calls .count").text_content() == "0"
+
+
+async def test_one_pbx_unreachable_is_named_and_the_other_pbxs_cards_are_left_alone(
+        open_desk: Desk, live: Live) -> None:
+    anna = await open_desk("anna")
+    first = await live.call("incoming_noanswer", "101")  # a call on the first PBX
+    # a call on a second PBX ([ami.office2]) at anna's phone, as that PBX's tracker hands it on
+    other = "office2:1795000000.9"
+    pipeline = live.app[PIPELINE]
+    await pipeline.handle([Ringing(other, "inbound", "+79990001122", "101")])
+    await anna.locator(CARD.format(call=other)).wait_for(timeout=5000)
+    await anna.locator(CARD.format(call=first)).wait_for(timeout=5000)
+    pipeline.pbx_lost("office2")
+    await anna.locator("#pbx-state").wait_for(state="visible", timeout=3000)
+    assert await anna.locator("#pbx-state").text_content() == "PBX office2 unreachable"
+    status = anna.locator(CARD.format(call=other) + " .call-status")
+    await wait_for_js(anna, f"document.querySelector(\"{CARD.format(call=other)} .call-status\")"
+                            ".textContent.startsWith('PBX office2 unreachable')", within=3)
+    assert await status.text_content() == "PBX office2 unreachable: the call may have ended"
+    # the first PBX's call still rings, as it does
+    assert await anna.locator(CARD.format(call=first) + " .call-status").text_content() == "Ringing…"
+    assert await anna.locator("#connection-state").get_attribute("data-state") == "Connected"
+    pipeline.resynced("office2")
+    await anna.locator("#pbx-state").wait_for(state="hidden", timeout=3000)
+    await wait_for_js(anna, f"document.querySelector(\"{CARD.format(call=other)} .call-status\")"
+                            ".textContent === 'Ringing…'", within=3)

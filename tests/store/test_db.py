@@ -4,6 +4,7 @@ schema, and start-up refuses a database that is not at the code's revision."""
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 from pathlib import Path
 
@@ -143,3 +144,31 @@ def test_db_command_names_an_unreachable_database_without_a_traceback(
     err = capsys.readouterr().err
     assert "callpop db: cannot use the database at postgresql+asyncpg://nobody:***@127.0.0.1:1/none" in err
     assert "secret" not in err
+
+
+def _downgrade_sync(connection: Connection, target: str) -> None:
+    from alembic import command
+
+    cfg = dbmod.alembic_config()
+    cfg.attributes["connection"] = connection
+    command.downgrade(cfg, target)
+
+
+async def test_upgrade_gives_a_further_pbxs_calls_their_pbx_id(db_url: str) -> None:
+    """Rows written before each PBX's calls carried its own id: the key names the PBX."""
+    database = await open_database(DatabaseSettings(url=db_url))
+    async with database.engine.begin() as conn:
+        await conn.run_sync(_downgrade_sync, "0007_audit_log_sessions")  # later migrations undone too
+        for key in ("1733212345.17", "office2:1733212345.17", "demo-0000001"):
+            await conn.execute(text("INSERT INTO calls (pbx_id, call_key, direction, started_at, talk_seconds, "
+                                    "end_unseen) VALUES ('main', :key, 'inbound', :at, 0, false)"),
+                               {"key": key, "at": dt.datetime(2026, 12, 1, tzinfo=dt.UTC)})
+    await database.close()
+    await upgrade(db_url)
+    database = await open_database(DatabaseSettings(url=db_url))
+    try:
+        async with database.engine.connect() as conn:
+            rows = sorted([tuple(r) for r in await conn.execute(text("SELECT pbx_id, call_key FROM calls"))])
+    finally:
+        await database.close()
+    assert rows == [("main", "1733212345.17"), ("main", "demo-0000001"), ("office2", "office2:1733212345.17")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 from sqlalchemy import func, select, update
@@ -80,7 +81,9 @@ async def test_close_call_twice_leaves_the_same_rows(db: Database) -> None:
         await session.commit()
     first = await _rows(db)
     async with db.sessions() as session:
-        assert await close_call(session, "main", ended(), None, mapping) == closed == opened
+        assert closed == opened
+        # the end is journalled already: the second close writes nothing and says so
+        assert await close_call(session, "main", ended(), None, mapping) is None
         await session.commit()
     calls, parts = await _rows(db)
     assert (len(calls), parts) == (1, first[1])
@@ -89,6 +92,29 @@ async def test_close_call_twice_leaves_the_same_rows(db: Database) -> None:
     assert call.outcome == "answered" and call.talk_seconds == 150
     assert call.answered_at == dt.datetime(2026, 3, 10, 9, 0, 30, tzinfo=dt.UTC)  # the first answer's, kept
     assert call.ended_at == dt.datetime(2026, 3, 10, 9, 3, tzinfo=dt.UTC)
+
+
+async def test_a_seen_end_replaces_an_unseen_one_never_the_reverse(db: Database) -> None:
+    """Two callpop instances on one PBX: one may close a row without its end (its link to
+    the PBX dropped) while the other saw the end. The seen end stands, whichever came first."""
+    seen = ended()
+    unseen = dataclasses.replace(seen, talk_seconds=20, talks=(AgentTalk("101", 20),), ended_at=T0 + 50,
+                                 end_unseen=True)
+    async with db.sessions() as session:
+        await open_call(session, "main", ringing("101"), None)
+        assert await close_call(session, "main", seen, None, {}) is not None
+        assert await close_call(session, "main", unseen, None, {}) is None  # after the seen end: ignored
+        await session.commit()
+    calls, _ = await _rows(db)
+    assert (calls[0].talk_seconds, calls[0].end_unseen) == (150, False)
+    async with db.sessions() as session:  # the other order: the unseen end first, then the seen one
+        await open_call(session, "main", ringing("101", call="c.2"), None)
+        assert await close_call(session, "main", dataclasses.replace(unseen, call="c.2"), None, {}) is not None
+        assert await close_call(session, "main", dataclasses.replace(seen, call="c.2"), None, {}) is not None
+        await session.commit()
+    calls, _ = await _rows(db)
+    assert sorted((c.call_key, c.talk_seconds, c.end_unseen) for c in calls) == [("1700000000.1", 150, False),
+                                                                          ("c.2", 150, False)]
 
 
 async def test_close_without_open_creates_the_row(db: Database) -> None:

@@ -9,6 +9,8 @@ const desk = (() => {
   const board = document.getElementById("calls");
   const empty = document.getElementById("no-calls");
   const stateLabel = document.getElementById("connection-state");
+  const pbxLabel = document.getElementById("pbx-state");
+  const pbxDown = new Set(); // ids of the PBXs callpop has lost (pbx.status)
   const strip = document.getElementById("call-strip");
   const announcer = document.getElementById("announce");
   const calls = new Map(); // call id -> {node, state, card, callId, agent, timer}
@@ -23,6 +25,12 @@ const desk = (() => {
   function setConnection(state, detail) {
     stateLabel.dataset.state = state;
     stateLabel.textContent = detail ? `${t(state)} — ${detail}` : t(state);
+  }
+
+  function showPbxDown() {
+    if (!pbxLabel) return;
+    pbxLabel.hidden = pbxDown.size === 0;
+    pbxLabel.textContent = pbxDown.size ? t("PBX %(pbx)s unreachable", { pbx: [...pbxDown].sort().join(", ") }) : "";
   }
 
   function refreshEmpty() {
@@ -132,7 +140,7 @@ const desk = (() => {
 
   function statusText(entry) {
     if (entry.interrupted && (entry.state === "ringing" || entry.state === "active")) {
-      return t("Connection to the PBX lost: the call may have ended");
+      return t("PBX %(pbx)s unreachable: the call may have ended", { pbx: entry.interrupted });
     }
     switch (entry.state) {
       case "ringing": return entry.direction === "outbound" ? t("Calling…") : t("Ringing…");
@@ -278,7 +286,7 @@ const desk = (() => {
     if (entry.timer) { clearTimeout(entry.timer); entry.timer = null; }
     if (msg.card && !(entry.card && entry.card.client && msg.card.match !== "single")) entry.card = msg.card;
     entry.state = state;
-    entry.interrupted = false;
+    entry.interrupted = null;
     entry.reason = null;
     entry.agent = msg.agent;
     entry.watching = !mine(msg.agent);
@@ -357,7 +365,18 @@ const desk = (() => {
 
   // --- messages ----------------------------------------------------------------------------
 
+  // Ids of the live messages applied: with several callpop instances, a tab that moved from
+  // one to the other may be sent a message both made; the second copy is ignored.
+  const seenIds = new Set();
+  function firstTime(id) {
+    if (seenIds.has(id)) return false;
+    seenIds.add(id);
+    if (seenIds.size > 2000) seenIds.delete(seenIds.values().next().value);
+    return true;
+  }
+
   function handle(msg) {
+    if (typeof msg.id === "string" && !firstTime(msg.id)) return;
     switch (msg.type) {
       case "hello":
         me = msg.user;
@@ -409,16 +428,24 @@ const desk = (() => {
         }
         break;
       }
-      case "pbx.status":
-        // the link to the PBX dropped: what the cards say of calls in progress may be stale
-        // until it is back (a fresh snapshot then puts every card right)
+      case "pbx.status": {
+        // the link to one PBX dropped: what the cards say of its calls in progress may be
+        // stale until it is back (a fresh snapshot then puts every card right); the cards
+        // of the other PBXs' calls are not concerned. Its call ids start with msg.calls
+        // ("office2:"), or carry no PBX prefix at all for the first PBX ("").
+        const prefix = typeof msg.calls === "string" ? msg.calls : "";
+        const ofThisPbx = (call) => (prefix ? call.startsWith(prefix) : !call.includes(":"));
+        const name = String(msg.pbx || "");
+        if (msg.connected) pbxDown.delete(name); else pbxDown.add(name);
+        showPbxDown();
         for (const entry of calls.values()) {
-          if (entry.state === "ringing" || entry.state === "active") {
-            entry.interrupted = !msg.connected;
+          if ((entry.state === "ringing" || entry.state === "active") && ofThisPbx(String(entry.call))) {
+            entry.interrupted = msg.connected ? null : name;
             render(entry);
           }
         }
         break;
+      }
       case "kpi_changed":
         document.dispatchEvent(new CustomEvent("callpop:kpi", { detail: msg }));
         break;
@@ -431,10 +458,27 @@ const desk = (() => {
     if (msg.type.startsWith("call.")) alerts();
   }
 
+  // Where the socket may go: this page's own instance first, then the others of
+  // [push] instance_urls; each reconnect tries the next, so a desk whose instance died
+  // gets its pops from another (docs/websocket.md, "Several instances").
+  const socketUrls = (() => {
+    const here = new URL(config.ws || "/ws", window.location.href);
+    const urls = [here];
+    for (const base of config.wsUrls || []) {
+      const there = new URL(config.ws || "/ws", base);
+      if (!urls.some((u) => u.origin === there.origin)) urls.push(there);
+    }
+    return urls.map((u) => {
+      u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
+      return u.href;
+    });
+  })();
+  let tries = 0;
+
   function connect() {
     clearTimeout(retryTimer);
-    const url = new URL(config.ws || "/ws", window.location.href);
-    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    const url = socketUrls[tries % socketUrls.length];
+    tries += 1;
     setConnection("Connecting…");
     const ws = new WebSocket(url);
     socket = ws;
