@@ -18,7 +18,9 @@ not listening).
 Payloads are at most 7999 bytes (PostgreSQL's limit): a call message whose card makes
 it bigger is sent as a reference (the number, caller name and direction) and the
 receiving instance builds the card itself (``Pipeline.card_for``). Relayed messages are
-delivered in the order they were sent, one at a time.
+delivered as they arrive, in the order they were sent; while a card is being built, the
+later messages of that call wait behind it (a call's messages keep their order), those of
+other calls do not.
 """
 
 from __future__ import annotations
@@ -51,7 +53,6 @@ log = logging.getLogger(__name__)
 CHANNEL = "callpop_push"
 MAX_PAYLOAD = 7999        # bytes: PostgreSQL refuses a NOTIFY payload of 8000 bytes or more
 OUTBOX = 4096             # notifications waiting to be sent; beyond that they are dropped (counted)
-INBOX = 4096              # notifications received and waiting to be delivered
 BATCH = 64                # notifications sent in one statement
 KEEPALIVE = 10.0          # seconds of silence after which the connection is checked
 RECONNECT_MIN, RECONNECT_MAX = 0.5, 15.0
@@ -92,7 +93,8 @@ class Fanout:
         self.reconnects = 0
         self.backend_pid: int | None = None
         self._outbox: asyncio.Queue[str | int] = asyncio.Queue(OUTBOX)
-        self._inbox: asyncio.Queue[tuple[str, float]] = asyncio.Queue(INBOX)
+        self._held: dict[str, list[tuple[dict[str, Any], float]]] = {}  # call -> waiting for its card
+        self._building: set[asyncio.Task[None]] = set()
         self._retry: list[str] = []
         self._sending = 0
         self._generation = 0
@@ -148,14 +150,14 @@ class Fanout:
     # --- life cycle --------------------------------------------------------------------
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._run(), name="fanout-connection"),
-                       asyncio.create_task(self._deliver_forever(), name="fanout-delivery")]
+        self._tasks = [asyncio.create_task(self._run(), name="fanout-connection")]
 
     async def stop(self) -> None:
         self.state = "stopped"
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._building]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         log.info("fanout: stopped instance=%s sent=%d received=%d", self.instance,
                  self.counters["sent"], self.counters["received"])
 
@@ -255,25 +257,15 @@ class Fanout:
         if pid == conn.get_server_pid():
             return  # our own, echoed back
         try:
-            self._inbox.put_nowait((payload, time.perf_counter()))
-        except asyncio.QueueFull:
-            self.counters["dropped_inbox_full"] += 1
-            self._throttle.log(logging.WARNING, "inbox", "fanout: %d relayed messages waiting; dropping",
-                               self._inbox.qsize())
+            self.deliver(payload)
+        except Exception:
+            self._throttle.log(logging.ERROR, "deliver", "fanout: delivering a relayed message failed",
+                               exc_info=True)
 
-    async def _deliver_forever(self) -> None:
-        while True:
-            payload, received = await self._inbox.get()
-            try:
-                await self.deliver(payload)
-            except Exception:
-                self._throttle.log(logging.ERROR, "deliver", "fanout: delivering a relayed message failed",
-                                   exc_info=True)
-            if self.on_relayed is not None:
-                self.on_relayed(time.perf_counter() - received)
-
-    async def deliver(self, payload: str) -> None:
-        """Deliver one notification from another instance to the tabs here."""
+    def deliver(self, payload: str) -> None:
+        """Deliver one notification from another instance to the tabs here, at once unless
+        it waits for its card, or behind a message of the same call that does."""
+        received = time.perf_counter()
         envelope = _decode(payload)
         if envelope is None:
             self.counters["dropped_malformed"] += 1
@@ -287,12 +279,38 @@ class Fanout:
             log.info("fanout: %s logged out on instance %s: closed %d tab(s) here", envelope["e"],
                      envelope["o"], closed)
             return
-        message = envelope["m"]
-        ref = message.pop("ref", None)
-        if ref is not None:
-            message["card"] = await self._card(message, ref)
-        self._hub.publish(message, agents=envelope["a"], employee_ids=envelope["e"], supervisors=envelope["s"],
-                          origin="relay")
+        call = envelope["m"].get("call")
+        held = self._held.get(call) if isinstance(call, str) else None
+        if held is not None:
+            held.append((envelope, received))
+        elif isinstance(call, str) and "ref" in envelope["m"]:
+            self._held[call] = [(envelope, received)]
+            task = asyncio.create_task(self._deliver_held(call), name=f"fanout-card-{call}")
+            self._building.add(task)
+            task.add_done_callback(self._building.discard)
+        else:
+            self._publish(envelope, received)
+
+    async def _deliver_held(self, call: str) -> None:
+        """Build the card of *call*'s first held message, then deliver what is held for
+        that call in order; other calls are never held up by it."""
+        held = self._held[call]
+        try:
+            while held:
+                envelope, received = held[0]
+                ref = envelope["m"].pop("ref", None)
+                if ref is not None:
+                    envelope["m"]["card"] = await self._card(envelope["m"], ref)
+                held.pop(0)
+                self._publish(envelope, received)
+        finally:
+            del self._held[call]
+
+    def _publish(self, envelope: dict[str, Any], received: float) -> None:
+        self._hub.publish(envelope["m"], agents=envelope["a"], employee_ids=envelope["e"],
+                          supervisors=envelope["s"], origin="relay")
+        if self.on_relayed is not None:
+            self.on_relayed(time.perf_counter() - received)
 
     async def _card(self, message: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any] | None:
         call = str(message.get("call"))

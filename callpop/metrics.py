@@ -105,7 +105,7 @@ class _Live(Collector):
 
 
 FANOUT_STATES = ("connecting", "listening", "lost", "stopped")
-FANOUT_DROPS = ("oversized", "backlog", "inbox_full", "malformed")
+FANOUT_DROPS = ("oversized", "backlog", "malformed")
 
 
 def _fanout(app: web.Application) -> Iterator[Metric]:
