@@ -1,7 +1,8 @@
 """The application factory and ``callpop run``.
 
 Every resource is opened and closed in a cleanup context, in this order: database, push
-hub, pipeline, AMI connection (so at shutdown the AMI connection stops first, the pipeline
+hub, pipeline, fan-out to the other instances, AMI connection (so at shutdown the AMI
+connection stops first, the other instances stop hearing from this one, the pipeline
 finishes the calls in flight, tabs are told the server is going away, and the database is
 closed last). With no ``[ami] host`` configured, the AMI context starts the built-in
 simulated PBX on loopback and connects to it: callpop always talks real AMI over TCP.
@@ -24,6 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
+from callpop.fanout import fanout_ctx, instance_name
 from callpop.gc_pacing import GcPacer
 from callpop.metrics import METRICS, Metrics, login_metrics_middleware, metrics_ctx
 from callpop.pipeline import PIPELINE, Pipeline, StoreHooks
@@ -83,6 +85,7 @@ def create_app(settings: Settings, *, db: Any | None = None, tracker: Any | None
     app.cleanup_ctx.append(_hub_ctx)
     app.cleanup_ctx.append(_login_gate_ctx)
     app.cleanup_ctx.append(_pipeline_ctx(store))
+    app.cleanup_ctx.append(fanout_ctx)
     app.cleanup_ctx.append(metrics_ctx)
     app.cleanup_ctx.append(_ami_ctx(start_ami))
     if pace_gc:
@@ -132,7 +135,7 @@ async def _login_gate_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
-    hub = Hub(app[SETTINGS].push)
+    hub = Hub(app[SETTINGS].push, instance=instance_name(app[SETTINGS].push))
     app[HUB] = hub
     recheck = asyncio.create_task(recheck_accounts(hub, app[DB], app[SETTINGS].push.account_recheck),
                                   name="account-recheck")

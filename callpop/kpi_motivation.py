@@ -1,6 +1,7 @@
 """What the earnings page tells a manager besides the figures: how far along each KPI is,
 what the next step of the bonus scheme is and how much it takes to reach it, and why a KPI
-pays nothing. Pure: an earnings line and the bonus settings in, words' ids and numbers out.
+pays nothing. Pure: an earnings line and the bonus settings in, words' ids and numbers out
+(the page formats the numbers in the reader's language: ``100 %``, ``2,5``).
 
 The steps of the linear scheme are its threshold (pay starts), its target (full weight) and
 its cap (pay stops growing); of the levels scheme, each level's ``from_pct``.
@@ -19,24 +20,27 @@ __all__ = ["MESSAGES", "Hint", "hint_for"]
 # every message id a hint may carry (the catalogs must have them all)
 MESSAGES = (
     "No plan is set for this month: it pays nothing until one is.",
-    "No figures yet this month: it pays from %(step)s%% of the plan.",
+    "No figures yet this month: it pays from %(step)s of the plan.",
     "The top of the scheme is reached: this KPI pays its most.",
-    "%(n)s more contacts to start earning (%(step)s%% of the plan)",
-    "%(n)s more contacts to reach the next step (%(step)s%% of the plan)",
-    "%(n)s percentage points more to start earning (%(step)s%% of the plan)",
-    "%(n)s percentage points more to reach the next step (%(step)s%% of the plan)",
+    "One more contact to start earning (%(step)s of the plan)",
+    "One more contact to reach the next step (%(step)s of the plan)",
+    "%(n)s more contacts to start earning (%(step)s of the plan)",
+    "%(n)s more contacts to reach the next step (%(step)s of the plan)",
+    "%(n)s percentage points more to start earning (%(step)s of the plan)",
+    "%(n)s percentage points more to reach the next step (%(step)s of the plan)",
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Hint:
     """``bar``: 0-100, how full the progress bar is (100 = the plan met); ``marks``: where
-    the scheme's steps sit on it. ``message``/``params``: an English message id."""
+    the scheme's steps sit on it. ``message``/``params``: an English message id and its
+    numbers (``step`` a percentage of the plan, ``n`` contacts or percentage points)."""
 
     bar: float
     marks: tuple[float, ...]
     message: str
-    params: dict[str, str | int | float]
+    params: dict[str, float]
     tone: str  # "zero" | "growing" | "top"
 
 
@@ -55,19 +59,23 @@ def hint_for(line: KpiLine, bonus: BonusSettings) -> Hint:
     if line.plan is None or line.plan <= 0:
         return Hint(bar, marks, "No plan is set for this month: it pays nothing until one is.", {}, "zero")
     if line.fact is None or ach is None:
-        return Hint(bar, marks, "No figures yet this month: it pays from %(step)s%% of the plan.",
-                    {"step": f"{steps[0]:g}" if steps else "0"}, "zero")
+        return Hint(bar, marks, "No figures yet this month: it pays from %(step)s of the plan.",
+                    {"step": steps[0] if steps else 0.0}, "zero")
     ahead = [step for step in steps if step > ach]
     if not ahead:
         return Hint(bar, marks, "The top of the scheme is reached: this KPI pays its most.", {}, "top")
     step = ahead[0]
     if line.kpi == "contacts":
         more = max(1, math.ceil(step * line.plan / 100.0 - line.fact - 1e-9))
-        message = ("%(n)s more contacts to start earning (%(step)s%% of the plan)" if line.money <= 0
-                   else "%(n)s more contacts to reach the next step (%(step)s%% of the plan)")
-        return Hint(bar, marks, message, {"n": more, "step": f"{step:g}"}, "zero" if line.money <= 0 else "growing")
+        if more == 1:
+            message = ("One more contact to start earning (%(step)s of the plan)" if line.money <= 0
+                       else "One more contact to reach the next step (%(step)s of the plan)")
+        else:
+            message = ("%(n)s more contacts to start earning (%(step)s of the plan)" if line.money <= 0
+                       else "%(n)s more contacts to reach the next step (%(step)s of the plan)")
+        return Hint(bar, marks, message, {"n": more, "step": step}, "zero" if line.money <= 0 else "growing")
     points = math.ceil((step - ach) * 10) / 10
-    message = ("%(n)s percentage points more to start earning (%(step)s%% of the plan)" if line.money <= 0
-               else "%(n)s percentage points more to reach the next step (%(step)s%% of the plan)")
-    return Hint(bar, marks, message, {"n": f"{points:g}", "step": f"{step:g}"},
+    message = ("%(n)s percentage points more to start earning (%(step)s of the plan)" if line.money <= 0
+               else "%(n)s percentage points more to reach the next step (%(step)s of the plan)")
+    return Hint(bar, marks, message, {"n": points, "step": step},
                 "zero" if line.money <= 0 else "growing")

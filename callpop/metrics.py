@@ -101,6 +101,46 @@ class _Live(Collector):
         hub = app.get(HUB)
         if hub is not None:
             yield GaugeMetricFamily("callpop_websocket_clients", "Desk tabs connected", value=hub.connections)
+        yield from _fanout(app)
+
+
+FANOUT_STATES = ("connecting", "listening", "lost", "stopped")
+FANOUT_DROPS = ("oversized", "backlog", "inbox_full", "malformed")
+
+
+def _fanout(app: web.Application) -> Iterator[Metric]:
+    """Fan-out to the other instances (callpop/fanout.py); nothing when it is off."""
+    from callpop.fanout import FANOUT
+
+    fanout = app.get(FANOUT)
+    hub = app.get(HUB)
+    if fanout is None or hub is None:
+        return
+    yield GaugeMetricFamily("callpop_fanout_up", "1 when the LISTEN connection to PostgreSQL is up",
+                            value=1.0 if fanout.state == "listening" else 0.0)
+    state = GaugeMetricFamily("callpop_fanout_state", "The LISTEN connection's state (1 = current)",
+                              labels=["state"])
+    for name in FANOUT_STATES:
+        state.add_metric([name], 1.0 if fanout.state == name else 0.0)
+    yield state
+    yield GaugeMetricFamily("callpop_fanout_waiting", "Messages for the other instances not sent yet",
+                            value=fanout.waiting)
+    yield CounterMetricFamily("callpop_fanout_reconnects", "LISTEN connections lost and subscribed again",
+                              value=fanout.reconnects)
+    yield CounterMetricFamily("callpop_fanout_sent", "Messages notified to the other instances",
+                              value=fanout.counters["sent"])
+    yield CounterMetricFamily("callpop_fanout_received", "Messages notified by the other instances",
+                              value=fanout.counters["received"])
+    dupes = CounterMetricFamily("callpop_fanout_duplicates", "Second copies of a message dropped (copy: "
+                                "whether the one dropped was made here or relayed)", labels=["copy"])
+    for copy in ("local", "relay"):
+        dupes.add_metric([copy], hub.counters[f"duplicates_{copy}"])
+    yield dupes
+    dropped = CounterMetricFamily("callpop_fanout_dropped", "Messages the other instances did not get, or "
+                                  "this one did not deliver, by reason", labels=["reason"])
+    for reason in FANOUT_DROPS:
+        dropped.add_metric([reason], fanout.counters[f"dropped_{reason}"])
+    yield dropped
 
 
 async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:

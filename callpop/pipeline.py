@@ -17,6 +17,12 @@ the contacts for the KPI are logged and the managers whose counted contacts chan
 ``kpi_changed``. Journal writes go through one batching writer (callpop/journal_writer.py),
 so a hundred calls a second do not queue on SQLite's write lock; a lookup is bounded by a
 timeout. A failure is logged with the call id and never stops the pipeline.
+
+Every call message gets an id made of the PBX, the call, the agent, the kind and how many
+of that kind this agent has had in this call (``main/1795818143.12/101/ringing/1``):
+another callpop instance tracking the same PBX computes the same id for the same message,
+so the hub delivers whichever copy comes first and drops the other (docs/websocket.md,
+"Several instances").
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -88,6 +95,7 @@ class CallState:
     last_event: float = field(default_factory=time.monotonic)
     early: tuple[str, asyncio.Task[tuple[LookupResult | None, bool]]] | None = None  # number, lookup
     inbox: asyncio.Queue[CallEvent] = field(default_factory=asyncio.Queue)
+    sent: Counter[tuple[str, str]] = field(default_factory=Counter)  # (agent, kind) -> messages so far
     worker: asyncio.Task[None] | None = None
     ended: bool = False
 
@@ -262,7 +270,7 @@ class Pipeline:
             opening = asyncio.create_task(self.journal.open_call(event, None), name=f"open-{state.call}")
         if not state.internal:
             card = await self._card(state)
-            self._hub.publish(cards.ringing_message(event, card), agents=(event.agent,))
+            self._push(state, cards.ringing_message(event, card), event.agent)
             self.pops += 1
             if self.on_pop is not None:
                 self.on_pop(event.at)
@@ -289,7 +297,7 @@ class Pipeline:
         state.involved.add(event.agent)
         card = await self._card_for_unknown(state)
         if card is not None and state.direction is not None:
-            self._hub.publish(cards.answered_message(event, state.direction, card), agents=(event.agent,))
+            self._push(state, cards.answered_message(event, state.direction, card), event.agent)
         try:
             await self.journal.answer(event)
         except Exception:
@@ -298,7 +306,7 @@ class Pipeline:
     def _ring_stopped(self, state: CallState, event: RingStopped) -> None:
         state.agents.pop(event.agent, None)
         if not state.internal:
-            self._hub.publish(cards.ring_stopped_message(event), agents=(event.agent,))
+            self._push(state, cards.ring_stopped_message(event), event.agent)
 
     async def _transferred(self, state: CallState, event: Transferred) -> None:
         state.agents.pop(event.from_agent, None)
@@ -310,7 +318,7 @@ class Pipeline:
         if card is None:
             return
         for agent in (event.to_agent, event.from_agent):
-            self._hub.publish(cards.transferred_message(event, agent, card), agents=(agent,))
+            self._push(state, cards.transferred_message(event, agent, card), agent)
 
     async def _ended(self, state: CallState, event: Ended) -> None:
         if state.direction is None:
@@ -329,7 +337,14 @@ class Pipeline:
         if state.internal:
             return
         for agent in sorted(agents):
-            self._hub.publish(cards.ended_message(event, agent, state.db_id), agents=(agent,))
+            self._push(state, cards.ended_message(event, agent, state.db_id), agent)
+
+    def _push(self, state: CallState, message: dict[str, Any], agent: str) -> None:
+        """Publish a call message to *agent*'s tabs under its cross-instance id."""
+        kind = str(message["type"]).removeprefix("call.")
+        state.sent[(agent, kind)] += 1
+        message["id"] = f"{self._settings.pbx.id}/{state.call}/{agent}/{kind}/{state.sent[(agent, kind)]}"
+        self._hub.publish(message, agents=(agent,))
 
     # --- cards --------------------------------------------------------------------------
 
@@ -383,6 +398,19 @@ class Pipeline:
             return None
         return await self._card(state)
 
+    async def card_for(self, call: str, direction: Direction, number: str | None,
+                       caller_name: str | None) -> dict[str, Any]:
+        """The card of a call another instance relayed without one (too big for a
+        notification): this instance's own card when it follows the call, else a lookup."""
+        state = self._calls.get(call)
+        if state is not None and state.card is not None and not state.lookup_failed:
+            return state.card
+        lookup: LookupResult | None = None
+        failed = False
+        if not cards.number_json(number, self._settings.phones)["withheld"]:
+            lookup, failed = await self._lookup(call, number or "")
+        return cards.build_card(call, direction, number, caller_name, lookup, self._settings.phones, failed=failed)
+
     def snapshot(self, watched: frozenset[str] | None) -> list[dict[str, Any]]:
         """The calls ringing or in progress at *watched* extensions (None: all), as the
         messages that showed them; called by the hub when a tab (re)connects."""
@@ -418,11 +446,16 @@ class Pipeline:
         if closed is None:
             return  # spooled: the database is unavailable; kpi_changed comes when it is written
         state.db_id = closed.call_id
-        self._counted(closed.counted_employees)
+        self._counted(closed.counted_employees, state.call)
 
-    def _counted(self, employee_ids: Sequence[int]) -> None:
+    def _counted(self, employee_ids: Sequence[int], call: str | None = None) -> None:
+        """``kpi_changed`` for each employee whose counted contacts changed; when a call
+        caused it, its id names the call, so the instances that both journal it send one."""
         for employee_id in employee_ids:
-            self._hub.publish({"type": "kpi_changed", "employee_id": employee_id}, employee_ids=(employee_id,))
+            message: dict[str, Any] = {"type": "kpi_changed", "employee_id": employee_id}
+            if call is not None:
+                message["id"] = f"{self._settings.pbx.id}/{call}/kpi/{employee_id}"
+            self._hub.publish(message, employee_ids=(employee_id,))
 
     # --- the PBX link -------------------------------------------------------------------
 

@@ -11,6 +11,13 @@ supervisor or admin who sent ``subscribe_all`` is in the watchers set and receiv
 call message (read-only). The snapshot on (re)connect is taken in the same synchronous step
 that registers the connection, so no message can fall between the snapshot and the live
 stream (see docs/websocket.md, "Order of messages").
+
+Several instances (docs/websocket.md, "Several instances"): every message has an ``id``;
+the pipeline gives a call's messages ids that every instance tracking that PBX computes
+alike, anything else gets one unique to this instance. A message whose id was already
+delivered here (the same call message produced by this instance and relayed by another)
+is dropped, and what is published here is handed to the relay (callpop/fanout.py) for the
+other instances.
 """
 
 from __future__ import annotations
@@ -20,17 +27,18 @@ import contextlib
 import json
 import logging
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from aiohttp import web
 
 from callpop.accounts import CurrentUser
 from callpop.settings import PushSettings
 
-__all__ = ["CLOSE_SESSION_ENDED", "CLOSE_TOO_SLOW", "Connection", "Hub", "Scope", "SnapshotSource"]
+__all__ = ["CLOSE_SESSION_ENDED", "CLOSE_TOO_SLOW", "DELIVERED_MEMORY", "Connection", "Hub", "Origin", "Relay",
+           "Scope", "SnapshotSource"]
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +46,25 @@ Scope = Literal["own", "all"]
 # Given the extensions a tab watches (None = every call), the call messages to replay.
 SnapshotSource = Callable[[frozenset[str] | None], list[dict[str, Any]]]
 
+Origin = Literal["local", "relay"]
+
 CLOSE_TOO_SLOW = 4000
 CLOSE_SESSION_ENDED = 4001
 _CLOSE_WAIT = 1.0  # seconds a closing handshake may take before the TCP connection is aborted
+# Ids of delivered messages remembered to drop a second copy. The two copies of a call
+# message arrive milliseconds apart; a busy PBX makes a few thousand messages a minute,
+# so this covers minutes at ~100 bytes an id.
+DELIVERED_MEMORY = 8192
+
+
+class Relay(Protocol):
+    """Where the hub hands what is published here for the other instances."""
+
+    def publish(self, message: dict[str, Any], agents: tuple[str, ...], employee_ids: tuple[int, ...],
+                supervisors: bool) -> None: ...
+
+    def disconnect(self, employee_id: int, reason: str, older_than: int | None,
+                   session: str | None = None) -> None: ...
 
 
 @dataclass(eq=False)
@@ -57,6 +81,7 @@ class Connection:
     closed: bool = False
     connected_at: float = field(default_factory=time.time)
     sender: asyncio.Task[None] | None = None
+    session: str = ""  # the login session the tab was opened under (``auth.session_key``)
 
     @property
     def watched(self) -> frozenset[str] | None:
@@ -67,8 +92,13 @@ class Connection:
 class Hub:
     """Fan-out of call messages to browser tabs, each with its own bounded queue."""
 
-    def __init__(self, settings: PushSettings, snapshot: SnapshotSource | None = None) -> None:
+    def __init__(self, settings: PushSettings, snapshot: SnapshotSource | None = None,
+                 instance: str = "local") -> None:
         self._settings = settings
+        self.instance = instance
+        self.relay: Relay | None = None
+        self._delivered: OrderedDict[str, None] = OrderedDict()
+        self._next_id = 0
         self._queue_size = max(2, settings.queue_size)
         self._snapshot: SnapshotSource = snapshot or (lambda _watched: [])
         self._by_extension: dict[str, set[Connection]] = {}
@@ -96,9 +126,10 @@ class Hub:
     # --- connections --------------------------------------------------------------------
 
     def attach(self, ws: web.WebSocketResponse, user: CurrentUser,
-               transport: asyncio.Transport | None = None) -> Connection:
+               transport: asyncio.Transport | None = None, session: str = "") -> Connection:
         """Register a tab and queue ``hello`` and its snapshot ahead of any live message."""
-        conn = Connection(ws=ws, user=user, queue=asyncio.Queue(self._queue_size), transport=transport)
+        conn = Connection(ws=ws, user=user, queue=asyncio.Queue(self._queue_size), transport=transport,
+                          session=session)
         conn.queue.put_nowait({"type": "hello", "user": {
             "id": user.id, "login": user.login, "name": user.name, "role": user.role,
             "extensions": list(user.extensions)}, "scope": conn.scope,
@@ -160,9 +191,23 @@ class Hub:
     # --- publishing ---------------------------------------------------------------------
 
     def publish(self, message: dict[str, Any], *, agents: Iterable[str] = (),
-                employee_ids: Iterable[int] = (), supervisors: bool = True) -> int:
+                employee_ids: Iterable[int] = (), supervisors: bool = True, origin: Origin = "local") -> int:
         """Queue *message* for the tabs of *agents* (extensions) and *employee_ids*, plus
-        every supervisor watching all calls; returns how many tabs it was queued for."""
+        every supervisor watching all calls; returns how many tabs it was queued for.
+
+        A message without ``id`` gets one unique to this instance; one whose id was
+        delivered here already is dropped (counted in ``duplicates_local`` or
+        ``duplicates_relay`` by where the second copy came from). What is published here
+        (not what a relay brought) goes to the relay too."""
+        mid = message.get("id")
+        if mid is None:
+            self._next_id += 1
+            mid = f"{self.instance}#{self._next_id}"
+            message = {**message, "id": mid}
+        elif not self._first_time(str(mid)):
+            self.counters[f"duplicates_{origin}"] += 1
+            return 0
+        agents, employee_ids = tuple(agents), tuple(employee_ids)
         targets: set[Connection] = set()
         for ext in agents:
             targets.update(self._by_extension.get(ext, ()))
@@ -173,8 +218,19 @@ class Hub:
         queued = 0
         for conn in targets:
             queued += self._offer(conn, message)
-        self.counters["published"] += 1
+        self.counters["published" if origin == "local" else "relayed_in"] += 1
+        if origin == "local" and self.relay is not None:
+            self.relay.publish(message, agents, employee_ids, supervisors)
         return queued
+
+    def _first_time(self, mid: str) -> bool:
+        """Remember *mid*; False when it was delivered already (within the memory)."""
+        if mid in self._delivered:
+            return False
+        self._delivered[mid] = None
+        if len(self._delivered) > DELIVERED_MEMORY:
+            self._delivered.popitem(last=False)
+        return True
 
     def tell_all(self, message: dict[str, Any]) -> int:
         """Queue *message* for every tab (the PBX link went down or came back)."""
@@ -246,11 +302,19 @@ class Hub:
         """The accounts with at least one open tab."""
         return set(self._by_employee)
 
-    def disconnect_user(self, employee_id: int, reason: str = "logged out", *, older_than: int | None = None) -> int:
-        """Close every tab of one user (logout: the browser's cookie is gone, so are they);
-        with *older_than*, only the tabs let in under an older session generation."""
+    def disconnect_user(self, employee_id: int, reason: str = "logged out", *, older_than: int | None = None,
+                        session: str | None = None, origin: Origin = "local", fan_out: bool = True) -> int:
+        """Close the tabs of one user: with *session*, only those of that login session
+        (logout in one browser: its cookie is gone, so are its tabs; the same employee on
+        another device stays); with *older_than*, only the tabs let in under an older session
+        generation; with neither, every tab (the account is gone). With *fan_out* (a logout
+        here) the other instances close theirs too; each instance's own account re-check
+        passes False."""
+        if origin == "local" and fan_out and self.relay is not None:
+            self.relay.disconnect(employee_id, reason, older_than, session)
         conns = [c for c in self._by_employee.get(employee_id, ())
-                 if older_than is None or c.user.session_generation < older_than]
+                 if (older_than is None or c.user.session_generation < older_than)
+                 and (session is None or c.session == session)]
         for conn in conns:
             self.detach(conn)
             task = asyncio.create_task(self._close(conn, CLOSE_SESSION_ENDED, reason))

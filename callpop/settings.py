@@ -155,6 +155,7 @@ class WebSettings:
     port: int = 8080
     secret_key: str = field(default="", repr=False)
     cookie_secure: bool = False
+    cookie_domain: str = ""
     session_hours: int = 12
     default_language: str = "ru"
     login_failures_per_ip: int = 30
@@ -171,6 +172,9 @@ class PushSettings:
     dismiss_after: float = 8.0
     account_recheck: float = 30.0
     max_tabs_per_employee: int = 8
+    fanout: str = "auto"
+    instance_id: str = ""
+    instance_urls: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +288,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "web.default_language": ("ru", "en"),
     "logging.level": ("DEBUG", "INFO", "WARNING", "ERROR"),
     "logging.format": ("text", "json"),
+    "push.fanout": ("auto", "off"),
 }
 _NON_NEGATIVE = (int, float)
 _ENV_SECRETS = {
@@ -497,6 +502,16 @@ def _check_dialplan(dialplan: DialplanSettings) -> None:
                             f"for the answer), found {dialplan.timeout!r}")
 
 
+def _check_push(push: PushSettings) -> None:
+    if push.instance_id and not re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", push.instance_id):
+        raise SettingsError(f"push.instance_id: expected up to 40 letters, digits, '.', '-' or '_', "
+                            f"found {push.instance_id!r}")
+    for i, url in enumerate(push.instance_urls):
+        if not re.fullmatch(r"https?://[A-Za-z0-9.\-]+(:\d{1,5})?/?", url):
+            raise SettingsError(f"push.instance_urls[{i}]: expected an instance's base URL like "
+                                f"http://cp1.example:8080, found {url!r}")
+
+
 def settings_from_mapping(data: Mapping[str, Any], *, source: str = "<mapping>",
                           environ: Mapping[str, str] | None = None) -> Settings:
     """Build settings from parsed TOML; missing keys keep their defaults."""
@@ -547,6 +562,7 @@ def settings_from_mapping(data: Mapping[str, Any], *, source: str = "<mapping>",
         raise SettingsError(f"ami.tls_ca_file: expected a PEM file of the CA, found {ca_file!r} (no such file)")
     _check_dialplan(sections["dialplan"])
     _check_networks("metrics.allow", sections["metrics"].allow)
+    _check_push(sections["push"])
     bad_days = [d for d in sections["kpi"].working_days if not 1 <= d <= 7]
     if bad_days:
         raise SettingsError(f"kpi.working_days: expected days 1 (Monday) to 7, found {bad_days[0]}")

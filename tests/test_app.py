@@ -123,7 +123,8 @@ async def test_domain_errors_become_clear_4xx_and_bugs_a_plain_500(settings: Set
 
         async with TestClient(server) as c:
             r = await c.get("/api/test-missing")
-            assert r.status == 404 and await r.json() == {"error": "client 42 not found", "field": "client_id"}
+            assert r.status == 404 and await r.json() == {"error": "client 42 not found", "field": "client_id",
+                                                          "message": "Не найдено: возможно, запись удалили."}
             page = await c.get("/test-missing")
             assert page.status == 404 and "text/html" in page.headers["Content-Type"]
             r = await c.get("/api/test-invalid")

@@ -79,6 +79,8 @@ def test_missing_keys_keep_defaults() -> None:
         ({"bonus": {"kpi": {"contacts": {"weight": "a lot"}}}}, "bonus.kpi.contacts.weight: expected a number"),
         ({"agents": {"101": "101"}}, 'agents."101": expected a device like "PJSIP/101"'),
         ({"pbx": {"agent_extension_pattern": "(("}}, "pbx.agent_extension_pattern: expected a regular expression"),
+        ({"push": {"fanout": "on"}}, "push.fanout: expected one of auto, off, found 'on'"),
+        ({"push": {"instance_id": "cp 1"}}, "push.instance_id: expected up to 40 letters, digits"),
         ({"nonsense": {}}, "[nonsense]: unknown section"),
     ],
 )

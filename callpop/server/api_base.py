@@ -37,10 +37,11 @@ def error_response(status: int, message: str, field: str | None = None) -> web.R
 def _for_people(request: web.Request, status: int, exc: StoreError, problem: str, *, labelled: bool) -> web.Response:
     """The error as programs read it (``error``, ``field``) plus ``message``: the same in the
     user's language, naming the field by its label when the user typed it (*labelled*)."""
-    from callpop.server.error_text import human_message
+    from callpop.server.error_text import human_message, text_for_people
     from callpop.server.templating import language
 
-    said = human_message(exc.field if labelled else None, problem, language(request))
+    lang = language(request)
+    said = human_message(exc.field, problem, lang) if labelled else text_for_people(problem, lang)
     return json_response({"error": str(exc), "field": exc.field, "message": said}, status)
 
 

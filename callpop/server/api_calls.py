@@ -18,6 +18,7 @@ from callpop.dialing import originate_plan, pbx_of
 from callpop.phones import may_dial, phone_key
 from callpop.server.api_base import actor_of, json_response, path_id, read_json, session_for, translate_errors
 from callpop.server.auth import csrf_token, require_user
+from callpop.server.errors import Refusal
 from callpop.server.keys import SETTINGS, connections
 from callpop.store import directory, employees
 from callpop.store.errors import Conflict, Forbidden, NotFound, ValidationError
@@ -149,11 +150,11 @@ async def originate(request: web.Request) -> web.StreamResponse:
     channel, number = plan.channel, plan.exten
     ami = connections(request.app).get(pbx_of(user.extensions[0], settings)[0])  # the manager's own PBX
     if ami is None:
-        return json_response({"error": "the PBX is not connected", "field": None}, 503)
+        raise Refusal(503, "the PBX is not connected")
     try:
         await ami.originate(channel, number, plan.context, caller_id=plan.caller_id, variables=plan.variables)
     except Exception as exc:  # AmiNotConnected, AmiRefused, a timeout: all mean "not now"
         log.warning("originate %s -> %s@%s failed: %s", channel, number, plan.context, exc)
-        return json_response({"error": f"the PBX did not place the call: {exc}", "field": None}, 503)
+        raise Refusal(503, "the PBX did not place the call: %(reason)s", reason=str(exc)) from None
     log.info("click-to-call by employee %s: %s -> %s@%s", user.id, channel, number, plan.context)
     return json_response(ORIGINATE_OUT.dump({"status": "queued", "channel": channel, "number": number}), 202)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from callpop.accounts import CurrentUser
+from callpop.server.errors import Refusal
 from callpop.server.keys import DB, SECRET, SETTINGS
 from callpop.store.employees import current_account, end_all_sessions, revoke_session, session_revoked
 
@@ -37,6 +38,7 @@ __all__ = [
     "logout_user",
     "require_role",
     "require_user",
+    "session_key",
 ]
 
 COOKIE = "callpop_session"
@@ -85,6 +87,13 @@ def _decode(secret: bytes, value: str) -> _Session | None:
     return session
 
 
+def session_key(request: web.Request) -> str:
+    """This login session's name for the push hub (its tabs close at "Log out"): derived
+    from the nonce, never the nonce itself, so it can be logged and kept in memory."""
+    session: _Session = request[_SESSION_KEY]
+    return hashlib.sha256(f"tab:{session.nonce}".encode()).hexdigest()[:16]
+
+
 def csrf_token(request: web.Request) -> str:
     """The token a form or script must send back with any unsafe request."""
     session: _Session = request[_SESSION_KEY]
@@ -94,7 +103,8 @@ def csrf_token(request: web.Request) -> str:
 def _set_cookie(request: web.Request, response: web.StreamResponse, session: _Session) -> None:
     settings = request.app[SETTINGS].web
     response.set_cookie(COOKIE, _encode(request.app[SECRET], session), httponly=True, samesite="Lax",
-                        secure=settings.cookie_secure, path="/", max_age=settings.session_hours * 3600)
+                        secure=settings.cookie_secure, path="/", max_age=settings.session_hours * 3600,
+                        domain=settings.cookie_domain or None)
 
 
 async def _load_user(request: web.Request, session: _Session) -> CurrentUser | None:
@@ -127,7 +137,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if sent is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
             sent = str((await request.post()).get("csrf_token", ""))
         if not sent or not hmac.compare_digest(sent, csrf_token(request)):
-            raise web.HTTPForbidden(text="CSRF token missing or wrong: reload the page and try again.")
+            raise Refusal(403, "CSRF token missing or wrong: reload the page and try again.")
     response = await handler(request)
     if fresh and not response.prepared:
         _set_cookie(request, response, request[_SESSION_KEY])
@@ -144,8 +154,7 @@ def require_user(request: web.Request) -> CurrentUser:
     user = current_user(request)
     if user is None:
         if request.path.startswith(("/api/", "/ws")) or request.headers.get("Accept") == "application/json":
-            raise web.HTTPUnauthorized(text=json.dumps({"error": "login required"}),
-                                       content_type="application/json")
+            raise Refusal(401, "login required")
         raise web.HTTPFound(f"/login?next={request.rel_url.path_qs}" if request.path != "/" else "/login")
     return user
 
@@ -153,8 +162,9 @@ def require_user(request: web.Request) -> CurrentUser:
 def require_role(request: web.Request, *roles: str) -> CurrentUser:
     user = require_user(request)
     if user.role not in roles:
-        raise web.HTTPForbidden(text=json.dumps({"error": f"needs role {' or '.join(roles)}"}),
-                                content_type="application/json")
+        if set(roles) == {"supervisor", "admin"}:
+            raise Refusal(403, "needs role supervisor or admin")
+        raise Refusal(403, "needs role %(roles)s", roles=" or ".join(roles))
     return user
 
 
@@ -177,4 +187,4 @@ async def logout_user(request: web.Request, response: web.StreamResponse, *, eve
             else:
                 await revoke_session(db, session.nonce, session.uid, dt.datetime.fromtimestamp(session.expires, dt.UTC))
             await db.commit()
-    response.del_cookie(COOKIE, path="/")
+    response.del_cookie(COOKIE, path="/", domain=request.app[SETTINGS].web.cookie_domain or None)

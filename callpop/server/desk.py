@@ -12,6 +12,7 @@ import logging
 from aiohttp import web
 
 from callpop.server.auth import current_user, require_user
+from callpop.server.errors import Refusal
 from callpop.server.i18n import LANGUAGES
 from callpop.server.keys import DB, SETTINGS
 from callpop.server.pages import safe_next
@@ -50,7 +51,8 @@ async def set_language(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     lang = str(form.get("language", ""))
     if lang not in LANGUAGES:
-        raise web.HTTPUnprocessableEntity(text=f"language: expected one of {', '.join(LANGUAGES)}, got {lang!r}")
+        raise Refusal(422, "language: expected one of %(choices)s, got %(got)s", field="language",
+                      choices=", ".join(LANGUAGES), got=repr(lang[:20]))
     user = current_user(request)
     if user is not None:
         async with request.app[DB].sessions() as session:

@@ -25,7 +25,7 @@ from babel.support import Translations
 
 from callpop.webroot import WEB_ROOT
 
-__all__ = ["JS_DYNAMIC", "LANGUAGES", "LOCALE_DIR", "Translator", "gettext_for", "js_message_ids"]
+__all__ = ["JS_DYNAMIC", "LANGUAGES", "LOCALE_DIR", "Translator", "gettext_for", "is_message_id", "js_message_ids"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,21 @@ def _translations(lang: str) -> Translations:
     write_mo(buffer, catalog)
     buffer.seek(0)
     return Translations(buffer)
+
+
+@cache
+def _message_ids() -> frozenset[str]:
+    """The message ids of the catalogs (the Russian one is complete: a test sees to it)."""
+    path = LOCALE_DIR / "ru" / "LC_MESSAGES" / "callpop.po"
+    if not path.exists():
+        return frozenset()
+    with path.open("rb") as fp:
+        return frozenset(m.id for m in read_po(fp, locale="ru") if m.id and isinstance(m.id, str))
+
+
+def is_message_id(text: str) -> bool:
+    """True when *text* is a whole message of the catalogs (translated as it is)."""
+    return text in _message_ids()
 
 
 @cache

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import cache
 
 from babel.dates import format_date, format_datetime
@@ -56,6 +57,12 @@ class Formats:
         if self.lang == "ru":
             return format_currency(value, currency, locale="ru")
         return f"{format_decimal(value, format='#,##0.00', locale=self.lang)}\u00a0{currency}"
+
+    def amount(self, value: float | Decimal | None) -> str:
+        """An amount without its currency, always with kopecks: "1 500,50" / "1,500.50"."""
+        if value is None:
+            return DASH
+        return format_decimal(value, format="#,##0.00", locale=self.lang)
 
     def whole(self, value: float | None) -> str:
         """A plan or count shown whole: pro-rated plans are rounded, not 3.33 contacts."""

@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from callpop.metrics import METRICS, readiness
 from callpop.pipeline import PIPELINE
+from callpop.server.errors import Refusal
 from callpop.server.keys import AMI, HUB, SETTINGS, connections
 from callpop.server.peers import peer_allowed
 
@@ -45,6 +46,6 @@ async def health(request: web.Request) -> web.StreamResponse:
 
 async def metrics(request: web.Request) -> web.StreamResponse:
     if not peer_allowed(request, request.app[SETTINGS].metrics.allow):
-        raise web.HTTPForbidden(text="metrics: this address is not in [metrics] allow")
+        raise Refusal(403, "metrics: this address is not in [metrics] allow")
     body = generate_latest(request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})

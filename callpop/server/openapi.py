@@ -20,11 +20,13 @@ __all__ = ["ERROR_SCHEMA", "build_document", "openapi_path"]
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "error": {"type": "string", "description": "what is wrong, for people"},
+        "error": {"type": "string", "description": "what is wrong, in English: for programs and logs"},
         "field": {"type": ["string", "null"],
                   "description": "the input field at fault, e.g. due_at or phones[0].number"},
+        "message": {"type": "string",
+                    "description": "the same for a person, in the user's language, naming the field by its label"},
     },
-    "required": ["error"],
+    "required": ["error", "message"],
 }
 _ERRORS = {
     "401": "not logged in",

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from callpop.accounts import hash_password
 from callpop.logs import Throttle
-from callpop.server.auth import current_user, login_user, logout_user, require_user
+from callpop.server.auth import current_user, login_user, logout_user, require_user, session_key
 from callpop.server.keys import DB, HUB, SETTINGS
 from callpop.server.login_gate import LOGIN_GATE, Busy
 from callpop.server.templating import render
@@ -101,12 +101,14 @@ def _refused(request: web.Request, status: int, retry_after: int, login: str, ne
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    """End this session: the cookie is removed and refused from now on, even a copy of it."""
+    """End this session: the cookie is removed and refused from now on, even a copy of it,
+    and this browser's desk tabs close; the employee's sessions on other devices go on."""
     user = current_user(request)
+    tabs_of = session_key(request)
     response = web.Response(status=302, headers={"Location": "/login"})
     await logout_user(request, response)
     if user is not None:
-        closed = request.app[HUB].disconnect_user(user.id)
+        closed = request.app[HUB].disconnect_user(user.id, session=tabs_of)
         log.info("logout login=%s tabs_closed=%d", user.login, closed)
     return response
 
@@ -130,5 +132,6 @@ async def desk(request: web.Request) -> web.StreamResponse:
     if user.is_supervisor:  # a watched call names the manager whose phone it is
         async with request.app[DB].sessions() as session:
             page["agents"] = await employees.names_by_extension(session)
-    return render(request, "desk.html", ws_path="/ws", dismiss_after=settings.push.dismiss_after,
+    return render(request, "desk.html", ws_path="/ws", ws_urls=list(settings.push.instance_urls),
+                  dismiss_after=settings.push.dismiss_after,
                   extensions=list(user.extensions), is_supervisor=user.is_supervisor, page_data=page)

@@ -9,6 +9,7 @@ anything malformed is answered with an ``error`` message, never an exception.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -20,7 +21,8 @@ from aiohttp import WSMsgType, web
 from yarl import URL
 
 from callpop.push import Connection, Hub
-from callpop.server.auth import require_user
+from callpop.server.auth import require_user, session_key
+from callpop.server.errors import Refusal
 from callpop.server.keys import HUB, SETTINGS
 from callpop.store import employees
 
@@ -36,7 +38,8 @@ MAX_MESSAGE = 4096
 
 
 def origin_allowed(request: web.Request) -> bool:
-    """True when the Origin header is absent (non-browser clients) or names this host."""
+    """True when the Origin header is absent (non-browser clients), names this host, or
+    names one of ``[push] instance_urls`` (a desk whose own instance went away)."""
     origin = request.headers.get("Origin")
     if origin is None:
         return True
@@ -47,7 +50,15 @@ def origin_allowed(request: web.Request) -> bool:
         return False
     if sent.scheme not in ("http", "https") or not sent.host or not here.host:
         return False
-    return (sent.host.lower(), _port(sent.explicit_port)) == (here.host.lower(), _port(here.explicit_port))
+    if (sent.host.lower(), _port(sent.explicit_port)) == (here.host.lower(), _port(here.explicit_port)):
+        return True
+    return (sent.scheme, sent.host.lower(), _port(sent.explicit_port)) in _instances(
+        request.app[SETTINGS].push.instance_urls)
+
+
+@functools.cache
+def _instances(urls: tuple[str, ...]) -> frozenset[tuple[str, str, int | None]]:
+    return frozenset((u.scheme, u.host.lower(), _port(u.explicit_port)) for u in map(URL, urls) if u.host)
 
 
 def _port(port: int | None) -> int | None:
@@ -115,10 +126,11 @@ async def recheck_accounts(hub: Hub, db: Database, every: float) -> None:
             log.warning("account re-check failed (%s); trying again in %.0f s", type(exc).__name__, every)
             continue
         for employee_id in sorted(connected - set(generations)):
-            closed = hub.disconnect_user(employee_id, reason="account deactivated")
+            closed = hub.disconnect_user(employee_id, reason="account deactivated", fan_out=False)
             log.warning("account id=%s is deactivated or gone: closed its %d open tab(s)", employee_id, closed)
         for employee_id, generation in sorted(generations.items()):
-            closed = hub.disconnect_user(employee_id, reason="session ended", older_than=generation)
+            closed = hub.disconnect_user(employee_id, reason="session ended", older_than=generation,
+                                        fan_out=False)
             if closed:
                 log.warning("account id=%s: its sessions were ended; closed %d open tab(s)", employee_id, closed)
 
@@ -128,19 +140,17 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     if not origin_allowed(request):
         log.warning("cross-site websocket refused login=%s origin=%r host=%r",
                     user.login, request.headers.get("Origin"), request.host)
-        raise web.HTTPForbidden(text=json.dumps({"error": "cross-site websocket refused"}),
-                                content_type="application/json")
+        raise Refusal(403, "cross-site websocket refused")
     hub = request.app[HUB]
     cap = request.app[SETTINGS].push.max_tabs_per_employee
     if cap and hub.tabs_of(user.id) >= cap:
         log.warning("websocket refused login=%s: %d tabs open already ([push] max_tabs_per_employee)",
                     user.login, hub.tabs_of(user.id))
-        raise web.HTTPTooManyRequests(text=json.dumps({"error": f"at most {cap} open tabs per employee: "
-                                                                f"close one and reload"}),
-                                      content_type="application/json", headers={"Retry-After": "30"})
+        raise Refusal(429, "at most %(cap)s open tabs per employee: close one and reload", cap=cap,
+                      headers={"Retry-After": "30"})
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=64 * 1024)
     await ws.prepare(request)
-    conn = hub.attach(ws, user, transport=request.transport)
+    conn = hub.attach(ws, user, transport=request.transport, session=session_key(request))
     try:
         async for msg in ws:
             if msg.type is WSMsgType.TEXT:

@@ -10,6 +10,8 @@ What it relies on, as the captures in ``tests/fixtures/ami`` show Asterisk 22 do
   elsewhere). A ``DialBegin`` with no ``Channel`` is an Originate ringing a phone on behalf
   of whoever asked: the click-to-call agent's own phone (08b) is not a call *to* the agent,
   so it is not shown; the agent sees the outbound call once the PBX dials the client.
+  A phone dialled into a call while already ``Up`` took it with a pickup code: it
+  answers without having rung.
 * A call's first channel from outside (a trunk's ``Newchannel``, not one of our phones nor
   a Local channel) names the caller before any phone rings: the tracker leaves an
   ``Arrival`` hint in ``arrivals`` (not a call event) so the caller can be looked up early.

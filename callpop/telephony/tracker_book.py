@@ -233,6 +233,11 @@ class ChannelBook:
         if call.direction is None:
             call.decide(dialer, dest, dialled, self.numbers.default_region, self.numbers.min_external_digits)
         leg = dest.leg = Leg(agent, dest, dialer, upstream)
+        if dest.state == "Up" and dest.agent is not None and call.announced:
+            # the phone dialled is answered already: a pickup (the PBX dials the picker's
+            # line into the call it took); that agent answered, it never rang
+            call.answer(leg, self.now, self.out)
+            return
         call.ring(leg, self.now, self.out)
         if dest.state == "Up":
             call.answer(leg, self.now, self.out)

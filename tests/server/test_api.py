@@ -17,7 +17,7 @@ async def test_without_login_the_api_answers_401(db: Database, db_settings: Sett
         for path in ("/api/me", "/api/clients", "/api/promises/due", "/api/promises?status=open"):
             status, body = await anon.call("GET", path)
             assert status == 401, path
-            assert body == {"error": "login required"}
+            assert body == {"error": "login required", "field": None, "message": "Нужно войти в систему"}
 
 
 async def test_writes_without_the_csrf_token_are_refused(db: Database, db_settings: Settings) -> None:

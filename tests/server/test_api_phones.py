@@ -13,7 +13,8 @@ async def test_phones_and_lookup_need_a_login(db: Database, db_settings: Setting
     async with serve(db_settings, db) as server, logged_in(server, None) as anon:
         for path in ("/api/phones", "/api/phones/1", "/api/lookup?number=89161112233"):
             status, body = await anon.call("GET", path)
-            assert (status, body) == (401, {"error": "login required"}), path
+            assert status == 401, path
+            assert body == {"error": "login required", "field": None, "message": "Нужно войти в систему"}, path
 
 
 async def test_read_and_list_phones_by_client_and_by_number(db: Database, db_settings: Settings) -> None:

@@ -196,3 +196,27 @@ async def test_csv_export_is_excel_friendly(site: Site) -> None:
     assert total["manager"] == "Total" and total["contacts_fact"] == "4"
     assert total["contacts_plan"] == "10" and total["contacts_pct"] == "40"  # plans summed: 6 + 4
     assert total["win_rate_plan"] == "50"  # percentage plans averaged: (40 + 60) / 2
+
+
+async def test_numbers_reach_a_russian_reader_as_russian_writes_them(site: Site) -> None:
+    sue = await site.login("sue")
+    month = this_month().isoformat()[:7]
+    plans = [{"employee_id": site.ids["anna"], "kpi": "win_rate", "target": "35.5"}]
+    saved = await sue.put("/api/plans", json={"month": month, "plans": plans},
+                          headers={"X-CSRF-Token": await csrf(sue)})
+    assert saved.status == 200
+    anna = await site.login("anna")
+    html = (await (await anna.get("/earnings")).text()).replace("\u00a0", " ").replace("\u202f", " ")
+    # 3 of 6 contacts: 50 %, the next step is the whole plan; win rate has a plan but no figures
+    assert "Контактов до следующей ступени: ещё 3 (100 % плана)" in html
+    assert "В этом месяце пока нет данных: выплата начинается с 50 % плана." in html
+    assert "35,5 %" in html and "10 000,00 ₽" in html and "вес 40 %" in html
+    assert not re.search(r"\d%|\d\.\d", re.sub(r"<(meter|link|script)[^>]*>", "", html))  # no "100%", no "9.11"
+    dashboard = (await (await sue.get("/dashboard")).text()).replace("\u00a0", " ")
+    audit = dashboard[dashboard.index('id="audit"'):]
+    assert "<td>Запись" not in audit and "win_rate" not in audit  # the KPI in words, not its code
+    assert "35,5" in audit and "35.5" not in audit
+    assert re.search(r"\d\d\.\d\d\.\d{2,4}", audit)  # the moment in the Russian format, not ISO
+    await anna.patch("/api/me", json={"language": "en"}, headers={"X-CSRF-Token": await csrf(anna, "/earnings")})
+    english = (await (await anna.get("/earnings")).text()).replace("\u00a0", " ")
+    assert "3 more contacts to reach the next step (100% of the plan)" in english and "35.5%" in english

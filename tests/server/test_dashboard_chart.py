@@ -7,7 +7,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from callpop.server.kpi.charts import Series, color_for, line_chart
-from callpop.server.kpi.view import fmt
+from callpop.server.l10n import formats_for
 
 DAYS = [dt.date(2026, 3, 1) + dt.timedelta(days=i) for i in range(31)]
 NS = "{http://www.w3.org/2000/svg}"
@@ -40,7 +40,8 @@ def test_empty_chart_and_many_series_stay_distinct() -> None:
 
 
 def test_figures_are_formatted_like_the_page() -> None:
-    assert fmt(None) == "—"
-    assert fmt(1234.5, "%") == "1 234.5%"
-    assert fmt(100.0) == "100"
-    assert fmt(0.0) == "0"
+    ru, en = formats_for("ru"), formats_for("en")
+    assert ru.number(None) == "—"
+    assert ru.percent(1234.5) == "1\u00a0234,5\u00a0%" and en.percent(1234.5) == "1,234.5%"
+    assert ru.number(100.0) == "100" and ru.number(0.0) == "0"
+    assert ru.amount(1500.5) == "1\u00a0500,50" and ru.money(12000) == "12\u00a0000,00\u00a0₽"

@@ -1,5 +1,6 @@
-"""Sessions that end: a copied cookie dies with "Log out", every session with "Log out
-everywhere", a new password, a new role or a dismissal; open tabs close too."""
+"""Sessions that end: a copied cookie dies with "Log out" (and that browser's tabs close,
+not the employee's tabs elsewhere), every session with "Log out everywhere", a new
+password, a new role or a dismissal; open tabs close too."""
 
 from __future__ import annotations
 
@@ -60,7 +61,17 @@ async def test_a_copied_cookie_stops_working_at_logout(settings: Settings, db: D
         other = await _as(live, await _login(live, "anna"))  # anna on her phone
         try:
             assert await _status(thief, "/api/me") == 200
+            tabs = [await browser.ws_connect("/ws"), await browser.ws_connect("/ws"), await other.ws_connect("/ws")]
+            for tab in tabs:
+                assert (await tab.receive_json())["type"] == "hello"
             assert await _post(browser, "/logout") == 302
+            assert [await _closed(tab) for tab in tabs[:2]] == [4001, 4001]  # this browser's desk tabs
+            phone_tab = tabs[2]  # the phone's tab stays open and answered
+            await phone_tab.send_json({"type": "ping"})
+            while (await phone_tab.receive_json(timeout=5))["type"] != "pong":
+                pass
+            assert not phone_tab.closed
+            await phone_tab.close()
             assert await _status(thief, "/api/me") == 401
             assert await _status(thief, "/") == 302
             assert await _status(thief, "/ws") == 401
@@ -161,3 +172,22 @@ def test_the_user_command_deactivates_and_ends_sessions(db_settings: Settings,
     assert run("olga", "--end-sessions") == "olga: every session ended\n"
     assert run("olga", "--deactivate") == "olga: deactivated\nolga: every session ended\n"
     assert run("olga", "--activate") == "olga: activated\n"
+
+
+async def test_the_session_cookie_is_shared_by_the_instances_of_one_domain(settings: Settings, db: Database,
+                                                                          start_live: StartLive) -> None:
+    """[web] cookie_domain: cp1.example.com and cp2.example.com both get the login."""
+    import dataclasses
+
+    live = await start_live(settings.replace(web=dataclasses.replace(settings.web, cookie_domain="example.com")),
+                            store=Recorder().hooks())
+    await add_employee(db, "anna", ["101"])
+    c = await live.client()
+    form = await c.get("/login")
+    assert "Domain=example.com" in form.headers["Set-Cookie"]
+    cookie = form.cookies["callpop_session"].value  # the test client is not on example.com: sent by hand
+    resp = await c.post("/login", data={"login": "anna", "password": PASSWORD,
+                                        "csrf_token": form.headers["X-CSRF-Token"]},
+                        headers={"Cookie": f"callpop_session={cookie}"}, allow_redirects=False)
+    assert resp.status == 302
+    assert "Domain=example.com" in resp.headers["Set-Cookie"]

@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestServer
 from callpop.accounts import hash_password
 from callpop.server.auth import auth_middleware, login_user
 from callpop.server.keys import AMI, DB, EXTRA, SECRET, SETTINGS
+from callpop.server.middleware import error_middleware
 from callpop.server.routes import API_ROUTES as ENDPOINTS
 from callpop.settings import Settings
 from callpop.store.db import Database
@@ -46,7 +47,7 @@ async def _test_login(request: web.Request) -> web.StreamResponse:
 
 
 def build_app(settings: Settings, db: Database, ami: FakeAmi | None) -> web.Application:
-    app = web.Application(middlewares=[auth_middleware])
+    app = web.Application(middlewares=[error_middleware, auth_middleware])  # as the real application
     app[SETTINGS] = settings
     app[DB] = db
     app[SECRET] = b"test-secret-key-0123456789"

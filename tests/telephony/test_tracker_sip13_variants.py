@@ -23,7 +23,8 @@ CLICK_TO_DIAL = ["sip13-click-to-dial-agent-declines", "sip13-click-to-dial-clie
                  "sip13-click-to-dial-progress-then-ringing", "sip13-click-to-dial-no-ringing",
                  "sip13-click-to-dial-attended-transfer", "sip13-click-to-dial-colleague-transfers"]
 QUEUE = ["sip13-queue-to-group", "sip13-queue-to-group-caller-gives-up", "sip13-queue-blind-transfer"]
-FORWARDING = ["sip13-call-forward", "sip13-call-forward-chain"]
+FORWARDING = ["sip13-call-forward", "sip13-call-forward-chain", "sip13-call-forward-from-group", "sip13-call-pickup",
+              "sip13-call-pickup-sip-replaces"]
 NAMES = ATTENDED + BLONDE + BLIND + CLICK_TO_DIAL + QUEUE + FORWARDING
 CLIENT = "+31260010001"
 
@@ -299,3 +300,27 @@ def test_forwarded_call_rings_and_is_answered_by_the_phone_it_reaches(name: str,
     assert rang(events, call.call) == [(agent, "inbound", CLIENT)]
     assert (call.client, call.outcome, call.answered_by, call.agents_rang, call.talk_seconds) == (
         CLIENT, "answered", (agent,), (agent,), 8)
+
+
+def test_group_member_forwards_to_a_group() -> None:
+    """Group 500 rings 201 and 202, whose calls go to 203 and 204: 202 never rang; 204
+    answered; 201 and 203 stopped, answered elsewhere."""
+    events = replay("sip13-call-forward-from-group")
+    (call,) = ended(events)
+    assert rang(events, call.call) == [("201", "inbound", CLIENT), ("203", "inbound", CLIENT),
+                                       ("204", "inbound", CLIENT)]
+    assert stops(events) == [("203", "answered_elsewhere"), ("201", "answered_elsewhere")]
+    assert (call.outcome, call.answered_by, call.talk_seconds) == ("answered", ("204",), 9)
+
+
+@pytest.mark.parametrize("name", ["sip13-call-pickup", "sip13-call-pickup-sip-replaces"])
+def test_call_picked_up_by_a_colleague(name: str) -> None:
+    """201's phone rang; 202 took the call (pickup code, or a SIP replace, whose ringing
+    phone hangs up with Cause 0): 202 answered without ringing, 201 stopped because the
+    call was answered elsewhere (not missed)."""
+    events = replay(name)
+    (call,) = ended(events)
+    assert rang(events, call.call) == [("201", "inbound", CLIENT)]
+    assert stops(events) == [("201", "answered_elsewhere")]
+    assert (call.outcome, call.answered_by, call.agents_rang, call.talk_seconds) == (
+        "answered", ("202",), ("201",), 8)

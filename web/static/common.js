@@ -79,10 +79,13 @@ const callpop = (() => {
     return Number.isNaN(d.getTime()) ? String(iso) : dayFormat.format(d);
   }
 
+  /** Talk time as m:ss (h:mm:ss from an hour), as the KPI pages write it. */
   function duration(seconds) {
-    const s = Math.max(0, Math.round(Number(seconds) || 0));
-    const m = Math.floor(s / 60);
-    return m ? t("%(m)s min %(s)s s", { m, s: s % 60 }) : t("%(s)s s", { s });
+    const total = Math.max(0, Math.round(Number(seconds) || 0));
+    const pad = (n) => String(n).padStart(2, "0");
+    const h = Math.floor(total / 3600);
+    const m = Math.floor((total % 3600) / 60);
+    return h ? `${h}:${pad(m)}:${pad(total % 60)}` : `${m}:${pad(total % 60)}`;
   }
 
   function money(amount, currency) {

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from callpop import kpi
 from callpop.server.auth import require_role, require_user
+from callpop.server.errors import Refusal
 from callpop.server.i18n import gettext_for
 from callpop.server.keys import DB, SETTINGS
 from callpop.server.kpi.pages import SUPERVISORS, dashboard_view, target_employee
@@ -45,7 +46,7 @@ async def _earnings_json(request: web.Request, employee_id: int) -> web.Response
     async with request.app[DB].sessions() as session:
         row, result = await earnings_for(session, employee_id, settings, now)
     if row is None:
-        return _json({"error": f"no employee {employee_id}", "field": "employee"}, 404)
+        raise Refusal(404, "no such employee", field="employee")
     return _json({"employee": {"id": row.employee_id, "name": row.name},
                   "month": local_today(settings, now).replace(day=1).isoformat()[:7], **result.to_json()})
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,9 +18,11 @@ from aiohttp import web
 
 from callpop import kpi
 from callpop.accounts import CurrentUser
-from callpop.kpi_motivation import hint_for
+from callpop.kpi_motivation import Hint, hint_for
 from callpop.server.auth import require_role, require_user
+from callpop.server.errors import Refusal
 from callpop.server.keys import DB, SETTINGS
+from callpop.server.kpi.audit_view import present_audit
 from callpop.server.kpi.charts import Series, color_for, line_chart
 from callpop.server.kpi.drill_view import present
 from callpop.server.kpi.view import (
@@ -35,7 +38,7 @@ from callpop.server.kpi.view import (
     table_rows,
     utcnow,
 )
-from callpop.server.l10n import formats_for
+from callpop.server.l10n import Formats, formats_for
 from callpop.server.templating import _translator, language, render
 from callpop.store import audit
 from callpop.store.kpi.drill import COLUMN_LABELS, DRILL_KINDS, LIMIT, NUMERIC_COLUMNS, PAGE_SIZE, VALUE_LABELS, drill
@@ -62,9 +65,14 @@ def target_employee(request: web.Request, user: CurrentUser, value: str | None) 
     if not 1 <= emp <= _MAX_ID:
         raise bad_request(ValueError(f"employee: expected an employee id, found {value[:20]!r}"))
     if emp != user.id and not user.is_supervisor:
-        raise web.HTTPForbidden(text='{"error": "a manager sees only their own figures"}',
-                                content_type="application/json")
+        raise Refusal(403, "a manager sees only their own figures", field="employee")
     return emp
+
+
+def _hint_text(hint: Hint, say: Callable[..., str], f: Formats) -> str:
+    """The hint in words, its numbers as the reader writes them (``100 %``, ``2,5``)."""
+    shown = {name: f.percent(value) if name == "step" else f.number(value) for name, value in hint.params.items()}
+    return say(hint.message, **shown)
 
 
 def _period_query(period: kpi.Period) -> dict[str, str]:
@@ -80,10 +88,13 @@ async def earnings_page(request: web.Request) -> web.StreamResponse:
     async with request.app[DB].sessions() as session:
         row, result = await earnings_for(session, employee_id, settings, utcnow())
     if row is None:
-        raise web.HTTPNotFound(text="no such employee")
+        raise Refusal(404, "no such employee", field="employee")
     today = local_today(settings, utcnow())
     hints = [hint_for(line, settings.bonus) for line in result.lines]
+    lang = language(request)
+    hint_texts = [_hint_text(hint, _translator(lang), formats_for(lang)) for hint in hints]
     return render(request, "earnings.html", earnings=result, who=row.name, employee_id=employee_id, hints=hints,
+                  hint_texts=hint_texts,
                   own=employee_id == user.id, month=today.replace(day=1), units=kpi.KPI_UNITS, labels=kpi.KPI_LABELS,
                   api_path="/api/kpi/me" if employee_id == user.id else f"/api/kpi/employee/{employee_id}")
 
@@ -130,7 +141,7 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
                   kpis=kpi.KPI_NAMES, period=period, query=query, qs=qs, rows=rows,
                   totals=[(c.kpi, *cell_texts(c, f)) for c in view.totals.cells],
                   missed_grid=missed_grid(view, qs), plan_month=plan_month, saved=_saved_count(request),
-                  audit_items=audit_items)
+                  audit_items=present_audit(audit_items, f, _, settings.kpi.timezone))
 
 
 def _saved_count(request: web.Request) -> int | None:
@@ -174,7 +185,7 @@ async def drill_page(request: web.Request) -> web.StreamResponse:
 
         people = [] if employee_id is None else await managers(session, [employee_id])
     if employee_id is not None and not people:
-        raise web.HTTPNotFound(text="no such employee")
+        raise Refusal(404, "no such employee", field="employee")
     query = {"employee": "all" if employee_id is None else str(employee_id), "kpi": kind, **_period_query(period)}
     if limit != PAGE_SIZE:
         query["limit"] = str(limit)

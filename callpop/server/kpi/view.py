@@ -14,17 +14,17 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from aiohttp import web
 from markupsafe import Markup, escape
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callpop import kpi
+from callpop.server.errors import Refusal
 from callpop.server.l10n import Formats
 from callpop.settings import Settings
 from callpop.store.kpi.daycache import dashboard_series
 from callpop.store.kpi.queries import ManagerFacts, manager_facts, missed_total
 
-__all__ = ["Cell", "DashboardView", "Row", "fmt", "load_dashboard", "local_today", "missed_grid", "money",
+__all__ = ["Cell", "DashboardView", "Row", "load_dashboard", "local_today", "missed_grid",
            "period_from_query", "plan_inputs", "table_body", "table_rows", "utcnow"]
 
 
@@ -149,30 +149,15 @@ async def load_dashboard(sessions: async_sessionmaker[AsyncSession], period: kpi
                          contacts, missed)
 
 
-def fmt(value: float | None, unit: str = "") -> str:
-    """A figure as pages show it: "1 234.5%", "—" for no figure."""
-    if value is None:
-        return "—"
-    text = f"{value:,.2f}".replace(",", " ")
-    return text.rstrip("0").rstrip(".") + unit
-
-
-def money(value: float) -> str:
-    return f"{value:,.2f}".replace(",", " ")
-
-
-def cell_texts(cell: Cell, f: Formats | None) -> tuple[str, str, str]:
+def cell_texts(cell: Cell, f: Formats) -> tuple[str, str, str]:
     """(fact, plan, %) of one cell as the page shows them: a count's plan pro-rated to the
     period is rounded (3 contacts, not 3.33)."""
-    unit = kpi.KPI_UNITS[cell.kpi]
-    if f is None:
-        return fmt(cell.fact, unit), fmt(cell.plan, unit), fmt(cell.pct, "%")
-    if unit == "%":
+    if kpi.KPI_UNITS[cell.kpi] == "%":
         return f.percent(cell.fact), f.percent(cell.plan), f.percent(cell.pct)
     return f.number(cell.fact), f.whole(cell.plan), f.percent(None if cell.pct is None else round(cell.pct))
 
 
-def table_rows(view: DashboardView, query_string: str, f: Formats | None = None) -> list[dict[str, Any]]:
+def table_rows(view: DashboardView, query_string: str, f: Formats) -> list[dict[str, Any]]:
     """The dashboard table as display strings and drill links, computed once in Python."""
     out = []
     for row in view.rows:
@@ -241,11 +226,8 @@ def missed_grid(view: DashboardView, query_string: str) -> Markup:
     return Markup("".join(parts))
 
 
-def bad_request(exc: ValueError) -> web.HTTPBadRequest:
-    """A 400 whose JSON names the field (messages start with ``field:``)."""
-    import json
-
+def bad_request(exc: ValueError) -> Refusal:
+    """A 400 naming the field (the messages of a bad query start with ``field:``)."""
     message = str(exc)
     field = message.split(":", 1)[0] if ":" in message else None
-    return web.HTTPBadRequest(text=json.dumps({"error": message, "field": field}, ensure_ascii=False),
-                              content_type="application/json")
+    return Refusal(400, message, field=field)
