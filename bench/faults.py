@@ -21,7 +21,10 @@ with what it played (tests/support/faults.py). The faults:
   follows the rest (no recovery: it was following all along);
 * ``database_away``: the database unavailable ``--db-down`` s: PostgreSQL really stopped and
   started (``.ci/pg stop|start`` with CALLPOP_PG_PORT/CALLPOP_PG_DIR: use a server of your
-  own), SQLite locked by another process (recovery: back to spool written).
+  own), SQLite locked by another process (recovery: back to spool written); every manager
+  has a desk open on the daemon's websocket, and the JSON says how many of the calls placed
+  while the database was away rang on their manager's desk before it was back
+  (``popped_while_away`` of ``placed_while_away``).
 
 Columns: calls played, recorded (rows), open rows, contacts expected/counted, lost (of which
 knowable: neither wholly inside the daemon's downtime nor ended in it with less than
@@ -57,6 +60,7 @@ from tests.support.faults import (  # noqa: E402
     daemon_killed,
     database_away,
     half_open,
+    open_desks,
     pbx_crashed,
     pbx_resets,
     sqlite_lock,
@@ -135,7 +139,11 @@ async def one(kind: str, fault: str, plan: Plan, *, keep: bool = False) -> dict[
             result = await half_open(run)
         else:
             outage = _pg_outage(run) if kind == "postgresql" else sqlite_lock(run)
-            result = await database_away(run, outage)
+            desks = await open_desks(run)  # every manager's desk: do the pops go on?
+            try:
+                result = await database_away(run, outage, desks)
+            finally:
+                await desks.close()
     finally:
         await run.stop_daemon()
         if instances is not None:

@@ -39,7 +39,7 @@ _EVENTS: dict[str, type[Any]] = {"ringing": Ringing, "answered": Answered, "ende
 def encode_event(event: Ringing | Answered | Ended) -> str:
     data = {f.name: getattr(event, f.name) for f in dataclasses.fields(event) if f.init}
     if isinstance(event, Ended):
-        data["talks"] = [[t.agent, t.talk_seconds] for t in event.talks]
+        data["talks"] = [[t.agent, t.talk_seconds, t.at_most] for t in event.talks]
     return json.dumps({"type": event.event, **data}, ensure_ascii=False)
 
 
@@ -47,7 +47,9 @@ def decode_event(text: str) -> Ringing | Answered | Ended:
     data = json.loads(text)
     cls = _EVENTS[data.pop("type")]
     if cls is Ended:
-        data["talks"] = tuple(AgentTalk(a, int(s)) for a, s in data["talks"])
+        # [agent, seconds] before the upper bound was kept: a spool left by an older daemon
+        data["talks"] = tuple(AgentTalk(t[0], int(t[1]), None if len(t) < 3 or t[2] is None else int(t[2]))
+                              for t in data["talks"])
         for key in ("answered_by", "agents_rang"):
             data[key] = tuple(data[key])
     event: Ringing | Answered | Ended = cls(**data)

@@ -27,7 +27,7 @@ def _events(call: str) -> list[Ringing | Answered | Ended]:
             Answered(call, "101", at=1_800_000_003.0),
             Ended(call, "inbound", NUMBER, "answered", ("101",), 45, caller_name="Иван «Ромашка»",
                   started_at=1_800_000_000.0, ended_at=1_800_000_048.0, agents_rang=("101",),
-                  talks=(AgentTalk("101", 45),), answer_estimated=True)]
+                  talks=(AgentTalk("101", 45),), answer_unseen=True)]
 
 
 def test_events_come_back_from_the_spool_as_they_went_in(tmp_path: Path) -> None:
