@@ -28,7 +28,10 @@ SECRET_KEY = "two-instances-share-this-secret-of-32-bytes"
 
 def _instance(settings: Settings, name: str, *, ami_port: int | None = None) -> Settings:
     settings = settings.replace(push=dataclasses.replace(settings.push, instance_id=name),
-                                web=dataclasses.replace(settings.web, secret_key=SECRET_KEY))
+                                web=dataclasses.replace(settings.web, secret_key=SECRET_KEY),
+                                # each instance its own spool (one process per spool file)
+                                journal=dataclasses.replace(settings.journal,
+                                                            spool_path=f"{settings.journal.spool_path}.{name}"))
     if ami_port is not None:
         settings = settings.replace(ami=AmiSettings(host="127.0.0.1", port=ami_port, secret="test-secret",
                                                     reconnect_min=0.05, reconnect_max=0.2))
