@@ -18,7 +18,9 @@ not listening).
 Payloads are at most 7999 bytes (PostgreSQL's limit): a call message whose card makes
 it bigger is sent as a reference (the number, caller name and direction) and the
 receiving instance builds the card itself (``Pipeline.card_for``). Relayed messages are
-delivered in the order they were sent, one at a time.
+delivered as they arrive, in the order they were sent; while a card is being built, the
+later messages of that call wait behind it (a call's messages keep their order), those of
+other calls do not.
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from aiohttp import web
 
 from callpop.logs import Throttle
+from callpop.presence import ANNOUNCE_EVERY, Presence, announcements
 from callpop.push import Hub
+from callpop.relayed_calls import RelayedCalls
 from callpop.settings import PushSettings
 
 if TYPE_CHECKING:
@@ -51,7 +55,6 @@ log = logging.getLogger(__name__)
 CHANNEL = "callpop_push"
 MAX_PAYLOAD = 7999        # bytes: PostgreSQL refuses a NOTIFY payload of 8000 bytes or more
 OUTBOX = 4096             # notifications waiting to be sent; beyond that they are dropped (counted)
-INBOX = 4096              # notifications received and waiting to be delivered
 BATCH = 64                # notifications sent in one statement
 KEEPALIVE = 10.0          # seconds of silence after which the connection is checked
 RECONNECT_MIN, RECONNECT_MAX = 0.5, 15.0
@@ -73,6 +76,12 @@ def fanout_enabled(settings: PushSettings, db: Database) -> bool:
     return settings.fanout == "auto" and db.dialect == "postgresql"
 
 
+class _Announcement(str):
+    """A presence announcement in the outbox (counted apart from the messages)."""
+
+    __slots__ = ()
+
+
 class _Lost(Exception):
     """The listening connection went away."""
 
@@ -92,7 +101,12 @@ class Fanout:
         self.reconnects = 0
         self.backend_pid: int | None = None
         self._outbox: asyncio.Queue[str | int] = asyncio.Queue(OUTBOX)
-        self._inbox: asyncio.Queue[tuple[str, float]] = asyncio.Queue(INBOX)
+        self._held: dict[str, list[tuple[dict[str, Any], float]]] = {}  # call -> waiting for its card
+        self.presence = Presence()
+        self.relayed = RelayedCalls()
+        self._presence_version = 0
+        self._presence_changed = asyncio.Event()
+        self._building: set[asyncio.Task[None]] = set()
         self._retry: list[str] = []
         self._sending = 0
         self._generation = 0
@@ -113,6 +127,12 @@ class Fanout:
             if not payload:
                 return
         self._send(payload)
+
+    def watches(self, extension: str) -> bool:
+        return self.presence.watches(extension)
+
+    def presence_changed(self) -> None:
+        self._presence_changed.set()
 
     def disconnect(self, employee_id: int, reason: str, older_than: int | None, session: str | None = None) -> None:
         self._send(_encode({"o": self.instance, "k": "d", "e": employee_id, "r": reason, "g": older_than,
@@ -149,13 +169,22 @@ class Fanout:
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._run(), name="fanout-connection"),
-                       asyncio.create_task(self._deliver_forever(), name="fanout-delivery")]
+                       asyncio.create_task(self._announce_forever(), name="fanout-presence")]
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 1.0) -> None:
+        """Say goodbye (the others forget this instance's desks at once), then stop."""
+        if self.state == "listening":
+            self._send(_Announcement(_encode({"o": self.instance, "k": "w", "v": self._presence_version + 1,
+                                              "n": 0, "of": 1, "x": [], "bye": True})))
+            for _ in range(int(grace / 0.01)):
+                if not self.waiting:
+                    break
+                await asyncio.sleep(0.01)
         self.state = "stopped"
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._building]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         log.info("fanout: stopped instance=%s sent=%d received=%d", self.instance,
                  self.counters["sent"], self.counters["received"])
 
@@ -193,6 +222,7 @@ class Fanout:
                     log.warning("fanout: resubscribed to %s after %.1f s instance=%s backend_pid=%s; notifications "
                                 "of that time are lost, tabs here get a fresh snapshot", CHANNEL,
                                 time.monotonic() - lost_at, self.instance, self.backend_pid)
+                    self.relayed = RelayedCalls()  # ends said meanwhile were missed: keep no phantom
                     self._hub.resend_snapshots()
                 lost_at = None
                 await self._serve(conn, generation)
@@ -205,6 +235,24 @@ class Fanout:
             finally:
                 conn.terminate()
             await asyncio.sleep(delay)
+
+    async def _announce_forever(self) -> None:
+        """Announce the extensions with a tab open here every ANNOUNCE_EVERY seconds, and
+        a moment after one opens or closes (changes of the same moment go together)."""
+        while True:
+            self._presence_changed.clear()
+            self._presence_version += 1
+            for envelope in announcements(self.instance, self._presence_version, self._hub.watched_extensions()):
+                self._send(_Announcement(_encode(envelope)))
+            for name in self.presence.reap():
+                log.warning("fanout: instance %s not heard from for %.0f s: its desks and calls are forgotten "
+                            "(%d calls)", name, 3 * ANNOUNCE_EVERY, self.relayed.forget(name))
+            try:
+                async with asyncio.timeout(ANNOUNCE_EVERY):
+                    await self._presence_changed.wait()
+            except TimeoutError:
+                continue
+            await asyncio.sleep(0.05)
 
     def _wake(self, generation: int) -> None:
         """The connection of *generation* was terminated: wake the sender to notice."""
@@ -247,7 +295,9 @@ class Fanout:
                 raise
             finally:
                 self._sending = 0
-            self.counters["sent"] += len(batch)
+            announced = sum(isinstance(p, _Announcement) for p in batch)
+            self.counters["sent"] += len(batch) - announced
+            self.counters["presence_sent"] += announced
 
     # --- the other instances' side -------------------------------------------------------
 
@@ -255,30 +305,29 @@ class Fanout:
         if pid == conn.get_server_pid():
             return  # our own, echoed back
         try:
-            self._inbox.put_nowait((payload, time.perf_counter()))
-        except asyncio.QueueFull:
-            self.counters["dropped_inbox_full"] += 1
-            self._throttle.log(logging.WARNING, "inbox", "fanout: %d relayed messages waiting; dropping",
-                               self._inbox.qsize())
+            self.deliver(payload)
+        except Exception:
+            self._throttle.log(logging.ERROR, "deliver", "fanout: delivering a relayed message failed",
+                               exc_info=True)
 
-    async def _deliver_forever(self) -> None:
-        while True:
-            payload, received = await self._inbox.get()
-            try:
-                await self.deliver(payload)
-            except Exception:
-                self._throttle.log(logging.ERROR, "deliver", "fanout: delivering a relayed message failed",
-                                   exc_info=True)
-            if self.on_relayed is not None:
-                self.on_relayed(time.perf_counter() - received)
-
-    async def deliver(self, payload: str) -> None:
-        """Deliver one notification from another instance to the tabs here."""
+    def deliver(self, payload: str) -> None:
+        """Deliver one notification from another instance to the tabs here, at once unless
+        it waits for its card, or behind a message of the same call that does."""
+        received = time.perf_counter()
         envelope = _decode(payload)
         if envelope is None:
             self.counters["dropped_malformed"] += 1
             self._throttle.log(logging.WARNING, "malformed", "fanout: a notification on %s is not a callpop "
                                "message (%d bytes); ignored", CHANNEL, len(payload))
+            return
+        if envelope["k"] == "w":
+            self.counters["presence_received"] += 1
+            if envelope.get("bye"):
+                self.presence.gone(envelope["o"])
+                log.info("fanout: instance %s stopped: its desks and calls are forgotten (%d calls)", envelope["o"],
+                         self.relayed.forget(envelope["o"]))
+            else:
+                self.presence.heard(envelope["o"], envelope["v"], envelope["n"], envelope["of"], envelope["x"])
             return
         self.counters["received"] += 1
         if envelope["k"] == "d":
@@ -287,12 +336,39 @@ class Fanout:
             log.info("fanout: %s logged out on instance %s: closed %d tab(s) here", envelope["e"],
                      envelope["o"], closed)
             return
-        message = envelope["m"]
-        ref = message.pop("ref", None)
-        if ref is not None:
-            message["card"] = await self._card(message, ref)
-        self._hub.publish(message, agents=envelope["a"], employee_ids=envelope["e"], supervisors=envelope["s"],
-                          origin="relay")
+        call = envelope["m"].get("call")
+        held = self._held.get(call) if isinstance(call, str) else None
+        if held is not None:
+            held.append((envelope, received))
+        elif isinstance(call, str) and "ref" in envelope["m"]:
+            self._held[call] = [(envelope, received)]
+            task = asyncio.create_task(self._deliver_held(call), name=f"fanout-card-{call}")
+            self._building.add(task)
+            task.add_done_callback(self._building.discard)
+        else:
+            self._publish(envelope, received)
+
+    async def _deliver_held(self, call: str) -> None:
+        """Build the card of *call*'s first held message, then deliver what is held for
+        that call in order; other calls are never held up by it."""
+        held = self._held[call]
+        try:
+            while held:
+                envelope, received = held[0]
+                ref = envelope["m"].pop("ref", None)
+                if ref is not None:
+                    envelope["m"]["card"] = await self._card(envelope["m"], ref)
+                held.pop(0)
+                self._publish(envelope, received)
+        finally:
+            del self._held[call]
+
+    def _publish(self, envelope: dict[str, Any], received: float) -> None:
+        self.relayed.apply(envelope["o"], envelope["m"])
+        self._hub.publish(envelope["m"], agents=envelope["a"], employee_ids=envelope["e"],
+                          supervisors=envelope["s"], origin="relay")
+        if self.on_relayed is not None:
+            self.on_relayed(time.perf_counter() - received)
 
     async def _card(self, message: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any] | None:
         call = str(message.get("call"))
@@ -318,7 +394,7 @@ class Fanout:
 
     def stats(self) -> dict[str, Any]:
         return {"state": self.state, "instance": self.instance, "reconnects": self.reconnects,
-                "waiting": self.waiting, **self.counters}
+                "waiting": self.waiting, "peers": self.presence.peers(), **self.counters}
 
 
 def _encode(envelope: dict[str, Any]) -> str:
@@ -334,6 +410,11 @@ def _decode(payload: str) -> dict[str, Any] | None:
         return None
     if not isinstance(env, dict) or not isinstance(env.get("o"), str):
         return None
+    if env.get("k") == "w":
+        ok = (isinstance(env.get("v"), int) and isinstance(env.get("n"), int) and isinstance(env.get("of"), int)
+              and 0 <= env["n"] < env["of"] <= 1000
+              and isinstance(env.get("x"), list) and all(isinstance(x, str) for x in env["x"]))
+        return env if ok else None
     if env.get("k") == "d":
         ok = (isinstance(env.get("e"), int) and isinstance(env.get("r"), str)
               and (env.get("g") is None or isinstance(env.get("g"), int))
@@ -368,7 +449,16 @@ async def fanout_ctx(app: web.Application) -> AsyncIterator[None]:
     fanout = Fanout(dict(connect_args), hub, pipeline.card_for if pipeline is not None else None)
     app[FANOUT] = fanout
     hub.relay = fanout
+    if pipeline is not None:
+        def snapshot(watched: frozenset[str] | None) -> list[dict[str, Any]]:
+            """The pipeline's calls, and those only the other instances told of."""
+            own = pipeline.snapshot(watched)
+            return own + fanout.relayed.snapshot(watched, {m["call"] for m in own})
+
+        hub.set_snapshot_source(snapshot)
     fanout.start()
     yield
     hub.relay = None
+    if pipeline is not None:
+        hub.set_snapshot_source(pipeline.snapshot)
     await fanout.stop()

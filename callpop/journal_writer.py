@@ -384,7 +384,7 @@ class JournalWriter:
 
     async def _close(self, session: AsyncSession, event: Ended, client_id: int | None) -> Closed:
         by_ext = await self._extensions(session)
-        if self.extras and event.answer_estimated and event.ended_at is not None:
+        if self.extras and event.answer_unseen and event.ended_at is not None:
             event = await self._recorded_talk(session, event)
         pbx = self._pbx(event.call)
         written = await self._store.close_call(session, pbx, event, client_id, by_ext)
@@ -400,9 +400,10 @@ class JournalWriter:
         return Closed(call_id, tuple(sorted(counted)))
 
     async def _recorded_talk(self, session: AsyncSession, event: Ended) -> Ended:
-        """A call re-learned from a channel listing (callpop restarted mid-call) has only an
-        estimate of its answer; the answer recorded while it was on is the truth: count the
-        caller's talk (and a single talker's) from there."""
+        """A call re-learned from a channel listing (callpop restarted mid-call) has only
+        bounds on its answer; the answer recorded while it was on is the truth: count the
+        caller's talk (and a single talker's) from there. Without one the talk stays an
+        interval (``answer_unseen``)."""
         assert event.ended_at is not None
         answered = await journal_recovery.recorded_answer(session, self._pbx(event.call), event.call)
         if answered is None:
@@ -411,7 +412,8 @@ class JournalWriter:
         talks = event.talks
         if len(talks) == 1:
             talks = (AgentTalk(talks[0].agent, talk),)
-        return dataclasses.replace(event, talk_seconds=talk, talks=talks, answered_at=answered.timestamp())
+        return dataclasses.replace(event, talk_seconds=talk, talks=talks, answered_at=answered.timestamp(),
+                                   answer_unseen=False)
 
     async def _sweep(self, session: AsyncSession, live: frozenset[str], before: dt.datetime,
                      scope: str | None = None) -> int:

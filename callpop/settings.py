@@ -155,6 +155,7 @@ class WebSettings:
     port: int = 8080
     secret_key: str = field(default="", repr=False)
     cookie_secure: bool = False
+    cookie_domain: str = ""
     session_hours: int = 12
     default_language: str = "ru"
     login_failures_per_ip: int = 30
@@ -173,6 +174,7 @@ class PushSettings:
     max_tabs_per_employee: int = 8
     fanout: str = "auto"
     instance_id: str = ""
+    instance_urls: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -504,6 +506,10 @@ def _check_push(push: PushSettings) -> None:
     if push.instance_id and not re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", push.instance_id):
         raise SettingsError(f"push.instance_id: expected up to 40 letters, digits, '.', '-' or '_', "
                             f"found {push.instance_id!r}")
+    for i, url in enumerate(push.instance_urls):
+        if not re.fullmatch(r"https?://[A-Za-z0-9.\-]+(:\d{1,5})?/?", url):
+            raise SettingsError(f"push.instance_urls[{i}]: expected an instance's base URL like "
+                                f"http://cp1.example:8080, found {url!r}")
 
 
 def settings_from_mapping(data: Mapping[str, Any], *, source: str = "<mapping>",

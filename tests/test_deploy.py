@@ -30,3 +30,22 @@ def test_the_unit_runs_a_real_command_as_an_unprivileged_user() -> None:
     build_parser().parse_args(exec_start.group(2).split())  # a command callpop has
     assert re.search(r"^User=callpop$", unit, flags=re.M) and "NoNewPrivileges=yes" in unit
     assert re.search(r"^KillSignal=SIGTERM$", unit, flags=re.M)
+
+
+def test_the_nginx_example_balances_two_instances_and_passes_the_socket_upgrade() -> None:
+    from callpop.server.routes import ROUTES
+    from callpop.server.ws import HEARTBEAT
+
+    conf = re.sub(r"#[^\n]*", "", (ROOT / "deploy" / "nginx.conf").read_text(encoding="utf-8"))
+    upstream = re.search(r"upstream callpop \{(.*?)\}", conf, flags=re.S)
+    assert upstream is not None
+    assert len(re.findall(r"^\s*server \S+:\d+ ", upstream.group(1), flags=re.M)) == 2
+    locations = dict(re.findall(r"location (\S+) \{(.*?)\}", conf, flags=re.S))
+    assert {"/ws", "/health"} <= {route.path for route in ROUTES if route.method == "GET"}
+    socket = locations["/ws"]
+    # a location with its own proxy_set_header inherits none: the Origin check needs Host
+    for header in ("Host $host", "Upgrade $http_upgrade", "Connection $connection_upgrade"):
+        assert f"proxy_set_header {header};" in socket, header
+    read_timeout = re.search(r"proxy_read_timeout (\d+)s;", socket)
+    assert read_timeout is not None and int(read_timeout.group(1)) > HEARTBEAT
+    assert all("proxy_pass http://callpop;" in body for body in locations.values())

@@ -3,7 +3,9 @@ other through LISTEN/NOTIFY, exactly once, whichever instance made it."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import json
 import logging
 import socket
 from collections.abc import AsyncIterator
@@ -13,10 +15,10 @@ from sqlalchemy import text
 
 from callpop.fanout import FANOUT, MAX_PAYLOAD
 from callpop.server.keys import HUB
-from callpop.settings import AmiSettings, Settings
+from callpop.settings import AmiSettings, DialplanSettings, Settings
 from callpop.simulator.pbx import SimulatedPbx
 from callpop.store.db import Database
-from callpop.telephony.events import Ringing
+from callpop.telephony.events import Answered, Ended, Ringing, RingStopped
 from tests.support.ami import wait_until
 from tests.support.live import Live, Recorder, StartLive, Tab, add_client, add_employee, ami_logged_in
 
@@ -26,7 +28,10 @@ SECRET_KEY = "two-instances-share-this-secret-of-32-bytes"
 
 def _instance(settings: Settings, name: str, *, ami_port: int | None = None) -> Settings:
     settings = settings.replace(push=dataclasses.replace(settings.push, instance_id=name),
-                                web=dataclasses.replace(settings.web, secret_key=SECRET_KEY))
+                                web=dataclasses.replace(settings.web, secret_key=SECRET_KEY),
+                                # each instance its own spool (one process per spool file)
+                                journal=dataclasses.replace(settings.journal,
+                                                            spool_path=f"{settings.journal.spool_path}.{name}"))
     if ami_port is not None:
         settings = settings.replace(ami=AmiSettings(host="127.0.0.1", port=ami_port, secret="test-secret",
                                                     reconnect_min=0.05, reconnect_max=0.2))
@@ -150,19 +155,30 @@ async def test_a_desk_gets_its_pops_from_the_other_instance_while_its_own_pbx_li
 
 async def test_a_card_too_big_for_a_notification_is_built_by_the_receiving_instance(
         start_live: StartLive, settings: Settings, db: Database) -> None:
-    await add_employee(db, "anna", ["101"])
+    """The card travels as a reference and b looks it up; meanwhile that call's next
+    message waits behind it, another call's does not."""
+    await add_employee(db, "anna", ["101", "102"])
     await add_client(db, "Иван Петров", NUMBER, note="Ж" * 5000)  # 10,000 bytes of UTF-8
-    b_rec = Recorder()
+    b_rec = Recorder(gate=asyncio.Event())  # b's lookups wait until the test lets them finish
     a, b = await _pair(start_live, settings, db, b_store=b_rec)
     tab = await b.tab("anna")
     await tab.start()
     await a.pipeline.handle([Ringing("k1", "inbound", NUMBER, "101", caller_name="Иван")])
-    ringing = await tab.until("call.ringing")
+    await b_rec.started(1)
+    await a.pipeline.handle([RingStopped("k1", "101", "caller_hangup")])
+    await a.pipeline.handle([Ringing("k2", "inbound", "+74951112233", "102")])
+    first = await tab.next()
+    assert (first["type"], first["call"]) == ("call.ringing", "k2")  # not held up by k1's lookup
+    assert b_rec.gate is not None
+    b_rec.gate.set()
+    ringing, stopped = await tab.next(), await tab.next()
+    assert [(m["type"], m["call"]) for m in (ringing, stopped)] == [("call.ringing", "k1"),
+                                                                    ("call.ring_stopped", "k1")]
     assert ringing["card"]["client"]["name"] == "Иван Петров"
     assert ringing["card"]["client"]["notes"][0]["text"] == "Ж" * 5000
     assert ringing["card"]["caller_name"] == "Иван"
     assert "ref" not in ringing
-    assert len(str(ringing["card"]).encode()) > MAX_PAYLOAD
+    assert len(json.dumps(ringing["card"], ensure_ascii=False).encode()) > MAX_PAYLOAD
     assert a.app[FANOUT].counters["sent_as_reference"] == 1
     assert b_rec.lookups == [NUMBER]
 
@@ -238,3 +254,53 @@ async def test_on_sqlite_fanout_is_off_and_the_desk_works_as_before(
     await live.pipeline.handle([Ringing("k1", "inbound", NUMBER, "101")])
     pop = await tab.until("call.ringing")
     assert pop["id"] == "main/k1/101/ringing/1"
+
+
+async def test_the_dialplan_asking_one_instance_finds_a_manager_at_a_desk_on_the_other(
+        start_live: StartLive, settings: Settings, db: Database) -> None:
+    """/pbx/route gives the call to the responsible manager when at the desk, wherever
+    that desk is connected; an instance that stops takes its desks' presence with it."""
+    settings = settings.replace(dialplan=DialplanSettings(timeout=5.0), agents={"SIP/150010001": "101"})
+    a, b = await _pair(start_live, settings, db)
+    anna = await add_employee(db, "anna", ["101"])
+    await add_client(db, "Иван", NUMBER, responsible_id=anna)
+    asking = await a.client()
+
+    async def route() -> str:
+        return await (await asking.get("/pbx/route", params={"number": NUMBER})).text()
+
+    assert await route() == "dial=&regular=1"
+    tab = await b.tab("anna")
+    await tab.start()
+    await wait_until(lambda: a.app[FANOUT].presence.watches("101"), what="b's announcement")
+    assert await route() == "dial=SIP/150010001&regular=1"
+    assert a.app[FANOUT].presence.peers() == {"b": 1}
+    await tab.ws.close()
+    await wait_until(lambda: not a.app[FANOUT].presence.watches("101"), what="b's next announcement")
+    assert await route() == "dial=&regular=1"
+    again = await b.tab("anna")
+    await again.start()
+    await wait_until(lambda: a.app[FANOUT].presence.watches("101"), what="b's announcement")
+    await b.close()  # b stops: it says so, and a forgets its desks at once
+    await wait_until(lambda: a.app[FANOUT].presence.peers() == {}, what="b's goodbye")
+    assert await route() == "dial=&regular=1"
+
+
+async def test_a_tab_connecting_to_an_instance_that_only_hears_of_a_call_sees_it_in_its_snapshot(
+        start_live: StartLive, settings: Settings, db: Database) -> None:
+    """b follows no PBX: the call in progress is in the snapshot of a tab opened on b
+    all the same, and gone from it once the call ended."""
+    await add_employee(db, "anna", ["101"])
+    await add_client(db, "Иван Петров", NUMBER)
+    a, b = await _pair(start_live, settings, db)
+    first = await b.tab("anna")
+    await first.start()
+    await a.pipeline.handle([Ringing("k1", "inbound", NUMBER, "101"), Answered("k1", "101")])
+    await first.until("call.answered")
+    late = await b.tab("anna")
+    snapshot = await late.start()
+    assert [(c["type"], c["call"], c["agent"]) for c in snapshot] == [("call.answered", "k1", "101")]
+    assert snapshot[0]["card"]["client"]["name"] == "Иван Петров"
+    await a.pipeline.handle([Ended("k1", "inbound", NUMBER, outcome="answered", answered_by=("101",), talk_seconds=5)])
+    await first.until("call.ended")
+    assert await (await b.tab("anna")).start() == []

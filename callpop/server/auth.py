@@ -32,6 +32,7 @@ from callpop.store.employees import current_account, end_all_sessions, revoke_se
 
 __all__ = [
     "COOKIE",
+    "MACHINE_PATHS",
     "auth_middleware",
     "csrf_token",
     "login_user",
@@ -43,6 +44,10 @@ __all__ = [
 
 COOKIE = "callpop_session"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Answered to machines (the PBX's dialplan, load balancers, Prometheus), each behind its
+# own allow-list or token and never with a person's session: no cookie is read, minted or
+# set for them, so a question costs no HMAC, no random nonce and no database read.
+MACHINE_PATHS = ("/pbx/", "/health", "/metrics")
 # Login must work before there is a session; it is protected by the anonymous session's token.
 
 
@@ -103,7 +108,8 @@ def csrf_token(request: web.Request) -> str:
 def _set_cookie(request: web.Request, response: web.StreamResponse, session: _Session) -> None:
     settings = request.app[SETTINGS].web
     response.set_cookie(COOKIE, _encode(request.app[SECRET], session), httponly=True, samesite="Lax",
-                        secure=settings.cookie_secure, path="/", max_age=settings.session_hours * 3600)
+                        secure=settings.cookie_secure, path="/", max_age=settings.session_hours * 3600,
+                        domain=settings.cookie_domain or None)
 
 
 async def _load_user(request: web.Request, session: _Session) -> CurrentUser | None:
@@ -122,6 +128,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Attach the session and user; refuse unsafe requests without the session's CSRF token."""
+    if request.method == "GET" and request.path.startswith(MACHINE_PATHS):
+        return await handler(request)
     secret = request.app[SECRET]
     raw = request.cookies.get(COOKIE)
     session = _decode(secret, raw) if raw else None
@@ -186,4 +194,4 @@ async def logout_user(request: web.Request, response: web.StreamResponse, *, eve
             else:
                 await revoke_session(db, session.nonce, session.uid, dt.datetime.fromtimestamp(session.expires, dt.UTC))
             await db.commit()
-    response.del_cookie(COOKIE, path="/")
+    response.del_cookie(COOKIE, path="/", domain=request.app[SETTINGS].web.cookie_domain or None)

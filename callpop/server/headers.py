@@ -13,7 +13,7 @@ from aiohttp import web
 
 from callpop.server.keys import SETTINGS
 
-__all__ = ["CONTENT_SECURITY_POLICY", "add_security_headers", "setup_security_headers"]
+__all__ = ["CONTENT_SECURITY_POLICY", "add_security_headers", "content_security_policy", "setup_security_headers"]
 
 CONTENT_SECURITY_POLICY = "; ".join((
     "default-src 'self'",
@@ -40,9 +40,29 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
     """``on_response_prepare``: runs for every response, including raised HTTP errors."""
     for name, value in _HEADERS.items():
         response.headers.setdefault(name, value)
+    policy = request.app.get(_POLICY)
+    if policy is not None:
+        response.headers["Content-Security-Policy"] = policy
     if request.app[SETTINGS].web.cookie_secure:  # served over HTTPS: browsers keep to it
         response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
 
 
+def content_security_policy(instance_urls: tuple[str, ...]) -> str:
+    """The policy, with the other instances' sockets in ``connect-src`` when the desk may
+    move to them (``[push] instance_urls``)."""
+    if not instance_urls:
+        return CONTENT_SECURITY_POLICY
+    sockets = " ".join(dict.fromkeys(
+        ("wss://" if url.startswith("https:") else "ws://") + url.split("://", 1)[1].rstrip("/")
+        for url in instance_urls))
+    return CONTENT_SECURITY_POLICY.replace("connect-src 'self'", f"connect-src 'self' {sockets}")
+
+
+_POLICY: web.AppKey[str] = web.AppKey("content_security_policy", str)
+
+
 def setup_security_headers(app: web.Application) -> None:
+    urls = app[SETTINGS].push.instance_urls
+    if urls:
+        app[_POLICY] = content_security_policy(urls)
     app.on_response_prepare.append(add_security_headers)

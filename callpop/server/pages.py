@@ -132,5 +132,6 @@ async def desk(request: web.Request) -> web.StreamResponse:
     if user.is_supervisor:  # a watched call names the manager whose phone it is
         async with request.app[DB].sessions() as session:
             page["agents"] = await employees.names_by_extension(session)
-    return render(request, "desk.html", ws_path="/ws", dismiss_after=settings.push.dismiss_after,
+    return render(request, "desk.html", ws_path="/ws", ws_urls=list(settings.push.instance_urls),
+                  dismiss_after=settings.push.dismiss_after,
                   extensions=list(user.extensions), is_supervisor=user.is_supervisor, page_data=page)

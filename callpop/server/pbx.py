@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import time
 from collections.abc import Sequence
 from urllib.parse import quote
 
@@ -36,6 +35,7 @@ from callpop.server.keys import DB, EXTRA, HUB, SETTINGS, TRACKER
 from callpop.server.peers import peer_allowed
 from callpop.settings import DialplanSettings
 from callpop.store.caller import CallerMatch, caller_matches
+from callpop.store.caller_cache import AnswerCache
 from callpop.telephony.events import Arrival
 
 __all__ = ["caller_name", "route"]
@@ -63,35 +63,48 @@ def _allowed(request: web.Request, settings: DialplanSettings) -> bool:
     return True
 
 
-def _cache(request: web.Request) -> dict[str, tuple[float, Matches]]:
-    cache: dict[str, tuple[float, Matches]] = request.app[EXTRA].setdefault(_CACHE, {})
+def _cache(request: web.Request) -> AnswerCache[Matches]:
+    cache: AnswerCache[Matches] | None = request.app[EXTRA].get(_CACHE)
+    if cache is None:
+        settings = request.app[SETTINGS].dialplan
+        cache = request.app[EXTRA][_CACHE] = AnswerCache(request.app[DB].engine, _CACHE_MAX,
+                                                         settings.cache_seconds)
     return cache
 
 
 async def _matches(request: web.Request, key: PhoneKey) -> Matches:
-    """The clients with this number: from the short-lived cache (the route asked right
-    after the name), else one statement under the hard budget."""
-    settings = request.app[SETTINGS].dialplan
+    """The clients with this number: from the answer cache (the route asked right after
+    the name; emptied by any write that could change it), else one statement under the
+    hard budget."""
     cache = _cache(request)
-    now = time.monotonic()
-    hit = cache.get(key.display_key)
-    if hit is not None and now - hit[0] <= settings.cache_seconds:
-        return hit[1]
-    async with asyncio.timeout(settings.timeout), request.app[DB].sessions() as session:
-        found = await caller_matches(session, key)
-    if len(cache) >= _CACHE_MAX:
-        cache.clear()  # a burst of distinct numbers: cheaper than an LRU, and rare
-    cache[key.display_key] = (now, found)
+    found = cache.get(key.display_key)
+    if found is not None:
+        return found
+    generation = cache.generation()
+    async with asyncio.timeout(request.app[SETTINGS].dialplan.timeout):
+        found = await caller_matches(request.app[DB], key)
+    cache.put(key.display_key, found, generation)
     return found
 
 
-def _prefetch(request: web.Request, key: PhoneKey) -> None:
+def _prefetch(request: web.Request, key: PhoneKey | None) -> None:
     """Start the card lookup for the call the dialplan is routing (``call`` = its linkedid,
     the id the tracker gives the call), as the tracker's arrival hint would."""
     call = request.query.get("call", "").strip()
     pipeline = request.app.get(PIPELINE)
+    if key is None or not key.external or not (key.e164 or key.tail10):
+        return
     if call and pipeline is not None and len(call) <= 64:
         pipeline.prefetch([Arrival(call, key.display_key)])
+
+
+async def _send(request: web.Request, response: web.Response, key: PhoneKey | None) -> web.Response:
+    """Answer first, then start the card's lookup: the PBX has its bytes before the
+    lookup's tasks and threads compete with the answer for the CPU."""
+    await response.prepare(request)
+    await response.write_eof()
+    _prefetch(request, key)
+    return response
 
 
 async def _answer(request: web.Request) -> tuple[PhoneKey | None, Matches, str]:
@@ -104,7 +117,6 @@ async def _answer(request: web.Request) -> tuple[PhoneKey | None, Matches, str]:
     key = phone_key(number, settings.phones.default_region, settings.phones.min_external_digits)
     if not key.external or not (key.e164 or key.tail10):
         return key, (), "not-looked-up"
-    _prefetch(request, key)
     try:
         found = await _matches(request, key)
     except TimeoutError:
@@ -123,11 +135,11 @@ async def caller_name(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS].dialplan
     if not _allowed(request, settings):
         return _text("", "forbidden", 403)
-    _key, found, status = await _answer(request)
+    key, found, status = await _answer(request)
     if len(found) != 1:
-        return _text("", status)
-    return _text(safe_caller_name(found[0].name, settings.name_max_length, ascii_only=settings.transliterate),
-                 status)
+        return await _send(request, _text("", status), key)
+    name = safe_caller_name(found[0].name, settings.name_max_length, ascii_only=settings.transliterate)
+    return await _send(request, _text(name, status), key)
 
 
 def _talking(request: web.Request) -> set[str]:
@@ -151,10 +163,10 @@ async def route(request: web.Request) -> web.StreamResponse:
     app_settings = request.app[SETTINGS]
     if not _allowed(request, app_settings.dialplan):
         return _text("", "forbidden", 403)
-    _key, found, status = await _answer(request)
+    key, found, status = await _answer(request)
     match = _responsible(found)
     if match is None:
-        return _text("", status)
+        return await _send(request, _text("", status), key)
     regular = "1" if all(m.regular for m in found) else "0"
     hub, talking = request.app[HUB], _talking(request)
     asking = request.query.get("pbx") or app_settings.pbx.id  # a manager on another PBX cannot be dialled
@@ -164,4 +176,4 @@ async def route(request: web.Request) -> web.StreamResponse:
             dial = device_for(extension, app_settings)
             break
     why = "ok" if dial else ("manager-away" if match.extensions else "no-manager")
-    return _text(f"dial={quote(dial, safe='/@:-_.')}&regular={regular}", why)
+    return await _send(request, _text(f"dial={quote(dial, safe='/@:-_.')}&regular={regular}", why), key)

@@ -3,6 +3,7 @@ dialplan, a Prometheus scraper): an address allow-list instead of a login."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Sequence
 
@@ -20,4 +21,10 @@ def peer_allowed(request: web.Request, allow: Sequence[str]) -> bool:
         return False
     if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
         peer = peer.ipv4_mapped
-    return any(peer in ipaddress.ip_network(net, strict=False) for net in allow)
+    return any(peer in net for net in _networks(tuple(allow)))
+
+
+@functools.lru_cache(maxsize=16)
+def _networks(allow: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Parsed once per allow-list (settings are frozen), not once per request."""
+    return tuple(ipaddress.ip_network(net, strict=False) for net in allow)

@@ -9,6 +9,7 @@ anything malformed is answered with an ``error`` message, never an exception.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -37,7 +38,8 @@ MAX_MESSAGE = 4096
 
 
 def origin_allowed(request: web.Request) -> bool:
-    """True when the Origin header is absent (non-browser clients) or names this host."""
+    """True when the Origin header is absent (non-browser clients), names this host, or
+    names one of ``[push] instance_urls`` (a desk whose own instance went away)."""
     origin = request.headers.get("Origin")
     if origin is None:
         return True
@@ -48,7 +50,15 @@ def origin_allowed(request: web.Request) -> bool:
         return False
     if sent.scheme not in ("http", "https") or not sent.host or not here.host:
         return False
-    return (sent.host.lower(), _port(sent.explicit_port)) == (here.host.lower(), _port(here.explicit_port))
+    if (sent.host.lower(), _port(sent.explicit_port)) == (here.host.lower(), _port(here.explicit_port)):
+        return True
+    return (sent.scheme, sent.host.lower(), _port(sent.explicit_port)) in _instances(
+        request.app[SETTINGS].push.instance_urls)
+
+
+@functools.cache
+def _instances(urls: tuple[str, ...]) -> frozenset[tuple[str, str, int | None]]:
+    return frozenset((u.scheme, u.host.lower(), _port(u.explicit_port)) for u in map(URL, urls) if u.host)
 
 
 def _port(port: int | None) -> int | None:

@@ -3,8 +3,10 @@
 The pop's card (store/directory.py) reads five sections of history; the dialplan only
 needs the client's name, whether they are regular and the extensions of their
 responsible manager, and it waits for the answer with the caller on the line. So this is
-one indexed statement, compiled once and run straight on the SQLite driver like the
-lookup's (store/prepared.py). Matching follows the directory's rule: an exact E.164 match
+one indexed statement (an index seek on ``client_phones.e164`` or ``tail10``, the
+normalized number), compiled once and run straight on the SQLite driver like the
+lookup's (store/prepared.py), or prepared once per connection on PostgreSQL's.
+Matching follows the directory's rule: an exact E.164 match
 wins, the last 10 digits are the fallback, and several clients are all returned (the
 caller decides what an ambiguous number means).
 """
@@ -12,17 +14,19 @@ caller decides what an ambiguous number means).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, and_, bindparam, or_, select
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from callpop.phones import PhoneKey
-from callpop.store.db import reader_engine, reads_in_thread
+from callpop.store.db import Database, reader_engine, reads_in_thread
 from callpop.store.models import Client, ClientPhone, Employee, Extension
+from callpop.store.pg_direct import direct_pool
 from callpop.store.prepared import Prepared
 
 __all__ = ["CallerMatch", "caller_matches", "caller_matches_sync"]
@@ -58,11 +62,18 @@ def _statement() -> Select[*tuple[Any, ...]]:
 
 
 _MATCH = Prepared.of(_statement())
+_PG = _statement().compile(dialect=asyncpg_dialect())  # type: ignore[no-untyped-call]
+if tuple(_PG.positiontup or ()) != ("e164", "tail10"):  # pragma: no cover - the statement's own order
+    raise RuntimeError(f"unexpected parameter order {_PG.positiontup}")
+_PG_SQL = str(_PG)
 
 
 def caller_matches_sync(conn: Connection, key: PhoneKey) -> tuple[CallerMatch, ...]:
     """The clients with *key*'s number; exact E.164 matches only, when there are any."""
-    rows = _MATCH.rows(conn, {"e164": key.e164, "tail10": key.tail10})
+    return _matches(key, _MATCH.rows(conn, {"e164": key.e164, "tail10": key.tail10}))
+
+
+def _matches(key: PhoneKey, rows: Sequence[tuple[Any, ...]]) -> tuple[CallerMatch, ...]:
     by_client: dict[int, tuple[tuple[int, str, str | None, str, int | None], bool, list[str]]] = {}
     for cid, name, company, status, responsible, e164, extension in rows:
         entry = by_client.setdefault(cid, ((cid, name, company, status, responsible), False, []))
@@ -77,24 +88,29 @@ def caller_matches_sync(conn: Connection, key: PhoneKey) -> tuple[CallerMatch, .
     return tuple(matches)
 
 
-async def caller_matches(session: AsyncSession, key: PhoneKey) -> tuple[CallerMatch, ...]:
-    """``caller_matches_sync`` on committed data. On SQLite on the reader engine, in a
-    worker thread unless ``sqlite_reads_in_thread`` is off: the dialplan's hard budget
-    (an ``asyncio.timeout`` around this) can abandon a read stuck on the disk only when
-    the read is not holding the event loop (bench/README.md, "Dialplan questions", has
-    both ways measured). PostgreSQL: the session's own connection."""
+async def caller_matches(db: Database, key: PhoneKey) -> tuple[CallerMatch, ...]:
+    """``caller_matches_sync`` on committed data, by the shortest way each backend has.
+    SQLite: on the reader engine, in a worker thread unless ``sqlite_reads_in_thread`` is
+    off (the dialplan's hard budget, an ``asyncio.timeout`` around this, can abandon a
+    read stuck on the disk only when the read is not holding the event loop; bench/README.md,
+    "Dialplan questions", has both ways measured). PostgreSQL: one round trip on the
+    direct asyncpg pool (store/pg_direct.py), else a session."""
     if not key.external or not (key.e164 or key.tail10):
         return ()
-    bind = session.bind
-    reader = reader_engine(bind) if isinstance(bind, AsyncEngine) else None
-    if reader is None:
+    reader = reader_engine(db.engine)
+    if reader is not None:
+        def run() -> tuple[CallerMatch, ...]:
+            with reader.connect() as sync_conn:
+                return caller_matches_sync(sync_conn, key)
+
+        if not reads_in_thread(db.engine):
+            return run()
+        return await asyncio.get_running_loop().run_in_executor(_READERS, run)
+    pool = await direct_pool(db.engine) if db.dialect == "postgresql" else None
+    if pool is not None:
+        async with pool.acquire() as conn:
+            rows = await conn.fetch(_PG_SQL, key.e164, key.tail10)
+        return _matches(key, [tuple(r) for r in rows])
+    async with db.sessions() as session:
         conn = await session.connection()
         return await conn.run_sync(lambda sync_conn: caller_matches_sync(sync_conn, key))
-
-    def run() -> tuple[CallerMatch, ...]:
-        with reader.connect() as sync_conn:
-            return caller_matches_sync(sync_conn, key)
-
-    if isinstance(bind, AsyncEngine) and not reads_in_thread(bind):
-        return run()
-    return await asyncio.get_running_loop().run_in_executor(_READERS, run)

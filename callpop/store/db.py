@@ -81,7 +81,10 @@ class Database:
         return "sqlite" if name == "sqlite" else "postgresql"
 
     async def close(self) -> None:
+        from callpop.store.pg_direct import close_direct
+
         dispose_reader(self.engine)
+        await close_direct(self.engine)
         await self.engine.dispose()
 
 

@@ -65,6 +65,7 @@ def _statements(dialect: str) -> dict[str, Any]:
                 # checks it (migration 0006) and a refused close would lose the call
                 "ended_at": case((ex.ended_at < calls.c.started_at, calls.c.started_at), else_=ex.ended_at),
                 "outcome": ex.outcome, "talk_seconds": ex.talk_seconds, "end_unseen": ex.end_unseen,
+                "answer_unseen": ex.answer_unseen,
                 "client_id": func.coalesce(ex.client_id, calls.c.client_id),
                 "client_number": func.coalesce(calls.c.client_number, ex.client_number),
                 "caller_name": func.coalesce(calls.c.caller_name, ex.caller_name),
@@ -124,7 +125,8 @@ async def close_call(session: AsyncSession, pbx_id: str, event: Ended, client_id
     call = {"pbx_id": pbx_id, "call_key": event.call, "direction": event.direction, "client_number": event.client,
             "caller_name": event.caller_name, "client_id": client_id, "started_at": started_at,
             "answered_at": answered_at, "ended_at": ended_at, "outcome": event.outcome,
-            "talk_seconds": event.talk_seconds, "end_unseen": event.end_unseen}
+            "talk_seconds": event.talk_seconds, "end_unseen": event.end_unseen,
+            "answer_unseen": event.outcome == "answered" and event.answer_unseen}
     if not event.end_unseen:
         await session.execute(statements["recontact"], {"pbx_id": pbx_id, "call_key": event.call})
     written = (await session.execute(statements["close"], call)).scalar_one_or_none()

@@ -86,7 +86,9 @@ async def record_answer(session: AsyncSession, pbx_id: str, event: Answered, emp
         return None
     call_id, started_at = row
     at = max(_when(event.at), _aware(started_at))
-    await session.execute(update(Call).where(Call.id == call_id, Call.answered_at.is_(None)).values(answered_at=at))
+    # an answer seen live always wins over one a listing shows after a restart (unseen)
+    await session.execute(update(Call).where(Call.id == call_id, Call.answered_at.is_(None)).values(
+        answered_at=at, answer_unseen=event.unseen))
     await session.execute(_participant(dialect_of(session), True),
                           {"call_id": call_id, "extension": event.agent, "employee_id": employee_id,
                            "answered": True, "talk_seconds": 0})
@@ -94,10 +96,11 @@ async def record_answer(session: AsyncSession, pbx_id: str, event: Answered, emp
 
 
 async def recorded_answer(session: AsyncSession, pbx_id: str, call_key: str) -> dt.datetime | None:
-    """The answer time recorded while the call was on, if any."""
-    value = (await session.execute(select(Call.answered_at).where(Call.pbx_id == pbx_id, Call.call_key == call_key))
-             ).scalar_one_or_none()
-    return None if value is None else _aware(value)
+    """The answer time recorded live while the call was on, if any (not one a listing
+    showed after a restart: that one is only the latest the answer can have been)."""
+    row = (await session.execute(select(Call.answered_at, Call.answer_unseen).where(
+        Call.pbx_id == pbx_id, Call.call_key == call_key))).first()
+    return None if row is None or row[0] is None or row[1] else _aware(row[0])
 
 
 _OPEN = (select(Call.id, Call.call_key, Call.direction, Call.client_number, Call.caller_name, Call.started_at,

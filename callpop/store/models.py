@@ -227,6 +227,9 @@ class Call(Base):
     # the end was not seen (callpop or its PBX link was down): ended_at and talk_seconds are
     # lower bounds (callpop/store/journal_recovery.py)
     end_unseen: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # the answer was not seen (callpop learned the call from a channel listing, already
+    # talking): answered_at is the latest it can have been, talk_seconds a lower bound (0009)
+    answer_unseen: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     participants: Mapped[list[CallParticipant]] = relationship(back_populates="call", lazy="raise",
                                                                cascade="all, delete-orphan")

@@ -84,6 +84,9 @@ class AgentState:
     ringing: bool = False
     talking: bool = False
     talk_since: float | None = None
+    # an answer not seen (a listing showed the agent already talking): the earliest it can
+    # have been (the agent channel's creation); talk_since is then the latest (the listing)
+    answer_from: float | None = None
     talked: float = 0.0
     spans: list[tuple[float, float]] = field(default_factory=list)  # (from, to) of each talk
     clockless: bool = False  # some talk had no clock: fall back on talk_hint
@@ -151,7 +154,7 @@ class Call:
     originated: bool = False  # the first channel was created by an Originate (no dialler)
     originator: str | None = None  # the agent an Originate rang first (click-to-dial)
     ended: bool = False
-    answer_estimated: bool = False  # an answer was inferred from a listing, not seen
+    answer_unseen: bool = False  # an answer was inferred from a listing, not seen (Ended.answer_unseen)
     end_unseen: bool = False  # its channels vanished without a Hangup (see Ended.end_unseen)
     keys: list[str] = field(default_factory=list)  # Linkedids that lead to this call
 
@@ -260,7 +263,7 @@ class Call:
             self.stop_talk(st.agent, now)
         if not self.announced or self.direction is None:
             return
-        talks = tuple(AgentTalk(a, self.talk_seconds(a)) for a in self.answered_by)
+        talks = tuple(AgentTalk(a, self.talk_seconds(a), self.talk_at_most(a)) for a in self.answered_by)
         answered_at, connected = self.connected(now)
         if connected is None:  # some talk had no clock: the shares are all there is
             connected = sum(t.talk_seconds for t in talks)
@@ -270,7 +273,7 @@ class Call:
             tuple(self.answered_by), connected,
             caller_name=self.caller_name, started_at=self.started_at, ended_at=now,
             agents_rang=tuple(self.rang), talks=talks, answered_at=answered_at,
-            end_unseen=self.end_unseen, answer_estimated=self.answer_estimated,
+            end_unseen=self.end_unseen, answer_unseen=self.answer_unseen,
         ))
 
     def connected(self, now: float | None) -> tuple[float | None, int | None]:
@@ -305,3 +308,12 @@ class Call:
         if st.clockless:
             return st.talk_hint if st.talk_hint is not None else int(st.talked)
         return int(st.talked)
+
+    def talk_at_most(self, agent: str) -> int | None:
+        """An agent whose answer was not seen talked at least ``talk_seconds`` (from when the
+        listing showed them talking) and at most this (from their channel's creation, so
+        the ring time included). None when the answer was seen: the talk is exact."""
+        st = self.agents.get(agent)
+        if st is None or st.answer_from is None or st.clockless or not st.spans:
+            return None
+        return int(st.talked + max(0.0, st.spans[0][0] - st.answer_from))

@@ -20,7 +20,27 @@ from typing import Any
 from callpop.settings import Settings
 from callpop.telephony.tracker import CallTracker, TrackerConfig
 
-__all__ = ["manager_conf", "passes", "used_events"]
+__all__ = ["ACTION_CLASSES", "READ_CLASSES", "WRITE_CLASSES", "allowed", "manager_conf", "passes", "used_events"]
+
+# The write classes, any one of which lets a manager user send each action callpop sends,
+# as Asterisk registers them (main/manager.c, __init_manager: ast_manager_register_xml_core
+# (name, EVENT_FLAG_..., handler); process_message runs an action when the user's write
+# classes share a bit with them, or when they are 0). Empty: no class needed. Originate
+# asks for 'system' on top only when an Application is given (System, Exec, AGI, ...):
+# callpop originates to Context/Exten and never sends one. docs/operations.md has the table.
+ACTION_CLASSES: dict[str, frozenset[str]] = {
+    "Challenge": frozenset(),
+    "Login": frozenset(),
+    "Ping": frozenset(),
+    "CoreShowChannels": frozenset({"system", "reporting"}),  # resync after a reconnect
+    "Originate": frozenset({"originate"}),                  # click-to-call
+}
+# Call events (channels, dials, bridges, transfers) are 'call'; queue member events
+# (AgentCalled, AgentConnect, ...) and QueueCallerAbandon are 'agent'. The replies to
+# CoreShowChannels are written to the asking session whatever its read classes.
+READ_CLASSES = ("call", "agent")
+# 'reporting' rather than 'system' for CoreShowChannels: it can change nothing on the PBX.
+WRITE_CLASSES = ("originate", "reporting")
 
 
 def used_events(settings: Settings | None = None) -> tuple[str, ...]:
@@ -35,6 +55,12 @@ def passes(message: Mapping[str, Any], events: Iterable[str]) -> bool:
     return name is None or "ActionID" in message or name in set(events)
 
 
+def allowed(action: str, write: frozenset[str] | set[str]) -> bool:
+    """Whether a manager user with *write* classes may send *action* (as Asterisk decides)."""
+    needed = ACTION_CLASSES[action]
+    return not needed or "all" in write or bool(needed & write)
+
+
 def manager_conf(events: Iterable[str] | None = None) -> str:
     """The ``manager.conf`` section for callpop: least privilege and the filters."""
     names = sorted(events if events is not None else used_events())
@@ -46,11 +72,11 @@ def manager_conf(events: Iterable[str] | None = None) -> str:
         "deny = 0.0.0.0/0.0.0.0",
         "permit = 127.0.0.1/255.255.255.255     ; the callpop host(s) only",
         "; read: call and queue (agent) events; no system, dialplan, security, cdr, reporting.",
-        "read = call,agent",
-        "; write: Originate (click-to-call) and CoreShowChannels (resync after a reconnect,",
-        "; allowed by 'reporting', which can change nothing on the PBX; should an Asterisk answer",
-        "; 'Permission denied' to CoreShowChannels, add 'system'). No 'command'.",
-        "write = originate,reporting",
+        f"read = {','.join(READ_CLASSES)}",
+        "; write: Originate needs 'originate'; CoreShowChannels (resync after a reconnect) is",
+        "; registered as system|reporting and either one is enough: 'reporting' can change nothing",
+        "; on the PBX. Login, Challenge and Ping need no class. No 'command', no 'system'.",
+        f"write = {','.join(WRITE_CLASSES)}",
         "; Asterisk 21.7 / 22.2 and later: exact event names, no regular expression per event.",
         *(f"eventfilter(action(include),name({name})) =" for name in names),
         "; Older Asterisk: the legacy form instead (a regular expression on the whole event);",

@@ -48,9 +48,13 @@ class RingStopped:
 
 @dataclass(frozen=True, slots=True)
 class Answered:
+    """An agent took the call. ``unseen``: callpop did not see the answer, a listing showed
+    the agent already talking; ``at`` is that listing, the latest the answer can have been."""
+
     call: str
     agent: str
     at: float | None = field(default=None, compare=False)
+    unseen: bool = field(default=False, compare=False)
     event: Literal["answered"] = field(default="answered", init=False)
 
     def as_dict(self) -> dict[str, Any]:
@@ -77,6 +81,9 @@ class AgentTalk:
 
     agent: str
     talk_seconds: int
+    # the answer was not seen (Ended.answer_unseen): talk_seconds is a lower bound, this the
+    # upper one; None when the talk is known
+    at_most: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +111,11 @@ class Ended:
     answered_at: float | None = field(default=None, compare=False)
     end_unseen: bool = field(default=False, compare=False)
     # the answer was not seen, only inferred from a channel listing (callpop was not
-    # following the call then): the talk is an estimate the journal corrects when it
-    # recorded the answer itself (callpop/journal_writer.py)
-    answer_estimated: bool = field(default=False, compare=False)
+    # following the call then): ``answered_at`` is the latest it can have been (the
+    # listing), ``talk_seconds`` and the talkers' shares are lower bounds, and each
+    # ``AgentTalk.at_most`` the upper bound (from the agent channel's creation). The journal
+    # counts the talk from the answer it recorded live when it has one (journal_writer.py)
+    answer_unseen: bool = field(default=False, compare=False)
     event: Literal["ended"] = field(default="ended", init=False)
 
     def as_dict(self) -> dict[str, Any]:

@@ -39,9 +39,12 @@ def created_at(item: AmiMessage, now: float | None) -> float | None:
 
 
 def _restore_times(call: Call, created: dict[str, float], now: float | None, out: list[CallEvent]) -> None:
-    """A call first seen in a listing: its start and its agents' talk go back to when its
-    channels were created, not to the listing; so do the ``ringing`` and ``answered`` just
-    emitted for it (the journal records them as the call's times)."""
+    """A call first seen in a listing: its start goes back to when its oldest channel was
+    created, and so does the ``ringing`` just emitted for it (the journal records it as the
+    call's start). A talking agent's answer is not known: it came between the creation of
+    the agent's channel and the listing. The talk is counted from the listing (what is sure)
+    and the creation kept as the earliest answer (``AgentState.answer_from``): the talk is
+    an interval, and the ``answered`` says it was not seen."""
     times = [created[uid] for uid in call.channels if uid in created]
     if not times or now is None:
         return
@@ -54,18 +57,22 @@ def _restore_times(call: Call, created: dict[str, float], now: float | None, out
             continue
         st = call.agents.get(leg.agent)
         if st is not None and st.talking and st.talk_since == now:
-            st.talk_since = max(start, created[ch.uniqueid])
-            call.answer_estimated = True  # the journal prefers an answer it recorded live
-            _move_emitted(out, call.id, leg.agent, now, st.talk_since)
+            st.answer_from = max(start, created[ch.uniqueid])
+            call.answer_unseen = True  # the journal prefers an answer it recorded live
+            _move_emitted(out, call.id, leg.agent, now, st.answer_from)
 
 
-def _move_emitted(out: list[CallEvent], call: str, agent: str, now: float, at: float) -> None:
-    """The ``ringing``/``answered`` of *agent* in *call* emitted at *now* by this listing
-    happened at *at* (the channel's creation) as far as the listing can tell."""
+def _move_emitted(out: list[CallEvent], call: str, agent: str, now: float, rang_at: float) -> None:
+    """The ``ringing`` of *agent* in *call* emitted at *now* by this listing started at
+    *rang_at* (the channel's creation); its ``answered`` came at an unknown moment up to *now*."""
     for i, event in enumerate(out):
-        if isinstance(event, Ringing | Answered) and event.call == call and event.agent == agent \
-                and event.at == now:
-            out[i] = dataclasses.replace(event, at=at)
+        if not isinstance(event, Ringing | Answered) or event.call != call or event.agent != agent \
+                or event.at != now:
+            continue
+        if isinstance(event, Ringing):
+            out[i] = dataclasses.replace(event, at=rang_at)
+        else:
+            out[i] = dataclasses.replace(event, unseen=True)
 
 
 class Listing:
@@ -82,10 +89,10 @@ class Listing:
 
         A call first seen here is announced as it would have been live: ``ringing`` for every
         agent whose phone rings or talks, then ``answered`` for the talking ones. Its start
-        is its oldest channel's creation (``Duration`` says how long ago, to the second), and
-        a talking agent's talk is counted from the creation of the channel that was
-        answered: Asterisk lists no answer time, so that talk includes the ring time (a few
-        seconds too long, never counted from the listing). After :meth:`CallTracker.link_lost`
+        is its oldest channel's creation (``Duration`` says how long ago, to the second).
+        Asterisk lists no answer time: a talking agent's talk is counted from the listing (a
+        lower bound) and is at most since their channel's creation (the ring included);
+        ``Ended.answer_unseen`` and ``AgentTalk.at_most`` say so. After :meth:`CallTracker.link_lost`
         the calls not listed end at the last message heard before the drop, unseen."""
         book = self.book
         hung = book.hung_during_listing or set()

@@ -172,3 +172,22 @@ def test_the_user_command_deactivates_and_ends_sessions(db_settings: Settings,
     assert run("olga", "--end-sessions") == "olga: every session ended\n"
     assert run("olga", "--deactivate") == "olga: deactivated\nolga: every session ended\n"
     assert run("olga", "--activate") == "olga: activated\n"
+
+
+async def test_the_session_cookie_is_shared_by_the_instances_of_one_domain(settings: Settings, db: Database,
+                                                                          start_live: StartLive) -> None:
+    """[web] cookie_domain: cp1.example.com and cp2.example.com both get the login."""
+    import dataclasses
+
+    live = await start_live(settings.replace(web=dataclasses.replace(settings.web, cookie_domain="example.com")),
+                            store=Recorder().hooks())
+    await add_employee(db, "anna", ["101"])
+    c = await live.client()
+    form = await c.get("/login")
+    assert "Domain=example.com" in form.headers["Set-Cookie"]
+    cookie = form.cookies["callpop_session"].value  # the test client is not on example.com: sent by hand
+    resp = await c.post("/login", data={"login": "anna", "password": PASSWORD,
+                                        "csrf_token": form.headers["X-CSRF-Token"]},
+                        headers={"Cookie": f"callpop_session={cookie}"}, allow_redirects=False)
+    assert resp.status == 302
+    assert "Domain=example.com" in resp.headers["Set-Cookie"]

@@ -40,6 +40,29 @@ async def test_cross_site_origin_is_refused(db: Database, start_live: StartLive)
     await ws.close()
 
 
+async def test_a_page_of_another_instance_may_open_the_socket_and_its_policy_allows_it(
+        settings: Settings, db: Database, start_live: StartLive) -> None:
+    """[push] instance_urls: the desk moves to another instance when its own one goes away."""
+    import dataclasses
+
+    other = "https://cp2.example:8443"
+    live = await start_live(settings.replace(push=dataclasses.replace(
+        settings.push, instance_urls=("http://cp1.example:8080", other))), store=Recorder().hooks())
+    await add_employee(db, "anna", ["101"])
+    c = await live.login("anna")
+    ws = await c.ws_connect("/ws", headers={"Origin": other})
+    assert (await ws.receive_json())["type"] == "hello"
+    await ws.close()
+    for evil in ("https://cp3.example:8443", "http://cp2.example:8443", "https://cp2.example"):
+        try:
+            await c.ws_connect("/ws", headers={"Origin": evil})
+            raise AssertionError(f"origin {evil} accepted")
+        except aiohttp.WSServerHandshakeError as exc:
+            assert exc.status == 403, evil
+    policy = (await c.get("/login")).headers["Content-Security-Policy"]
+    assert "connect-src 'self' ws://cp1.example:8080 wss://cp2.example:8443;" in policy
+
+
 async def test_bad_messages_get_errors_and_the_socket_stays(settings: Settings, db: Database,
                                                             start_live: StartLive) -> None:
     live = await start_live(store=Recorder().hooks())

@@ -146,11 +146,19 @@ def test_db_command_names_an_unreachable_database_without_a_traceback(
     assert "secret" not in err
 
 
+def _downgrade_sync(connection: Connection, target: str) -> None:
+    from alembic import command
+
+    cfg = dbmod.alembic_config()
+    cfg.attributes["connection"] = connection
+    command.downgrade(cfg, target)
+
+
 async def test_upgrade_gives_a_further_pbxs_calls_their_pbx_id(db_url: str) -> None:
     """Rows written before each PBX's calls carried its own id: the key names the PBX."""
     database = await open_database(DatabaseSettings(url=db_url))
     async with database.engine.begin() as conn:
-        await conn.execute(text("UPDATE alembic_version SET version_num = '0007_audit_log_sessions'"))
+        await conn.run_sync(_downgrade_sync, "0007_audit_log_sessions")  # later migrations undone too
         for key in ("1733212345.17", "office2:1733212345.17", "demo-0000001"):
             await conn.execute(text("INSERT INTO calls (pbx_id, call_key, direction, started_at, talk_seconds, "
                                     "end_unseen) VALUES ('main', :key, 'inbound', :at, 0, false)"),

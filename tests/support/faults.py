@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import os
 import random
 import signal
@@ -31,6 +32,7 @@ from sqlalchemy import text
 from callpop.settings import DatabaseSettings
 from callpop.simulator.pbx import SimulatedPbx
 from callpop.store.db import Database, open_database
+from tests.support.fault_desks import DESK_PASSWORD, Desks
 
 AGENTS = ("101", "102", "103", "104")
 SECRET = "fault-secret"
@@ -163,6 +165,7 @@ class Run:
     daemon_url: str = ""
     log: Path = field(init=False)
     marks: dict[str, float] = field(default_factory=dict)
+    web_port: int = 0
 
     def __post_init__(self) -> None:
         self.spool = self.tmp / "journal-spool.db"
@@ -172,13 +175,15 @@ class Run:
     # --- set-up -------------------------------------------------------------------------
 
     async def seed(self, db: Database) -> None:
-        """Employees for the agents, one regular client per call."""
+        """Employees for the agents (managers who can log in to a desk), one regular client per call."""
+        from callpop.accounts import hash_password
         from callpop.phones import phone_key
         from callpop.store.models import Client, ClientPhone, Employee, Extension
 
+        password = hash_password(DESK_PASSWORD)
         async with db.sessions() as session:
             for ext in AGENTS:
-                emp = Employee(login=f"agent{ext}", name=f"Agent {ext}", role="manager", password_hash="x")
+                emp = Employee(login=f"agent{ext}", name=f"Agent {ext}", role="manager", password_hash=password)
                 session.add(emp)
                 await session.flush()
                 session.add(Extension(extension=ext, employee_id=emp.id))
@@ -195,8 +200,9 @@ class Run:
     def client(n: int) -> str:
         return f"+7916{n:07d}"
 
-    def settings_file(self, web_port: int) -> Path:
-        path = self.tmp / "settings.toml"
+    def settings_file(self, web_port: int, *, spool: Path | None = None, name: str = "settings.toml") -> Path:
+        """The daemon's settings; *spool* and *name*: another instance's own (tests/support/instances.py)."""
+        path = self.tmp / name
         path.write_text(f"""
 [ami]
 host = "127.0.0.1"
@@ -211,7 +217,7 @@ reconnect_max = 0.3
 url = "{self.daemon_url}"
 
 [journal]
-spool_path = "{self.spool}"
+spool_path = "{spool or self.spool}"
 write_timeout = 3.0
 retry_interval = 0.2
 heartbeat_interval = 0.1
@@ -237,7 +243,8 @@ level = "INFO"
         """Start ``callpop run``; returns seconds until it logged in to the PBX."""
         started = time.monotonic()
         logins = len(self.pbx.logins)
-        env = {**os.environ, "CALLPOP_SETTINGS": str(self.settings_file(free_port()))}
+        self.web_port = free_port()
+        env = {**os.environ, "CALLPOP_SETTINGS": str(self.settings_file(self.web_port))}
         env.pop("CALLPOP_DATABASE_URL", None)
         with self.log.open("ab") as out:
             self.daemon = subprocess.Popen(  # noqa: ASYNC220 - returns at once; the daemon runs on its own
@@ -305,6 +312,25 @@ level = "INFO"
         """Until the PBX has played every call (and a little more for the journal)."""
         await self.until(lambda: not self.pbx._calls, 120, "the calls to end")
 
+    async def settled(self, within: float = 60.0) -> None:
+        """Until the daemon has written its spool back and closed the rows nobody follows:
+        on a loaded machine a restarted daemon may log in only after the PBX played every
+        call, and stopping it then would leave its spool for a next start that never comes.
+        Gives up after *within* s (the verdict then counts what is left)."""
+        await self.until(lambda: spool_count(self.spool) == 0, within, "the spool to be written")
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            db = await open_database(DatabaseSettings(url=self.db_url))
+            try:
+                async with db.sessions() as session:
+                    still_open = (await session.execute(text(
+                        "SELECT count(*) FROM calls WHERE ended_at IS NULL"))).scalar_one()
+            finally:
+                await db.close()
+            if not still_open:
+                return
+            await asyncio.sleep(0.2)
+
     # --- the verdict ----------------------------------------------------------------------
 
     async def rows(self) -> tuple[dict[str, dict[str, Any]], dict[str, list[tuple[str, bool]]], int]:
@@ -313,10 +339,10 @@ level = "INFO"
         try:
             async with db.sessions() as session:
                 calls = {r[0]: {"outcome": r[1], "talk": r[2], "ended": r[3], "unseen": r[4], "started": r[5],
-                                "answered": r[6]}
+                                "answered": r[6], "answer_unseen": bool(r[7])}
                          for r in (await session.execute(text(
                              "SELECT call_key, outcome, talk_seconds, ended_at, end_unseen, started_at, "
-                             "answered_at FROM calls"))).all()}
+                             "answered_at, answer_unseen FROM calls"))).all()}
                 contacts: dict[str, list[tuple[str, bool]]] = {}
                 for key, ext, counted in (await session.execute(text(
                         "SELECT c.call_key, x.extension, k.counted FROM contacts k JOIN calls c ON c.id = k.call_id "
@@ -342,6 +368,14 @@ level = "INFO"
         unknowable = {k for k, t in self.truths.items()
                       if down is not None and t.answer is not None and down[0] < t.end <= down[1]
                       and max(0.0, down[0] - t.answer) < self.plan.min_talk <= t.talk}
+        # answered while the daemon was down and still on at its restart: the talk is sure
+        # only from when the restarted daemon saw it up (the row's answered_at: the listing),
+        # the answer's moment is not listed (docs/reliability.md)
+        if down is not None:
+            unknowable |= {k for k, t in self.truths.items()
+                           if k in calls and calls[k]["answer_unseen"] and t.answer is not None
+                           and t.talk_end is not None and down[0] < t.answer
+                           and t.talk_end - _epoch(calls[k]["answered"]) < self.plan.min_talk <= t.talk}
         lost = expected_contacts - counted
         # a call missing from the journal must have ended while the daemon was down, without
         # an answer it could have seen
@@ -376,6 +410,15 @@ level = "INFO"
         }
 
 
+def _epoch(moment: Any) -> float:
+    """A timestamp column as epoch seconds (SQLite gives naive UTC datetimes or text)."""
+    if isinstance(moment, str):
+        moment = dt.datetime.fromisoformat(moment)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return float(moment.timestamp())
+
+
 def spool_count(path: Path) -> int:
     if not path.exists():
         return 0
@@ -405,6 +448,7 @@ async def daemon_killed(run: Run) -> dict[str, Any]:
 
     await run.burst(fault)
     await run.played_out()
+    await run.settled()
     await asyncio.sleep(0.5)
     await run.stop_daemon()
     result = await run.verdict(down=(down["from"], down["to"]))
@@ -519,14 +563,28 @@ def pg_proxy_cut(run: Run) -> tuple[Callable[[], Awaitable[None]], Callable[[], 
     return down, up
 
 
-async def database_away(run: Run, outage: tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]
-                        ) -> dict[str, Any]:
+async def open_desks(run: Run) -> Desks:
+    """Every agent's manager logged in with a desk tab on the running daemon."""
+    desks = Desks(f"http://127.0.0.1:{run.web_port}")
+    try:
+        await desks.open({ext: f"agent{ext}" for ext in AGENTS})
+    except BaseException:
+        await desks.close()
+        raise
+    return desks
+
+
+async def database_away(run: Run, outage: tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]],
+                        desks: Desks | None = None) -> dict[str, Any]:
     """The database unavailable for ``downtime`` s mid-burst: pops go on, the journal
-    spools and writes everything once it is back."""
+    spools and writes everything once it is back. With *desks*: how many of the calls
+    placed while it was away popped on their agent's desk before it was back."""
     down, up = outage
     rec: dict[str, float] = {}
+    popped: set[tuple[str, str]] = set()
 
     async def fault() -> None:
+        rec["down_at"] = time.time()
         await down()
         peak = 0
         until = time.monotonic() + run.plan.db_downtime
@@ -534,6 +592,9 @@ async def database_away(run: Run, outage: tuple[Callable[[], Awaitable[None]], C
             await asyncio.sleep(0.2)
             peak = max(peak, spool_count(run.spool))
         rec["spooled_peak"] = peak
+        rec["up_at"] = time.time()
+        if desks is not None:
+            popped.update(desks.popped())
         await up()
         t0 = time.monotonic()
         await asyncio.sleep(0.05)
@@ -548,4 +609,9 @@ async def database_away(run: Run, outage: tuple[Callable[[], Awaitable[None]], C
     result = await run.verdict()
     result["recovery_s"] = round(rec["recovery"], 3)
     result["spooled_at_restore"] = int(rec["spooled_peak"])
+    if desks is not None:
+        away = [t for t in run.truths.values() if rec["down_at"] <= t.start < rec["up_at"]]
+        result["placed_while_away"] = len(away)
+        result["popped_while_away"] = sum(1 for t in away if (t.agent, t.key) in popped)
+        result["popped_in_all"] = sum(1 for t in run.truths.values() if (t.agent, t.key) in desks.popped())
     return result

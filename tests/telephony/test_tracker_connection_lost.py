@@ -39,10 +39,10 @@ def test_a_listing_without_a_loss_ends_gone_calls_at_the_listing() -> None:
     assert ended.talk_seconds == 9 and ended.ended_at == answered + 9
 
 
-def test_a_call_learned_from_a_listing_rings_and_answers_when_its_channels_were_created() -> None:
-    """A daemon started mid-call: the ``ringing``/``answered`` the listing gives rise to carry
-    the channel's creation (``Duration``), not the listing's moment, and the call's end says
-    its answer was estimated (the journal prefers an answer it recorded live)."""
+def test_a_call_learned_from_a_listing_rang_when_its_channels_were_created_and_its_answer_is_unseen() -> None:
+    """A daemon started mid-call: the ``ringing`` the listing gives rise to carries the
+    channel's creation (``Duration``); the ``answered`` is the listing's moment, marked
+    unseen (the answer came somewhere in between), and the call's end says so."""
     from callpop.telephony.events import Answered, Ringing
     from tests.support.captures import STREAMS
 
@@ -55,7 +55,8 @@ def test_a_call_learned_from_a_listing_rings_and_answers_when_its_channels_were_
     rang = {e.call: e.at for e in events if isinstance(e, Ringing)}
     assert len(answered) == 2
     for event in answered:
-        assert event.at is not None and event.at < listed_at - 1  # Duration: 2 s before the listing
-        assert rang[event.call] == event.at
+        assert event.unseen and event.at == listed_at
+        ring = rang[event.call]
+        assert ring is not None and ring < listed_at - 1  # Duration: 2 s before the listing
     ended = [e for e in events if isinstance(e, Ended) and e.outcome == "answered"]
-    assert ended and all(e.answer_estimated for e in ended)
+    assert ended and all(e.answer_unseen for e in ended)

@@ -458,10 +458,27 @@ const desk = (() => {
     if (msg.type.startsWith("call.")) alerts();
   }
 
+  // Where the socket may go: this page's own instance first, then the others of
+  // [push] instance_urls; each reconnect tries the next, so a desk whose instance died
+  // gets its pops from another (docs/websocket.md, "Several instances").
+  const socketUrls = (() => {
+    const here = new URL(config.ws || "/ws", window.location.href);
+    const urls = [here];
+    for (const base of config.wsUrls || []) {
+      const there = new URL(config.ws || "/ws", base);
+      if (!urls.some((u) => u.origin === there.origin)) urls.push(there);
+    }
+    return urls.map((u) => {
+      u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
+      return u.href;
+    });
+  })();
+  let tries = 0;
+
   function connect() {
     clearTimeout(retryTimer);
-    const url = new URL(config.ws || "/ws", window.location.href);
-    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    const url = socketUrls[tries % socketUrls.length];
+    tries += 1;
     setConnection("Connecting…");
     const ws = new WebSocket(url);
     socket = ws;

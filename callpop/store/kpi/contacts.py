@@ -8,6 +8,10 @@ counts and, when not, the first rule that stopped it, checked in this order:
 ``direction_off``  inbound or outbound counting is switched off (``kpi.count_inbound`` /
                    ``kpi.count_outbound``);
 ``short_talk``     the employee talked less than ``kpi.min_talk_seconds``;
+``uncertain_talk`` callpop did not see the answer (it learned the call from a channel
+                   listing after a restart): the talk it is sure of is under
+                   ``kpi.min_talk_seconds``, the most it can have been is not. A contact
+                   that did not happen must never count, so it does not; the row says why;
 ``not_regular``    the client is not a regular client (``clients.status``) at logging time;
 ``duplicate_day``  the employee already has a counted contact with this client on the same
                    calendar day in ``kpi.timezone`` (when ``kpi.one_per_client_per_day``).
@@ -43,7 +47,7 @@ __all__ = ["REASONS", "Verdict", "judge", "local_day_bounds", "log_contacts"]
 log = logging.getLogger(__name__)
 
 CLIENT_LOCK_SPACE = 0x63_70_6B  # pg_advisory_xact_lock(space, client id): "cpk"
-REASONS = ("internal", "direction_off", "short_talk", "not_regular", "duplicate_day")
+REASONS = ("internal", "direction_off", "short_talk", "uncertain_talk", "not_regular", "duplicate_day")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,13 +57,17 @@ class Verdict:
 
 
 def judge(kpi: KpiSettings, *, direction: str, talk_seconds: int, regular: bool,
-          already_counted_today: bool) -> Verdict:
-    """The contact rules on plain values, in the documented order (first failing rule wins)."""
+          already_counted_today: bool, talk_at_most: int | None = None) -> Verdict:
+    """The contact rules on plain values, in the documented order (first failing rule wins).
+    *talk_seconds* is the talk callpop is sure of; *talk_at_most* the most it can have been
+    when the answer was not seen (None: the talk is known)."""
     if direction == "internal":
         return Verdict(False, "internal")
     if (direction == "inbound" and not kpi.count_inbound) or (direction == "outbound" and not kpi.count_outbound):
         return Verdict(False, "direction_off")
     if talk_seconds < kpi.min_talk_seconds:
+        if talk_at_most is not None and talk_at_most >= kpi.min_talk_seconds:
+            return Verdict(False, "uncertain_talk")
         return Verdict(False, "short_talk")
     if not regular:
         return Verdict(False, "not_regular")
@@ -100,15 +108,19 @@ def _insert(dialect: str) -> Any:
 
 
 async def _talk_per_employee(session: AsyncSession, call_id: int, ended: Ended,
-                             by_ext: Mapping[str, int] | None) -> dict[int, int]:
-    """Employee id -> seconds talked. ``Ended.talks`` first; the journal's participants
+                             by_ext: Mapping[str, int] | None) -> tuple[dict[int, int], dict[int, int]]:
+    """(employee id -> seconds talked, employee id -> the most they can have talked, for
+    those whose answer was not seen). ``Ended.talks`` first; the journal's participants
     when the event carries none; the single answering agent as a last resort."""
     if by_ext is None:
         by_ext = await employees_by_extension(session)
     per_agent: dict[str, int] = {}
+    upper: dict[str, int] = {}
     if ended.talks:
         for talk in ended.talks:
             per_agent[talk.agent] = per_agent.get(talk.agent, 0) + max(0, int(talk.talk_seconds))
+            if talk.at_most is not None:
+                upper[talk.agent] = upper.get(talk.agent, 0) + max(0, int(talk.at_most) - int(talk.talk_seconds))
     else:
         rows = (await session.execute(_ANSWERED, {"call_id": call_id})).all()
         result: dict[int, int] = {}
@@ -117,18 +129,22 @@ async def _talk_per_employee(session: AsyncSession, call_id: int, ended: Ended,
             if emp_id is not None:
                 result[emp_id] = result.get(emp_id, 0) + int(seconds or 0)
         if result:
-            return result
+            return result, {}
         if len(ended.answered_by) == 1:
             per_agent[ended.answered_by[0]] = max(0, int(ended.talk_seconds))
     talked: dict[int, int] = {}
+    unsure: dict[int, int] = {}  # employee -> seconds the talk may have been longer
     for agent, seconds in per_agent.items():
         emp_id = by_ext.get(agent)
         if emp_id is None:
             log.debug("call %s: agent %s has no employee; no contact", ended.call, agent)
             continue
         talked[emp_id] = talked.get(emp_id, 0) + seconds
-    return {emp: s for emp, s in talked.items() if s > 0 or any(
+        if agent in upper:
+            unsure[emp_id] = unsure.get(emp_id, 0) + upper[agent]
+    kept = {emp: s for emp, s in talked.items() if s > 0 or emp in unsure or any(
         by_ext.get(a) == emp for a in ended.answered_by)}
+    return kept, {emp: kept[emp] + extra for emp, extra in unsure.items() if emp in kept}
 
 
 async def log_contacts(session: AsyncSession, call_id: int, ended: Ended, settings: Settings, *,
@@ -144,7 +160,7 @@ async def log_contacts(session: AsyncSession, call_id: int, ended: Ended, settin
     if client_id is None:
         return []
     existing = set((await session.execute(_EXISTING, {"call_id": call_id})).scalars())
-    talked = await _talk_per_employee(session, call_id, ended, by_extension)
+    talked, at_most = await _talk_per_employee(session, call_id, ended, by_extension)
     fresh = {emp: s for emp, s in talked.items() if emp not in existing}
     if fresh:
         regular = client_status == "regular"
@@ -162,7 +178,7 @@ async def log_contacts(session: AsyncSession, call_id: int, ended: Ended, settin
         rows = []
         for emp, seconds in sorted(fresh.items()):
             verdict = judge(settings.kpi, direction=direction, talk_seconds=seconds, regular=regular,
-                            already_counted_today=emp in counted_today)
+                            already_counted_today=emp in counted_today, talk_at_most=at_most.get(emp))
             rows.append({"call_id": call_id, "employee_id": emp, "client_id": client_id,
                          "direction": direction, "started_at": started, "talk_seconds": seconds,
                          "counted": verdict.counted, "reason": verdict.reason})

@@ -1,0 +1,111 @@
+"""Two callpop instances on one PostgreSQL, one PBX: when the desk's instance goes away,
+the desk reconnects to the other one of ``[push] instance_urls`` and pops the next call."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from callpop.app import create_app
+from callpop.settings import AmiSettings, DatabaseSettings, Settings
+from callpop.simulator.pbx import SimulatedPbx
+from callpop.store.db import Database, open_database
+from tests.browser.conftest import _free_port, _login, _seed
+from tests.support.browser import KNOWN_NUMBER, Live, wait_for_js
+from tests.support.live import ami_logged_in
+
+CARD = "#calls article[data-call='{call}']"
+
+
+@pytest.fixture
+async def pg_db(pg_template: str) -> AsyncIterator[Database]:
+    """A fresh migrated PostgreSQL database: two instances need one they can share."""
+    from tests.conftest import _pg_admin, _pg_url
+
+    name = f"callpop_b_{uuid.uuid4().hex[:12]}"
+    await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+    database = await open_database(DatabaseSettings(url=_pg_url(name)))
+    try:
+        yield database
+    finally:
+        await database.close()
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def pbx() -> AsyncIterator[SimulatedPbx]:
+    sim = SimulatedPbx("callpop", "test-secret", agents=("101", "102"), speed=4.0, rng_seed=5)
+    sim.port = await sim.start("127.0.0.1", 0)  # type: ignore[attr-defined]
+    yield sim
+    await sim.stop()
+
+
+def _instance(base: Settings, name: str, port: int, urls: tuple[str, ...], ami_port: int) -> Settings:
+    return base.replace(
+        web=dataclasses.replace(base.web, host="127.0.0.1", port=port, default_language="en",
+                                secret_key="failover-test-secret-of-32-bytes-or-more"),
+        push=dataclasses.replace(base.push, instance_id=name, instance_urls=urls, dismiss_after=1.5),
+        ami=AmiSettings(host="127.0.0.1", port=ami_port, secret="test-secret", reconnect_min=0.05,
+                        reconnect_max=0.2))
+
+
+async def _serve(settings: Settings, db: Database) -> web.AppRunner:
+    app = create_app(settings, db=db)
+    runner = web.AppRunner(app, shutdown_timeout=2)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", settings.web.port).start()
+    await ami_logged_in(app)
+    return runner
+
+
+async def test_the_desk_moves_to_the_other_instance_when_its_own_goes_away_and_pops_the_next_call(
+        browser: Any, pg_db: Database, settings: Settings, pbx: SimulatedPbx) -> None:
+    anna, boris, client = await _seed(pg_db)
+    ports = (_free_port(), _free_port())
+    urls = tuple(f"http://127.0.0.1:{p}" for p in ports)
+    ami_port: int = pbx.port  # type: ignore[attr-defined]
+    first = await _serve(_instance(settings, "cp1", ports[0], urls, ami_port), pg_db)
+    second = await _serve(_instance(settings, "cp2", ports[1], urls, ami_port), pg_db)
+    page = None
+    try:
+        page = await _login(browser, Live(urls[0], first.app, pbx, anna, boris, client), "anna")
+        before = await pbx.place_call("caller_hangup", client=KNOWN_NUMBER, agent="101")
+        await page.wait_for_selector(CARD.format(call=before), timeout=8000)
+        await first.cleanup()  # cp1 goes away: its tabs are closed (1001)
+        await wait_for_js(page, f"window.callpopDesk.socket !== null && "
+                                f"window.callpopDesk.socket.url === 'ws://127.0.0.1:{ports[1]}/ws' && "
+                                f"document.getElementById('connection-state').dataset.state === 'Connected'",
+                          within=10)
+        after = await pbx.place_call("incoming_answered", client=KNOWN_NUMBER, agent="101")
+        card = await page.wait_for_selector(CARD.format(call=after), timeout=8000)
+        assert "Иван Петров" in await card.inner_text()
+        assert await page.locator(CARD.format(call=after)).count() == 1
+        assert page.csp_violations == []  # the socket to cp2 is allowed by cp1's page policy
+    finally:
+        if page is not None:
+            await page.context.close()
+        await second.cleanup()
+        await first.cleanup()
+
+
+async def test_a_second_copy_of_a_message_does_not_bring_a_stopped_ringing_back(
+        open_desk: Callable[..., Awaitable[Any]]) -> None:
+    """With two instances a tab may get a message twice; the copy is ignored, so a card that
+    stopped ringing does not ring again."""
+    page = await open_desk("anna")
+    card = {"call": "x1", "direction": "inbound", "caller_name": None, "match": "withheld", "client": None,
+            "candidates": [], "offer": None, "number": {"raw": "", "e164": None, "display": "", "withheld": True}}
+    ringing = {"type": "call.ringing", "id": "main/x1/101/ringing/1", "call": "x1", "agent": "101",
+               "direction": "inbound", "at": None, "card": card}
+    stopped = {"type": "call.ring_stopped", "id": "main/x1/101/ring_stopped/1", "call": "x1", "agent": "101",
+               "reason": "answered_elsewhere", "at": None}
+    states = []
+    for message in (ringing, stopped, ringing):
+        states.append(await page.evaluate(
+            "m => { window.callpopDesk.handle(m); return window.callpopDesk.calls.get('x1').state; }", message))
+    assert states == ["ringing", "gone", "gone"]
