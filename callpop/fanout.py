@@ -41,6 +41,7 @@ from aiohttp import web
 from callpop.logs import Throttle
 from callpop.presence import ANNOUNCE_EVERY, Presence, announcements
 from callpop.push import Hub
+from callpop.relayed_calls import RelayedCalls
 from callpop.settings import PushSettings
 
 if TYPE_CHECKING:
@@ -102,6 +103,7 @@ class Fanout:
         self._outbox: asyncio.Queue[str | int] = asyncio.Queue(OUTBOX)
         self._held: dict[str, list[tuple[dict[str, Any], float]]] = {}  # call -> waiting for its card
         self.presence = Presence()
+        self.relayed = RelayedCalls()
         self._presence_version = 0
         self._presence_changed = asyncio.Event()
         self._building: set[asyncio.Task[None]] = set()
@@ -220,6 +222,7 @@ class Fanout:
                     log.warning("fanout: resubscribed to %s after %.1f s instance=%s backend_pid=%s; notifications "
                                 "of that time are lost, tabs here get a fresh snapshot", CHANNEL,
                                 time.monotonic() - lost_at, self.instance, self.backend_pid)
+                    self.relayed = RelayedCalls()  # ends said meanwhile were missed: keep no phantom
                     self._hub.resend_snapshots()
                 lost_at = None
                 await self._serve(conn, generation)
@@ -241,6 +244,9 @@ class Fanout:
             self._presence_version += 1
             for envelope in announcements(self.instance, self._presence_version, self._hub.watched_extensions()):
                 self._send(_Announcement(_encode(envelope)))
+            for name in self.presence.reap():
+                log.warning("fanout: instance %s not heard from for %.0f s: its desks and calls are forgotten "
+                            "(%d calls)", name, 3 * ANNOUNCE_EVERY, self.relayed.forget(name))
             try:
                 async with asyncio.timeout(ANNOUNCE_EVERY):
                     await self._presence_changed.wait()
@@ -318,7 +324,8 @@ class Fanout:
             self.counters["presence_received"] += 1
             if envelope.get("bye"):
                 self.presence.gone(envelope["o"])
-                log.info("fanout: instance %s stopped: its desks are forgotten", envelope["o"])
+                log.info("fanout: instance %s stopped: its desks and calls are forgotten (%d calls)", envelope["o"],
+                         self.relayed.forget(envelope["o"]))
             else:
                 self.presence.heard(envelope["o"], envelope["v"], envelope["n"], envelope["of"], envelope["x"])
             return
@@ -357,6 +364,7 @@ class Fanout:
             del self._held[call]
 
     def _publish(self, envelope: dict[str, Any], received: float) -> None:
+        self.relayed.apply(envelope["o"], envelope["m"])
         self._hub.publish(envelope["m"], agents=envelope["a"], employee_ids=envelope["e"],
                           supervisors=envelope["s"], origin="relay")
         if self.on_relayed is not None:
@@ -441,7 +449,16 @@ async def fanout_ctx(app: web.Application) -> AsyncIterator[None]:
     fanout = Fanout(dict(connect_args), hub, pipeline.card_for if pipeline is not None else None)
     app[FANOUT] = fanout
     hub.relay = fanout
+    if pipeline is not None:
+        def snapshot(watched: frozenset[str] | None) -> list[dict[str, Any]]:
+            """The pipeline's calls, and those only the other instances told of."""
+            own = pipeline.snapshot(watched)
+            return own + fanout.relayed.snapshot(watched, {m["call"] for m in own})
+
+        hub.set_snapshot_source(snapshot)
     fanout.start()
     yield
     hub.relay = None
+    if pipeline is not None:
+        hub.set_snapshot_source(pipeline.snapshot)
     await fanout.stop()

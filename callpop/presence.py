@@ -74,6 +74,14 @@ class Presence:
         """*instance* said it is stopping."""
         self._peers.pop(instance, None)
 
+    def reap(self) -> list[str]:
+        """Forget the peers not heard from for *ttl*; returns their names."""
+        now = self._clock()
+        gone = [name for name, p in self._peers.items() if p.expires and p.expires <= now]
+        for name in gone:
+            del self._peers[name]
+        return gone
+
     def watches(self, extension: str) -> bool:
         """Whether a live peer has a tab of *extension* open."""
         now = self._clock()

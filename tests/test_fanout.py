@@ -18,7 +18,7 @@ from callpop.server.keys import HUB
 from callpop.settings import AmiSettings, DialplanSettings, Settings
 from callpop.simulator.pbx import SimulatedPbx
 from callpop.store.db import Database
-from callpop.telephony.events import Ringing, RingStopped
+from callpop.telephony.events import Answered, Ended, Ringing, RingStopped
 from tests.support.ami import wait_until
 from tests.support.live import Live, Recorder, StartLive, Tab, add_client, add_employee, ami_logged_in
 
@@ -284,3 +284,23 @@ async def test_the_dialplan_asking_one_instance_finds_a_manager_at_a_desk_on_the
     await b.close()  # b stops: it says so, and a forgets its desks at once
     await wait_until(lambda: a.app[FANOUT].presence.peers() == {}, what="b's goodbye")
     assert await route() == "dial=&regular=1"
+
+
+async def test_a_tab_connecting_to_an_instance_that_only_hears_of_a_call_sees_it_in_its_snapshot(
+        start_live: StartLive, settings: Settings, db: Database) -> None:
+    """b follows no PBX: the call in progress is in the snapshot of a tab opened on b
+    all the same, and gone from it once the call ended."""
+    await add_employee(db, "anna", ["101"])
+    await add_client(db, "Иван Петров", NUMBER)
+    a, b = await _pair(start_live, settings, db)
+    first = await b.tab("anna")
+    await first.start()
+    await a.pipeline.handle([Ringing("k1", "inbound", NUMBER, "101"), Answered("k1", "101")])
+    await first.until("call.answered")
+    late = await b.tab("anna")
+    snapshot = await late.start()
+    assert [(c["type"], c["call"], c["agent"]) for c in snapshot] == [("call.answered", "k1", "101")]
+    assert snapshot[0]["card"]["client"]["name"] == "Иван Петров"
+    await a.pipeline.handle([Ended("k1", "inbound", NUMBER, outcome="answered", answered_by=("101",), talk_seconds=5)])
+    await first.until("call.ended")
+    assert await (await b.tab("anna")).start() == []
