@@ -262,13 +262,14 @@ def stop_on_signals() -> asyncio.Event:
 def main(args: argparse.Namespace, settings: Settings) -> int:
     """``callpop run``: the daemon (AMI, tracker, pops and the web application)."""
     from callpop.demo.guard import DemoAccountsPresent
+    from callpop.journal_spool import SpoolInUse
     from callpop.logs import setup_logging
     from callpop.store.db import SchemaError
 
     setup_logging(settings.logging)
     try:
         asyncio.run(_serve(settings, create_app(settings, pace_gc=True), refuse_demo=True))
-    except (SchemaError, DemoAccountsPresent) as exc:
+    except (SchemaError, DemoAccountsPresent, SpoolInUse) as exc:
         print(f"callpop run: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

@@ -39,7 +39,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from aiohttp import web
 
 from callpop.logs import Throttle
+from callpop.presence import ANNOUNCE_EVERY, Presence, announcements
 from callpop.push import Hub
+from callpop.relayed_calls import RelayedCalls
 from callpop.settings import PushSettings
 
 if TYPE_CHECKING:
@@ -74,6 +76,12 @@ def fanout_enabled(settings: PushSettings, db: Database) -> bool:
     return settings.fanout == "auto" and db.dialect == "postgresql"
 
 
+class _Announcement(str):
+    """A presence announcement in the outbox (counted apart from the messages)."""
+
+    __slots__ = ()
+
+
 class _Lost(Exception):
     """The listening connection went away."""
 
@@ -94,6 +102,10 @@ class Fanout:
         self.backend_pid: int | None = None
         self._outbox: asyncio.Queue[str | int] = asyncio.Queue(OUTBOX)
         self._held: dict[str, list[tuple[dict[str, Any], float]]] = {}  # call -> waiting for its card
+        self.presence = Presence()
+        self.relayed = RelayedCalls()
+        self._presence_version = 0
+        self._presence_changed = asyncio.Event()
         self._building: set[asyncio.Task[None]] = set()
         self._retry: list[str] = []
         self._sending = 0
@@ -115,6 +127,12 @@ class Fanout:
             if not payload:
                 return
         self._send(payload)
+
+    def watches(self, extension: str) -> bool:
+        return self.presence.watches(extension)
+
+    def presence_changed(self) -> None:
+        self._presence_changed.set()
 
     def disconnect(self, employee_id: int, reason: str, older_than: int | None, session: str | None = None) -> None:
         self._send(_encode({"o": self.instance, "k": "d", "e": employee_id, "r": reason, "g": older_than,
@@ -150,9 +168,18 @@ class Fanout:
     # --- life cycle --------------------------------------------------------------------
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._run(), name="fanout-connection")]
+        self._tasks = [asyncio.create_task(self._run(), name="fanout-connection"),
+                       asyncio.create_task(self._announce_forever(), name="fanout-presence")]
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 1.0) -> None:
+        """Say goodbye (the others forget this instance's desks at once), then stop."""
+        if self.state == "listening":
+            self._send(_Announcement(_encode({"o": self.instance, "k": "w", "v": self._presence_version + 1,
+                                              "n": 0, "of": 1, "x": [], "bye": True})))
+            for _ in range(int(grace / 0.01)):
+                if not self.waiting:
+                    break
+                await asyncio.sleep(0.01)
         self.state = "stopped"
         tasks = [*self._tasks, *self._building]
         for task in tasks:
@@ -195,6 +222,7 @@ class Fanout:
                     log.warning("fanout: resubscribed to %s after %.1f s instance=%s backend_pid=%s; notifications "
                                 "of that time are lost, tabs here get a fresh snapshot", CHANNEL,
                                 time.monotonic() - lost_at, self.instance, self.backend_pid)
+                    self.relayed = RelayedCalls()  # ends said meanwhile were missed: keep no phantom
                     self._hub.resend_snapshots()
                 lost_at = None
                 await self._serve(conn, generation)
@@ -207,6 +235,24 @@ class Fanout:
             finally:
                 conn.terminate()
             await asyncio.sleep(delay)
+
+    async def _announce_forever(self) -> None:
+        """Announce the extensions with a tab open here every ANNOUNCE_EVERY seconds, and
+        a moment after one opens or closes (changes of the same moment go together)."""
+        while True:
+            self._presence_changed.clear()
+            self._presence_version += 1
+            for envelope in announcements(self.instance, self._presence_version, self._hub.watched_extensions()):
+                self._send(_Announcement(_encode(envelope)))
+            for name in self.presence.reap():
+                log.warning("fanout: instance %s not heard from for %.0f s: its desks and calls are forgotten "
+                            "(%d calls)", name, 3 * ANNOUNCE_EVERY, self.relayed.forget(name))
+            try:
+                async with asyncio.timeout(ANNOUNCE_EVERY):
+                    await self._presence_changed.wait()
+            except TimeoutError:
+                continue
+            await asyncio.sleep(0.05)
 
     def _wake(self, generation: int) -> None:
         """The connection of *generation* was terminated: wake the sender to notice."""
@@ -249,7 +295,9 @@ class Fanout:
                 raise
             finally:
                 self._sending = 0
-            self.counters["sent"] += len(batch)
+            announced = sum(isinstance(p, _Announcement) for p in batch)
+            self.counters["sent"] += len(batch) - announced
+            self.counters["presence_sent"] += announced
 
     # --- the other instances' side -------------------------------------------------------
 
@@ -271,6 +319,15 @@ class Fanout:
             self.counters["dropped_malformed"] += 1
             self._throttle.log(logging.WARNING, "malformed", "fanout: a notification on %s is not a callpop "
                                "message (%d bytes); ignored", CHANNEL, len(payload))
+            return
+        if envelope["k"] == "w":
+            self.counters["presence_received"] += 1
+            if envelope.get("bye"):
+                self.presence.gone(envelope["o"])
+                log.info("fanout: instance %s stopped: its desks and calls are forgotten (%d calls)", envelope["o"],
+                         self.relayed.forget(envelope["o"]))
+            else:
+                self.presence.heard(envelope["o"], envelope["v"], envelope["n"], envelope["of"], envelope["x"])
             return
         self.counters["received"] += 1
         if envelope["k"] == "d":
@@ -307,6 +364,7 @@ class Fanout:
             del self._held[call]
 
     def _publish(self, envelope: dict[str, Any], received: float) -> None:
+        self.relayed.apply(envelope["o"], envelope["m"])
         self._hub.publish(envelope["m"], agents=envelope["a"], employee_ids=envelope["e"],
                           supervisors=envelope["s"], origin="relay")
         if self.on_relayed is not None:
@@ -336,7 +394,7 @@ class Fanout:
 
     def stats(self) -> dict[str, Any]:
         return {"state": self.state, "instance": self.instance, "reconnects": self.reconnects,
-                "waiting": self.waiting, **self.counters}
+                "waiting": self.waiting, "peers": self.presence.peers(), **self.counters}
 
 
 def _encode(envelope: dict[str, Any]) -> str:
@@ -352,6 +410,11 @@ def _decode(payload: str) -> dict[str, Any] | None:
         return None
     if not isinstance(env, dict) or not isinstance(env.get("o"), str):
         return None
+    if env.get("k") == "w":
+        ok = (isinstance(env.get("v"), int) and isinstance(env.get("n"), int) and isinstance(env.get("of"), int)
+              and 0 <= env["n"] < env["of"] <= 1000
+              and isinstance(env.get("x"), list) and all(isinstance(x, str) for x in env["x"]))
+        return env if ok else None
     if env.get("k") == "d":
         ok = (isinstance(env.get("e"), int) and isinstance(env.get("r"), str)
               and (env.get("g") is None or isinstance(env.get("g"), int))
@@ -386,7 +449,16 @@ async def fanout_ctx(app: web.Application) -> AsyncIterator[None]:
     fanout = Fanout(dict(connect_args), hub, pipeline.card_for if pipeline is not None else None)
     app[FANOUT] = fanout
     hub.relay = fanout
+    if pipeline is not None:
+        def snapshot(watched: frozenset[str] | None) -> list[dict[str, Any]]:
+            """The pipeline's calls, and those only the other instances told of."""
+            own = pipeline.snapshot(watched)
+            return own + fanout.relayed.snapshot(watched, {m["call"] for m in own})
+
+        hub.set_snapshot_source(snapshot)
     fanout.start()
     yield
     hub.relay = None
+    if pipeline is not None:
+        hub.set_snapshot_source(pipeline.snapshot)
     await fanout.stop()
