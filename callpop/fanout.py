@@ -90,7 +90,7 @@ class Fanout:
     """The relay between this instance's hub and the others' (see the module docstring)."""
 
     def __init__(self, connect_args: dict[str, Any], hub: Hub, card_source: CardSource | None = None,
-                 *, keepalive: float = KEEPALIVE) -> None:
+                 *, keepalive: float = KEEPALIVE, links: Callable[[], dict[str, bool]] | None = None) -> None:
         self._connect_args = connect_args
         self._hub = hub
         self.instance = hub.instance
@@ -103,6 +103,8 @@ class Fanout:
         self._outbox: asyncio.Queue[str | int] = asyncio.Queue(OUTBOX)
         self._held: dict[str, list[tuple[dict[str, Any], float]]] = {}  # call -> waiting for its card
         self.presence = Presence()
+        self._links = links or dict
+        self.on_peers_changed: Callable[[], None] | None = None  # the pipeline re-judges its PBX links
         self.relayed = RelayedCalls()
         self._presence_version = 0
         self._presence_changed = asyncio.Event()
@@ -242,11 +244,15 @@ class Fanout:
         while True:
             self._presence_changed.clear()
             self._presence_version += 1
-            for envelope in announcements(self.instance, self._presence_version, self._hub.watched_extensions()):
+            for envelope in announcements(self.instance, self._presence_version, self._hub.watched_extensions(),
+                                          self._links()):
                 self._send(_Announcement(_encode(envelope)))
-            for name in self.presence.reap():
+            reaped = self.presence.reap()
+            for name in reaped:
                 log.warning("fanout: instance %s not heard from for %.0f s: its desks and calls are forgotten "
                             "(%d calls)", name, 3 * ANNOUNCE_EVERY, self.relayed.forget(name))
+            if reaped:
+                self._peers_changed()
             try:
                 async with asyncio.timeout(ANNOUNCE_EVERY):
                     await self._presence_changed.wait()
@@ -327,7 +333,9 @@ class Fanout:
                 log.info("fanout: instance %s stopped: its desks and calls are forgotten (%d calls)", envelope["o"],
                          self.relayed.forget(envelope["o"]))
             else:
-                self.presence.heard(envelope["o"], envelope["v"], envelope["n"], envelope["of"], envelope["x"])
+                self.presence.heard(envelope["o"], envelope["v"], envelope["n"], envelope["of"], envelope["x"],
+                                    envelope.get("p"))
+            self._peers_changed()
             return
         self.counters["received"] += 1
         if envelope["k"] == "d":
@@ -362,6 +370,10 @@ class Fanout:
                 self._publish(envelope, received)
         finally:
             del self._held[call]
+
+    def _peers_changed(self) -> None:
+        if self.on_peers_changed is not None:
+            self.on_peers_changed()
 
     def _publish(self, envelope: dict[str, Any], received: float) -> None:
         self.relayed.apply(envelope["o"], envelope["m"])
@@ -413,7 +425,9 @@ def _decode(payload: str) -> dict[str, Any] | None:
     if env.get("k") == "w":
         ok = (isinstance(env.get("v"), int) and isinstance(env.get("n"), int) and isinstance(env.get("of"), int)
               and 0 <= env["n"] < env["of"] <= 1000
-              and isinstance(env.get("x"), list) and all(isinstance(x, str) for x in env["x"]))
+              and isinstance(env.get("x"), list) and all(isinstance(x, str) for x in env["x"])
+              and isinstance(env.get("p", {}), dict)
+              and all(isinstance(k, str) and isinstance(v, bool) for k, v in env.get("p", {}).items()))
         return env if ok else None
     if env.get("k") == "d":
         ok = (isinstance(env.get("e"), int) and isinstance(env.get("r"), str)
@@ -446,7 +460,12 @@ async def fanout_ctx(app: web.Application) -> AsyncIterator[None]:
         return
     _args, connect_args = db.engine.dialect.create_connect_args(db.engine.url)
     pipeline = app.get(PIPELINE)
-    fanout = Fanout(dict(connect_args), hub, pipeline.card_for if pipeline is not None else None)
+    from callpop.server.keys import connections
+
+    def links() -> dict[str, bool]:
+        return {pbx: ami.state == "logged_in" for pbx, ami in connections(app).items()}
+
+    fanout = Fanout(dict(connect_args), hub, pipeline.card_for if pipeline is not None else None, links=links)
     app[FANOUT] = fanout
     hub.relay = fanout
     if pipeline is not None:
@@ -456,9 +475,12 @@ async def fanout_ctx(app: web.Application) -> AsyncIterator[None]:
             return own + fanout.relayed.snapshot(watched, {m["call"] for m in own})
 
         hub.set_snapshot_source(snapshot)
+        pipeline.peers_follow = fanout.presence.follows
+        fanout.on_peers_changed = pipeline.peers_changed
     fanout.start()
     yield
     hub.relay = None
     if pipeline is not None:
         hub.set_snapshot_source(pipeline.snapshot)
+        pipeline.peers_follow = None
     await fanout.stop()
