@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import text
 
-from callpop.fanout import FANOUT, MAX_PAYLOAD
+from callpop.fanout import FANOUT
+from callpop.fanout_wire import MAX_PAYLOAD
 from callpop.server.keys import HUB
 from callpop.settings import AmiSettings, DialplanSettings, Settings
 from callpop.simulator.pbx import SimulatedPbx
