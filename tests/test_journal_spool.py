@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
-from callpop.journal_spool import Spool, decode_event, encode_event
+from callpop.journal_spool import Spool, SpoolInUse, decode_event, encode_event
 from callpop.journal_writer import JournalWriter
 from callpop.settings import JournalSettings, Settings
 from callpop.store.db import Database
@@ -54,6 +56,17 @@ def test_an_end_spooled_by_an_older_daemon_comes_back_with_a_known_talk() -> Non
     unseen = dataclasses.replace(event, talks=(AgentTalk("101", 2, 10),))
     again = decode_event(encode_event(unseen))
     assert isinstance(again, Ended) and again.talks == (AgentTalk("101", 2, 10),)
+
+
+def test_a_spool_is_one_processs_only(tmp_path: Path) -> None:
+    """Two instances on one host with the same spool_path would write each other's calls
+    and heartbeat: the second is refused, naming the setting, until the first lets go."""
+    first = Spool(tmp_path / "spool.db")
+    with pytest.raises(SpoolInUse, match=rf"spool_path {tmp_path / 'spool.db'} is in use by another callpop "
+                                         rf"process \(pid {os.getpid()}\): give each instance its own"):
+        Spool(tmp_path / "spool.db")
+    first.close()
+    Spool(tmp_path / "spool.db").close()
 
 
 async def test_writes_left_in_the_spool_are_written_at_the_next_start_once(db: Database, settings: Settings,

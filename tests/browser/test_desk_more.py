@@ -131,9 +131,9 @@ async def test_several_clients_with_the_number_offer_a_choice(open_desk: Desk, l
 
 
 async def test_every_page_works_under_the_content_security_policy(open_desk: Desk, live: Live) -> None:
-    """Desk, promises, a client, the dashboard and earnings load their scripts and styles with
-    nothing refused; markup that slipped through escaping would still not run."""
-    page = await open_desk("vera")
+    """The login form, desk, promises, a client, the dashboard and earnings load their scripts
+    and styles with nothing refused; markup that slipped through escaping would still not run."""
+    page = await open_desk("vera", form=True)  # typed in the login form, as a person logs in
     for path in ("/promises", f"/clients/{live.client_id}", "/dashboard", "/earnings", "/"):
         response = await page.goto(live.url + path)
         assert response is not None and response.status == 200, path

@@ -200,8 +200,9 @@ class Run:
     def client(n: int) -> str:
         return f"+7916{n:07d}"
 
-    def settings_file(self, web_port: int) -> Path:
-        path = self.tmp / "settings.toml"
+    def settings_file(self, web_port: int, *, spool: Path | None = None, name: str = "settings.toml") -> Path:
+        """The daemon's settings; *spool* and *name*: another instance's own (tests/support/instances.py)."""
+        path = self.tmp / name
         path.write_text(f"""
 [ami]
 host = "127.0.0.1"
@@ -216,7 +217,7 @@ reconnect_max = 0.3
 url = "{self.daemon_url}"
 
 [journal]
-spool_path = "{self.spool}"
+spool_path = "{spool or self.spool}"
 write_timeout = 3.0
 retry_interval = 0.2
 heartbeat_interval = 0.1
