@@ -51,7 +51,9 @@ def _instance(base: Settings, name: str, port: int, urls: tuple[str, ...], ami_p
                                 secret_key="failover-test-secret-of-32-bytes-or-more"),
         push=dataclasses.replace(base.push, instance_id=name, instance_urls=urls, dismiss_after=1.5),
         ami=AmiSettings(host="127.0.0.1", port=ami_port, secret="test-secret", reconnect_min=0.05,
-                        reconnect_max=0.2))
+                        reconnect_max=0.2),
+        # each instance its own spool (one process per spool file)
+        journal=dataclasses.replace(base.journal, spool_path=f"{base.journal.spool_path}.{name}"))
 
 
 async def _serve(settings: Settings, db: Database) -> web.AppRunner:
