@@ -127,6 +127,11 @@ class Hub:
             return True
         return self.relay is not None and self.relay.watches(extension)
 
+    def presence_changed(self) -> None:
+        """What this instance announces to the others changed (a PBX link): say it soon."""
+        if self.relay is not None:
+            self.relay.presence_changed()
+
     def watched_extensions(self) -> list[str]:
         """The extensions with a tab open here (announced to the other instances)."""
         return list(self._by_extension)

@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import text
 
-from callpop.fanout import FANOUT, MAX_PAYLOAD
+from callpop.fanout import FANOUT
+from callpop.fanout_wire import MAX_PAYLOAD
 from callpop.server.keys import HUB
 from callpop.settings import AmiSettings, DialplanSettings, Settings
 from callpop.simulator.pbx import SimulatedPbx
@@ -304,3 +305,22 @@ async def test_a_tab_connecting_to_an_instance_that_only_hears_of_a_call_sees_it
     await a.pipeline.handle([Ended("k1", "inbound", NUMBER, outcome="answered", answered_by=("101",), talk_seconds=5)])
     await first.until("call.ended")
     assert await (await b.tab("anna")).start() == []
+
+
+async def test_a_lost_pbx_link_is_not_news_to_the_desks_while_another_instance_follows_that_pbx(
+        start_live: StartLive, settings: Settings, db: Database, pbx: SimulatedPbx) -> None:
+    """b loses its link to the PBX while a follows it: b's tabs keep popping from a, so
+    they are not told the PBX is unreachable; when a stops, they are."""
+    port: int = pbx.port  # type: ignore[attr-defined]
+    anna = await add_employee(db, "anna", ["101"])
+    a, b = await _pair(start_live, settings, db, a_ami=port)
+    await ami_logged_in(a.app)
+    await wait_until(lambda: b.app[FANOUT].presence.follows("main") == ["a"], what="a's announcement")
+    tab = await b.tab("anna")
+    await tab.start()
+    b.pipeline.pbx_lost()
+    b.app[HUB].publish({"type": "marker", "marker": "lost"}, employee_ids=(anna,))
+    assert [m["type"] for m in await _until_marker(tab, "lost")] == []  # no pbx.status
+    await a.close()  # a stops: nobody follows the PBX now
+    status = await tab.until("pbx.status", wait=5)
+    assert (status["pbx"], status["connected"]) == ("main", False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from callpop.fanout import MAX_PAYLOAD
+from callpop.fanout_wire import MAX_PAYLOAD
 from callpop.presence import Presence, announcements
 
 

@@ -2,7 +2,10 @@
 database, both logged in to the one simulated PBX (every event goes to each AMI session),
 a 100-call burst, the first instance killed -9 mid-burst. The other was following every
 call all along: the journal must be what one instance that never failed would have
-written. Counts only; bench/faults.py ``--only instance_killed`` prints the same figures.
+written, and the desks on it must have popped every call, none twice (each call's
+messages are made by both instances and relayed between them until the kill: one copy
+reaches a tab). Counts only; bench/faults.py ``--only instance_killed`` prints the same
+figures.
 """
 
 from __future__ import annotations
@@ -44,10 +47,13 @@ async def test_one_of_two_instances_killed_mid_burst_loses_and_doubles_nothing(
         cluster: tuple[Run, Instances]) -> None:
     run, instances = cluster
     assert run.pbx.clients == 2  # both follow the PBX
-    result = await instance_killed(run, instances)
+    result = await instance_killed(run, instances, desks=True)
     assert result["survivors"] == ["i1"], str(result)
     assert result["recorded"] == result["calls"] == run.plan.calls, str(result)  # no call lost
     assert result["foreign_rows"] == 0 and result["open_rows"] == 0, str(result)
     assert result["end_unseen"] == 0, str(result)  # every end was seen, by one instance or the other
     assert result["lost"] == 0 and result["extra"] == 0 and result["doubled"] == 0, str(result)
     assert result["talk_error_over_1s"] == 0 and result["times_out_of_order"] == 0, str(result)
+    # a desk on each instance: the survivor's popped every call, no desk was sent one twice
+    assert result["popped_on_survivor"] == run.plan.calls, str(result)
+    assert result["popped_twice"] == 0, str(result)

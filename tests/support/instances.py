@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support.faults import Run, free_port
+from tests.support.fault_desks import Desks
+from tests.support.faults import AGENTS, Run, free_port
 
 SECRET_KEY = "instances-share-this-session-key-of-32-bytes"
 
@@ -110,22 +111,40 @@ class Instances:
                          for m in self.members if m.log.exists())
 
 
-async def instance_killed(run: Run, instances: Instances) -> dict[str, Any]:
+async def instance_killed(run: Run, instances: Instances, *, desks: bool = False) -> dict[str, Any]:
     """Two instances follow the burst; the first is killed -9 ``plan.fault_at`` s in and
     stays down; the other follows the rest. The journal must be what one instance that
-    never failed would have written: every call, once, closed, with its contacts."""
+    never failed would have written: every call, once, closed, with its contacts.
+
+    With *desks*, every agent's manager also has a desk tab on each instance from before
+    the burst: ``popped_on_survivor`` counts the calls whose agent's tab on the surviving
+    instance was sent its ``call.ringing`` (each instance makes the call's messages, and
+    before the kill relays them to the other too), ``popped_twice`` the (agent, call)
+    ringings a tab, on either instance, was sent more than once."""
     killed: dict[str, float] = {}
+    tabs = [Desks(member.url) for member in instances.members] if desks else []
+    try:
+        for tab in tabs:
+            await tab.open({ext: f"agent{ext}" for ext in AGENTS})
 
-    async def fault() -> None:
-        killed["at"] = time.time()
-        instances.kill(0)
+        async def fault() -> None:
+            killed["at"] = time.time()
+            instances.kill(0)
 
-    await run.burst(fault)
-    await run.played_out()
-    await asyncio.sleep(0.5)
-    survivors = [m.name for m in instances.members if m.alive]
-    await instances.stop()
+        await run.burst(fault)
+        await run.played_out()
+        await asyncio.sleep(0.5)
+        survivors = [m.name for m in instances.members if m.alive]
+        await instances.stop()
+    finally:
+        for tab in tabs:
+            await tab.close()
     result = await run.verdict()
     result["survivors"] = survivors
     result["recovery_s"] = "-"  # nothing to recover: the other instance was following all along
+    if tabs:
+        alive = [tab for tab, member in zip(tabs, instances.members, strict=True) if member.name in survivors]
+        result["popped_on_survivor"] = sum(1 for t in run.truths.values()
+                                           if all((t.agent, t.key) in tab.popped() for tab in alive))
+        result["popped_twice"] = sum(len(tab.ringing) - len(tab.popped()) for tab in tabs)
     return result
