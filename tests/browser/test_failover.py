@@ -54,9 +54,7 @@ def _instance(base: Settings, name: str, port: int, urls: tuple[str, ...], ami_p
         journal=dataclasses.replace(base.journal,  # a spool file is one instance's own
                                     spool_path=str(Path(base.journal.spool_path).with_name(f"spool-{name}.db"))),
         ami=AmiSettings(host="127.0.0.1", port=ami_port, secret="test-secret", reconnect_min=0.05,
-                        reconnect_max=0.2),
-        # each instance its own spool (one process per spool file)
-        journal=dataclasses.replace(base.journal, spool_path=f"{base.journal.spool_path}.{name}"))
+                        reconnect_max=0.2))
 
 
 async def _serve(settings: Settings, db: Database) -> web.AppRunner:
