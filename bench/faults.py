@@ -16,6 +16,9 @@ with what it played (tests/support/faults.py). The faults:
 * ``pbx_crashed``: the PBX dies with its calls, back ``--pbx-down`` s later, new banner, no
   channels; half the burst before, half after (recovery: back to logged in);
 * ``half_open``: the PBX's side goes silent (recovery: silence to logged in again);
+* ``instance_killed``: two instances (``callpop run`` twice, one database, both logged in
+  to the PBX; tests/support/instances.py), the first killed -9 and left down; the other
+  follows the rest (no recovery: it was following all along);
 * ``database_away``: the database unavailable ``--db-down`` s: PostgreSQL really stopped and
   started (``.ci/pg stop|start`` with CALLPOP_PG_PORT/CALLPOP_PG_DIR: use a server of your
   own), SQLite locked by another process (recovery: back to spool written); every manager
@@ -62,8 +65,9 @@ from tests.support.faults import (  # noqa: E402
     pbx_resets,
     sqlite_lock,
 )
+from tests.support.instances import Instances, instance_killed  # noqa: E402
 
-FAULTS = ("daemon_killed", "pbx_resets", "pbx_crashed", "half_open", "database_away")
+FAULTS = ("daemon_killed", "pbx_resets", "pbx_crashed", "half_open", "database_away", "instance_killed")
 PG_URL = os.environ.get("CALLPOP_TEST_PG_URL", "")
 
 
@@ -116,10 +120,16 @@ async def one(kind: str, fault: str, plan: Plan, *, keep: bool = False) -> dict[
     finally:
         await db.close()
     await run.start_pbx()
-    await run.start_daemon()
+    instances = Instances(run, 2) if fault == "instance_killed" else None
+    if instances is not None:
+        await instances.start()
+    else:
+        await run.start_daemon()
     started = time.monotonic()
     try:
-        if fault == "daemon_killed":
+        if instances is not None:
+            result = await instance_killed(run, instances)
+        elif fault == "daemon_killed":
             result = await daemon_killed(run)
         elif fault == "pbx_resets":
             result = await pbx_resets(run)
@@ -136,6 +146,8 @@ async def one(kind: str, fault: str, plan: Plan, *, keep: bool = False) -> dict[
                 await desks.close()
     finally:
         await run.stop_daemon()
+        if instances is not None:
+            await instances.stop()
         await run.pbx.stop()
         if pg_name is not None:
             _pg("start")  # in case a fault left it stopped

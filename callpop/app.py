@@ -25,14 +25,14 @@ from typing import Any
 
 from aiohttp import web
 
-from callpop.fanout import fanout_ctx, instance_name
+from callpop.fanout import FANOUT, Fanout, fanout_enabled, instance_name
 from callpop.gc_pacing import GcPacer
 from callpop.metrics import METRICS, Metrics, login_metrics_middleware, metrics_ctx
 from callpop.pipeline import PIPELINE, Pipeline, StoreHooks
 from callpop.push import Hub
 from callpop.server.auth import auth_middleware
 from callpop.server.headers import setup_security_headers
-from callpop.server.keys import AMI, DB, EXTRA, HUB, SECRET, SETTINGS, TRACKER
+from callpop.server.keys import AMI, DB, EXTRA, HUB, SECRET, SETTINGS, TRACKER, connections
 from callpop.server.middleware import error_middleware
 from callpop.server.routes import setup_routes
 from callpop.server.templating import setup_templates
@@ -85,7 +85,7 @@ def create_app(settings: Settings, *, db: Any | None = None, tracker: Any | None
     app.cleanup_ctx.append(_hub_ctx)
     app.cleanup_ctx.append(_login_gate_ctx)
     app.cleanup_ctx.append(_pipeline_ctx(store))
-    app.cleanup_ctx.append(fanout_ctx)
+    app.cleanup_ctx.append(_fanout_ctx)
     app.cleanup_ctx.append(metrics_ctx)
     app.cleanup_ctx.append(_ami_ctx(start_ami))
     if pace_gc:
@@ -143,6 +143,43 @@ async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
     recheck.cancel()
     await asyncio.gather(recheck, return_exceptions=True)
     await hub.close_all()
+
+
+async def _fanout_ctx(app: web.Application) -> AsyncIterator[None]:
+    """After the pipeline's: pushes across instances on PostgreSQL unless ``[push] fanout =
+    "off"`` (callpop/fanout.py); the snapshot then adds the calls only the others told of,
+    and the pipeline learns which PBXs they follow."""
+    settings, db, hub = app[SETTINGS], app[DB], app[HUB]
+    if not fanout_enabled(settings.push, db):
+        log.info("fanout: off (%s); this instance's tabs see what it produces",
+                 "SQLite" if db.dialect == "sqlite" else '[push] fanout = "off"')
+        yield
+        return
+    _args, connect_args = db.engine.dialect.create_connect_args(db.engine.url)
+    pipeline = app.get(PIPELINE)
+
+    def links() -> dict[str, bool]:
+        return {pbx: ami.state == "logged_in" for pbx, ami in connections(app).items()}
+
+    fanout = Fanout(dict(connect_args), hub, pipeline.card_for if pipeline is not None else None, links=links)
+    app[FANOUT] = fanout
+    hub.relay = fanout
+    if pipeline is not None:
+        def snapshot(watched: frozenset[str] | None) -> list[dict[str, Any]]:
+            """The pipeline's calls, and those only the other instances told of."""
+            own = pipeline.snapshot(watched)
+            return own + fanout.relayed.snapshot(watched, {m["call"] for m in own})
+
+        hub.set_snapshot_source(snapshot)
+        pipeline.peers_follow = fanout.presence.follows
+        fanout.on_peers_changed = pipeline.peers_changed
+    fanout.start()
+    yield
+    hub.relay = None
+    if pipeline is not None:
+        hub.set_snapshot_source(pipeline.snapshot)
+        pipeline.peers_follow = None
+    await fanout.stop()
 
 
 def _pipeline_ctx(store: StoreHooks | None) -> Any:
@@ -262,13 +299,14 @@ def stop_on_signals() -> asyncio.Event:
 def main(args: argparse.Namespace, settings: Settings) -> int:
     """``callpop run``: the daemon (AMI, tracker, pops and the web application)."""
     from callpop.demo.guard import DemoAccountsPresent
+    from callpop.journal_spool import SpoolInUse
     from callpop.logs import setup_logging
     from callpop.store.db import SchemaError
 
     setup_logging(settings.logging)
     try:
         asyncio.run(_serve(settings, create_app(settings, pace_gc=True), refuse_demo=True))
-    except (SchemaError, DemoAccountsPresent) as exc:
+    except (SchemaError, DemoAccountsPresent, SpoolInUse) as exc:
         print(f"callpop run: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

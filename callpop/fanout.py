@@ -26,39 +26,37 @@ other calls do not.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import secrets
 import socket
 import time
 from collections import Counter, OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from aiohttp import web
 
+from callpop.fanout_wire import CHANNEL, MAX_PAYLOAD, decode, encode
 from callpop.logs import Throttle
+from callpop.presence import ANNOUNCE_EVERY, Presence, announcements
 from callpop.push import Hub
+from callpop.relayed_calls import RelayedCalls
 from callpop.settings import PushSettings
 
 if TYPE_CHECKING:
     from callpop.store.db import Database
 
-__all__ = ["CHANNEL", "FANOUT", "MAX_PAYLOAD", "CardSource", "Fanout", "fanout_ctx", "fanout_enabled",
-           "instance_name"]
+__all__ = ["FANOUT", "CardSource", "Fanout", "fanout_enabled", "instance_name"]
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "callpop_push"
-MAX_PAYLOAD = 7999        # bytes: PostgreSQL refuses a NOTIFY payload of 8000 bytes or more
 OUTBOX = 4096             # notifications waiting to be sent; beyond that they are dropped (counted)
 BATCH = 64                # notifications sent in one statement
 KEEPALIVE = 10.0          # seconds of silence after which the connection is checked
 RECONNECT_MIN, RECONNECT_MAX = 0.5, 15.0
 CARD_CACHE = 64           # cards built here for relayed references, by call
 CARD_TIMEOUT = 5.0        # seconds building such a card may take
-_CARD_MESSAGES = frozenset({"call.ringing", "call.answered", "call.transferred"})
 
 State = Literal["connecting", "listening", "lost", "stopped"]
 CardSource = Callable[[str, Any, str | None, str | None], Awaitable[dict[str, Any]]]
@@ -74,6 +72,12 @@ def fanout_enabled(settings: PushSettings, db: Database) -> bool:
     return settings.fanout == "auto" and db.dialect == "postgresql"
 
 
+class _Announcement(str):
+    """A presence announcement in the outbox (counted apart from the messages)."""
+
+    __slots__ = ()
+
+
 class _Lost(Exception):
     """The listening connection went away."""
 
@@ -82,7 +86,7 @@ class Fanout:
     """The relay between this instance's hub and the others' (see the module docstring)."""
 
     def __init__(self, connect_args: dict[str, Any], hub: Hub, card_source: CardSource | None = None,
-                 *, keepalive: float = KEEPALIVE) -> None:
+                 *, keepalive: float = KEEPALIVE, links: Callable[[], dict[str, bool]] | None = None) -> None:
         self._connect_args = connect_args
         self._hub = hub
         self.instance = hub.instance
@@ -94,6 +98,12 @@ class Fanout:
         self.backend_pid: int | None = None
         self._outbox: asyncio.Queue[str | int] = asyncio.Queue(OUTBOX)
         self._held: dict[str, list[tuple[dict[str, Any], float]]] = {}  # call -> waiting for its card
+        self.presence = Presence()
+        self._links = links or dict
+        self.on_peers_changed: Callable[[], None] | None = None  # the pipeline re-judges its PBX links
+        self.relayed = RelayedCalls()
+        self._presence_version = 0
+        self._presence_changed = asyncio.Event()
         self._building: set[asyncio.Task[None]] = set()
         self._retry: list[str] = []
         self._sending = 0
@@ -109,15 +119,21 @@ class Fanout:
                 supervisors: bool) -> None:
         envelope = {"o": self.instance, "k": "p", "m": message, "a": list(agents), "e": list(employee_ids),
                     "s": supervisors}
-        payload = _encode(envelope)
+        payload = encode(envelope)
         if len(payload.encode()) > MAX_PAYLOAD:
             payload = self._as_reference(envelope)
             if not payload:
                 return
         self._send(payload)
 
+    def watches(self, extension: str) -> bool:
+        return self.presence.watches(extension)
+
+    def presence_changed(self) -> None:
+        self._presence_changed.set()
+
     def disconnect(self, employee_id: int, reason: str, older_than: int | None, session: str | None = None) -> None:
-        self._send(_encode({"o": self.instance, "k": "d", "e": employee_id, "r": reason, "g": older_than,
+        self._send(encode({"o": self.instance, "k": "d", "e": employee_id, "r": reason, "g": older_than,
                             "t": session}))
 
     def _as_reference(self, envelope: dict[str, Any]) -> str:
@@ -128,7 +144,7 @@ class Fanout:
             message = {k: v for k, v in message.items() if k != "card"}
             message["ref"] = {"direction": card.get("direction"), "caller_name": card.get("caller_name"),
                               "number": (card.get("number") or {}).get("raw") or None}
-            payload = _encode({**envelope, "m": message})
+            payload = encode({**envelope, "m": message})
             if len(payload.encode()) <= MAX_PAYLOAD:
                 self.counters["sent_as_reference"] += 1
                 return payload
@@ -150,9 +166,18 @@ class Fanout:
     # --- life cycle --------------------------------------------------------------------
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._run(), name="fanout-connection")]
+        self._tasks = [asyncio.create_task(self._run(), name="fanout-connection"),
+                       asyncio.create_task(self._announce_forever(), name="fanout-presence")]
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 1.0) -> None:
+        """Say goodbye (the others forget this instance's desks at once), then stop."""
+        if self.state == "listening":
+            self._send(_Announcement(encode({"o": self.instance, "k": "w", "v": self._presence_version + 1,
+                                              "n": 0, "of": 1, "x": [], "bye": True})))
+            for _ in range(int(grace / 0.01)):
+                if not self.waiting:
+                    break
+                await asyncio.sleep(0.01)
         self.state = "stopped"
         tasks = [*self._tasks, *self._building]
         for task in tasks:
@@ -195,6 +220,7 @@ class Fanout:
                     log.warning("fanout: resubscribed to %s after %.1f s instance=%s backend_pid=%s; notifications "
                                 "of that time are lost, tabs here get a fresh snapshot", CHANNEL,
                                 time.monotonic() - lost_at, self.instance, self.backend_pid)
+                    self.relayed = RelayedCalls()  # ends said meanwhile were missed: keep no phantom
                     self._hub.resend_snapshots()
                 lost_at = None
                 await self._serve(conn, generation)
@@ -207,6 +233,28 @@ class Fanout:
             finally:
                 conn.terminate()
             await asyncio.sleep(delay)
+
+    async def _announce_forever(self) -> None:
+        """Announce the extensions with a tab open here every ANNOUNCE_EVERY seconds, and
+        a moment after one opens or closes (changes of the same moment go together)."""
+        while True:
+            self._presence_changed.clear()
+            self._presence_version += 1
+            for envelope in announcements(self.instance, self._presence_version, self._hub.watched_extensions(),
+                                          self._links()):
+                self._send(_Announcement(encode(envelope)))
+            reaped = self.presence.reap()
+            for name in reaped:
+                log.warning("fanout: instance %s not heard from for %.0f s: its desks and calls are forgotten "
+                            "(%d calls)", name, 3 * ANNOUNCE_EVERY, self.relayed.forget(name))
+            if reaped:
+                self._peers_changed()
+            try:
+                async with asyncio.timeout(ANNOUNCE_EVERY):
+                    await self._presence_changed.wait()
+            except TimeoutError:
+                continue
+            await asyncio.sleep(0.05)
 
     def _wake(self, generation: int) -> None:
         """The connection of *generation* was terminated: wake the sender to notice."""
@@ -249,7 +297,9 @@ class Fanout:
                 raise
             finally:
                 self._sending = 0
-            self.counters["sent"] += len(batch)
+            announced = sum(isinstance(p, _Announcement) for p in batch)
+            self.counters["sent"] += len(batch) - announced
+            self.counters["presence_sent"] += announced
 
     # --- the other instances' side -------------------------------------------------------
 
@@ -266,11 +316,22 @@ class Fanout:
         """Deliver one notification from another instance to the tabs here, at once unless
         it waits for its card, or behind a message of the same call that does."""
         received = time.perf_counter()
-        envelope = _decode(payload)
+        envelope = decode(payload)
         if envelope is None:
             self.counters["dropped_malformed"] += 1
             self._throttle.log(logging.WARNING, "malformed", "fanout: a notification on %s is not a callpop "
                                "message (%d bytes); ignored", CHANNEL, len(payload))
+            return
+        if envelope["k"] == "w":
+            self.counters["presence_received"] += 1
+            if envelope.get("bye"):
+                self.presence.gone(envelope["o"])
+                log.info("fanout: instance %s stopped: its desks and calls are forgotten (%d calls)", envelope["o"],
+                         self.relayed.forget(envelope["o"]))
+            else:
+                self.presence.heard(envelope["o"], envelope["v"], envelope["n"], envelope["of"], envelope["x"],
+                                    envelope.get("p"))
+            self._peers_changed()
             return
         self.counters["received"] += 1
         if envelope["k"] == "d":
@@ -306,7 +367,12 @@ class Fanout:
         finally:
             del self._held[call]
 
+    def _peers_changed(self) -> None:
+        if self.on_peers_changed is not None:
+            self.on_peers_changed()
+
     def _publish(self, envelope: dict[str, Any], received: float) -> None:
+        self.relayed.apply(envelope["o"], envelope["m"])
         self._hub.publish(envelope["m"], agents=envelope["a"], employee_ids=envelope["e"],
                           supervisors=envelope["s"], origin="relay")
         if self.on_relayed is not None:
@@ -336,57 +402,7 @@ class Fanout:
 
     def stats(self) -> dict[str, Any]:
         return {"state": self.state, "instance": self.instance, "reconnects": self.reconnects,
-                "waiting": self.waiting, **self.counters}
-
-
-def _encode(envelope: dict[str, Any]) -> str:
-    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
-
-
-def _decode(payload: str) -> dict[str, Any] | None:
-    """The envelope if *payload* is one callpop sends, else None (anyone with access to the
-    database may NOTIFY on the channel)."""
-    try:
-        env = json.loads(payload)
-    except ValueError:
-        return None
-    if not isinstance(env, dict) or not isinstance(env.get("o"), str):
-        return None
-    if env.get("k") == "d":
-        ok = (isinstance(env.get("e"), int) and isinstance(env.get("r"), str)
-              and (env.get("g") is None or isinstance(env.get("g"), int))
-              and (env.get("t") is None or isinstance(env.get("t"), str)))
-        return env if ok else None
-    message = env.get("m")
-    ok = (env.get("k") == "p" and isinstance(message, dict) and isinstance(message.get("type"), str)
-          and isinstance(message.get("id"), str) and isinstance(env.get("s"), bool)
-          and isinstance(env.get("a"), list) and all(isinstance(a, str) for a in env["a"])
-          and isinstance(env.get("e"), list) and all(isinstance(e, int) for e in env["e"])
-          and (message.get("ref") is None or (isinstance(message["ref"], dict)
-                                             and message["type"] in _CARD_MESSAGES)))
-    return env if ok else None
+                "waiting": self.waiting, "peers": self.presence.peers(), **self.counters}
 
 
 FANOUT: web.AppKey[Fanout] = web.AppKey("fanout", Fanout)
-
-
-async def fanout_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Cleanup context, after the pipeline's: fan-out on PostgreSQL unless ``[push] fanout = "off"``."""
-    from callpop.pipeline import PIPELINE
-    from callpop.server.keys import DB, HUB, SETTINGS
-
-    settings, db, hub = app[SETTINGS], app[DB], app[HUB]
-    if not fanout_enabled(settings.push, db):
-        log.info("fanout: off (%s); this instance's tabs see what it produces",
-                 "SQLite" if db.dialect == "sqlite" else '[push] fanout = "off"')
-        yield
-        return
-    _args, connect_args = db.engine.dialect.create_connect_args(db.engine.url)
-    pipeline = app.get(PIPELINE)
-    fanout = Fanout(dict(connect_args), hub, pipeline.card_for if pipeline is not None else None)
-    app[FANOUT] = fanout
-    hub.relay = fanout
-    fanout.start()
-    yield
-    hub.relay = None
-    await fanout.stop()

@@ -16,7 +16,9 @@ Plain ``sqlite3`` with synchronous calls: the writer runs them on a worker threa
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -24,7 +26,7 @@ from typing import Any
 
 from callpop.telephony.events import AgentTalk, Answered, Ended, Ringing
 
-__all__ = ["Spool", "SpooledJob", "decode_event", "encode_event"]
+__all__ = ["Spool", "SpoolInUse", "SpooledJob", "decode_event", "encode_event"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,
@@ -62,12 +64,30 @@ class SpooledJob:
     event: Ringing | Answered | Ended
 
 
+class SpoolInUse(RuntimeError):
+    """Another callpop process has this spool file open."""
+
+
 class Spool:
-    """The spool file; every method is synchronous and thread-safe (one lock)."""
+    """The spool file; every method is synchronous and thread-safe (one lock).
+
+    One process per file: two instances sharing a spool would write each other's calls
+    and take each other's heartbeat for their own, so the file is locked (``PATH.lock``,
+    an flock released when the process ends, killed or not) and a second opener refused."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._owner = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self._owner, 32, 0).decode("ascii", "replace").strip() or "?"
+            os.close(self._owner)
+            raise SpoolInUse(f"[journal] spool_path {self.path} is in use by another callpop process (pid "
+                             f"{holder}): give each instance its own spool_path") from None
+        os.ftruncate(self._owner, 0)
+        os.pwrite(self._owner, f"{os.getpid()}\n".encode("ascii"), 0)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -79,6 +99,9 @@ class Spool:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            if self._owner >= 0:
+                os.close(self._owner)  # releases the flock
+                self._owner = -1
 
     def append(self, jobs: list[tuple[str, int | None, Ringing | Answered | Ended]]) -> list[int]:
         """Keep *jobs*, in order, in one transaction; returns their ids."""

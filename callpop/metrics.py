@@ -123,6 +123,8 @@ def _fanout(app: web.Application) -> Iterator[Metric]:
     for name in FANOUT_STATES:
         state.add_metric([name], 1.0 if fanout.state == name else 0.0)
     yield state
+    yield GaugeMetricFamily("callpop_fanout_peers", "Other instances heard from (presence announcements)",
+                            value=len(fanout.presence.peers()))
     yield GaugeMetricFamily("callpop_fanout_waiting", "Messages for the other instances not sent yet",
                             value=fanout.waiting)
     yield CounterMetricFamily("callpop_fanout_reconnects", "LISTEN connections lost and subscribed again",

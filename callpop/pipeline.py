@@ -128,6 +128,9 @@ class Pipeline:
         self._throttle = Throttle(log)
         self.pops = 0
         self.on_pop: Callable[[float | None], None] | None = None  # ring→pop observer (callpop/metrics.py)
+        # the other instances logged in to a PBX (callpop/fanout.py); None: this one only
+        self.peers_follow: Callable[[str], list[str]] | None = None
+        self._links_down: dict[str, bool] = {}  # PBX ("" the first) whose link is down here -> tabs told so
         hub.set_snapshot_source(self.snapshot)
 
     # --- life cycle ---------------------------------------------------------------------
@@ -462,8 +465,36 @@ class Pipeline:
     def pbx_lost(self, pbx: str = "") -> None:
         """The AMI connection to *pbx* ("" the first PBX, else its ``[ami.NAME]``) dropped:
         every tab is told that what it shows of that PBX's calls in progress may be stale,
-        until its resynchronisation puts it right. The other PBXs' calls are not concerned."""
-        self._hub.tell_all(self._pbx_status(pbx, connected=False))
+        until its resynchronisation puts it right. The other PBXs' calls are not concerned.
+
+        Unless another callpop instance still follows that PBX: the tabs here keep getting
+        its pops (callpop/fanout.py), so they are told only if it stops following it too."""
+        followers = self._followers(pbx)
+        self._links_down[pbx] = not followers
+        if followers:
+            log.warning("PBX %s: link lost here; instance %s still follows it, the desks here keep popping",
+                        pbx or self._settings.pbx.id, ",".join(followers))
+        else:
+            self._hub.tell_all(self._pbx_status(pbx, connected=False))
+        self._hub.presence_changed()
+
+    def _followers(self, pbx: str) -> list[str]:
+        return self.peers_follow(pbx or self._settings.pbx.id) if self.peers_follow is not None else []
+
+    def peers_changed(self) -> None:
+        """The other instances' PBX links changed: for each PBX whose link is down here,
+        tell the tabs whether any instance still follows it."""
+        for pbx, told in list(self._links_down.items()):
+            followers = self._followers(pbx)
+            if told and followers:
+                log.info("PBX %s: instance %s follows it again; the desks here pop from it",
+                         pbx or self._settings.pbx.id, ",".join(followers))
+                self._hub.tell_all(self._pbx_status(pbx, connected=True))
+            elif not told and not followers:
+                log.warning("PBX %s: no instance follows it any more (its link is down here too)",
+                            pbx or self._settings.pbx.id)
+                self._hub.tell_all(self._pbx_status(pbx, connected=False))
+            self._links_down[pbx] = not followers
 
     def resynced(self, pbx: str = "", asked_at: float | None = None) -> None:
         """A CoreShowChannels listing of *pbx* ("" the first PBX, else its ``[ami.NAME]``),
@@ -474,6 +505,8 @@ class Pipeline:
         Only rows started before the listing was asked for: a call that started after it
         is followed from its own events, which may still be on their way here while
         another callpop instance on the same PBX has already opened its row."""
+        self._links_down.pop(pbx, None)
+        self._hub.presence_changed()
         self._hub.tell_all(self._pbx_status(pbx, connected=True))
         self._hub.resend_snapshots()
         task = asyncio.create_task(self.journal.sweep(self._followed(), scope=pbx, before=asked_at),

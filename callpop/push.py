@@ -66,6 +66,10 @@ class Relay(Protocol):
     def disconnect(self, employee_id: int, reason: str, older_than: int | None,
                    session: str | None = None) -> None: ...
 
+    def watches(self, extension: str) -> bool: ...
+
+    def presence_changed(self) -> None: ...
+
 
 @dataclass(eq=False)
 class Connection:
@@ -117,8 +121,20 @@ class Hub:
         return len(self._all)
 
     def watches(self, extension: str) -> bool:
-        """Whether a tab of *extension*'s manager is open: they are at the desk."""
-        return bool(self._by_extension.get(extension))
+        """Whether a tab of *extension*'s manager is open, here or on another instance:
+        they are at the desk."""
+        if self._by_extension.get(extension):
+            return True
+        return self.relay is not None and self.relay.watches(extension)
+
+    def presence_changed(self) -> None:
+        """What this instance announces to the others changed (a PBX link): say it soon."""
+        if self.relay is not None:
+            self.relay.presence_changed()
+
+    def watched_extensions(self) -> list[str]:
+        """The extensions with a tab open here (announced to the other instances)."""
+        return list(self._by_extension)
 
     def stats(self) -> dict[str, Any]:
         return {"connections": len(self._all), "watchers": len(self._watchers), **self.counters}
@@ -179,7 +195,10 @@ class Hub:
         if conn.scope == "all":
             self._watchers.add(conn)
         for ext in conn.user.extensions:
-            self._by_extension.setdefault(ext, set()).add(conn)
+            bucket = self._by_extension.setdefault(ext, set())
+            bucket.add(conn)
+            if len(bucket) == 1 and self.relay is not None:
+                self.relay.presence_changed()
 
     def _unindex(self, conn: Connection) -> None:
         self._all.discard(conn)
@@ -187,6 +206,8 @@ class Hub:
         _discard(self._by_employee, conn.user.id, conn)
         for ext in conn.user.extensions:
             _discard(self._by_extension, ext, conn)
+            if ext not in self._by_extension and self.relay is not None:
+                self.relay.presence_changed()
 
     # --- publishing ---------------------------------------------------------------------
 

@@ -13,12 +13,13 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import text
 
-from callpop.fanout import FANOUT, MAX_PAYLOAD
+from callpop.fanout import FANOUT
+from callpop.fanout_wire import MAX_PAYLOAD
 from callpop.server.keys import HUB
-from callpop.settings import AmiSettings, Settings
+from callpop.settings import AmiSettings, DialplanSettings, Settings
 from callpop.simulator.pbx import SimulatedPbx
 from callpop.store.db import Database
-from callpop.telephony.events import Ringing, RingStopped
+from callpop.telephony.events import Answered, Ended, Ringing, RingStopped
 from tests.support.ami import wait_until
 from tests.support.live import Live, Recorder, StartLive, Tab, add_client, add_employee, ami_logged_in
 
@@ -28,7 +29,10 @@ SECRET_KEY = "two-instances-share-this-secret-of-32-bytes"
 
 def _instance(settings: Settings, name: str, *, ami_port: int | None = None) -> Settings:
     settings = settings.replace(push=dataclasses.replace(settings.push, instance_id=name),
-                                web=dataclasses.replace(settings.web, secret_key=SECRET_KEY))
+                                web=dataclasses.replace(settings.web, secret_key=SECRET_KEY),
+                                # each instance its own spool (one process per spool file)
+                                journal=dataclasses.replace(settings.journal,
+                                                            spool_path=f"{settings.journal.spool_path}.{name}"))
     if ami_port is not None:
         settings = settings.replace(ami=AmiSettings(host="127.0.0.1", port=ami_port, secret="test-secret",
                                                     reconnect_min=0.05, reconnect_max=0.2))
@@ -251,3 +255,72 @@ async def test_on_sqlite_fanout_is_off_and_the_desk_works_as_before(
     await live.pipeline.handle([Ringing("k1", "inbound", NUMBER, "101")])
     pop = await tab.until("call.ringing")
     assert pop["id"] == "main/k1/101/ringing/1"
+
+
+async def test_the_dialplan_asking_one_instance_finds_a_manager_at_a_desk_on_the_other(
+        start_live: StartLive, settings: Settings, db: Database) -> None:
+    """/pbx/route gives the call to the responsible manager when at the desk, wherever
+    that desk is connected; an instance that stops takes its desks' presence with it."""
+    settings = settings.replace(dialplan=DialplanSettings(timeout=5.0), agents={"SIP/150010001": "101"})
+    a, b = await _pair(start_live, settings, db)
+    anna = await add_employee(db, "anna", ["101"])
+    await add_client(db, "Иван", NUMBER, responsible_id=anna)
+    asking = await a.client()
+
+    async def route() -> str:
+        return await (await asking.get("/pbx/route", params={"number": NUMBER})).text()
+
+    assert await route() == "dial=&regular=1"
+    tab = await b.tab("anna")
+    await tab.start()
+    await wait_until(lambda: a.app[FANOUT].presence.watches("101"), what="b's announcement")
+    assert await route() == "dial=SIP/150010001&regular=1"
+    assert a.app[FANOUT].presence.peers() == {"b": 1}
+    await tab.ws.close()
+    await wait_until(lambda: not a.app[FANOUT].presence.watches("101"), what="b's next announcement")
+    assert await route() == "dial=&regular=1"
+    again = await b.tab("anna")
+    await again.start()
+    await wait_until(lambda: a.app[FANOUT].presence.watches("101"), what="b's announcement")
+    await b.close()  # b stops: it says so, and a forgets its desks at once
+    await wait_until(lambda: a.app[FANOUT].presence.peers() == {}, what="b's goodbye")
+    assert await route() == "dial=&regular=1"
+
+
+async def test_a_tab_connecting_to_an_instance_that_only_hears_of_a_call_sees_it_in_its_snapshot(
+        start_live: StartLive, settings: Settings, db: Database) -> None:
+    """b follows no PBX: the call in progress is in the snapshot of a tab opened on b
+    all the same, and gone from it once the call ended."""
+    await add_employee(db, "anna", ["101"])
+    await add_client(db, "Иван Петров", NUMBER)
+    a, b = await _pair(start_live, settings, db)
+    first = await b.tab("anna")
+    await first.start()
+    await a.pipeline.handle([Ringing("k1", "inbound", NUMBER, "101"), Answered("k1", "101")])
+    await first.until("call.answered")
+    late = await b.tab("anna")
+    snapshot = await late.start()
+    assert [(c["type"], c["call"], c["agent"]) for c in snapshot] == [("call.answered", "k1", "101")]
+    assert snapshot[0]["card"]["client"]["name"] == "Иван Петров"
+    await a.pipeline.handle([Ended("k1", "inbound", NUMBER, outcome="answered", answered_by=("101",), talk_seconds=5)])
+    await first.until("call.ended")
+    assert await (await b.tab("anna")).start() == []
+
+
+async def test_a_lost_pbx_link_is_not_news_to_the_desks_while_another_instance_follows_that_pbx(
+        start_live: StartLive, settings: Settings, db: Database, pbx: SimulatedPbx) -> None:
+    """b loses its link to the PBX while a follows it: b's tabs keep popping from a, so
+    they are not told the PBX is unreachable; when a stops, they are."""
+    port: int = pbx.port  # type: ignore[attr-defined]
+    anna = await add_employee(db, "anna", ["101"])
+    a, b = await _pair(start_live, settings, db, a_ami=port)
+    await ami_logged_in(a.app)
+    await wait_until(lambda: b.app[FANOUT].presence.follows("main") == ["a"], what="a's announcement")
+    tab = await b.tab("anna")
+    await tab.start()
+    b.pipeline.pbx_lost()
+    b.app[HUB].publish({"type": "marker", "marker": "lost"}, employee_ids=(anna,))
+    assert [m["type"] for m in await _until_marker(tab, "lost")] == []  # no pbx.status
+    await a.close()  # a stops: nobody follows the PBX now
+    status = await tab.until("pbx.status", wait=5)
+    assert (status["pbx"], status["connected"]) == ("main", False)

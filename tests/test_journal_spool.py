@@ -4,11 +4,14 @@ when the database is there."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import os
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
-from callpop.journal_spool import Spool, decode_event, encode_event
+from callpop.journal_spool import Spool, SpoolInUse, decode_event, encode_event
 from callpop.journal_writer import JournalWriter
 from callpop.settings import JournalSettings, Settings
 from callpop.store.db import Database
@@ -40,6 +43,30 @@ def test_events_come_back_from_the_spool_as_they_went_in(tmp_path: Path) -> None
     assert [(j.kind, j.client_id, j.event.call) for j in jobs] == [("open", None, "c1"), ("close", 7, "c1")]
     again.delete([jobs[0].id])
     assert again.count() == 1
+
+
+def test_an_end_spooled_by_an_older_daemon_comes_back_with_a_known_talk() -> None:
+    """Spools written before a talk's upper bound was kept hold [agent, seconds] pairs:
+    such a talk was exact, and a daemon upgraded with writes waiting reads them so."""
+    event = _events("c1")[2]
+    old = encode_event(event).replace('[["101", 45, null]]', '[["101", 45]]')
+    assert '[["101", 45]]' in old
+    back = decode_event(old)
+    assert isinstance(back, Ended) and back.talks == (AgentTalk("101", 45, None),)
+    unseen = dataclasses.replace(event, talks=(AgentTalk("101", 2, 10),))
+    again = decode_event(encode_event(unseen))
+    assert isinstance(again, Ended) and again.talks == (AgentTalk("101", 2, 10),)
+
+
+def test_a_spool_is_one_processs_only(tmp_path: Path) -> None:
+    """Two instances on one host with the same spool_path would write each other's calls
+    and heartbeat: the second is refused, naming the setting, until the first lets go."""
+    first = Spool(tmp_path / "spool.db")
+    with pytest.raises(SpoolInUse, match=rf"spool_path {tmp_path / 'spool.db'} is in use by another callpop "
+                                         rf"process \(pid {os.getpid()}\): give each instance its own"):
+        Spool(tmp_path / "spool.db")
+    first.close()
+    Spool(tmp_path / "spool.db").close()
 
 
 async def test_writes_left_in_the_spool_are_written_at_the_next_start_once(db: Database, settings: Settings,

@@ -85,10 +85,12 @@ async def clients(db: Database) -> list[int]:
     return [await add_client(db, f"Client {i}", _number(i)) for i in range(CALLS)]
 
 
-def _settings(settings: Settings, db: Database, tmp: Path, name: str, pbx: str) -> Settings:
-    # a regular client talked to twice a day counts twice here: the runs share a database
+def _settings(settings: Settings, db: Database, tmp: Path, name: str, pbx: str, once_a_day: bool) -> Settings:
+    # the single and the double run share a database: without *once_a_day* a regular client
+    # talked to twice a day counts twice
+    kpi = dataclasses.replace(settings.kpi, min_talk_seconds=10, one_per_client_per_day=once_a_day)
     return settings.replace(database=DatabaseSettings(url=db.url), pbx=dataclasses.replace(settings.pbx, id=pbx),
-                            kpi=dataclasses.replace(settings.kpi, min_talk_seconds=10, one_per_client_per_day=False),
+                            kpi=kpi,
                             journal=dataclasses.replace(settings.journal, spool_path=str(tmp / f"{name}.db")))
 
 
@@ -97,9 +99,9 @@ async def instances(settings: Settings, db: Database, tmp_path: Path) -> AsyncIt
     """Start writers as separate instances would run them: each its own engine and spool."""
     started: list[tuple[JournalWriter, Database]] = []
 
-    async def start(name: str, pbx: str) -> tuple[JournalWriter, list[int]]:
+    async def start(name: str, pbx: str, *, once_a_day: bool = False) -> tuple[JournalWriter, list[int]]:
         own = await open_database(DatabaseSettings(url=db.url))
-        writer = JournalWriter(_settings(settings, db, tmp_path, name, pbx), own, StoreHooks.default())
+        writer = JournalWriter(_settings(settings, db, tmp_path, name, pbx, once_a_day), own, StoreHooks.default())
         counted: list[int] = []
         writer.on_counted = counted.extend
         writer.start()
@@ -193,3 +195,26 @@ async def test_a_listing_does_not_close_a_row_another_instance_opened_after_it(
     assert [calls[e[0].call][6:] for e in (before, after)] == [("answered", 40, False), ("answered", 41, False)]
     # the contact is judged on the real talk, not on the lower bound the sweep had
     assert [c[4] for c in contacts[before[0].call]] == [40]
+
+
+async def test_two_calls_of_one_client_ended_at_once_on_two_instances_count_once_that_day(
+        db: Database, clients: list[int], instances: Any) -> None:
+    """"One counted contact per client and day": instance A ends one call and instance B
+    another, the same manager and client, at the same moment. One of them counts."""
+    a, _ = await instances("a", "main", once_a_day=True)
+    b, _ = await instances("b", "main", once_a_day=True)
+    pairs = 10
+    ends = []
+    for i in range(pairs):
+        mine = _events(5 * i)[-1]  # answered, 40 s and more: counts
+        assert isinstance(mine, Ended) and mine.talk_seconds >= 10
+        ends.append((mine, dataclasses.replace(mine, call=mine.call + "b", started_at=mine.started_at + 1)))
+    await asyncio.gather(*(w.close_call(e, clients[i]) for i, pair in enumerate(ends)
+                           for w, e in zip((a, b), pair, strict=True)))
+    await _settled(a, b)
+    async with db.sessions() as session:
+        counted = [tuple(r) for r in await session.execute(text(
+            "SELECT client_id, count(*) FROM contacts WHERE counted GROUP BY client_id ORDER BY client_id"))]
+        reasons = [r[0] for r in await session.execute(text("SELECT reason FROM contacts WHERE NOT counted"))]
+    assert counted == [(clients[i], 1) for i in range(pairs)]
+    assert reasons == ["duplicate_day"] * pairs

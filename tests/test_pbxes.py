@@ -92,7 +92,7 @@ async def test_two_pbxes_with_colliding_call_ids_pop_and_journal_apart(
     # one PBX gone: every tab is told which one, and which calls are its (their ids' prefix)
     await second.stop()
     for tab in (anna, boris):
-        status = await tab.until("pbx.status")
+        status = await tab.until("pbx.status", wait=8)
         assert {k: status[k] for k in ("pbx", "calls", "connected")} == {
             "pbx": "office2", "calls": "office2:", "connected": False}
     # health names the PBX that is gone

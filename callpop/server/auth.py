@@ -37,6 +37,7 @@ __all__ = [
     "csrf_token",
     "login_user",
     "logout_user",
+    "new_session_cookie",
     "require_role",
     "require_user",
     "session_key",
@@ -173,6 +174,14 @@ def require_role(request: web.Request, *roles: str) -> CurrentUser:
             raise Refusal(403, "needs role supervisor or admin")
         raise Refusal(403, "needs role %(roles)s", roles=" or ".join(roles))
     return user
+
+
+def new_session_cookie(secret: bytes, employee_id: int, generation: int, hours: float) -> str:
+    """The cookie value of a new session of *employee_id* (what a successful login sets;
+    the browser tests start their sessions with it instead of typing a password each time)."""
+    session = _Session(uid=employee_id, nonce=secrets.token_urlsafe(16), expires=time.time() + hours * 3600,
+                       gen=generation)
+    return _encode(secret, session)
 
 
 def login_user(request: web.Request, response: web.StreamResponse, employee_id: int, generation: int = 0) -> None:

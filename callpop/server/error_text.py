@@ -92,6 +92,7 @@ _PROBLEMS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p), m) fo
      "this client belongs to a colleague: only its responsible manager or a supervisor may change it"),
     (r"^calls to (?P<number>\S+) are not allowed from callpop: .*$",
      "calls to %(number)s are not allowed from callpop: ask an administrator"),
+    (r"^expected a date like (?P<example>\S+), found .*$", "enter a date like %(example)s"),
     (r"^expected a date like .*$", "enter a date"),
     (r"^a custom period is at most (?P<days>\d+) days$", "a custom period is at most %(days)s days"),
     (r"^a custom period needs both from and to dates$", "a custom period needs both dates: from and to"),

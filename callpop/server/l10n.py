@@ -4,6 +4,11 @@ Babel's CLDR data does the work: ``12 000,00 ₽`` and ``9,11 %`` in Russian, ``
 and ``9.11%`` in English; months by name ("март 2026"). Pages get a :class:`Formats` for
 the page's language as ``f`` (``{{ f.money(x) }}``); the CSV export and the dashboard table
 use the same one, so a figure reads the same everywhere.
+
+Date fields are text fields in the user's format (``31.03.2026``, placeholder
+``дд.мм.гггг``), not the browser's date picker: Chromium draws that in the browser's own
+locale, whatever the page's language, so a Russian manager on an English browser would read
+03/31/2026. ISO (``2026-03-31``) is accepted everywhere too: links and the API use it.
 """
 
 from __future__ import annotations
@@ -16,9 +21,32 @@ from functools import cache
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency, format_decimal
 
-__all__ = ["Formats", "formats_for", "talk_time"]
+__all__ = ["DATE_INPUT", "Formats", "date_example", "formats_for", "parse_input_date", "talk_time"]
 
 DASH = "—"
+# per language: how a date field shows a date (strftime), its placeholder, and for scripts the
+# same pattern in the tokens they understand (dd, mm, yyyy)
+DATE_INPUT: dict[str, tuple[str, str, str]] = {
+    "ru": ("%d.%m.%Y", "дд.мм.гггг", "dd.mm.yyyy"),
+    "en": ("%Y-%m-%d", "yyyy-mm-dd", "yyyy-mm-dd"),
+}
+_EXAMPLE = dt.date(2026, 3, 31)
+
+
+def date_example(lang: str) -> str:
+    """A date as *lang*'s date fields want it, for error messages: "31.03.2026"."""
+    return _EXAMPLE.strftime(DATE_INPUT.get(lang, DATE_INPUT["en"])[0])
+
+
+def parse_input_date(text: str, lang: str) -> dt.date:
+    """A date typed in a date field: the language's format or ISO (ValueError if neither)."""
+    value = text.strip()
+    for pattern in (DATE_INPUT.get(lang, DATE_INPUT["en"])[0], "%Y-%m-%d"):
+        try:
+            return dt.datetime.strptime(value, pattern).date()
+        except ValueError:
+            continue
+    raise ValueError(f"not a date: {value[:20]!r}")
 
 
 def talk_time(seconds: float | int | None) -> str:
@@ -69,6 +97,19 @@ class Formats:
         if value is None:
             return DASH
         return format_decimal(round(value), format="#,##0", locale=self.lang)
+
+    def input_date(self, day: dt.date) -> str:
+        """A date as a date field shows it: "31.03.2026" / "2026-03-31"."""
+        return day.strftime(DATE_INPUT[self.lang][0])
+
+    @property
+    def date_placeholder(self) -> str:
+        return DATE_INPUT[self.lang][1]
+
+    @property
+    def date_input(self) -> dict[str, str]:
+        """What the scripts' date fields need: the pattern (dd, mm, yyyy) and the placeholder."""
+        return {"pattern": DATE_INPUT[self.lang][2], "placeholder": DATE_INPUT[self.lang][1]}
 
     def month(self, day: dt.date) -> str:
         return format_date(day, "LLLL yyyy", locale=self.lang)

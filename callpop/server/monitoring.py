@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from callpop.fanout import FANOUT
 from callpop.metrics import METRICS, readiness
 from callpop.pipeline import PIPELINE
 from callpop.server.errors import Refusal
@@ -39,6 +40,7 @@ async def health(request: web.Request) -> web.StreamResponse:
         "pbxes": {pbx: conn.state for pbx, conn in connections(request.app).items()},
         "database": "ok" if not any(r.startswith("database") for r in reasons) else "down",
         "push": request.app[HUB].stats(),
+        "fanout": fanout.stats() if (fanout := request.app.get(FANOUT)) is not None else "off",
         "calls_in_flight": getattr(pipeline, "active", 0),
     }
     return web.json_response(body, status=200 if not reasons else 503, headers={"Cache-Control": "no-store"})

@@ -151,6 +151,11 @@ class Call:
     # (transferer, kind) of a transfer whose target nobody answered yet: a blind transfer,
     # or an attended one completed while the target still rang ("blonde")
     pending_transfer: tuple[str, TransferKind] | None = None
+    # agents whose ringing here was handed to another call (a transfer completed while they
+    # rang, "blonde"): they stop ringing here as ``transferred``, and the call, which went on
+    # as that call, ends ``answered`` like an attended transfer's consultation, never missed
+    handed_over: set[str] = field(default_factory=set)
+    handed_at: float | None = None  # when the first ringing was handed over (the answered_at then)
     originated: bool = False  # the first channel was created by an Originate (no dialler)
     originator: str | None = None  # the agent an Originate rang first (click-to-dial)
     ended: bool = False
@@ -250,6 +255,24 @@ class Call:
             st.ringing = False
             out.append(RingStopped(self.id, leg.agent, stop_reason(self, leg, cause), at=now))
 
+    def hand_over(self, legs: list[Leg], now: float | None) -> None:
+        """The ringing *legs* go on in another call (see ``handed_over``): they end here
+        without a ``ring_stopped`` of their own (their agents rang here, and answer or not
+        in the other call); :meth:`stop_handed_over` tells the stop once that call rings."""
+        if not self.handed_over:
+            self.handed_at = now
+        for leg in legs:
+            leg.done = True
+            self.handed_over.add(leg.agent)
+            self.state(leg.agent).legs.discard(leg.channel.uniqueid)
+
+    def stop_handed_over(self, now: float | None, out: list[CallEvent]) -> None:
+        for agent in sorted(self.handed_over):
+            st = self.agents.get(agent)
+            if st is not None and st.ringing and not st.legs:
+                st.ringing = False
+                out.append(RingStopped(self.id, agent, "transferred", at=now))
+
     def end(self, now: float | None, out: list[CallEvent]) -> None:
         """The last channel is gone: close every agent and say how the call went."""
         if self.ended:
@@ -258,18 +281,22 @@ class Call:
         for st in self.agents.values():
             if st.ringing:
                 st.ringing = False
-                reason: RingStopReason = "caller_hangup" if self.caller_gone else "no_answer"
+                reason: RingStopReason = ("transferred" if st.agent in self.handed_over
+                                          else "caller_hangup" if self.caller_gone else "no_answer")
                 out.append(RingStopped(self.id, st.agent, reason, at=now))
             self.stop_talk(st.agent, now)
         if not self.announced or self.direction is None:
             return
         talks = tuple(AgentTalk(a, self.talk_seconds(a), self.talk_at_most(a)) for a in self.answered_by)
         answered_at, connected = self.connected(now)
+        if answered_at is None and self.handed_over and self.handed_at is not None:
+            lo = self.started_at if self.started_at is not None else self.handed_at
+            answered_at = max(lo, self.handed_at if now is None else min(self.handed_at, now))
         if connected is None:  # some talk had no clock: the shares are all there is
             connected = sum(t.talk_seconds for t in talks)
         out.append(Ended(
             self.id, self.direction, self.client,
-            "answered" if self.answered_by else "unknown" if self.end_unseen else "missed",
+            "answered" if self.answered_by or self.handed_over else "unknown" if self.end_unseen else "missed",
             tuple(self.answered_by), connected,
             caller_name=self.caller_name, started_at=self.started_at, ended_at=now,
             agents_rang=tuple(self.rang), talks=talks, answered_at=answered_at,

@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Direction = Literal["inbound", "outbound", "internal"]
-RingStopReason = Literal["answered_elsewhere", "caller_hangup", "no_answer", "busy", "rejected", "unavailable"]
+# ``transferred``: the ringing went on in another call (a transfer completed while this phone
+# rang moved it there); it was not missed
+RingStopReason = Literal["answered_elsewhere", "caller_hangup", "no_answer", "busy", "rejected", "unavailable",
+                         "transferred"]
 TransferKind = Literal["blind", "attended"]
 Outcome = Literal["answered", "missed", "unknown"]
 
@@ -90,7 +93,9 @@ class AgentTalk:
 class Ended:
     """The call is over. ``talk_seconds`` is the caller's connected time (the union of the
     agents' talk, never their sum); ``talks`` are each agent's own share; ``answered_at``
-    the first answer, never before ``started_at``.
+    the first answer, never before ``started_at``. A consultation whose ringing was handed
+    to the call it transferred (completed while the target rang) is ``answered`` by nobody,
+    with no talk, ``answered_at`` the hand-over: it went on as that call and missed nothing.
 
     ``end_unseen``: no Hangup was seen (the PBX link was lost and the call was gone from the
     listing after it, or its channels fell silent for longer than the idle bound):

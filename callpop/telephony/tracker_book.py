@@ -275,7 +275,9 @@ class ChannelBook:
         """*into* dials a channel that belongs to another call: a transfer completed while
         its target still rang ("blonde": Asterisk hands the ringing dial to the transferee).
         The channel, its Local half and the phones they ring move into *into*, and those
-        phones ring there (their ringing in the old call stops)."""
+        phones ring there. Nobody missed anything: the phones ring on, in *into* (told
+        first, so the pop of the client's call comes before the consultation's card goes),
+        and their ringing in the old call stops as ``transferred``, not "no answer"."""
         old = ch.call
         chain: list[Channel] = []
         ringing: list[tuple[Channel, Leg]] = []
@@ -298,12 +300,16 @@ class ChannelBook:
                 grew = True
                 if not leg.proxy:
                     ringing.append((other, leg))
+        if old is not None and ringing:
+            old.hand_over([leg for _, leg in ringing], self.now)
         for moving in chain:
             moving.pinned = True
             self.move(moving, into, talk=False)
         for phone, leg in ringing:
             if leg.dialer is not None:
                 self.dial(into, leg.dialer, phone, leg.agent, "")
+        if old is not None and not old.ended:
+            old.stop_handed_over(self.now, self.out)
 
     def upstream(self, dialer: Channel) -> Leg | None:
         """The leg a Local ``;2`` half continues: the one its ``;1`` half was dialled as."""

@@ -19,6 +19,9 @@ what we read from it:
   colleague; the consultation call ends (internal, answered) when its last channel hangs up.
   If a stream shows the Linkedid change *before* the ``AttendedTransfer`` event, the move
   has already happened (``answered`` first) and the event only adds ``transferred``.
+* **Blonde** (attended, completed while the target still rings): the transferee dials the
+  target's ringing channel; the phones ring on in the client's call, and the consultation,
+  which nobody missed, ends ``answered`` (see ``ChannelBook.take_over``).
 """
 
 from __future__ import annotations

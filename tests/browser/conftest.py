@@ -136,9 +136,25 @@ async def _seed(db: Database) -> tuple[int, int, int]:
         return anna.id, boris.id, client.id
 
 
-async def _login(browser: Any, live: Live, who: str, init_script: str | None = None) -> Any:
+async def _session_cookie(live: Live, who: str) -> dict[str, Any]:
+    """A session of *who* signed as a login would sign it: typing the password costs an
+    argon2 check (about 2 s on a busy CI machine) per browser context."""
+    from sqlalchemy import select
+
+    from callpop.server.auth import COOKIE, new_session_cookie
+    from callpop.server.keys import DB, SECRET, SETTINGS
+
+    async with live.app[DB].sessions() as s:
+        emp_id, generation = (await s.execute(select(Employee.id, Employee.session_generation)
+                                              .where(Employee.login == who))).one()
+    value = new_session_cookie(live.app[SECRET], emp_id, generation, live.app[SETTINGS].web.session_hours)
+    return {"name": COOKIE, "value": value, "url": live.url, "httpOnly": True, "sameSite": "Lax"}
+
+
+async def _login(browser: Any, live: Live, who: str, init_script: str | None = None, *, form: bool = False) -> Any:
     """A fresh context (own cookies) logged in as *who*; returns the desk page.
-    ``init_script`` runs in every page before the page's own scripts (stubs)."""
+    ``init_script`` runs in every page before the page's own scripts (stubs). With *form*
+    the login form is filled in and sent, as a person does; else the session cookie is set."""
     context = await browser.new_context(locale="en-GB", timezone_id="Europe/Moscow")
     if init_script:
         await context.add_init_script(init_script)
@@ -149,10 +165,14 @@ async def _login(browser: Any, live: Live, who: str, init_script: str | None = N
     violations: list[str] = []
     page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
     page.csp_violations = violations  # the pages must work under the policy, nothing refused
-    await page.goto(live.url + "/login")
-    await page.fill("input[name=login]", who)
-    await page.fill("input[name=password]", PASSWORD)
-    await page.click("form.login button[type=submit]")
+    if form:
+        await page.goto(live.url + "/login")
+        await page.fill("input[name=login]", who)
+        await page.fill("input[name=password]", PASSWORD)
+        await page.click("form.login button[type=submit]")
+    else:
+        await context.add_cookies([await _session_cookie(live, who)])
+        await page.goto(live.url + "/")
     await page.wait_for_selector("#connection-state[data-state=Connected]")
     return page
 
@@ -188,8 +208,8 @@ async def open_desk(browser: Any, live: Live) -> AsyncIterator[Callable[..., Awa
     contexts: list[Any] = []
     pages: list[Any] = []
 
-    async def open_as(who: str, init_script: str | None = None) -> Any:
-        page = await _login(browser, live, who, init_script)
+    async def open_as(who: str, init_script: str | None = None, *, form: bool = False) -> Any:
+        page = await _login(browser, live, who, init_script, form=form)
         contexts.append(page.context)
         pages.append(page)
         return page

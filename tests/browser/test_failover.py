@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -50,6 +51,8 @@ def _instance(base: Settings, name: str, port: int, urls: tuple[str, ...], ami_p
         web=dataclasses.replace(base.web, host="127.0.0.1", port=port, default_language="en",
                                 secret_key="failover-test-secret-of-32-bytes-or-more"),
         push=dataclasses.replace(base.push, instance_id=name, instance_urls=urls, dismiss_after=1.5),
+        journal=dataclasses.replace(base.journal,  # a spool file is one instance's own
+                                    spool_path=str(Path(base.journal.spool_path).with_name(f"spool-{name}.db"))),
         ami=AmiSettings(host="127.0.0.1", port=ami_port, secret="test-secret", reconnect_min=0.05,
                         reconnect_max=0.2))
 

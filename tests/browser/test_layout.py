@@ -86,3 +86,35 @@ async def test_phone_header_is_one_row_with_the_rest_behind_menu(open_desk: Desk
     assert not await summary.is_visible()
     assert await anna.locator("header.top nav a[href='/promises']").is_visible()
     assert anna.dialogs == []
+
+
+async def _language(page: Any, lang: str) -> None:
+    await open_header_menu(page)
+    await page.locator(f"form.language button[value={lang}]").click()
+    await page.wait_for_selector(f"html[lang={lang}]")
+
+
+async def test_no_page_overflows_in_either_language_at_either_width(open_desk: Desk, live: Live) -> None:
+    """Russian and English, phone and desktop: every page of a manager and a supervisor fits
+    its width (one page load per page, language and width; the viewport changes in place)."""
+    anna = await open_desk("anna")
+    vera = await open_desk("vera")
+    pages = [(anna, "/", "#no-calls"), (anna, "/promises", "#due-promises li"),
+             (anna, f"/clients/{live.client_id}", "#client-card .client"), (anna, "/earnings", "#earnings-table"),
+             (anna, f"/dashboard/drill?employee={live.anna_id}&kpi=contacts", "#drill"),
+             (vera, "/dashboard", "#kpi-table"),
+             (vera, "/dashboard?period=custom&from=2026-03-01&to=2026-03-31", "#kpi-table"),
+             (vera, "/dashboard/drill?employee=all&kpi=missed", "#drill")]
+    wide: list[str] = []
+    for lang in ("ru", "en"):
+        for page in (anna, vera):
+            await page.set_viewport_size(WIDE)
+            await _language(page, lang)
+        for page, path, ready in pages:
+            await page.goto(live.url + path)
+            await page.wait_for_selector(ready, state="attached")
+            for name, size in (("390", PHONE), ("1440", WIDE)):
+                await page.set_viewport_size(size)
+                if await page.evaluate(OVERFLOW) > 0:
+                    wide.append(f"{lang} {name} px {path}")
+    assert wide == []

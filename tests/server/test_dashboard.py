@@ -220,3 +220,15 @@ async def test_numbers_reach_a_russian_reader_as_russian_writes_them(site: Site)
     await anna.patch("/api/me", json={"language": "en"}, headers={"X-CSRF-Token": await csrf(anna, "/earnings")})
     english = (await (await anna.get("/earnings")).text()).replace("\u00a0", " ")
     assert "3 more contacts to reach the next step (100% of the plan)" in english and "35.5%" in english
+
+
+async def test_period_dates_are_read_in_the_users_format(site: Site) -> None:
+    sue = await site.login("sue")  # Russian by default: 01.03.2026, or ISO as links write it
+    data = await (await sue.get("/api/kpi/dashboard?period=custom&from=01.03.2026&to=2026-03-05")).json()
+    assert len(data["days"]) == 5
+    page = await (await sue.get("/dashboard?period=custom&from=01.03.2026&to=05.03.2026")).text()
+    assert 'name="from" value="01.03.2026" placeholder="дд.мм.гггг"' in page
+    await sue.patch("/api/me", json={"language": "en"}, headers={"X-CSRF-Token": await csrf(sue)})
+    bad = await sue.get("/api/kpi/dashboard?period=custom&from=01.03.2026&to=2026-03-05")
+    assert bad.status == 400
+    assert (await bad.json())["message"] == "From: enter a date like 2026-03-31"

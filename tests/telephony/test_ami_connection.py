@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -134,6 +135,22 @@ async def test_link_dropped_mid_call_resync_keeps_the_call_and_its_end_is_report
     assert [(e.call, e.outcome, e.answered_by) for e in ends] == [(lid, "answered", ("102",))]
     assert [e.event for e in sink.events].count("answered") == 1
     assert conn.stats.reconnects == 1
+
+
+async def test_each_listing_tells_when_it_was_asked_for(pbx: SimulatedPbx) -> None:
+    """The journal's sweep after a listing closes only rows started before the listing was
+    asked for (another callpop instance may have opened later ones): it needs that moment,
+    at every login."""
+    asked: list[float | None] = []
+    before = time.time()
+    conn = AmiConnection(ami_settings(_port(pbx)), tracker(), Collector(), on_resync=asked.append)
+    async with running(conn):
+        await wait_until(lambda: len(asked) == 1, what="first listing")
+        await pbx.drop_clients()
+        await wait_until(lambda: len(asked) == 2, what="listing after the reconnect")
+    after = time.time()
+    assert asked[0] is not None and asked[1] is not None
+    assert before <= asked[0] < asked[1] <= after
 
 
 async def test_daemon_started_in_the_middle_of_a_call_tracks_it_to_its_end(pbx: SimulatedPbx) -> None:

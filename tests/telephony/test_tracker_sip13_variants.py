@@ -1,5 +1,5 @@
 """Every variant of the Asterisk 13 classes (chan_sip phones behind Local routes; the
-streams of tests/fixtures/streams/make_sip13_variants.py): for each, the call events a
+streams of tests/fixtures/streams/sip13_*.py): for each, the call events a
 user expects: one followed call per conversation, who rang, who answered, the transfer,
 the client and direction, the outcome, and talk time = the caller's connected time."""
 
@@ -96,7 +96,7 @@ def rang(events: list[CallEvent], call: str) -> list[tuple[str, str, str | None]
 def test_caller_transfers_the_called_party_while_the_target_rings() -> None:
     events = replay("sip13-blonde-transfer-by-caller")
     consultation, call = ended(events)
-    assert consultation.outcome == "missed" and consultation.answered_by == ()
+    assert (consultation.outcome, consultation.answered_by, consultation.agents_rang) == ("answered", (), ("203",))
     assert rang(events, call.call) == [("202", "internal", "201"), ("203", "internal", "201")]
     assert transfers(events) == [(call.call, "201", "203", "attended")]
     assert (call.answered_by, call.agents_rang) == (("202", "203"), ("202", "203"))
@@ -139,6 +139,25 @@ def test_target_declines_a_transfer_completed_while_it_rang() -> None:
     assert (call.client, call.outcome, call.answered_by, call.agents_rang) == (CLIENT, "answered", ("201",),
                                                                                ("201", "202"))
     assert call.talks == (AgentTalk("201", 7),) and call.talk_seconds == 7
+
+
+@pytest.mark.parametrize("name", ["sip13-blonde-transfer", "sip13-blonde-transfer-to-group", *BLONDE])
+def test_ringing_handed_to_the_transferred_call_was_not_missed(name: str) -> None:
+    """The consultation's ringing became the transferred call's: each target rings there
+    first, then stops ringing in the consultation as ``transferred`` (never "no answer"), and
+    the consultation ends like an attended one's (answered, here by nobody), never a missed
+    call."""
+    events = replay(name)
+    (call,) = [e for e in ended(events) if e.call == events[0].call]  # the call that was there first
+    (consultation,) = [e for e in ended(events) if e.call != call.call]
+    stopped = [(i, e) for i, e in enumerate(events) if isinstance(e, RingStopped) and e.call == consultation.call]
+    assert stopped and {e.reason for _, e in stopped} == {"transferred"}
+    for i, stop in stopped:
+        rings_on = [j for j, e in enumerate(events) if isinstance(e, Ringing) and e.call == call.call
+                    and e.agent == stop.agent]
+        assert rings_on and rings_on[0] < i
+    assert (consultation.outcome, consultation.answered_by, consultation.talk_seconds) == ("answered", (), 0)
+    assert call.outcome == "answered" and all(stop.agent in call.agents_rang for _, stop in stopped)
 
 
 # --- blind transfers ---------------------------------------------------------------------

@@ -5,7 +5,7 @@
 "use strict";
 
 const cards = (() => {
-  const { t, el, api, when, day, duration, money, localInput, showError } = callpop;
+  const { t, el, api, when, day, duration, money, momentField, momentPlaceholder, parseMoment, showError } = callpop;
 
   // a promise is "open" until kept; an agreement is "open" while the deal is in progress:
   // two words in Russian, so two message ids
@@ -68,19 +68,23 @@ const cards = (() => {
     button.addEventListener("click", () => {
       const base = p.due_at && new Date(p.due_at) > new Date() ? new Date(p.due_at) : new Date(Date.now() + 24 * 3600 * 1000);
       if (!p.due_at || new Date(p.due_at) <= new Date()) base.setHours(10, 0, 0, 0);
-      const input = el("input", { type: "datetime-local", name: "due_at", value: localInput(base),
-        "aria-label": t("New due date") });
+      const input = momentField({ name: "due_at", "aria-label": t("New due date") }, base);
       const error = el("span", { class: "error", hidden: true });
       const save = el("button", { type: "submit", class: "small", text: t("Save") });
       const form = el("form", { class: "reschedule" }, input, save, error);
       form.addEventListener("submit", async (ev) => {
         ev.preventDefault();
         error.hidden = true;
+        const due = parseMoment(input.value);
+        if (!due) {
+          showError(error, t("Enter the date and time as %(pattern)s", { pattern: momentPlaceholder() }));
+          return;
+        }
         try {
-          await api("PATCH", `/api/promises/${p.id}`, { due_at: new Date(input.value).toISOString() });
+          await api("PATCH", `/api/promises/${p.id}`, { due_at: due.toISOString() });
           form.remove();
           li.classList.remove("overdue");
-          li.querySelector(".meta").textContent = t("due %(when)s", { when: when(new Date(input.value).toISOString()) });
+          li.querySelector(".meta").textContent = t("due %(when)s", { when: when(due.toISOString()) });
           if (onChange) onChange();
         } catch (err) {
           showError(error, err);
@@ -137,13 +141,15 @@ const cards = (() => {
 
   function callItem(c) {
     const who = (c.talked || []).map(person).join(", ");
-    // a call still going on has no outcome yet: it is not a missed call
     // an answer callpop did not see (it was restarted during the call): the talk is only
-    // known to be at least this long, and is shown so, never as the talk
+    // known to be at least this long, and is shown so, never as the talk; a call still
+    // going on has no outcome yet: it is not a missed call
     const outcome = c.outcome === "answered" && c.answer_unseen
       ? t("talk ≥ %(duration)s, answer time unknown", { duration: duration(c.talk_seconds) })
       : c.outcome === "answered" ? t("talked %(duration)s", { duration: duration(c.talk_seconds) })
-      : c.outcome === "missed" ? t("missed") : t("in progress");
+      : c.outcome === "missed" ? t("missed")
+      // its end was not seen and nobody was seen answering: said so, never "in progress"
+      : c.outcome === "unknown" ? t("outcome unknown") : t("in progress");
     return el("li", { class: "call outcome-" + (c.outcome || "unknown") },
       el("span", { text: when(c.started_at) }),
       el("span", { class: "meta", text: `${c.direction === "outbound" ? t("outgoing") : t("incoming")} · ${outcome}` }),
@@ -216,7 +222,7 @@ const cards = (() => {
     tomorrow.setHours(10, 0, 0, 0);
     const promiseText = el("textarea", { name: "promise_text", rows: 2, maxlength: 2000,
       placeholder: t("What did you promise?") });
-    const promiseDue = el("input", { type: "datetime-local", name: "promise_due", value: localInput(tomorrow) });
+    const promiseDue = momentField({ name: "promise_due" }, tomorrow);
     const agreementTitle = el("input", { type: "text", name: "agreement_title", maxlength: 300,
       placeholder: t("Deal, contract or arrangement") });
     const agreementAmount = el("input", { type: "number", name: "agreement_amount", min: 0, step: "0.01",
@@ -239,7 +245,13 @@ const cards = (() => {
       const link = call ? { call_id: call } : {};
       const jobs = [];
       if (promiseText.value.trim()) {
-        const due = promiseDue.value ? new Date(promiseDue.value).toISOString() : null;
+        const dueAt = promiseDue.value.trim() ? parseMoment(promiseDue.value) : null;
+        if (promiseDue.value.trim() && !dueAt) {
+          showError(error, t("Due") + ": " + t("Enter the date and time as %(pattern)s", { pattern: momentPlaceholder() }));
+          promiseDue.focus();
+          return;
+        }
+        const due = dueAt ? dueAt.toISOString() : null;
         jobs.push(["promise", "/api/promises", { client_id: clientId, text: promiseText.value, due_at: due, ...link }, promiseText]);
       }
       if (agreementTitle.value.trim()) {

@@ -99,10 +99,54 @@ const callpop = (() => {
     }
   }
 
-  /** The value of a datetime-local input as the API expects it (local time, no offset). */
-  function localInput(date) {
-    const pad = (n) => String(n).padStart(2, "0");
-    return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
+  // Date fields are text fields in the user's format ("05.03.2026 15:00" in Russian), not the
+  // browser's date picker: Chromium draws that in the browser's locale, not the page's.
+  // ISO ("2026-03-05T15:00") is accepted too.
+  const dateInput = config.dateInput || { pattern: "yyyy-mm-dd", placeholder: "yyyy-mm-dd" };
+  const pad2 = (n) => String(n).padStart(2, "0");
+
+  /** What a date-and-time field shows for *date*: "05.03.2026 15:00". */
+  function momentInput(date) {
+    const day = dateInput.pattern.replace("yyyy", String(date.getFullYear()))
+      .replace("mm", pad2(date.getMonth() + 1)).replace("dd", pad2(date.getDate()));
+    return `${day} ${pad2(date.getHours())}:${pad2(date.getMinutes())}`;
+  }
+
+  function momentPlaceholder() {
+    return `${dateInput.placeholder} ${t("hh:mm")}`;
+  }
+
+  /** The moment typed in a date-and-time field, or null when it is not one. A date without
+   * a time is 10:00, as the form's own suggestions are. */
+  function parseMoment(text) {
+    const value = String(text || "").trim();
+    const order = [];
+    const local = dateInput.pattern.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")
+      .replace(/yyyy|mm|dd/g, (token) => { order.push(token); return token === "yyyy" ? "(\\d{4})" : "(\\d{1,2})"; });
+    const time = "(?:[T ]\\s*(\\d{1,2})[:.](\\d{2}))?";
+    let parts = null;
+    let match = new RegExp(`^${local}\\s*${time}$`).exec(value);
+    if (match) {
+      parts = {};
+      order.forEach((token, i) => { parts[token] = Number(match[i + 1]); });
+      parts.h = match[order.length + 1];
+      parts.min = match[order.length + 2];
+    } else if ((match = /^(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ]\s*(\d{1,2}):(\d{2}))?$/.exec(value))) {
+      parts = { yyyy: Number(match[1]), mm: Number(match[2]), dd: Number(match[3]), h: match[4], min: match[5] };
+    }
+    if (!parts) return null;
+    const h = parts.h === undefined ? 10 : Number(parts.h);
+    const min = parts.min === undefined ? 0 : Number(parts.min);
+    const date = new Date(parts.yyyy, parts.mm - 1, parts.dd, h, min);
+    const same = date.getFullYear() === parts.yyyy && date.getMonth() === parts.mm - 1 && date.getDate() === parts.dd
+      && date.getHours() === h && date.getMinutes() === min;
+    return same ? date : null; // 31.02 or 25:00 are not moments
+  }
+
+  /** A date-and-time text field in the user's format, *date* filled in. */
+  function momentField(attrs, date) {
+    return el("input", { type: "text", autocomplete: "off", value: date ? momentInput(date) : "",
+      placeholder: momentPlaceholder(), title: momentPlaceholder(), maxlength: 20, ...attrs });
   }
 
   function showError(target, error) {
@@ -110,5 +154,6 @@ const callpop = (() => {
     target.hidden = false;
   }
 
-  return { config, t, el, api, ApiError, when, day, duration, money, localInput, showError };
+  return { config, t, el, api, ApiError, when, day, duration, money, momentInput, momentField, momentPlaceholder,
+    parseMoment, showError };
 })();

@@ -10,6 +10,7 @@
     const custom = kind.value === "custom";
     for (const label of form.querySelectorAll("label[data-for]")) {
       label.hidden = (label.dataset.for === "custom") !== custom;
+      for (const input of label.querySelectorAll("input")) input.disabled = label.hidden; // not sent either
     }
   }
   kind.addEventListener("change", show);

@@ -105,7 +105,7 @@ async def dashboard_view(request: web.Request, now: dt.datetime) -> DashboardVie
     require_role(request, *SUPERVISORS)
     settings = request.app[SETTINGS]
     try:
-        period = period_from_query(request.query, local_today(settings, now))
+        period = period_from_query(request.query, local_today(settings, now), language(request))
     except kpi.PeriodError as exc:
         raise bad_request(exc) from None
     return await load_dashboard(request.app[DB].sessions, period, settings, now)
@@ -175,7 +175,7 @@ async def drill_page(request: web.Request) -> web.StreamResponse:
     if kind not in DRILL_KINDS:
         raise bad_request(ValueError(f"kpi: expected one of {', '.join(DRILL_KINDS)}, found {kind[:30]!r}"))
     try:
-        period = period_from_query(request.query, local_today(settings, now))
+        period = period_from_query(request.query, local_today(settings, now), language(request))
     except kpi.PeriodError as exc:
         raise bad_request(exc) from None
     async with request.app[DB].sessions() as session:

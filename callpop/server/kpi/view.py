@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callpop import kpi
 from callpop.server.errors import Refusal
-from callpop.server.l10n import Formats
+from callpop.server.l10n import Formats, date_example, parse_input_date
 from callpop.settings import Settings
 from callpop.store.kpi.daycache import dashboard_series
 from callpop.store.kpi.queries import ManagerFacts, manager_facts, missed_total
@@ -36,10 +36,21 @@ def local_today(settings: Settings, now: dt.datetime) -> dt.date:
     return now.astimezone(ZoneInfo(settings.kpi.timezone)).date()
 
 
-def period_from_query(query: Mapping[str, str], today: dt.date) -> kpi.Period:
-    """The period of ``?period=day|week|month|custom&date=..&from=..&to=..`` (PeriodError if bad)."""
-    return kpi.parse_period(query.get("period") or "month", today, date=query.get("date") or None,
-                            start=query.get("from") or None, end=query.get("to") or None)
+def period_from_query(query: Mapping[str, str], today: dt.date, lang: str = "en") -> kpi.Period:
+    """The period of ``?period=day|week|month|custom&date=..&from=..&to=..`` (PeriodError if
+    bad); the dates as the user's date fields write them (``31.03.2026``) or ISO."""
+    dates: dict[str, str | None] = {}
+    for name in ("date", "from", "to"):
+        text = query.get(name) or ""
+        if not text.strip():
+            dates[name] = None
+            continue
+        try:
+            dates[name] = parse_input_date(text, lang).isoformat()
+        except ValueError:
+            raise kpi.PeriodError(f"{name}: expected a date like {date_example(lang)}, found {text[:20]!r}") from None
+    return kpi.parse_period(query.get("period") or "month", today, date=dates["date"], start=dates["from"],
+                            end=dates["to"])
 
 
 @dataclass(frozen=True, slots=True)
