@@ -87,8 +87,10 @@ async def test_daemon_killed_mid_burst_closes_every_row_and_keeps_the_contacts(r
 async def test_pbx_connection_reset_ten_times_loses_nothing(run: Run) -> None:
     result = await pbx_resets(run)
     _sound(result)
-    assert result["recorded"] == result["calls"], str(result)
-    assert result["lost"] == 0 and result["extra"] == 0, str(result)
+    # every call but those played wholly while the link was down (none unless re-logins
+    # are slow: AMI replays nothing)
+    assert result["recorded"] >= result["calls"] - result["unfollowed"], str(result)
+    assert result["missing_knowable"] == 0 and result["extra"] == 0, str(result)
 
 
 async def test_pbx_crash_ends_its_calls_at_the_crash_not_at_the_reconnect(run: Run) -> None:
@@ -102,8 +104,8 @@ async def test_pbx_crash_ends_its_calls_at_the_crash_not_at_the_reconnect(run: R
 async def test_half_open_connection_is_noticed_and_resynchronised(run: Run) -> None:
     result = await half_open(run)
     _sound(result)
-    assert result["recorded"] == result["calls"], str(result)
-    assert result["lost"] == 0, str(result)
+    assert result["recorded"] >= result["calls"] - result["unfollowed"], str(result)
+    assert result["missing_knowable"] == 0 and result["extra"] == 0, str(result)
 
 
 async def test_database_away_spools_the_journal_and_writes_it_back(run: Run) -> None:

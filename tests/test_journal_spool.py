@@ -4,6 +4,7 @@ when the database is there."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from pathlib import Path
 
@@ -42,6 +43,19 @@ def test_events_come_back_from_the_spool_as_they_went_in(tmp_path: Path) -> None
     assert [(j.kind, j.client_id, j.event.call) for j in jobs] == [("open", None, "c1"), ("close", 7, "c1")]
     again.delete([jobs[0].id])
     assert again.count() == 1
+
+
+def test_an_end_spooled_by_an_older_daemon_comes_back_with_a_known_talk() -> None:
+    """Spools written before a talk's upper bound was kept hold [agent, seconds] pairs:
+    such a talk was exact, and a daemon upgraded with writes waiting reads them so."""
+    event = _events("c1")[2]
+    old = encode_event(event).replace('[["101", 45, null]]', '[["101", 45]]')
+    assert '[["101", 45]]' in old
+    back = decode_event(old)
+    assert isinstance(back, Ended) and back.talks == (AgentTalk("101", 45, None),)
+    unseen = dataclasses.replace(event, talks=(AgentTalk("101", 2, 10),))
+    again = decode_event(encode_event(unseen))
+    assert isinstance(again, Ended) and again.talks == (AgentTalk("101", 2, 10),)
 
 
 def test_a_spool_is_one_processs_only(tmp_path: Path) -> None:

@@ -124,7 +124,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400 or not _wants_page(request) or exc.content_type == "text/html":
             raise
         message, _field = _http_error_text(exc)
-        return error_page(request, exc.status, text_for_people(message, _lang(request)))
+        kept = {name: exc.headers[name] for name in ("Allow",) if name in exc.headers}  # a 405 names the methods
+        return error_page(request, exc.status, text_for_people(message, _lang(request)), kept)
     except Exception as exc:
         status = status_for(exc, published=False)
         if status is None:

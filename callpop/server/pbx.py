@@ -20,6 +20,7 @@ follows is warm.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import logging
 from collections.abc import Sequence
@@ -43,6 +44,10 @@ __all__ = ["caller_name", "route"]
 log = logging.getLogger(__name__)
 
 _CACHE = "pbx_answers"
+_ABANDONED = "pbx_reads_past_budget"
+# Reads past the budget still running (a database that stopped answering): beyond this
+# many, questions are answered empty at once ("busy") instead of adding reads behind them.
+IN_FLIGHT_MAX = 8
 _CACHE_MAX = 10_000
 Matches = tuple[CallerMatch, ...]
 
@@ -81,10 +86,31 @@ async def _matches(request: web.Request, key: PhoneKey) -> Matches:
     if found is not None:
         return found
     generation = cache.generation()
-    async with asyncio.timeout(request.app[SETTINGS].dialplan.timeout):
-        found = await caller_matches(request.app[DB], key)
+    abandoned: set[asyncio.Task[Matches]] = request.app[EXTRA].setdefault(_ABANDONED, set())
+    if len(abandoned) >= IN_FLIGHT_MAX:
+        raise _Busy
+    lookup = asyncio.ensure_future(caller_matches(request.app[DB], key))
+    try:
+        async with asyncio.timeout(request.app[SETTINGS].dialplan.timeout):
+            found = await asyncio.shield(lookup)
+    except TimeoutError:
+        # the answer goes out now; the read finishes (or fails) on its own and gives its
+        # connection back, without the caller waiting for the database to take the cancel
+        abandoned.add(lookup)
+        lookup.add_done_callback(functools.partial(_finished, abandoned))
+        raise
     cache.put(key.display_key, found, generation)
     return found
+
+
+def _finished(abandoned: set[asyncio.Task[Matches]], task: asyncio.Task[Matches]) -> None:
+    abandoned.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("pbx: a lookup answered empty for being late then failed: %s", task.exception())
+
+
+class _Busy(Exception):
+    """Too many reads already past the budget: answer empty at once, do not queue more."""
 
 
 def _prefetch(request: web.Request, key: PhoneKey | None) -> None:
@@ -122,6 +148,10 @@ async def _answer(request: web.Request) -> tuple[PhoneKey | None, Matches, str]:
     except TimeoutError:
         log.warning("pbx: lookup of %s took over %g s; answered empty", key.display_key, settings.dialplan.timeout)
         return key, (), "timeout"
+    except _Busy:
+        log.warning("pbx: %d lookups still running past the budget; %s answered empty without one",
+                    IN_FLIGHT_MAX, key.display_key)
+        return key, (), "busy"
     except Exception:
         log.exception("pbx: lookup of %s failed; answered empty", key.display_key)
         return key, (), "error"

@@ -1,17 +1,18 @@
-"""More of the desk in Chromium: notifications in a hidden tab, the promises page, and a
-supervisor watching every call read-only."""
+"""More of the desk in Chromium: notifications in a hidden tab, the promises page, a
+supervisor watching every call read-only, and a client's past calls."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import select
 
 from callpop.server.keys import DB
-from callpop.store.models import Client, ClientPhone, Promise
-from tests.support.browser import Live, wait_for_js
+from callpop.store.models import Call, Client, ClientPhone, Promise
+from tests.support.browser import KNOWN_NUMBER, Live, wait_for_js
 
 Desk = Callable[..., Awaitable[Any]]
 CARD = "#calls article[data-call='{call}']"
@@ -152,3 +153,33 @@ async def test_every_page_works_under_the_content_security_policy(open_desk: Des
     })""")
     assert ran is False
     page.csp_violations.clear()  # those two refusals were the point of the check
+
+
+async def test_a_clients_calls_say_what_is_not_known(open_desk: Desk, live: Live) -> None:
+    """A call whose answer callpop did not see (it learned the call from the PBX's channel
+    list after a restart) shows its talk as the least it can have been; a call whose end
+    and answer were not seen says its outcome is unknown, not "in progress"."""
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+    def row(key: str, minutes_ago: int, **values: Any) -> Call:
+        start = now - dt.timedelta(minutes=minutes_ago)
+        return Call(pbx_id="main", call_key=key, direction="inbound", client_number=KNOWN_NUMBER,
+                    client_id=live.client_id, started_at=start, ended_at=start + dt.timedelta(seconds=60), **values)
+
+    async with live.app[DB].sessions() as session:
+        session.add_all([
+            row("seen", 30, answered_at=now - dt.timedelta(minutes=30), outcome="answered", talk_seconds=42),
+            row("answer-unseen", 20, answered_at=now - dt.timedelta(minutes=20), outcome="answered",
+                talk_seconds=4, answer_unseen=True),
+            row("end-unseen", 10, outcome="unknown", talk_seconds=0, end_unseen=True),
+        ])
+        await session.commit()
+    page = await open_desk("anna")
+    await page.goto(f"{live.url}/clients/{live.client_id}")
+    items = page.locator("li.call .meta")
+    await items.nth(2).wait_for(timeout=5000)
+    assert await items.all_text_contents() == [
+        "incoming · outcome unknown",
+        "incoming · talk ≥ 0:04, answer time unknown",
+        "incoming · talked 0:42",
+    ]

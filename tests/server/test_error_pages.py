@@ -79,3 +79,11 @@ async def test_dashboard_chart_title_is_translated(site: Site) -> None:
     await sue.post("/settings/language", data={"language": "en", "csrf_token": token, "next": "/"})
     en = await (await sue.get("/dashboard")).text()
     assert "<title>Counted contacts per day per manager</title>" in en
+
+
+async def test_the_routers_own_refusals_are_translated_pages(site: Site) -> None:
+    sue = await site.login("sue")
+    resp = await sue.get("/logout", headers=BROWSER)  # log out is a POST
+    html = await resp.text()
+    assert resp.status == 405 and resp.content_type == "text/html" and "POST" in resp.headers["Allow"]
+    assert "Такой запрос здесь не принимается" in html and "Method Not Allowed" not in html

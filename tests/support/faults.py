@@ -166,6 +166,8 @@ class Run:
     log: Path = field(init=False)
     marks: dict[str, float] = field(default_factory=dict)
     web_port: int = 0
+    # (epoch from, to) of each PBX link outage: from the drop or silence to the re-login
+    link_down: list[tuple[float, float]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.spool = self.tmp / "journal-spool.db"
@@ -363,23 +365,26 @@ level = "INFO"
         counted = {k for k, cs in contacts.items() if any(c for _, c in cs)}
         doubled = sum(1 for cs in contacts.values() if sum(1 for _, c in cs if c) > 1)
         inside = {k for k, t in self.truths.items() if down is not None and t.start >= down[0] and t.end <= down[1]}
+        # played wholly while the PBX link was down: AMI replays nothing, the next listing
+        # shows only what is still up (on a loaded machine a re-login can take a second)
+        unfollowed = {k for k, t in self.truths.items() if any(a <= t.start and t.end <= b for a, b in self.link_down)}
+        inside |= unfollowed
         # ended while the daemon was down, with less than min_talk talked before it died (or
         # answered only after): how long they talked cannot be known (docs/reliability.md)
         unknowable = {k for k, t in self.truths.items()
                       if down is not None and t.answer is not None and down[0] < t.end <= down[1]
                       and max(0.0, down[0] - t.answer) < self.plan.min_talk <= t.talk}
-        # answered while the daemon was down and still on at its restart: the talk is sure
-        # only from when the restarted daemon saw it up (the row's answered_at: the listing),
-        # the answer's moment is not listed (docs/reliability.md)
-        if down is not None:
-            unknowable |= {k for k, t in self.truths.items()
-                           if k in calls and calls[k]["answer_unseen"] and t.answer is not None
-                           and t.talk_end is not None and down[0] < t.answer
-                           and t.talk_end - _epoch(calls[k]["answered"]) < self.plan.min_talk <= t.talk}
+        # answered while the daemon or its PBX link was down and still on when it was back:
+        # the talk is sure only from when callpop saw it up (the row's answered_at: the
+        # listing), the answer's moment is not listed (docs/reliability.md)
+        unknowable |= {k for k, t in self.truths.items()
+                       if k in calls and calls[k]["answer_unseen"] and t.answer is not None
+                       and t.talk_end is not None and t.answer <= _epoch(calls[k]["answered"])
+                       and t.talk_end - _epoch(calls[k]["answered"]) < self.plan.min_talk <= t.talk}
         lost = expected_contacts - counted
         # a call missing from the journal must have ended while the daemon was down, without
         # an answer it could have seen
-        missing_knowable = {k for k, t in self.truths.items() if k not in calls and not (
+        missing_knowable = {k for k, t in self.truths.items() if k not in calls and k not in unfollowed and not (
             down is not None and down[0] < t.end <= down[1] and (t.answer is None or t.answer > down[0]))}
         errors = [abs(int(calls[k]["talk"]) - t.talk) for k, t in self.truths.items()
                   if k in calls and t.answer is not None and calls[k]["outcome"] == "answered"]
@@ -403,6 +408,7 @@ level = "INFO"
             "extra": len(counted - expected_contacts),
             "doubled": doubled,
             "inside_downtime": len(inside),
+            "unfollowed": len(unfollowed),
             "talk_error_max": max(errors, default=0),
             "talk_error_median": statistics.median(errors) if errors else 0,
             "talk_error_over_1s": sum(1 for e in errors if e > 1),
@@ -463,10 +469,11 @@ async def pbx_resets(run: Run) -> dict[str, Any]:
     async def fault() -> None:
         for _ in range(run.plan.resets):
             logins = len(run.pbx.logins)
-            t0 = time.monotonic()
+            t0, dropped = time.monotonic(), time.time()
             await run.pbx.drop_clients()
             await run.until(lambda n=logins: len(run.pbx.logins) > n, 30, "re-login")  # type: ignore[misc]
             recoveries.append(time.monotonic() - t0)
+            run.link_down.append((dropped, time.time()))
             await asyncio.sleep(0.1)
 
     await run.burst(fault)
@@ -512,12 +519,13 @@ async def half_open(run: Run) -> dict[str, Any]:
 
     async def fault() -> None:
         logins = len(run.pbx.logins)
-        t0 = time.monotonic()
+        t0, silenced = time.monotonic(), time.time()
         for s in list(run.pbx._sessions):
             s.write = lambda data: None  # type: ignore[method-assign]
             s.data_received = lambda data: None  # type: ignore[method-assign]
         await run.until(lambda: len(run.pbx.logins) > logins, 30, "re-login after half-open")
         rec["recovery"] = time.monotonic() - t0
+        run.link_down.append((silenced, time.time()))
 
     await run.burst(fault)
     await run.played_out()

@@ -1,5 +1,5 @@
 """An Asterisk 13 PBX with chan_sip phones behind Local routes (tests/fixtures/streams/
-make_sip13_streams.py tells where each shape comes from): transfers, a transfer completed
+sip13_model.py tells where each shape comes from): transfers, a transfer completed
 while the target rings, forwarding to a group, a click-to-dial started by another tool."""
 
 from __future__ import annotations

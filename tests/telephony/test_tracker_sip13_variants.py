@@ -1,5 +1,5 @@
 """Every variant of the Asterisk 13 classes (chan_sip phones behind Local routes; the
-streams of tests/fixtures/streams/make_sip13_variants.py): for each, the call events a
+streams of tests/fixtures/streams/sip13_*.py): for each, the call events a
 user expects: one followed call per conversation, who rang, who answered, the transfer,
 the client and direction, the outcome, and talk time = the caller's connected time."""
 

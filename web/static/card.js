@@ -141,13 +141,15 @@ const cards = (() => {
 
   function callItem(c) {
     const who = (c.talked || []).map(person).join(", ");
-    // a call still going on has no outcome yet: it is not a missed call
     // an answer callpop did not see (it was restarted during the call): the talk is only
-    // known to be at least this long, and is shown so, never as the talk
+    // known to be at least this long, and is shown so, never as the talk; a call still
+    // going on has no outcome yet: it is not a missed call
     const outcome = c.outcome === "answered" && c.answer_unseen
       ? t("talk ≥ %(duration)s, answer time unknown", { duration: duration(c.talk_seconds) })
       : c.outcome === "answered" ? t("talked %(duration)s", { duration: duration(c.talk_seconds) })
-      : c.outcome === "missed" ? t("missed") : t("in progress");
+      : c.outcome === "missed" ? t("missed")
+      // its end was not seen and nobody was seen answering: said so, never "in progress"
+      : c.outcome === "unknown" ? t("outcome unknown") : t("in progress");
     return el("li", { class: "call outcome-" + (c.outcome || "unknown") },
       el("span", { text: when(c.started_at) }),
       el("span", { class: "meta", text: `${c.direction === "outbound" ? t("outgoing") : t("incoming")} · ${outcome}` }),
