@@ -270,8 +270,7 @@ async def open_database(settings: DatabaseSettings, *, check_schema: bool = True
                 if not create_if_empty:
                     raise
                 log.warning("database is empty: creating the schema (callpop db upgrade)")
-                async with engine.begin() as conn:
-                    await conn.run_sync(_upgrade_sync, alembic_config(), "head")
+                await migrate(engine, "head")
                 await verify_schema(engine)
     except BaseException:
         await engine.dispose()
@@ -281,9 +280,36 @@ async def open_database(settings: DatabaseSettings, *, check_schema: bool = True
     return Database(engine=engine, sessions=sessions, url=settings.url)
 
 
-def _upgrade_sync(connection: Connection, cfg: Config, target: str) -> None:
+def _migrate_sync(connection: Connection, cfg: Config, target: str, down: bool) -> None:
     cfg.attributes["connection"] = connection
-    command.upgrade(cfg, target)
+    if down:
+        command.downgrade(cfg, target)
+    else:
+        command.upgrade(cfg, target)
+
+
+async def migrate(engine: AsyncEngine, target: str = "head", *, down: bool = False) -> None:
+    """Migrate *engine*'s database up (or *down*) to *target*, on one connection.
+
+    On SQLite, foreign keys are off while the migrations run: a migration that rebuilds a
+    table (batch mode: copy, drop, rename) would otherwise have the drop cascade to the
+    child rows (a rebuilt ``calls`` would take every participant and contact with it) and
+    check each of them on the way. The switch only works outside a transaction, so it is
+    set before and restored after; the migrations' own transaction checks the foreign keys
+    before it commits (migrations/env.py)."""
+    async with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            await conn.exec_driver_sql("PRAGMA foreign_keys = OFF")
+            await conn.commit()
+        try:
+            await conn.run_sync(_migrate_sync, alembic_config(), target, down)
+            await conn.commit()
+        finally:
+            if sqlite:
+                await conn.rollback()
+                await conn.exec_driver_sql("PRAGMA foreign_keys = ON")
+                await conn.commit()
 
 
 async def upgrade(url: str, target: str = "head") -> None:
@@ -291,8 +317,7 @@ async def upgrade(url: str, target: str = "head") -> None:
     runs on the sync face of an async connection)."""
     engine = create_engine(url)
     try:
-        async with engine.begin() as conn:
-            await conn.run_sync(_upgrade_sync, alembic_config(), target)
+        await migrate(engine, target)
     finally:
         await engine.dispose()
     log.info("database upgraded to %s: %s", target, _safe(make_url(url)))

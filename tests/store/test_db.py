@@ -16,7 +16,7 @@ from sqlalchemy import Connection, text
 from callpop.settings import DatabaseSettings, Settings
 from callpop.store import db as dbmod
 from callpop.store.db import Database, SchemaError, head_revision, open_database, upgrade
-from callpop.store.models import Base, Employee
+from callpop.store.models import Base, Call, CallParticipant, Client, Contact, Employee
 
 
 def _diff(connection: Connection) -> list[object]:
@@ -54,6 +54,8 @@ async def test_empty_database_gets_the_schema_when_asked(empty_db_url: str, capl
         async with database.engine.connect() as conn:
             assert await conn.scalar(text("SELECT version_num FROM alembic_version")) == head_revision()
             diff = await conn.run_sync(_diff)
+            if database.dialect == "sqlite":  # off while the schema was made, on again for the app
+                assert await conn.scalar(text("PRAGMA foreign_keys")) == 1
         assert diff == []
     finally:
         await database.close()
@@ -146,19 +148,11 @@ def test_db_command_names_an_unreachable_database_without_a_traceback(
     assert "secret" not in err
 
 
-def _downgrade_sync(connection: Connection, target: str) -> None:
-    from alembic import command
-
-    cfg = dbmod.alembic_config()
-    cfg.attributes["connection"] = connection
-    command.downgrade(cfg, target)
-
-
 async def test_upgrade_gives_a_further_pbxs_calls_their_pbx_id(db_url: str) -> None:
     """Rows written before each PBX's calls carried its own id: the key names the PBX."""
     database = await open_database(DatabaseSettings(url=db_url))
+    await dbmod.migrate(database.engine, "0007_audit_log_sessions", down=True)  # later migrations undone too
     async with database.engine.begin() as conn:
-        await conn.run_sync(_downgrade_sync, "0007_audit_log_sessions")  # later migrations undone too
         for key in ("1733212345.17", "office2:1733212345.17", "demo-0000001"):
             await conn.execute(text("INSERT INTO calls (pbx_id, call_key, direction, started_at, talk_seconds, "
                                     "end_unseen) VALUES ('main', :key, 'inbound', :at, 0, false)"),
@@ -172,3 +166,50 @@ async def test_upgrade_gives_a_further_pbxs_calls_their_pbx_id(db_url: str) -> N
     finally:
         await database.close()
     assert rows == [("main", "1733212345.17"), ("main", "demo-0000001"), ("office2", "office2:1733212345.17")]
+
+
+async def _journal_counts(db_url: str) -> tuple[int, int, int]:
+    database = await open_database(DatabaseSettings(url=db_url), check_schema=False)
+    try:
+        async with database.engine.connect() as conn:
+            counts = [(await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()
+                      for table in ("calls", "call_participants", "contacts")]
+    finally:
+        await database.close()
+    return counts[0], counts[1], counts[2]
+
+
+async def test_migrations_that_rebuild_the_calls_table_keep_its_participants_and_contacts(db_url: str) -> None:
+    """On SQLite a migration rebuilds ``calls`` (copy, drop, rename): with foreign keys on,
+    the drop would cascade to every participant and contact of the journal, and check every
+    child row on the way (hours on a large journal). Down and up again, nothing is lost."""
+    database = await open_database(DatabaseSettings(url=db_url))
+    at = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.UTC)
+    async with database.sessions() as session, session.begin():
+        boss = Employee(name="Анна", login="anna", password_hash="x")
+        client = Client(name="ООО Ромашка")
+        session.add_all([boss, client])
+        await session.flush()
+        for n in range(3):
+            call = Call(pbx_id="main", call_key=f"1733212345.{n}", direction="inbound", client_id=client.id,
+                        started_at=at, answered_at=at, ended_at=at + dt.timedelta(seconds=60),
+                        outcome="answered", talk_seconds=60)
+            session.add(call)
+            await session.flush()
+            session.add_all([
+                CallParticipant(call_id=call.id, extension="101", employee_id=boss.id, answered=True, talk_seconds=60),
+                Contact(call_id=call.id, employee_id=boss.id, client_id=client.id, direction="inbound",
+                        started_at=at, talk_seconds=60, counted=True),
+            ])
+    await dbmod.migrate(database.engine, "0005_callbacks_done", down=True)  # undoes every rebuild of calls since
+    await database.close()
+    assert await _journal_counts(db_url) == (3, 3, 3)
+    await upgrade(db_url)
+    assert await _journal_counts(db_url) == (3, 3, 3)
+    database = await open_database(DatabaseSettings(url=db_url))  # at head again, its foreign keys on
+    try:
+        async with database.sessions() as session, session.begin():
+            await session.execute(text("DELETE FROM calls WHERE call_key = '1733212345.0'"))
+    finally:
+        await database.close()
+    assert await _journal_counts(db_url) == (2, 2, 2)

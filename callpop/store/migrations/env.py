@@ -19,8 +19,18 @@ def _run(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite and connection.exec_driver_sql("PRAGMA foreign_keys").scalar():
+        # a table rebuild would cascade its drop to the child rows: store.db.migrate turns them off
+        raise RuntimeError("SQLite migrations run with foreign keys off (callpop.store.db.migrate)")
     with context.begin_transaction():
         context.run_migrations()
+        if sqlite:
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:  # raised inside the transaction: nothing of the migration is kept
+                tables = sorted({str(row[0]) for row in broken})
+                raise RuntimeError(f"migration left {len(broken)} rows with a dangling foreign key "
+                                   f"in {', '.join(tables)}")
 
 
 connection = context.config.attributes.get("connection")
