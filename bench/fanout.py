@@ -39,6 +39,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.support.pg import pg_admin  # noqa: E402
+
 PASSWORD = "bench-password"
 NUMBER = "+79161234567"
 
@@ -48,19 +50,6 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-async def _admin(pg: str, sql: str) -> None:
-    import asyncpg  # type: ignore[import-untyped]
-    from sqlalchemy.engine import make_url
-
-    url = make_url(pg)
-    conn = await asyncpg.connect(user=url.username, password=url.password, host=url.host, port=url.port,
-                                 database=url.database or "postgres")
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 def _stats(samples: list[float]) -> dict[str, Any]:
@@ -126,7 +115,7 @@ async def run(pg: str, rate: float, seconds: float, spool_dir: str) -> dict[str,
     from callpop.store.models import Client, ClientPhone, Employee, Extension, Note
 
     name = f"callpop_bench_{uuid.uuid4().hex[:10]}"
-    await _admin(pg, f'CREATE DATABASE "{name}"')
+    await pg_admin(pg, f'CREATE DATABASE "{name}"')
     from sqlalchemy.engine import make_url
 
     url = make_url(pg).set(database=name).render_as_string(hide_password=False)
@@ -216,7 +205,7 @@ async def run(pg: str, rate: float, seconds: float, spool_dir: str) -> dict[str,
             await runner.cleanup()
         if runners:
             await db.close()
-        await _admin(pg, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await pg_admin(pg, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def main() -> None:

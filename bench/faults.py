@@ -66,22 +66,10 @@ from tests.support.faults import (  # noqa: E402
     sqlite_lock,
 )
 from tests.support.instances import Instances, instance_killed  # noqa: E402
+from tests.support.pg import pg_admin  # noqa: E402
 
 FAULTS = ("daemon_killed", "pbx_resets", "pbx_crashed", "half_open", "database_away", "instance_killed")
 PG_URL = os.environ.get("CALLPOP_TEST_PG_URL", "")
-
-
-async def _pg_admin(sql: str) -> None:
-    """CREATE/DROP DATABASE on the server of CALLPOP_TEST_PG_URL (outside a transaction)."""
-    import asyncpg  # type: ignore[import-untyped]
-
-    url = make_url(PG_URL)
-    conn = await asyncpg.connect(user=url.username, password=url.password, host=url.host, port=url.port,
-                                 database=url.database or "postgres")
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 def _pg(action: str) -> None:
@@ -94,7 +82,7 @@ async def _fresh_db(kind: str, tmp: Path) -> tuple[str, str | None]:
         await upgrade(url)
         return url, None
     name = f"callpop_fault_{uuid.uuid4().hex[:10]}"
-    await _pg_admin(f'CREATE DATABASE "{name}"')
+    await pg_admin(PG_URL, f'CREATE DATABASE "{name}"')
     url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
     await upgrade(url)
     return url, name
@@ -151,7 +139,7 @@ async def one(kind: str, fault: str, plan: Plan, *, keep: bool = False) -> dict[
         await run.pbx.stop()
         if pg_name is not None:
             _pg("start")  # in case a fault left it stopped
-            await _pg_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+            await pg_admin(PG_URL, f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
     result.pop("missing_detail", None)
     result["seconds"] = round(time.monotonic() - started, 1)
     if keep:

@@ -45,6 +45,7 @@ from callpop.pipeline import StoreHooks
 from callpop.settings import DatabaseSettings, Settings, settings_from_mapping
 from callpop.store.db import Database, open_database, upgrade
 from tests.support.live import Live, StartLive, templates_dir
+from tests.support.pg import pg_admin
 
 T = TypeVar("T")
 
@@ -57,19 +58,6 @@ DATABASES = [
 
 def _pg_url(database: str) -> str:
     return make_url(PG_URL).set(database=database).render_as_string(hide_password=False)
-
-
-async def _pg_admin(sql: str) -> None:
-    """Run one statement outside a transaction (CREATE/DROP DATABASE need that)."""
-    import asyncpg  # type: ignore[import-untyped]
-
-    url = make_url(PG_URL)
-    conn = await asyncpg.connect(user=url.username, password=url.password, host=url.host,
-                                 port=url.port, database=url.database or "postgres")
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 def _run_in_thread(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -97,12 +85,12 @@ def pg_template() -> Iterator[str]:
     name = f"callpop_tpl_{uuid.uuid4().hex[:12]}"
 
     async def create() -> None:
-        await _pg_admin(f'CREATE DATABASE "{name}"')
+        await pg_admin(PG_URL, f'CREATE DATABASE "{name}"')
         await upgrade(_pg_url(name))
 
     _run_in_thread(create)
     yield name
-    _run_in_thread(lambda: _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    _run_in_thread(lambda: pg_admin(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=DATABASES)
@@ -115,11 +103,11 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         return
     template: str = request.getfixturevalue("pg_template")
     name = f"callpop_t_{uuid.uuid4().hex[:12]}"
-    await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    await pg_admin(PG_URL, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     try:
         yield _pg_url(name)
     finally:
-        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await pg_admin(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 
@@ -130,11 +118,11 @@ async def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         yield f"sqlite+aiosqlite:///{tmp_path}/fresh/callpop.db"
         return
     name = f"callpop_e_{uuid.uuid4().hex[:12]}"
-    await _pg_admin(f'CREATE DATABASE "{name}"')
+    await pg_admin(PG_URL, f'CREATE DATABASE "{name}"')
     try:
         yield _pg_url(name)
     finally:
-        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await pg_admin(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
