@@ -26,16 +26,17 @@ CARD = "#calls article[data-call='{call}']"
 @pytest.fixture
 async def pg_db(pg_template: str) -> AsyncIterator[Database]:
     """A fresh migrated PostgreSQL database: two instances need one they can share."""
-    from tests.conftest import _pg_admin, _pg_url
+    from tests.conftest import PG_URL, _pg_url
+    from tests.support.pg import pg_admin
 
     name = f"callpop_b_{uuid.uuid4().hex[:12]}"
-    await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+    await pg_admin(PG_URL, f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
     database = await open_database(DatabaseSettings(url=_pg_url(name)))
     try:
         yield database
     finally:
         await database.close()
-        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await pg_admin(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
