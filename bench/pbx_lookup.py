@@ -379,7 +379,7 @@ def _summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "bench"))
-    from lookup import _preread, prepare_postgresql, prepare_sqlite
+    from lookup import _preread, prepare_postgresql, prepare_sqlite, prewarm_postgresql
 
     trees = {"this": str(ROOT)} | ({"compare": args.compare} if args.compare else {})
     databases: dict[str, str] = {}
@@ -389,6 +389,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     pg = os.environ.get("CALLPOP_BENCH_PG_URL")
     if pg:
         databases["postgresql"] = await prepare_postgresql(pg, args.size)
+        await prewarm_postgresql(databases["postgresql"])  # in the OS cache, like the SQLite file
     result: dict[str, Any] = {"clients": args.size, "rate_per_s": args.rate, "concurrency": args.concurrency,
                               "calls_per_round": args.calls, "rounds": args.rounds, "cache_seconds": args.cache_seconds,
                               "reads_in_thread": not args.reads_on_loop,
