@@ -18,7 +18,7 @@ from callpop.app import create_app
 from callpop.settings import AmiSettings, DatabaseSettings, Settings
 from callpop.simulator.pbx import SimulatedPbx
 from callpop.store.db import Database, open_database
-from callpop.store.models import Promise
+from callpop.store.models import Note, Promise
 from tests.browser.conftest import _free_port, _login, _seed
 from tests.support.browser import KNOWN_NUMBER, Live, wait_for_js
 from tests.support.live import ami_logged_in
@@ -135,3 +135,23 @@ async def test_a_second_copy_of_a_message_does_not_bring_a_stopped_ringing_back(
         states.append(await page.evaluate(
             "m => { window.callpopDesk.handle(m); return window.callpopDesk.calls.get('x1').state; }", message))
     assert states == ["ringing", "gone", "gone"]
+
+
+async def test_a_note_typed_on_the_client_page_survives_a_reload_until_it_is_saved_once(
+        open_desk: Callable[..., Awaitable[Any]], live: Live) -> None:
+    from callpop.server.keys import DB
+
+    page = await open_desk("anna")
+    await page.goto(f"{live.url}/clients/{live.client_id}")
+    note = page.locator("form.record-form textarea[name=note_text]")
+    await note.fill("Перезвонить в среду после обеда")
+    await page.reload()  # a crash, a closed tab, a reload: the draft is still there
+    assert await note.input_value() == "Перезвонить в среду после обеда"
+    await page.click("form.record-form button[type=submit]")
+    await page.wait_for_selector("li.note .note-text:has-text('Перезвонить в среду после обеда')")
+    await page.reload()
+    await page.wait_for_selector("li.note .note-text:has-text('Перезвонить в среду после обеда')")
+    assert await note.input_value() == ""  # saved: the draft is gone
+    async with live.app[DB].sessions() as s:
+        texts = (await s.execute(select(Note.text).where(Note.client_id == live.client_id))).scalars().all()
+    assert sorted(texts) == ["Перезвонить в среду после обеда", "Предпочитает звонки после обеда"]
