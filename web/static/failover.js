@@ -35,7 +35,8 @@
   let again = null;
   let moving = false;
 
-  function notice(text, action) {
+  /** Say *text* above the page; *warning*: about this instance, gone once it answers again. */
+  function notice(text, action, warning = true) {
     let box = document.getElementById("instance-notice");
     if (!box) {
       box = document.createElement("div");
@@ -56,7 +57,13 @@
       button.addEventListener("click", action.run);
       box.append(" ", button);
     }
+    box.dataset.warning = warning ? "1" : "";
     box.hidden = false;
+  }
+
+  function clearWarning() {
+    const box = document.getElementById("instance-notice");
+    if (box && box.dataset.warning) box.hidden = true;
   }
 
   const hostOf = (origin) => new URL(origin).host;
@@ -91,7 +98,10 @@
     }
     checking = true;
     try {
-      if (await answers(here)) return;
+      if (await answers(here)) {
+        clearWarning();
+        return;
+      }
       const order = live && others.includes(live) ? [live, ...others.filter((o) => o !== live)] : others;
       for (const origin of order) {
         if (!(await answers(origin))) continue;
@@ -128,7 +138,8 @@
     notice(kept
       ? t("Server %(from)s stopped answering: you are now on server %(to)s. What you typed is kept.",
         { from, to: window.location.host })
-      : t("Server %(from)s stopped answering: you are now on server %(to)s.", { from, to: window.location.host }));
+      : t("Server %(from)s stopped answering: you are now on server %(to)s.", { from, to: window.location.host }),
+    null, false);
   }
 
   arrived();
