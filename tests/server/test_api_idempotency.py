@@ -74,3 +74,12 @@ async def test_keys_are_per_author_and_new_content_needs_a_new_key(db: Database,
         status, _ = await a.call("POST", "/api/promises", body)  # no key: every request is a new promise
         assert status == 201
     assert await _count(db, Promise) == 3
+
+
+async def test_the_api_document_tells_which_saves_take_a_key(db: Database, db_settings: Settings) -> None:
+    async with serve(db_settings, db) as server, logged_in(server, None) as anon:
+        _, doc = await anon.call("GET", "/api/openapi.json")
+    takes_key = sorted(path for path, ops in doc["paths"].items() for method, op in ops.items()
+                       if any(p["name"] == "Idempotency-Key" for p in op.get("parameters", [])))
+    assert takes_key == ["/api/agreements", "/api/notes", "/api/promises"]
+    assert "200" in doc["paths"]["/api/promises"]["post"]["responses"]

@@ -5,6 +5,7 @@
 
 (() => {
   const { t, el, api, momentField, momentPlaceholder, parseMoment, showError } = callpop;
+  const RETRY_MS = 10000; // a save that got no answer is sent again this often while the page stays
 
   /** Promise, agreement and note for a client, linked to the call when there is one.
    *
@@ -66,7 +67,9 @@
 
     form.addEventListener("input", () => { error.hidden = true; done.hidden = true; keep(); });
 
+    let retry = null;
     async function submit() {
+      clearTimeout(retry);
       error.hidden = true;
       done.hidden = true;
       const call = currentCall() || (draft && draft.callId) || null;
@@ -123,8 +126,11 @@
         if (onSaved) onSaved(saved);
       } catch (err) {
         if (err.unreachable) {
-          // kept, Save still pressed: sent again here or on the instance the page moves to
+          // kept, Save still pressed: sent again here in a while, or at once by the page on
+          // the instance this one moves to
           showError(error, t("Not saved yet: the server is not answering. What you typed is kept and will be sent again."));
+          clearTimeout(retry);
+          retry = setTimeout(() => { if (form.isConnected && draft && draft.pending) submit(); }, RETRY_MS);
         } else {
           keep({ pending: false }); // refused: the manager corrects it and saves again
           showError(error, err);
