@@ -5,6 +5,7 @@ saves it there once, and pops the next call."""
 from __future__ import annotations
 
 import dataclasses
+import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -19,9 +20,10 @@ from callpop.settings import AmiSettings, DatabaseSettings, Settings
 from callpop.simulator.pbx import SimulatedPbx
 from callpop.store.db import Database, open_database
 from callpop.store.models import Note, Promise
-from tests.browser.conftest import _free_port, _login, _seed
+from tests.browser.conftest import _login, _seed
 from tests.support.browser import KNOWN_NUMBER, Live, wait_for_js
 from tests.support.live import ami_logged_in
+from tests.support.ports import bound_socket
 
 CARD = "#calls article[data-call='{call}']"
 
@@ -61,11 +63,12 @@ def _instance(base: Settings, name: str, port: int, urls: tuple[str, ...], ami_p
                         reconnect_max=0.2))
 
 
-async def _serve(settings: Settings, db: Database) -> web.AppRunner:
+async def _serve(settings: Settings, db: Database, sock: socket.socket) -> web.AppRunner:
+    """The app listening on *sock* (bound to ``settings.web.port``)."""
     app = create_app(settings, db=db)
     runner = web.AppRunner(app, shutdown_timeout=2)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", settings.web.port).start()
+    await web.SockSite(runner, sock).start()
     await ami_logged_in(app)
     return runner
 
@@ -76,11 +79,12 @@ async def test_a_promise_saved_after_the_desks_instance_died_is_stored_once_and_
     save cannot reach it: the page moves to the other instance with what was typed, sends
     it there once, says where it is now, and pops the next call."""
     anna, boris, client = await _seed(pg_db)
-    ports = (_free_port(), _free_port())
+    socks = (bound_socket(), bound_socket())  # each instance's own, bound until it listens on it
+    ports = tuple(int(sock.getsockname()[1]) for sock in socks)
     urls = tuple(f"http://127.0.0.1:{p}" for p in ports)
     ami_port: int = pbx.port  # type: ignore[attr-defined]
-    first = await _serve(_instance(settings, "cp1", ports[0], urls, ami_port), pg_db)
-    second = await _serve(_instance(settings, "cp2", ports[1], urls, ami_port), pg_db)
+    first = await _serve(_instance(settings, "cp1", ports[0], urls, ami_port), pg_db, socks[0])
+    second = await _serve(_instance(settings, "cp2", ports[1], urls, ami_port), pg_db, socks[1])
     page = None
     promise = "Пришлю коммерческое предложение до пятницы"
     try:
