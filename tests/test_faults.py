@@ -56,10 +56,7 @@ async def run(db_url: str, tmp_path: Path) -> AsyncIterator[Run]:
     try:
         yield r
     finally:
-        await r.stop_daemon()
-        await r.pbx.stop()
-        if r.proxy is not None:
-            await r.proxy.cut()
+        await r.close()
 
 
 def _sound(result: dict[str, Any]) -> None:
