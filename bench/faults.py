@@ -136,7 +136,7 @@ async def one(kind: str, fault: str, plan: Plan, *, keep: bool = False) -> dict[
         await run.stop_daemon()
         if instances is not None:
             await instances.stop()
-        await run.pbx.stop()
+        await run.stop_pbx()
         if pg_name is not None:
             _pg("start")  # in case a fault left it stopped
             await pg_admin(PG_URL, f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
