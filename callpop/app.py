@@ -1,11 +1,12 @@
 """The application factory and ``callpop run``.
 
 Every resource is opened and closed in a cleanup context, in this order: database, push
-hub, pipeline, the CDR reconciler (with ``[cdr] url``), fan-out to the other instances, AMI connection (so at shutdown the AMI
-connection stops first, the other instances stop hearing from this one, the pipeline
-finishes the calls in flight, tabs are told the server is going away, and the database is
-closed last). With no ``[ami] host`` configured, the AMI context starts the built-in
-simulated PBX on loopback and connects to it: callpop always talks real AMI over TCP.
+hub, pipeline, the CDR reconciler (with ``[cdr] url``), fan-out to the other instances,
+AMI connection (so at shutdown the AMI connection stops first, the other instances stop
+hearing from this one, the pipeline finishes the calls in flight, tabs are told the server
+is going away, and the database is closed last). With no ``[ami] host`` configured, the AMI
+context starts the built-in simulated PBX on loopback and connects to it: callpop always
+talks real AMI over TCP.
 """
 
 from __future__ import annotations

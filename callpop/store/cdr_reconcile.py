@@ -101,7 +101,7 @@ def cdr_call(rows: Sequence[CdrRow], agent_of: AgentOf) -> CdrCall | str:
             talk += end - max(start, reach)
             reach = end
     order = tuple(dict.fromkeys(agent for _, agent in sorted(answered_by)))
-    return CdrCall(answered=bool(spans), talk_seconds=int(round(talk)),
+    return CdrCall(answered=bool(spans), talk_seconds=round(talk),
                    answer_after=min(s for s, _ in spans) if spans else None, end_after=end_after,
                    talks=tuple(AgentTalk(agent, shares[agent]) for agent in order), answered_by=order,
                    rang=tuple(dict.fromkeys(rang)))

@@ -83,7 +83,8 @@ def _statements(dialect: str) -> dict[str, Any]:
         "recontact": delete(Contact).where(Contact.call_id.in_(
             select(calls.c.id).where(calls.c.pbx_id == bindparam("pbx_id"), calls.c.call_key == bindparam("call_key"),
                                      calls.c.ended_at.is_not(None),
-                                     or_(calls.c.end_unseen, and_(calls.c.answer_unseen, bindparam("answer_seen", type_=Boolean)))))),
+                                     or_(calls.c.end_unseen,
+                                         and_(calls.c.answer_unseen, bindparam("answer_seen", type_=Boolean)))))),
         "participants": people.on_conflict_do_update(
             index_elements=["call_id", "extension"],
             set_={"employee_id": people.excluded.employee_id, "answered": people.excluded.answered,
