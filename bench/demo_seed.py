@@ -18,7 +18,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from callpop.demo.seed import seed_demo
-from callpop.settings import DemoSettings, settings_from_mapping
+from callpop.settings import DemoSettings
+from callpop.settings_file import settings_from_mapping
 from callpop.store.db import open_database, upgrade
 
 NOW = dt.datetime(2026, 3, 16, 11, 0, tzinfo=ZoneInfo("Europe/Moscow"))

@@ -110,7 +110,8 @@ async def run(pg: str, rate: float, seconds: float, spool_dir: str) -> dict[str,
     from callpop.fanout import FANOUT
     from callpop.phones import phone_key
     from callpop.server.keys import HUB
-    from callpop.settings import DatabaseSettings, settings_from_mapping
+    from callpop.settings import DatabaseSettings
+    from callpop.settings_file import settings_from_mapping
     from callpop.store.db import open_database, upgrade
     from callpop.store.models import Client, ClientPhone, Employee, Extension, Note
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from callpop.settings import settings_from_mapping
+from callpop.settings_file import settings_from_mapping
 from callpop.store.db import open_database, upgrade
 from callpop.store.imports.importer import import_file
 

@@ -51,7 +51,8 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from callpop.accounts import hash_password  # noqa: E402
 from callpop.app import create_app  # noqa: E402
 from callpop.kpi import KPI_NAMES  # noqa: E402
-from callpop.settings import DatabaseSettings, Settings, settings_from_mapping  # noqa: E402
+from callpop.settings import DatabaseSettings, Settings  # noqa: E402
+from callpop.settings_file import settings_from_mapping  # noqa: E402
 from callpop.store.db import Database, open_database, upgrade  # noqa: E402
 from callpop.store.kpi import daycache as kpi_daycache  # noqa: E402
 from callpop.store.models import (  # noqa: E402

@@ -41,7 +41,8 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from callpop.phones import phone_key  # noqa: E402
-from callpop.settings import DatabaseSettings, Settings, settings_from_mapping  # noqa: E402
+from callpop.settings import DatabaseSettings, Settings  # noqa: E402
+from callpop.settings_file import settings_from_mapping  # noqa: E402
 from callpop.store.db import Database, open_database, reader_engine, upgrade  # noqa: E402
 from callpop.store.directory import lookup, lookup_sync  # noqa: E402
 

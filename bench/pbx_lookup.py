@@ -63,7 +63,7 @@ def serve(args: argparse.Namespace) -> None:
 
     import callpop
     from callpop.app import create_app
-    from callpop.settings import settings_from_mapping
+    from callpop.settings_file import settings_from_mapping
 
     times: dict[str, list[float]] = {}
 

@@ -238,7 +238,7 @@ async def _daemon(db_url: str, ami_port: int, ctl: Connection, profile: str | No
     from callpop.app import create_app
     from callpop.pipeline import PIPELINE
     from callpop.server.keys import AMI, HUB
-    from callpop.settings import settings_from_mapping
+    from callpop.settings_file import settings_from_mapping
 
     settings = settings_from_mapping({
         "database": {"url": db_url, "sqlite_reads_in_thread": reads_in_thread},

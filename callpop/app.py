@@ -29,7 +29,7 @@ from aiohttp import web
 from callpop.fanout import FANOUT, Fanout, fanout_enabled, instance_name
 from callpop.gc_pacing import GcPacer
 from callpop.metrics import METRICS, Metrics, login_metrics_middleware, metrics_ctx
-from callpop.pipeline import PIPELINE, Pipeline, StoreHooks
+from callpop.pipeline import PIPELINE, Pipeline
 from callpop.push import Hub
 from callpop.server.auth import auth_middleware
 from callpop.server.headers import setup_security_headers
@@ -39,6 +39,7 @@ from callpop.server.routes import setup_routes
 from callpop.server.templating import setup_templates
 from callpop.server.ws import recheck_accounts
 from callpop.settings import Settings
+from callpop.store_hooks import StoreHooks
 
 __all__ = ["create_app", "main", "simulator_agents", "stop_on_signals"]
 

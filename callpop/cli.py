@@ -12,7 +12,8 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-from callpop.settings import Settings, SettingsError, load_settings
+from callpop.settings import Settings
+from callpop.settings_file import SettingsError, load_settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 

@@ -41,9 +41,10 @@ import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy.engine import make_url
 
-from callpop.pipeline import StoreHooks
-from callpop.settings import DatabaseSettings, Settings, settings_from_mapping
+from callpop.settings import DatabaseSettings, Settings
+from callpop.settings_file import settings_from_mapping
 from callpop.store.db import Database, open_database, upgrade
+from callpop.store_hooks import StoreHooks
 from tests.support.live import Live, StartLive, templates_dir
 from tests.support.pg import pg_admin
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from callpop.cli import build_parser
-from callpop.settings import settings_from_mapping
+from callpop.settings_file import settings_from_mapping
 from tests.support.paths import ROOT
 
 FILES = [ROOT / "deploy" / "callpop.service", ROOT / "docs" / "operations.md", ROOT / "README.md"]

@@ -5,6 +5,8 @@ an interval; the journal records the part it is sure of, and a contact counts on
 from __future__ import annotations
 
 import datetime as dt
+import time
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -27,22 +29,23 @@ NUMBER = "+79161234567"
 LISTED_AT = 1_800_000_100.0
 
 
-def _listing(agent_up_for: int) -> list[dict[str, str]]:
+def _listing(agent_up_for: int, linked: str = "1800000090.1") -> list[dict[str, str]]:
     """An inbound call, its trunk channel 10 s old and the agent's channel *agent_up_for* s
     old, both up and bridged: the agent answered at some moment the listing does not say."""
     def item(uid: str, name: str, num: str, age: int) -> dict[str, str]:
-        return {"Event": "CoreShowChannel", "Channel": name, "Uniqueid": uid, "Linkedid": "1800000090.1",
+        return {"Event": "CoreShowChannel", "Channel": name, "Uniqueid": uid, "Linkedid": linked,
                 "ChannelState": "6", "ChannelStateDesc": "Up", "CallerIDNum": num, "CallerIDName": "",
                 "Exten": "101", "Context": "from-trunk", "BridgeId": "bridge-1", "Duration": f"00:00:{age:02d}"}
-    return [item("1800000090.1", "PJSIP/trunk-00000001", NUMBER, 10),
-            item("1800000091.2", "PJSIP/101-00000002", "101", agent_up_for)]
+    return [item(linked, "PJSIP/trunk-00000001", NUMBER, 10),
+            item(linked[:-2] + ".2", "PJSIP/101-00000002", "101", agent_up_for)]
 
 
-def _played(agent_up_for: int, ends_after: float) -> list[CallEvent]:
-    """The listing at LISTED_AT, then the call gone from the next one *ends_after* s later."""
+def _played(agent_up_for: int, ends_after: float, listed_at: float = LISTED_AT) -> list[CallEvent]:
+    """The listing at *listed_at*, then the call gone from the next one *ends_after* s later."""
     tracker = CallTracker(CONFIG)
-    events = tracker.resync(_listing(agent_up_for), now=LISTED_AT)
-    events += tracker.resync([], now=LISTED_AT + ends_after)
+    linked = f"{int(listed_at) - 10}.1"
+    events = tracker.resync(_listing(agent_up_for, linked), now=listed_at)
+    events += tracker.resync([], now=listed_at + ends_after)
     return events
 
 
@@ -60,13 +63,13 @@ def test_the_talk_of_an_answer_not_seen_is_counted_from_the_listing_and_bounded_
     assert ended.started_at == LISTED_AT - 10
 
 
-async def _journal(db: Database, settings: Settings, events: list[CallEvent]) -> None:
+async def _journal(db: Database, settings: Settings, events: list[CallEvent], client: int | None = None) -> None:
     writer = JournalWriter(settings, db, StoreHooks.default())
     writer.start()
     try:
         for event in events:
             if isinstance(event, Ringing):
-                await writer.open_call(event, None)
+                await writer.open_call(event, client)
             elif isinstance(event, Answered):
                 await writer.answer(event)
             elif isinstance(event, Ended):
@@ -105,7 +108,7 @@ async def test_a_contact_whose_answer_was_not_seen_counts_only_on_the_talk_that_
     columns, rows = present(drilled, formats_for("en"), lambda code: VALUE_LABELS.get(code, code))
     assert [dict(zip(columns, row, strict=True)) for row in rows] == [{
         "started": rows[0][0], "client": "Иван", "direction": "Inbound", "talk_seconds": "≥ 0:02",
-        "counted": "No", "reason": "Talk maybe too short (answer time unknown)"}]
+        "counted": "No", "reason": "Talk maybe too short (answer or end time unknown)"}]
 
 
 async def test_a_contact_whose_answer_was_not_seen_counts_when_the_sure_talk_is_enough(
@@ -136,3 +139,65 @@ async def test_an_answer_recorded_live_before_a_restart_wins_over_the_listing(
         (contact,) = (await session.scalars(select(Contact))).all()
     assert (call.talk_seconds, call.answer_unseen) == (8, False)
     assert (contact.employee_id, contact.counted, contact.talk_seconds) == (emp, True, 8)
+
+
+async def test_a_row_learned_from_a_listing_and_closed_by_a_sweep_stays_uncertain(
+        db: Database, settings: Settings) -> None:
+    """callpop learned the call from a listing (answer not seen), then died again before the
+    call ended: the sweep of its next start closes the row at its last heartbeat, 2.5 s
+    after the listing. The talk is still only a lower bound (the answer may have come up to
+    8 s before the listing, the end any time before the sweep): the contact is kept as
+    uncertain, never judged "too short", and the row still says its answer was not seen."""
+    client = await add_client(db, "Иван", NUMBER)
+    emp = await add_employee(db, "anna", ["101"])
+    cfg = settings.replace(kpi=KpiSettings(min_talk_seconds=6, one_per_client_per_day=False))
+    listed_at = time.time() - 60.0  # the sweep closes rows started before it runs
+    before_death = [e for e in _played(agent_up_for=8, ends_after=2.5, listed_at=listed_at)
+                    if not isinstance(e, Ended)]
+    await _journal(db, cfg, before_death, client)
+    writer = JournalWriter(cfg, db, StoreHooks.default())
+    writer.start()
+    writer.last_beat = listed_at + 2.5  # its last heartbeat before the second death
+    try:
+        assert await writer.sweep([]) == 1
+    finally:
+        await writer.close()
+    async with db.sessions() as session:
+        (call,) = (await session.scalars(select(Call))).all()
+        (contact,) = (await session.scalars(select(Contact))).all()
+    assert (call.outcome, call.talk_seconds, call.end_unseen, call.answer_unseen) == ("answered", 2, True, True)
+    assert (contact.employee_id, contact.counted, contact.reason, contact.talk_seconds) == (
+        emp, False, "uncertain_talk", 2)
+
+
+async def test_an_answered_row_whose_end_was_not_seen_is_uncertain_not_short(
+        db: Database, settings: Settings) -> None:
+    """The answer was seen live, then callpop died and the call ended while it was down:
+    the talk up to the last heartbeat (2 s) is a lower bound, the end may have been any
+    time before the restart's sweep: not "too short"."""
+    client = await add_client(db, "Иван", NUMBER)
+    emp = await add_employee(db, "anna", ["101"])
+    cfg = settings.replace(kpi=KpiSettings(min_talk_seconds=6, one_per_client_per_day=False))
+    began = time.time() - 60.0
+    ringing = Ringing("1799999990.1", "inbound", NUMBER, "101", at=began)
+    await _journal(db, cfg, [ringing, Answered(ringing.call, "101", at=began + 3)], client)
+    writer = JournalWriter(cfg, db, StoreHooks.default())
+    writer.start()
+    writer.last_beat = began + 5.5
+    try:
+        assert await writer.sweep([]) == 1
+    finally:
+        await writer.close()
+    async with db.sessions() as session:
+        (call,) = (await session.scalars(select(Call))).all()
+        (contact,) = (await session.scalars(select(Contact))).all()
+    assert (call.outcome, call.talk_seconds, call.end_unseen, call.answer_unseen) == ("answered", 2, True, False)
+    assert (contact.employee_id, contact.counted, contact.reason, contact.talk_seconds) == (
+        emp, False, "uncertain_talk", 2)
+    async with db.sessions() as session:
+        day = dt.datetime.fromtimestamp(began, ZoneInfo(cfg.kpi.timezone)).date()
+        drilled = await drill(session, "contacts", emp, kpi.Period("day", day, day + dt.timedelta(days=1)),
+                              cfg, dt.datetime.now(dt.UTC))
+    columns, rows = present(drilled, formats_for("en"), lambda code: VALUE_LABELS.get(code, code))
+    assert [{k: v for k, v in zip(columns, row, strict=True) if k in ("talk_seconds", "reason")} for row in rows] == [
+        {"talk_seconds": "≥ 0:02", "reason": "Talk maybe too short (answer or end time unknown)"}]

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from callpop import kpi
-from callpop.settings import BonusKpi, Settings, settings_from_mapping
+from callpop.settings import BonusKpi, Settings
+from callpop.settings_file import settings_from_mapping
 
 RULE = BonusKpi(weight=0.4, threshold=50, target=100, accelerator=1.5, cap=150)
 

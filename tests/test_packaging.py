@@ -24,7 +24,7 @@ from pathlib import Path
 import callpop
 from aiohttp.test_utils import TestClient, TestServer
 from callpop.app import create_app
-from callpop.settings import settings_from_mapping
+from callpop.settings_file import settings_from_mapping
 from callpop.server.templating import WEB_ROOT
 
 async def main():

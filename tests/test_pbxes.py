@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from callpop.server.keys import connections
-from callpop.settings import Settings, settings_from_mapping
+from callpop.settings import Settings
+from callpop.settings_file import settings_from_mapping
 from callpop.simulator.pbx import SimulatedPbx
 from callpop.store.db import Database
 from callpop.store.models import Call

@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import func, select
 
 from callpop.journal_writer import JournalWriter
-from callpop.pipeline import StoreHooks
 from callpop.settings import Settings
 from callpop.store.db import Database
 from callpop.store.models import Call, CallParticipant, Contact
+from callpop.store_hooks import StoreHooks
 from callpop.telephony.events import AgentTalk, Ended, Ringing
 from tests.support.live import add_client, add_employee
 

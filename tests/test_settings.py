@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from callpop.settings import Settings, SettingsError, load_settings, settings_from_mapping
+from callpop.settings import Settings
+from callpop.settings_file import SettingsError, load_settings, settings_from_mapping
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS_TOML = ROOT / "settings.toml"

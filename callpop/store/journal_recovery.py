@@ -12,7 +12,11 @@ right even when callpop does not see the call end.
   ``ended_at`` = the last moment callpop knew the call was on (its last heartbeat before a
   crash, or the row's last recorded time), outcome ``answered`` with the talk since the
   recorded answer as a lower bound when an answer was recorded, else ``unknown``: a
-  ringing call whose end nobody saw may have been answered while callpop was down.
+  ringing call whose end nobody saw may have been answered while callpop was down. The
+  talk's upper bound goes with it (``AgentTalk.at_most``: from the earliest the answer
+  can have been to the close, the latest the end can have been), so a contact is kept as
+  ``uncertain_talk``, never judged "too short" on a talk that is only a lower bound; a row
+  whose answer was learned from a listing keeps ``answer_unseen``.
 """
 
 from __future__ import annotations
@@ -104,7 +108,7 @@ async def recorded_answer(session: AsyncSession, pbx_id: str, call_key: str) -> 
 
 
 _OPEN = (select(Call.id, Call.call_key, Call.direction, Call.client_number, Call.caller_name, Call.started_at,
-                Call.answered_at)
+                Call.answered_at, Call.answer_unseen)
          .where(Call.pbx_id == bindparam("pbx_id"), Call.ended_at.is_(None), Call.started_at < bindparam("before"))
          .order_by(Call.id))
 _PARTS = select(CallParticipant.extension, CallParticipant.answered).where(
@@ -129,16 +133,19 @@ def in_scope(key: str, scope: str | None) -> bool:
 
 async def close_unseen(session: AsyncSession, pbx_id: str, live: Collection[str], *,
                        last_known: dt.datetime | None, before: dt.datetime,
-                       extension_to_employee: Mapping[str, int], scope: str | None = None) -> list[Unseen]:
+                       extension_to_employee: Mapping[str, int], scope: str | None = None,
+                       now: dt.datetime | None = None) -> list[Unseen]:
     """Close the open rows of *pbx_id* started before *before* whose call key is not in
     *live*; see the module docstring. *last_known*: when callpop was last known to be
     following calls (its heartbeat before a crash), None: only each row's own times.
     *scope*: only the calls of that PBX (:func:`in_scope`): a PBX's listing says nothing of
-    another's calls. Returns the closed calls with the Ended built for them (answered ones
+    another's calls. *now*: when the close runs (default the clock), the latest the calls
+    can have ended. Returns the closed calls with the Ended built for them (answered ones
     get contacts)."""
     rows = (await session.execute(_OPEN, {"pbx_id": pbx_id, "before": before})).all()
     closed: list[Unseen] = []
-    for call_id, key, direction, number, name, started_at, answered_at in rows:
+    now = now or dt.datetime.now(dt.UTC)
+    for call_id, key, direction, number, name, started_at, answered_at, answer_unseen in rows:
         if key in live or not in_scope(key, scope):
             continue
         started_at = _aware(started_at)
@@ -148,19 +155,25 @@ async def close_unseen(session: AsyncSession, pbx_id: str, live: Collection[str]
         parts = (await session.execute(_PARTS, {"call_id": call_id})).all()
         talkers = [ext for ext, was_answered in parts if was_answered]
         talk = int((ended_at - answered).total_seconds()) if answered is not None else 0
+        # an answer learned from a listing came at the earliest when the call started
+        earliest = started_at if answer_unseen else answered
+        at_most = int((max(now, ended_at) - earliest).total_seconds()) if earliest is not None else None
         outcome = "answered" if answered is not None else "unknown"
         done = await session.execute(update(Call).where(Call.id == call_id, Call.ended_at.is_(None)).values(
             ended_at=ended_at, outcome=outcome, talk_seconds=talk, end_unseen=True))
         if cast(CursorResult[Any], done).rowcount == 0:
             continue  # closed meanwhile (another callpop instance saw its end): theirs stands
-        talks = tuple(AgentTalk(ext, talk if i == 0 else 0) for i, ext in enumerate(talkers))
+        # the first talker's share is the talk callpop is sure of; another's (a transfer) is not known
+        talks = tuple(AgentTalk(ext, talk if i == 0 else 0, at_most) for i, ext in enumerate(talkers))
         for part in talks:
             await session.execute(update(CallParticipant).where(
                 CallParticipant.call_id == call_id, CallParticipant.extension == part.agent).values(
                 talk_seconds=part.talk_seconds, employee_id=extension_to_employee.get(part.agent)))
         ended = Ended(key, cast(Direction, direction), number, "answered" if answered is not None else "unknown",
                       tuple(talkers), talk, caller_name=name, started_at=started_at.timestamp(),
-                      ended_at=ended_at.timestamp(), agents_rang=tuple(ext for ext, _ in parts), talks=talks)
+                      ended_at=ended_at.timestamp(), agents_rang=tuple(ext for ext, _ in parts), talks=talks,
+                      answered_at=None if answered is None else answered.timestamp(), end_unseen=True,
+                      answer_unseen=bool(answer_unseen) and answered is not None)
         closed.append(Unseen(int(call_id), ended))
         log.warning("call %s (#%s): its end was not seen; closed as %s at %s, talk >= %d s", key, call_id,
                     outcome, ended_at.isoformat(timespec="seconds"), talk)

@@ -87,6 +87,9 @@ class AgentState:
     # an answer not seen (a listing showed the agent already talking): the earliest it can
     # have been (the agent channel's creation); talk_since is then the latest (the listing)
     answer_from: float | None = None
+    # a talk whose end was not seen (its channel vanished: see ChannelBook.vanish): the
+    # latest it can have ended (when the channel was found gone)
+    end_by: float | None = None
     talked: float = 0.0
     spans: list[tuple[float, float]] = field(default_factory=list)  # (from, to) of each talk
     clockless: bool = False  # some talk had no clock: fall back on talk_hint
@@ -339,8 +342,11 @@ class Call:
     def talk_at_most(self, agent: str) -> int | None:
         """An agent whose answer was not seen talked at least ``talk_seconds`` (from when the
         listing showed them talking) and at most this (from their channel's creation, so
-        the ring time included). None when the answer was seen: the talk is exact."""
+        the ring time included); one whose talk's end was not seen, at most until their
+        channel was found gone. None when answer and end were seen: the talk is exact."""
         st = self.agents.get(agent)
-        if st is None or st.answer_from is None or st.clockless or not st.spans:
+        if st is None or (st.answer_from is None and st.end_by is None) or st.clockless or not st.spans:
             return None
-        return int(st.talked + max(0.0, st.spans[0][0] - st.answer_from))
+        earlier = max(0.0, st.spans[0][0] - st.answer_from) if st.answer_from is not None else 0.0
+        later = max(0.0, st.end_by - st.spans[-1][1]) if st.end_by is not None else 0.0
+        return int(st.talked + earlier + later)

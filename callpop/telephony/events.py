@@ -84,8 +84,8 @@ class AgentTalk:
 
     agent: str
     talk_seconds: int
-    # the answer was not seen (Ended.answer_unseen): talk_seconds is a lower bound, this the
-    # upper one; None when the talk is known
+    # the answer or the end was not seen (Ended.answer_unseen, Ended.end_unseen):
+    # talk_seconds is a lower bound, this the upper one; None when the talk is known
     at_most: int | None = None
 
 
@@ -100,7 +100,8 @@ class Ended:
     ``end_unseen``: no Hangup was seen (the PBX link was lost and the call was gone from the
     listing after it, or its channels fell silent for longer than the idle bound):
     ``ended_at`` is the last moment the call was known to be on, so ``ended_at`` and the
-    talk are lower bounds, and a call nobody was seen answering has outcome ``unknown``."""
+    talk are lower bounds (``AgentTalk.at_most`` the upper: until the call was found gone),
+    and a call nobody was seen answering has outcome ``unknown``."""
 
     call: str
     direction: Direction

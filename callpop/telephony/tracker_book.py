@@ -190,14 +190,22 @@ class ChannelBook:
     def vanish(self, ch: Channel, at: float | None) -> None:
         """The channel is gone but no Hangup said so (a listing after a lost link does not
         show it; the idle sweep): it ends at *at*, the last moment it was known to be on,
-        and the call it was the last channel of ends unseen (see ``Ended.end_unseen``)."""
+        and the call it was the last channel of ends unseen (see ``Ended.end_unseen``). A
+        talk it stops may have gone on until now (``AgentState.end_by``: the talk's upper
+        bound, ``AgentTalk.at_most``)."""
         saved = self.now
         if at is not None:
             self.now = at
         call = ch.call
+        talking = [st for st in call.agents.values() if st.talking] if call is not None else []
+        for st in talking:
+            st.end_by = saved
         if call is not None and len(call.channels) == 1:
             call.end_unseen = True
         self.gone(ch, None)
+        for st in talking:
+            if st.talking:  # still on through another channel: its end is yet to come
+                st.end_by = None
         self.now = saved
 
     def rename(self, ch: Channel, new: str) -> None:

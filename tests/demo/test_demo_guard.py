@@ -13,7 +13,8 @@ from callpop.accounts import hash_password
 from callpop.app import _serve, create_app
 from callpop.demo.guard import DemoAccountsPresent, accounts_with_demo_password, refuse_demo_accounts
 from callpop.demo.launch import demo_settings
-from callpop.settings import Settings, settings_from_mapping
+from callpop.settings import Settings
+from callpop.settings_file import settings_from_mapping
 from callpop.store.db import Database
 from callpop.store.models import Employee
 

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from callpop.dialing import Dial, dial_for, originate_plan
-from callpop.settings import AmiSettings, Settings, SettingsError, settings_from_mapping
+from callpop.settings import AmiSettings, Settings
+from callpop.settings_file import SettingsError, settings_from_mapping
 from callpop.simulator.pbx import SimulatedPbx
 from callpop.store.db import Database
 from tests.support.live import StartLive, add_employee, ami_logged_in

@@ -14,7 +14,8 @@ from callpop.phones import may_dial
 from callpop.server.keys import HUB
 from callpop.server.kpi.api import _text
 from callpop.server.pages import safe_next
-from callpop.settings import Settings, SettingsError, settings_from_mapping
+from callpop.settings import Settings
+from callpop.settings_file import SettingsError, settings_from_mapping
 from callpop.store.db import Database
 from tests.support.api import FakeAmi, logged_in, serve
 from tests.support.api import add_employee as add_api_employee

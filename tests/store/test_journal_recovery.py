@@ -42,9 +42,11 @@ async def test_a_call_whose_end_was_not_seen_is_closed_from_its_recorded_answer(
         await open_call(session, "main", _ring("live"), None)  # still on after the restart
         await session.commit()
     last_beat = dt.datetime.fromtimestamp(T0 + 63, dt.UTC)
+    restarted = dt.datetime.fromtimestamp(T0 + 70, dt.UTC)
     async with db.sessions() as session:
         closed = await close_unseen(session, "main", {"live"}, last_known=last_beat,
-                                    before=dt.datetime.now(dt.UTC), extension_to_employee={"101": emp})
+                                    before=dt.datetime.now(dt.UTC), extension_to_employee={"101": emp},
+                                    now=restarted)
         await session.commit()
     assert sorted(c.ended.call for c in closed) == ["a1", "r1"]
     async with db.sessions() as session:
@@ -56,7 +58,9 @@ async def test_a_call_whose_end_was_not_seen_is_closed_from_its_recorded_answer(
     assert rows["live"].ended_at is None and rows["live"].outcome is None
     assert parts == [("101", True, 60), ("102", False, 0)]
     a1 = next(c for c in closed if c.ended.call == "a1")
-    assert a1.ended.talks == (AgentTalk("101", 60),) and a1.ended.answered_by == ("101",)
+    # at least 60 s (answer to last heartbeat), at most 67 s (answer to the restart's close)
+    assert a1.ended.talks == (AgentTalk("101", 60, 67),) and a1.ended.answered_by == ("101",)
+    assert a1.ended.end_unseen and not a1.ended.answer_unseen
 
 
 async def test_the_writer_logs_the_contact_of_a_row_it_closes_unseen(db: Database, settings: Settings) -> None:

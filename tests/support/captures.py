@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from callpop.settings import settings_from_mapping
+from callpop.settings_file import settings_from_mapping
 from callpop.telephony.amitext import iter_messages
 from callpop.telephony.events import CallEvent
 from callpop.telephony.tracker import CallTracker, TrackerConfig

@@ -17,11 +17,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from callpop.accounts import hash_password
-from callpop.pipeline import PIPELINE, Pipeline, StoreHooks
+from callpop.pipeline import PIPELINE, Pipeline
 from callpop.server.keys import AMI
 from callpop.settings import Settings
 from callpop.store.db import Database
 from callpop.store.models import Client, ClientPhone, Employee, Extension, Note, Promise
+from callpop.store_hooks import StoreHooks
 from tests.support.ami import wait_until
 
 PASSWORD = "correct horse battery"

@@ -28,6 +28,8 @@ def test_a_call_gone_after_a_lost_connection_ends_when_the_pbx_was_last_heard() 
     (ended,) = [e for e in events if isinstance(e, Ended)]
     assert ended.outcome == "answered" and ended.talk_seconds == 6
     assert ended.ended_at == answered + 6
+    # the end was not seen: the talk is at least 6 s and may have gone on until the listing
+    assert ended.end_unseen and [(t.agent, t.talk_seconds, t.at_most) for t in ended.talks] == [("101", 6, 30)]
     assert tracker.active_calls() == []
 
 

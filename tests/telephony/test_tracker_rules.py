@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from callpop.settings import settings_from_mapping
+from callpop.settings_file import settings_from_mapping
 from callpop.telephony.channels import device_of
 from callpop.telephony.events import Ended
 from callpop.telephony.tracker import CallTracker, TrackerConfig

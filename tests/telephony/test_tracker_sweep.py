@@ -32,6 +32,9 @@ def test_a_talking_call_whose_hangup_never_came_ends_when_last_heard() -> None:
     assert isinstance(ended, Ended)
     assert (ended.outcome, ended.answered_by, ended.end_unseen) == ("answered", ("101",), True)
     assert ended.ended_at == last
+    # talked at least until last heard, at most until the sweep found the channels gone
+    assert [(t.agent, t.at_most is not None and t.at_most >= t.talk_seconds + HOUR) for t in ended.talks] == [
+        ("101", True)]
     assert tracker.active_calls() == [] and not tracker.book.channels and not tracker.book.calls
 
 

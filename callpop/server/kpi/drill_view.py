@@ -13,7 +13,7 @@ from callpop.store.kpi.drill import Drill
 
 __all__ = ["CODED_COLUMNS", "HIDDEN_COLUMNS", "present"]
 
-HIDDEN_COLUMNS = frozenset({"call", "answer_unseen"})
+HIDDEN_COLUMNS = frozenset({"call", "answer_unseen", "end_unseen"})
 CODED_COLUMNS = frozenset({"counted", "reason", "direction", "status", "source", "what"})
 _MOMENTS = frozenset({"started", "date", "closed", "created", "due"})
 
@@ -31,7 +31,7 @@ def present(result: Drill, f: Formats, word: Callable[[str], str]) -> tuple[list
     """(shown columns, rows of display strings). *word* says a code ("inbound",
     "short_talk") in words, or returns it unchanged when it is not one."""
     keep = [i for i, col in enumerate(result.columns) if col not in HIDDEN_COLUMNS]
-    unseen = result.columns.index("answer_unseen") if "answer_unseen" in result.columns else None
+    unseen = [result.columns.index(c) for c in ("answer_unseen", "end_unseen") if c in result.columns]
     columns = [result.columns[i] for i in keep]
     rows: list[list[str]] = []
     for row in result.rows:
@@ -41,8 +41,8 @@ def present(result: Drill, f: Formats, word: Callable[[str], str]) -> tuple[list
             if col in _MOMENTS:
                 out.append(_moment(value, f))
             elif col == "talk_seconds":
-                # an answer not seen: the talk is only known to be at least this long
-                out.append(("≥ " if unseen is not None and row[unseen] else "") + talk_time(value))
+                # an answer or end not seen: the talk is only known to be at least this long
+                out.append(("≥ " if any(row[u] for u in unseen) else "") + talk_time(value))
             elif col == "amount":
                 out.append("" if value in (None, "") else f.number(float(value)))
             elif col in CODED_COLUMNS:

@@ -9,7 +9,8 @@ counts and, when not, the first rule that stopped it, checked in this order:
                    ``kpi.count_outbound``);
 ``short_talk``     the employee talked less than ``kpi.min_talk_seconds``;
 ``uncertain_talk`` callpop did not see the answer (it learned the call from a channel
-                   listing after a restart): the talk it is sure of is under
+                   listing after a restart) or the end (a row closed by a sweep, a call
+                   gone after a lost PBX link): the talk it is sure of is under
                    ``kpi.min_talk_seconds``, the most it can have been is not. A contact
                    that did not happen must never count, so it does not; the row says why;
 ``not_regular``    the client is not a regular client (``clients.status``) at logging time;

@@ -47,7 +47,7 @@ COLUMN_LABELS = {"manager": "Manager", "started": "Started", "client": "Client",
 # Values shown in words (English message ids): contact reasons, directions, statuses.
 VALUE_LABELS = {"yes": "Yes", "no": "No", "inbound": "Inbound", "outbound": "Outbound", "internal": "Internal",
                 "short_talk": "Talk too short", "not_regular": "Not a regular client",
-                "uncertain_talk": "Talk maybe too short (answer time unknown)",
+                "uncertain_talk": "Talk maybe too short (answer or end time unknown)",
                 "duplicate_day": "Already counted that day", "direction_off": "Direction not counted",
                 "won": "Won", "lost": "Lost", "regular": "Regular", "new": "New", "rule": "Rule",
                 "manual": "By hand", "payment": "Payment", "outstanding at start": "Owed at the start"}
@@ -94,18 +94,20 @@ async def drill(session: AsyncSession, kind: str, employee_id: int | None, perio
     columns: tuple[str, ...]
     result: Any
     if kind == "contacts":
-        # answer_unseen: the talk is the least it can have been (the answer was not seen)
-        columns = ("started", "client", "direction", "talk_seconds", "counted", "reason", "call", "answer_unseen")
+        # answer_unseen, end_unseen: the talk is the least it can have been (the answer or
+        # the end was not seen)
+        columns = ("started", "client", "direction", "talk_seconds", "counted", "reason", "call", "answer_unseen",
+                   "end_unseen")
         result = await session.execute(_scoped(
             select(Contact.started_at, Client.name, Contact.direction, Contact.talk_seconds, Contact.counted,
-                   Contact.reason, Call.call_key, Call.answer_unseen, Client.id)
+                   Contact.reason, Call.call_key, Call.answer_unseen, Call.end_unseen, Client.id)
             .join(Client, Client.id == Contact.client_id).join(Call, Call.id == Contact.call_id)
             .where(Contact.started_at >= start, Contact.started_at < end)
             .order_by(Contact.started_at.desc(), Contact.id), Contact.employee_id, employee_id, offset, limit))
-        for started, name, direction, talk, counted, reason, key, unseen, cid, *who in result:
+        for started, name, direction, talk, counted, reason, key, unseen, end_unseen, cid, *who in result:
             managers.extend(who)
             rows.append((_local(started, tz), name, direction, talk, "yes" if counted else "no", reason or "", key,
-                         bool(unseen)))
+                         bool(unseen), bool(end_unseen)))
             clients.append(cid)
     elif kind == "collections":
         columns = ("what", "date", "client", "amount", "currency")
