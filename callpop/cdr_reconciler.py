@@ -81,6 +81,7 @@ class CdrReconciler:
         return self._source
 
     def start(self) -> None:
+        self._source = self.source  # a URL whose driver is missing fails here, once, not at every pass
         log.info("cdr: call rows callpop could not see whole are put right from %s, table %s, every %g s",
                  safe_url(self._cfg.url), self._cfg.table, self._cfg.interval)
         self._task = asyncio.create_task(self._run(), name="cdr-reconciler")
@@ -153,6 +154,9 @@ class CdrReconciler:
                 continue
             closed = await self._journal.close_call(ended, row.client_id)
             if closed is None:  # the journal's database is away: spooled, written (and told) later
+                continue
+            if not closed.written:
+                log.debug("cdr: call %s (#%d) was put right by another instance", row.call_key, row.call_id)
                 continue
             reconciled += 1
             self.reconciled += 1

@@ -82,7 +82,7 @@ def cdr_rows(call: _Call, epoch_of: Any, speed: float, sequence: int) -> list[di
     client = call.values[next(i for i, (k, _) in enumerate(tpl.slots) if k == "client")] \
         if any(k == "client" for k, _ in tpl.slots) else ""
     queue = spec.name.startswith("queue_")
-    rows = []
+    rows: list[dict[str, Any]] = []
 
     def row(channel: str, dst: str, dstchannel: str, answered_at: float | None, until: float,
             src: str, lastapp: str) -> None:

@@ -84,9 +84,10 @@ def _moment(value: Any) -> dt.datetime:
         value = dt.datetime.fromisoformat(value.strip())
     if not isinstance(value, dt.datetime):
         raise ValueError(f"calldate {value!r} is not a date and time")
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
-    return value
+    moment: dt.datetime = value
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    return moment
 
 
 def _seconds(value: Any) -> int:

@@ -153,7 +153,8 @@ async def uncertain_rows(session: AsyncSession, pbx_id: str, *, settled: dt.date
         for call_id, ext, answered in (await session.execute(_PARTS, {"ids": [r[0] for r in rows]})).all():
             parts.setdefault(int(call_id), []).append((ext, bool(answered)))
     return [Uncertain(int(r[0]), r[1], r[2], r[3], r[4], r[5], _aware(r[6]),
-                      _aware(r[7]) if r[7] is not None else None, _aware(r[8]), int(r[9] or 0), bool(r[10]),
+                      _aware(r[7]) if r[7] is not None else None, _aware(cast(dt.datetime, r[8])), int(r[9] or 0),
+                      bool(r[10]),
                       bool(r[11]), tuple(e for e, _ in parts.get(int(r[0]), [])),
                       tuple(e for e, a in parts.get(int(r[0]), []) if a))
             for r in rows]

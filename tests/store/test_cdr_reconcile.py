@@ -91,15 +91,15 @@ class Instance:
         await self.writer.close()
 
 
-async def listed_talking(writer: JournalWriter, key: str, *, seen_talk: int, at_most: int,
+async def listed_talking(writer: JournalWriter, key: str, client: int, *, seen_talk: int, at_most: int,
                          agent: str = "101") -> None:
     """A call re-learned from a listing after a restart (answer unseen), its end seen:
     talk a lower bound, the contact kept as uncertain_talk."""
-    await writer.open_call(Ringing(key, "inbound", NUMBER, agent, at=T0), None)
+    await writer.open_call(Ringing(key, "inbound", NUMBER, agent, at=T0), client)
     await writer.answer(Answered(key, agent, at=T0 + 30 - seen_talk, unseen=True))
     await writer.close_call(Ended(key, "inbound", NUMBER, "answered", (agent,), seen_talk, started_at=T0,
                                   ended_at=T0 + 30, answered_at=T0 + 30 - seen_talk, agents_rang=(agent,),
-                                  talks=(AgentTalk(agent, seen_talk, at_most=at_most),), answer_unseen=True), None)
+                                  talks=(AgentTalk(agent, seen_talk, at_most=at_most),), answer_unseen=True), client)
 
 
 async def rows(db: Database) -> tuple[dict[str, Call], dict[str, list[tuple[int, bool, str | None, int]]],
@@ -127,11 +127,11 @@ async def test_a_call_answered_while_callpop_was_down_gets_its_talk_and_contact_
     """Found talking by the listing after a restart, 4 s of talk seen of 25: kept as
     uncertain_talk. The CDR row (by Linkedid) says 25 s: the contact counts, once."""
     emp = await add_employee(db, "anna", ["101"])
-    await add_client(db, "Иван", NUMBER)
+    client = await add_client(db, "Иван", NUMBER)
     await write_cdr(cdr_url, cdr("1700000000.1", "PJSIP/carrier-00000001", "PJSIP/101-00000002", T0, 30, 25,
                                  sequence=1))
     async with Instance(cdr_settings(settings, cdr_url), db, tmp_path / "spool.db") as one:
-        await listed_talking(one.writer, "1700000000.1", seen_talk=4, at_most=28)
+        await listed_talking(one.writer, "1700000000.1", client, seen_talk=4, at_most=28)
         _calls, contacts, _parts = await rows(db)
         assert contacts["1700000000.1"] == [(emp, False, "uncertain_talk", 4)]
 
@@ -156,13 +156,13 @@ async def test_rows_are_found_by_uniqueid_when_the_table_has_no_linkedid(
     Its CDR rows (no linkedid column: by the first channel's uniqueid) say whether it was
     answered: one was (its end placed from callpop's start), one was not (missed)."""
     emp = await add_employee(db, "anna", ["101"])
-    await add_client(db, "Иван", NUMBER)
+    client = await add_client(db, "Иван", NUMBER)
     await write_cdr(cdr_url,
                     cdr("", "PJSIP/carrier-00000001", "PJSIP/101-00000002", T0, 40, 32, uniqueid="1700000001.1"),
                     cdr("", "PJSIP/carrier-00000003", "PJSIP/101-00000004", T0, 20, uniqueid="1700000002.3"))
     async with Instance(cdr_settings(settings, cdr_url, linkedid_column=""), db, tmp_path / "spool.db") as one:
         for key in ("1700000001.1", "1700000002.3"):
-            await one.writer.open_call(Ringing(key, "inbound", NUMBER, "101", at=T0), None)
+            await one.writer.open_call(Ringing(key, "inbound", NUMBER, "101", at=T0), client)
         one.writer.last_beat = T0 + 3
         assert await one.writer.sweep(set()) == 2
         calls, _contacts, _parts = await rows(db)
@@ -186,7 +186,7 @@ async def test_a_transferred_call_is_the_union_of_its_segments_and_each_agent_ha
     102 (two agents: not the caller's talk), the caller with 102."""
     anna = await add_employee(db, "anna", ["101"])
     boris = await add_employee(db, "boris", ["102"])
-    await add_client(db, "Иван", NUMBER)
+    client = await add_client(db, "Иван", NUMBER)
     key = "1700000010.1"
     await write_cdr(cdr_url,
                     cdr(key, "PJSIP/carrier-00000001", "PJSIP/101-00000002", T0, 12, 10, sequence=1),
@@ -195,12 +195,12 @@ async def test_a_transferred_call_is_the_union_of_its_segments_and_each_agent_ha
                         sequence=3),
                     cdr(key, "PJSIP/carrier-00000001", "PJSIP/102-00000005", T0 + 12, 20, 15, sequence=4))
     async with Instance(cdr_settings(settings, cdr_url), db, tmp_path / "spool.db") as one:
-        await one.writer.open_call(Ringing(key, "inbound", NUMBER, "101", at=T0), None)
+        await one.writer.open_call(Ringing(key, "inbound", NUMBER, "101", at=T0), client)
         await one.writer.answer(Answered(key, "101", at=T0 + 2))
         one.writer.last_beat = T0 + 6  # killed 4 s into the talk
         assert await one.writer.sweep(set()) == 1
         _calls, contacts, _parts = await rows(db)
-        assert contacts[key] == [(anna, False, "short_talk", 4)]
+        assert contacts[key] == [(anna, False, "uncertain_talk", 4)]
         result = await one.reconciler.run_once()
 
     calls, contacts, parts = await rows(db)
@@ -218,9 +218,9 @@ async def test_a_call_without_cdr_rows_stays_uncertain_and_is_given_up(
         db: Database, settings: Settings, cdr_url: str, tmp_path: Path,
         caplog: pytest.LogCaptureFixture) -> None:
     emp = await add_employee(db, "anna", ["101"])
-    await add_client(db, "Иван", NUMBER)
+    client = await add_client(db, "Иван", NUMBER)
     async with Instance(cdr_settings(settings, cdr_url), db, tmp_path / "spool.db") as one:
-        await listed_talking(one.writer, "1700000020.1", seen_talk=4, at_most=28)
+        await listed_talking(one.writer, "1700000020.1", client, seen_talk=4, at_most=28)
         waiting = await one.reconciler.run_once()
         one.reconciler._clock = lambda: T0 + 30 + 3601  # past give_up_after
         with caplog.at_level(logging.WARNING, logger="callpop.cdr_reconciler"):
@@ -242,10 +242,10 @@ async def test_a_queue_call_answered_by_the_pbx_itself_is_not_trusted(
     """A queue answers the caller at once: the row's answer is the PBX's, not the agent's,
     so billsec says nothing of the agent's talk. Nothing is guessed."""
     emp = await add_employee(db, "anna", ["101"])
-    await add_client(db, "Иван", NUMBER)
+    client = await add_client(db, "Иван", NUMBER)
     await write_cdr(cdr_url, cdr("1700000030.1", "PJSIP/carrier-00000001", "PJSIP/101-00000002", T0, 30, 30))
     async with Instance(cdr_settings(settings, cdr_url), db, tmp_path / "spool.db") as one:
-        await listed_talking(one.writer, "1700000030.1", seen_talk=4, at_most=28)
+        await listed_talking(one.writer, "1700000030.1", client, seen_talk=4, at_most=28)
         with caplog.at_level(logging.WARNING, logger="callpop.cdr_reconciler"):
             first = await one.reconciler.run_once()
             await one.reconciler.run_once()
@@ -262,7 +262,7 @@ async def test_two_instances_reconciling_at_once_count_each_contact_once(
     same uncertain rows: one writes each, the other nothing; the one-contact-per-client-
     and-day rule holds across them (two calls of one client the same day: one counts)."""
     emp = await add_employee(db, "anna", ["101"])
-    await add_client(db, "Иван", NUMBER)
+    client = await add_client(db, "Иван", NUMBER)
     keys = [f"17000001{n:02d}.1" for n in range(6)]
     await write_cdr(cdr_url, *(cdr(k, f"PJSIP/carrier-000000{n:02d}", f"PJSIP/101-000001{n:02d}", T0, 30, 20)
                               for n, k in enumerate(keys)))
@@ -270,7 +270,7 @@ async def test_two_instances_reconciling_at_once_count_each_contact_once(
     async with Instance(configured, db, tmp_path / "a.db") as one, \
             Instance(configured, db, tmp_path / "b.db") as two:
         for key in keys:
-            await listed_talking(one.writer, key, seen_talk=4, at_most=28)
+            await listed_talking(one.writer, key, client, seen_talk=4, at_most=28)
         await asyncio.gather(one.reconciler.run_once(), two.reconciler.run_once())
         again = await asyncio.gather(one.reconciler.run_once(), two.reconciler.run_once())
 
@@ -285,10 +285,10 @@ async def test_two_instances_reconciling_at_once_count_each_contact_once(
 async def test_an_unreachable_cdr_database_is_logged_without_its_password(
         db: Database, settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     await add_employee(db, "anna", ["101"])
-    await add_client(db, "Иван", NUMBER)
+    client = await add_client(db, "Иван", NUMBER)
     url = "postgresql+asyncpg://cdr_reader:s3cret-pw@127.0.0.1:1/asteriskcdrdb"
     async with Instance(cdr_settings(settings, url, timeout=3.0), db, tmp_path / "spool.db") as one:
-        await listed_talking(one.writer, "1700000040.1", seen_talk=4, at_most=28)
+        await listed_talking(one.writer, "1700000040.1", client, seen_talk=4, at_most=28)
         with caplog.at_level(logging.WARNING, logger="callpop.cdr_reconciler"):
             down = await one.reconciler.run_once()
             await one.reconciler.run_once()
