@@ -62,3 +62,23 @@ async def test_every_line_about_a_call_names_it(json_log: io.StringIO, db_settin
     assert others and all(line.get("call") == OTHER for line in others)
     # lines that are not about a call carry no call id
     assert all("call" not in line for line in lines if line["logger"] == "callpop.store.db")
+
+
+async def test_a_row_closed_at_start_up_names_its_call(json_log: io.StringIO, db: Database) -> None:
+    """A restart closes the rows of calls whose end nobody saw: the warning is about that
+    call and carries its id like every other line about it."""
+    import datetime as dt
+
+    from callpop.store.journal import open_call
+    from callpop.store.journal_recovery import close_unseen
+
+    async with db.sessions() as session:
+        await open_call(session, "main", Ringing(CALL, "inbound", "+79161234567", "101", at=1_795_000_000.0), None)
+        await session.commit()
+    async with db.sessions() as session:
+        await close_unseen(session, "main", set(), last_known=None, before=dt.datetime.now(dt.UTC),
+                           extension_to_employee={})
+        await session.commit()
+    lines = [json.loads(line) for line in json_log.getvalue().splitlines()]
+    closed = [line for line in lines if line["logger"] == "callpop.store.journal_recovery"]
+    assert closed and [line.get("call") for line in closed] == [CALL] * len(closed)
