@@ -21,12 +21,13 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from callpop.fanout import FANOUT, Fanout, fanout_enabled, instance_name
 from callpop.gc_pacing import GcPacer
+from callpop.logs import pbx_context
 from callpop.metrics import METRICS, Metrics, login_metrics_middleware, metrics_ctx
 from callpop.pipeline import PIPELINE, Pipeline
 from callpop.push import Hub
@@ -39,6 +40,9 @@ from callpop.server.templating import setup_templates
 from callpop.server.ws import recheck_accounts
 from callpop.settings import Settings
 from callpop.store_hooks import StoreHooks
+
+if TYPE_CHECKING:
+    from callpop.telephony.connection import AmiConnection
 
 __all__ = ["create_app", "main", "simulator_agents", "stop_on_signals"]
 
@@ -241,7 +245,9 @@ def _ami_ctx(start: bool) -> Any:
                                               on_lost=functools.partial(pipeline.pbx_lost, "" if first else name))
         app[AMI] = next(iter(connections.values()))
         app[EXTRA]["ami"] = connections
-        tasks = [asyncio.create_task(c.run(), name=f"ami-connection-{n}") for n, c in connections.items()]
+        several = len(connections) > 1
+        tasks = [asyncio.create_task(_follow(n, c, several), name=f"ami-connection-{n}")
+                 for n, c in connections.items()]
         yield
         for connection, task in zip(connections.values(), tasks, strict=True):
             try:
@@ -256,6 +262,16 @@ def _ami_ctx(start: bool) -> Any:
             await simulator.stop()
 
     return ctx
+
+
+async def _follow(name: str, connection: AmiConnection, several: bool) -> None:
+    """Run one PBX's connection; with several PBXs its log lines (and those of what its
+    events set off) carry the PBX's id, so "ami: lost" says which one went away."""
+    if not several:
+        await connection.run()
+        return
+    with pbx_context(name):
+        await connection.run()
 
 
 # --- callpop run ------------------------------------------------------------------------
