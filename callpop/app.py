@@ -35,6 +35,7 @@ from callpop.server.auth import auth_middleware
 from callpop.server.headers import setup_security_headers
 from callpop.server.keys import AMI, DB, EXTRA, HUB, SECRET, SETTINGS, TRACKER, connections
 from callpop.server.middleware import error_middleware
+from callpop.server.pbx_prefetch import PREFETCH_PACER, PrefetchPacer
 from callpop.server.routes import setup_routes
 from callpop.server.templating import setup_templates
 from callpop.server.ws import recheck_accounts
@@ -192,8 +193,11 @@ def _pipeline_ctx(store: StoreHooks | None) -> Any:
         pipeline = Pipeline(app[SETTINGS], app[DB], app[HUB], app[EXTRA].get("calls") or app.get(TRACKER),
                             store=store)
         app[PIPELINE] = pipeline
+        # the dialplan's card lookups, held back while questions are answered
+        pacer = app[PREFETCH_PACER] = PrefetchPacer(pipeline.prefetch)
         pipeline.start()
         yield
+        pacer.close()
         await pipeline.close()
 
     return ctx
