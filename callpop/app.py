@@ -246,7 +246,8 @@ def _ami_ctx(start: bool) -> Any:
             connections[name] = AmiConnection(ami_settings if first else pbx_settings, tracker, sink,
                                               prefetch=prefetch, idle_sweep=_idle_sweep(settings, tracker),
                                               on_resync=functools.partial(pipeline.resynced, "" if first else name),
-                                              on_lost=functools.partial(pipeline.pbx_lost, "" if first else name))
+                                              on_lost=functools.partial(pipeline.pbx_lost, "" if first else name),
+                                              name="" if first else name)
         app[AMI] = next(iter(connections.values()))
         app[EXTRA]["ami"] = connections
         several = len(connections) > 1
