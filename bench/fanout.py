@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -40,16 +39,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.support.pg import pg_admin  # noqa: E402
+from tests.support.ports import bound_socket  # noqa: E402
 
 PASSWORD = "bench-password"
 NUMBER = "+79161234567"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _stats(samples: list[float]) -> dict[str, Any]:
@@ -141,7 +134,8 @@ async def run(pg: str, rate: float, seconds: float, spool_dir: str) -> dict[str,
             emp_id = emp.id
         apps = []
         for instance in ("a", "b"):
-            port = _free_port()
+            sock = bound_socket()  # the instance listens on it: its port is never free for another to take
+            port = sock.getsockname()[1]
             settings = settings_from_mapping({
                 "database": {"url": url}, "web": {"host": "127.0.0.1", "port": port},
                 "push": {"instance_id": instance, "queue_size": 100000},
@@ -150,7 +144,7 @@ async def run(pg: str, rate: float, seconds: float, spool_dir: str) -> dict[str,
             app = create_app(settings, db=db, start_ami=False)
             runner = web.AppRunner(app)
             await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", port).start()
+            await web.SockSite(runner, sock).start()
             runners.append(runner)
             apps.append((app, f"http://127.0.0.1:{port}"))
         await _until(lambda: all(app[FANOUT].state == "listening" for app, _ in apps), 10)

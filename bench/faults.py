@@ -138,10 +138,9 @@ async def one(kind: str, fault: str, plan: Plan, *, keep: bool = False) -> dict[
             finally:
                 await desks.close()
     finally:
-        await run.stop_daemon()
         if instances is not None:
             await instances.stop()
-        await run.stop_pbx()
+        await run.close()
         if pg_name is not None:
             _pg("start")  # in case a fault left it stopped
             await pg_admin(PG_URL, f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')

@@ -22,12 +22,13 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from callpop.fanout import FANOUT, Fanout, fanout_enabled, instance_name
 from callpop.gc_pacing import GcPacer
+from callpop.logs import pbx_context
 from callpop.metrics import METRICS, Metrics, login_metrics_middleware, metrics_ctx
 from callpop.pipeline import PIPELINE, Pipeline
 from callpop.push import Hub
@@ -35,11 +36,15 @@ from callpop.server.auth import auth_middleware
 from callpop.server.headers import setup_security_headers
 from callpop.server.keys import AMI, DB, EXTRA, HUB, SECRET, SETTINGS, TRACKER, connections
 from callpop.server.middleware import error_middleware
+from callpop.server.pbx_prefetch import PREFETCH_PACER, PrefetchPacer
 from callpop.server.routes import setup_routes
 from callpop.server.templating import setup_templates
 from callpop.server.ws import recheck_accounts
 from callpop.settings import Settings
 from callpop.store_hooks import StoreHooks
+
+if TYPE_CHECKING:
+    from callpop.telephony.connection import AmiConnection
 
 __all__ = ["create_app", "main", "simulator_agents", "stop_on_signals"]
 
@@ -190,8 +195,11 @@ def _pipeline_ctx(store: StoreHooks | None) -> Any:
         pipeline = Pipeline(app[SETTINGS], app[DB], app[HUB], app[EXTRA].get("calls") or app.get(TRACKER),
                             store=store)
         app[PIPELINE] = pipeline
+        # the dialplan's card lookups, held back while questions are answered
+        pacer = app[PREFETCH_PACER] = PrefetchPacer(pipeline.prefetch)
         pipeline.start()
         yield
+        pacer.close()
         await pipeline.close()
 
     return ctx
@@ -256,10 +264,13 @@ def _ami_ctx(start: bool) -> Any:
             connections[name] = AmiConnection(ami_settings if first else pbx_settings, tracker, sink,
                                               prefetch=prefetch, idle_sweep=_idle_sweep(settings, tracker),
                                               on_resync=functools.partial(pipeline.resynced, "" if first else name),
-                                              on_lost=functools.partial(pipeline.pbx_lost, "" if first else name))
+                                              on_lost=functools.partial(pipeline.pbx_lost, "" if first else name),
+                                              name="" if first else name)
         app[AMI] = next(iter(connections.values()))
         app[EXTRA]["ami"] = connections
-        tasks = [asyncio.create_task(c.run(), name=f"ami-connection-{n}") for n, c in connections.items()]
+        several = len(connections) > 1
+        tasks = [asyncio.create_task(_follow(n, c, several), name=f"ami-connection-{n}")
+                 for n, c in connections.items()]
         yield
         for connection, task in zip(connections.values(), tasks, strict=True):
             try:
@@ -274,6 +285,16 @@ def _ami_ctx(start: bool) -> Any:
             await simulator.stop()
 
     return ctx
+
+
+async def _follow(name: str, connection: AmiConnection, several: bool) -> None:
+    """Run one PBX's connection; with several PBXs its log lines (and those of what its
+    events set off) carry the PBX's id, so "ami: lost" says which one went away."""
+    if not several:
+        await connection.run()
+        return
+    with pbx_context(name):
+        await connection.run()
 
 
 # --- callpop run ------------------------------------------------------------------------

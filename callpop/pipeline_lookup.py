@@ -64,10 +64,15 @@ class CallLookups:
 
         At most ``[ami] early_lookups`` run at once: beyond that a caller is left to the
         ringing's lookup, so a flood of arrivals (or a PBX replaying thousands of channels)
-        costs neither memory nor database connections nor a traceback per caller."""
+        costs neither memory nor database connections nor a traceback per caller.
+
+        A hint for a call whose events are already being handled (the dialplan's lookup,
+        held back while questions were answered, comes after the phone started ringing)
+        adds nothing: the ringing looks the caller up itself, once."""
         for arrival in arrivals:
             state = self._calls.get(arrival.call)
-            if state is not None and (state.card is not None or state.early is not None):
+            if state is not None and (state.card is not None or state.early is not None
+                                      or state.direction is not None or state.worker is not None):
                 continue
             if self.early_running >= self._settings.ami.early_lookups:
                 self.early_skipped += 1

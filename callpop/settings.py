@@ -32,9 +32,15 @@ __all__ = [
     "PushSettings",
     "Settings",
     "WebSettings",
+    "ami_secret_variable",
     "default_bonus_kpis",
     "default_levels",
 ]
+
+
+def ami_secret_variable(name: str = "") -> str:
+    """The environment variable with the AMI secret of PBX *name* ("" = the first, [ami])."""
+    return f"CALLPOP_AMI_SECRET_{name.upper().replace('-', '_')}" if name else "CALLPOP_AMI_SECRET"
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ from callpop.settings import (
     PushSettings,
     Settings,
     WebSettings,
+    ami_secret_variable,
     default_bonus_kpis,
     default_levels,
 )
@@ -246,7 +247,7 @@ def _build_more_ami(base: dict[str, Any], tables: dict[str, Any], first_id: str,
             raise SettingsError(f"[ami.{name}]: expected a PBX id of letters, digits, - or _ other than "
                                 f"[pbx] id ({first_id!r})")
         merged = {**{k: v for k, v in base.items() if k not in ("host", "secret")}, **table}
-        secret = env.get(f"CALLPOP_AMI_SECRET_{name.upper().replace('-', '_')}")
+        secret = env.get(ami_secret_variable(name))
         if secret:
             merged["secret"] = secret
         ami = _build(AmiSettings, f"ami.{name}", merged)

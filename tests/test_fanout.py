@@ -7,7 +7,6 @@ import asyncio
 import dataclasses
 import json
 import logging
-import socket
 from collections.abc import AsyncIterator
 
 import pytest
@@ -22,6 +21,7 @@ from callpop.store.db import Database
 from callpop.telephony.events import Answered, Ended, Ringing, RingStopped
 from tests.support.ami import wait_until
 from tests.support.live import Live, Recorder, StartLive, Tab, add_client, add_employee, ami_logged_in
+from tests.support.ports import PortHold
 
 NUMBER = "+79161234567"
 SECRET_KEY = "two-instances-share-this-secret-of-32-bytes"
@@ -135,23 +135,21 @@ async def test_a_call_both_instances_track_pops_once_on_each_desk(
 async def test_a_desk_gets_its_pops_from_the_other_instance_while_its_own_pbx_link_is_down(
         start_live: StartLive, settings: Settings, db: Database, pbx: SimulatedPbx) -> None:
     port: int = pbx.port  # type: ignore[attr-defined]
-    with socket.socket() as sock:  # a port nothing listens on: b never reaches the PBX
-        sock.bind(("127.0.0.1", 0))
-        dead = sock.getsockname()[1]
-    await add_employee(db, "anna", ["101"])
-    await add_client(db, "Иван Петров", NUMBER)
-    b_rec = Recorder()
-    a, b = await _pair(start_live, settings, db, a_ami=port, b_ami=dead, b_store=b_rec)
-    await ami_logged_in(a.app)
-    tab = await b.tab("anna")
-    await tab.start()
-    call = await pbx.place_call("incoming_answered", client=NUMBER, agent="101")
-    ringing = await tab.until("call.ringing", wait=5)
-    assert ringing["call"] == call and ringing["card"]["client"]["name"] == "Иван Петров"
-    assert (await tab.until("call.answered", wait=5))["call"] == call
-    assert (await tab.until("call.ended", wait=5))["call"] == call
-    assert b.pipeline.pops == 0 and b_rec.lookups == []  # b made none of it: the card came along
-    assert b.app[HUB].counters["relayed_in"] == 3
+    with PortHold() as dead:  # a port nothing listens on (nor can while held): b never reaches the PBX
+        await add_employee(db, "anna", ["101"])
+        await add_client(db, "Иван Петров", NUMBER)
+        b_rec = Recorder()
+        a, b = await _pair(start_live, settings, db, a_ami=port, b_ami=dead.port, b_store=b_rec)
+        await ami_logged_in(a.app)
+        tab = await b.tab("anna")
+        await tab.start()
+        call = await pbx.place_call("incoming_answered", client=NUMBER, agent="101")
+        ringing = await tab.until("call.ringing", wait=5)
+        assert ringing["call"] == call and ringing["card"]["client"]["name"] == "Иван Петров"
+        assert (await tab.until("call.answered", wait=5))["call"] == call
+        assert (await tab.until("call.ended", wait=5))["call"] == call
+        assert b.pipeline.pops == 0 and b_rec.lookups == []  # b made none of it: the card came along
+        assert b.app[HUB].counters["relayed_in"] == 3
 
 
 async def test_a_card_too_big_for_a_notification_is_built_by_the_receiving_instance(

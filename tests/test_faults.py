@@ -57,10 +57,7 @@ async def _running(db_url: str, tmp_path: Path, plan: Plan) -> AsyncIterator[Run
     try:
         yield r
     finally:
-        await r.stop_daemon()
-        await r.stop_pbx()
-        if r.proxy is not None:
-            await r.proxy.cut()
+        await r.close()
 
 
 @pytest.fixture

@@ -232,6 +232,29 @@ async def test_a_caller_is_looked_up_on_arrival_and_the_ringing_reuses_it(db: Da
     await anna.nothing()  # nothing pops for the caller who never rang
 
 
+async def test_a_hint_that_comes_after_the_phone_rang_starts_no_second_lookup(db: Database,
+                                                                               start_live: StartLive) -> None:
+    """The dialplan's card lookup waits while questions are answered
+    (server/pbx_prefetch.py): when the phone rings first, the ringing looks the caller up
+    and the late hint adds no lookup of its own."""
+    from callpop.telephony.events import Arrival
+
+    gate = asyncio.Event()
+    rec = Recorder(gate=gate)
+    live = await _setup(start_live, db, rec)
+    await add_client(db, "Иван Петров", NUMBER)
+    anna = await live.tab("anna")
+    await anna.start()
+    await live.pipeline.handle([ringing("q1", "101")])
+    await rec.started(1)  # the ringing's own lookup is under way
+    live.pipeline.prefetch([Arrival("q1", NUMBER)])
+    assert live.pipeline.early_running == 0
+    gate.set()
+    pop = await anna.until("call.ringing")
+    assert pop["card"]["client"]["name"] == "Иван Петров"
+    assert rec.lookups == [NUMBER]
+
+
 async def test_a_number_changed_after_arrival_is_looked_up_again(db: Database, start_live: StartLive) -> None:
     """The dialplan may rewrite the caller ID (a prefix stripped, a CRM lookup): the card is
     for the number the phone rings with, not the one that arrived."""

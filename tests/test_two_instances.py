@@ -40,7 +40,7 @@ async def cluster(db_url: str, tmp_path: Path) -> AsyncIterator[tuple[Run, Insta
         yield run, instances
     finally:
         await instances.stop()
-        await run.pbx.stop()
+        await run.close()
 
 
 async def test_one_of_two_instances_killed_mid_burst_loses_and_doubles_nothing(

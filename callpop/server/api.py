@@ -27,7 +27,7 @@ from callpop.server.api_base import (
 from callpop.server.auth import require_role, require_user
 from callpop.server.keys import SETTINGS
 from callpop.store import audit
-from callpop.store.records import clients, sales
+from callpop.store.records import clients, idempotency, sales
 from callpop.store.records.schemas import RESOURCES
 
 __all__ = [
@@ -55,12 +55,21 @@ def list_of(kind: str) -> Handler:
 
 
 def create_of(kind: str) -> Handler:
+    """POST of a new record; with an ``Idempotency-Key`` header (promises, agreements,
+    notes) a request sent again answers 200 with the record the first one made."""
     async def handler(request: web.Request) -> web.StreamResponse:
         actor = actor_of(request)
         body = await read_json(request)
+        raw_key = request.headers.get(idempotency.KEY_HEADER) if kind in idempotency.IDEMPOTENT_KINDS else None
         async with session_for(request) as s:
-            item = await sales.create_record(s, kind, body, actor, request.app[SETTINGS])
-        return json_response(item, 201)
+            if raw_key is None:
+                item, made = await sales.create_record(s, kind, body, actor, request.app[SETTINGS]), True
+            else:
+                item, made = await idempotency.create_once(s, kind, body, actor, request.app[SETTINGS],
+                                                           idempotency.valid_key(raw_key))
+        if not made:
+            log.info("%s %s sent again by employee %s: the saved one answered", kind, item["id"], actor.id)
+        return json_response(item, 201 if made else 200)
     return _named(f"create_{kind}", handler)
 
 

@@ -34,7 +34,7 @@ FIELD_LABELS: dict[str, str] = {
     "month": "Month", "kpi": "KPI", "employee": "Manager", "employee_id": "Manager", "target": "Plan",
     "plans": "Plans", "page": "Page", "limit": "Rows per page", "entity": "Record",
     "offset": "Page", "before": "Before", "after": "After",
-    "status_source": "Status set by",
+    "status_source": "Status set by", "Idempotency-Key": "Request key",
 }
 
 # (pattern of the store's wording, message id with the pattern's named groups)
@@ -107,6 +107,9 @@ _PROBLEMS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p), m) fo
     (r"^no employee \d+$", "there is no such employee"),
     (r"^not a plan field$", "this is not a plan field"),
     (r"^expected an employee id, found .*$", "expected the number of an employee"),
+    (r"^expected 8 to 64 letters, digits or .*$", "the key is not valid: reload the page and save again"),
+    (r"^this key already saved \w+ \d+ with another \w+: .*$",
+     "this key already saved other content: send new content with a new key"),
 ))
 
 # every text this module translates (the catalogs must have them all)

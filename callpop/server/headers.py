@@ -48,14 +48,17 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
 
 
 def content_security_policy(instance_urls: tuple[str, ...]) -> str:
-    """The policy, with the other instances' sockets in ``connect-src`` when the desk may
-    move to them (``[push] instance_urls``)."""
+    """The policy, with the other instances in ``connect-src`` when the page may move to
+    them (``[push] instance_urls``): their sockets, and their ``/health``, which a page
+    whose own instance stopped answering asks (without cookies) before it moves there."""
     if not instance_urls:
         return CONTENT_SECURITY_POLICY
-    sockets = " ".join(dict.fromkeys(
-        ("wss://" if url.startswith("https:") else "ws://") + url.split("://", 1)[1].rstrip("/")
-        for url in instance_urls))
-    return CONTENT_SECURITY_POLICY.replace("connect-src 'self'", f"connect-src 'self' {sockets}")
+    hosts = [url.split("://", 1)[1].rstrip("/") for url in instance_urls]
+    sockets = [("wss://" if url.startswith("https:") else "ws://") + host
+               for url, host in zip(instance_urls, hosts, strict=True)]
+    pages = [url.split("://", 1)[0] + "://" + host for url, host in zip(instance_urls, hosts, strict=True)]
+    sources = " ".join(dict.fromkeys(sockets + pages))
+    return CONTENT_SECURITY_POLICY.replace("connect-src 'self'", f"connect-src 'self' {sources}")
 
 
 _POLICY: web.AppKey[str] = web.AppKey("content_security_policy", str)

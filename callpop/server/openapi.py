@@ -61,6 +61,12 @@ def _operation(route: Route, ep: ApiDoc, schemas: dict[str, Any]) -> dict[str, A
     if ep.query is not None:
         for f in ep.query.fields:
             params.append({"name": f.name, "in": "query", "required": f.required, "schema": f.json_schema()})
+    if ep.idempotent:
+        params.append({"name": "Idempotency-Key", "in": "header", "required": False,
+                       "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{8,64}$"},
+                       "description": "a random id for this content (a UUID): the same request sent again "
+                                      "with it, to any instance, answers 200 with the record the first made "
+                                      "instead of storing a copy"})
     if params:
         op["parameters"] = params
     for schema in (ep.body, ep.response):
@@ -82,6 +88,9 @@ def _operation(route: Route, ep: ApiDoc, schemas: dict[str, Any]) -> dict[str, A
     if content is not None:
         ok["content"] = {"application/json": {"schema": content}}
     responses: dict[str, Any] = {str(ep.status): ok}
+    if ep.idempotent:
+        responses["200"] = {"description": "made before by a request with this Idempotency-Key",
+                            "content": ok.get("content", {})}
     for code, text in _ERRORS.items():
         if code == "403" and route.method == "GET":
             continue

@@ -14,12 +14,14 @@ the log), and the call goes on as if callpop were not there. A request from outs
 ``[dialplan] allow`` or without the token gets 403 and an empty body, which the dialplan
 treats the same way. With ``call=${CHANNEL(linkedid)}`` the question also starts the
 lookup of the card the pop will show (the pipeline's early lookup), so the pop that
-follows is warm.
+follows is warm; the lookup waits until the questions are answered
+(server/pbx_prefetch.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hmac
 import logging
@@ -31,8 +33,8 @@ from aiohttp import web
 from callpop.callerid import safe_caller_name
 from callpop.dialing import device_for, pbx_of
 from callpop.phones import PhoneKey, phone_key
-from callpop.pipeline import PIPELINE
 from callpop.server.keys import DB, EXTRA, HUB, SETTINGS, TRACKER
+from callpop.server.pbx_prefetch import PREFETCH_PACER
 from callpop.server.peers import peer_allowed
 from callpop.settings import DialplanSettings
 from callpop.store.caller import CallerMatch, caller_matches
@@ -113,24 +115,33 @@ class _Busy(Exception):
     """Too many reads already past the budget: answer empty at once, do not queue more."""
 
 
-def _prefetch(request: web.Request, key: PhoneKey | None) -> None:
-    """Start the card lookup for the call the dialplan is routing (``call`` = its linkedid,
-    the id the tracker gives the call), as the tracker's arrival hint would."""
+def _prefetch(request: web.Request, key: PhoneKey | None, last: bool) -> None:
+    """Ask for the card lookup of the call the dialplan is routing (``call`` = its
+    linkedid, the id the tracker gives the call), as the tracker's arrival hint would;
+    it starts once the questions are answered (server/pbx_prefetch.py)."""
     call = request.query.get("call", "").strip()
-    pipeline = request.app.get(PIPELINE)
+    pacer = request.app.get(PREFETCH_PACER)
     if key is None or not key.external or not (key.e164 or key.tail10):
         return
-    if call and pipeline is not None and len(call) <= 64:
-        pipeline.prefetch([Arrival(call, key.display_key)])
+    if call and pacer is not None and len(call) <= 64:
+        pacer.asked(Arrival(call, key.display_key), last=last)
 
 
-async def _send(request: web.Request, response: web.Response, key: PhoneKey | None) -> web.Response:
-    """Answer first, then start the card's lookup: the PBX has its bytes before the
-    lookup's tasks and threads compete with the answer for the CPU."""
+async def _send(request: web.Request, response: web.Response, key: PhoneKey | None,
+                last: bool = False) -> web.Response:
+    """Answer first, then ask for the card's lookup: the PBX has its bytes before the
+    lookup competes with anything for the CPU. *last*: the route, the dialplan's last
+    question about the call."""
     await response.prepare(request)
     await response.write_eof()
-    _prefetch(request, key)
+    _prefetch(request, key, last)
     return response
+
+
+def _question(request: web.Request) -> contextlib.AbstractContextManager[None]:
+    """While a question is answered, no card lookup the dialplan asked for starts."""
+    pacer = request.app.get(PREFETCH_PACER)
+    return pacer.question() if pacer is not None else contextlib.nullcontext()
 
 
 async def _answer(request: web.Request) -> tuple[PhoneKey | None, Matches, str]:
@@ -162,6 +173,11 @@ async def _answer(request: web.Request) -> tuple[PhoneKey | None, Matches, str]:
 
 async def caller_name(request: web.Request) -> web.StreamResponse:
     """``CALLERID(name)`` for the number: one client's name, else empty."""
+    with _question(request):
+        return await _caller_name(request)
+
+
+async def _caller_name(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS].dialplan
     if not _allowed(request, settings):
         return _text("", "forbidden", 403)
@@ -190,13 +206,18 @@ def _responsible(found: Sequence[CallerMatch]) -> CallerMatch | None:
 
 async def route(request: web.Request) -> web.StreamResponse:
     """``dial=<device>&regular=<1|0>``; ``dial`` is empty when the manager cannot take it."""
+    with _question(request):
+        return await _route(request)
+
+
+async def _route(request: web.Request) -> web.StreamResponse:
     app_settings = request.app[SETTINGS]
     if not _allowed(request, app_settings.dialplan):
         return _text("", "forbidden", 403)
     key, found, status = await _answer(request)
     match = _responsible(found)
     if match is None:
-        return await _send(request, _text("", status), key)
+        return await _send(request, _text("", status), key, last=True)
     regular = "1" if all(m.regular for m in found) else "0"
     hub, talking = request.app[HUB], _talking(request)
     asking = request.query.get("pbx") or app_settings.pbx.id  # a manager on another PBX cannot be dialled
@@ -206,4 +227,5 @@ async def route(request: web.Request) -> web.StreamResponse:
             dial = device_for(extension, app_settings)
             break
     why = "ok" if dial else ("manager-away" if match.extensions else "no-manager")
-    return await _send(request, _text(f"dial={quote(dial, safe='/@:-_.')}&regular={regular}", why), key)
+    return await _send(request, _text(f"dial={quote(dial, safe='/@:-_.')}&regular={regular}", why), key,
+                       last=True)

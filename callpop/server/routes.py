@@ -18,6 +18,7 @@ from callpop.server.kpi import pages as kpi_pages
 from callpop.server.openapi import build_document
 from callpop.server.routing import Access, Route, endpoint, guarded, page
 from callpop.server.templating import WEB_ROOT
+from callpop.store.records.idempotency import IDEMPOTENT_KINDS
 from callpop.store.records.schemas import RESOURCES
 
 __all__ = ["API_ROUTES", "ROUTES", "openapi_json", "setup_routes"]
@@ -40,7 +41,7 @@ def _crud(kind: str, tag: str, *, writes: Access = "employee") -> list[Route]:
         endpoint("GET", base, api.list_of(kind), f"List {res.plural} (filtered, paged)", tag, query=res.filters,
                  response=res.out, paged=True, access="employee"),
         endpoint("POST", base, api.create_of(kind), f"Create a {kind} (you are its author)", tag, body=res.create,
-                 response=res.out, status=201, access=writes),
+                 response=res.out, status=201, access=writes, idempotent=kind in IDEMPOTENT_KINDS),
         endpoint("GET", base + r"/{id:\d+}", api.get_of(kind), f"Read one {kind}", tag, response=res.out,
                  access="employee"),
         endpoint("PATCH", base + r"/{id:\d+}", api.update_of(kind), f"Change a {kind} (only the fields sent)", tag,

@@ -40,6 +40,8 @@ class ApiDoc:
     paged: bool = False
     status: int = 200
     response_doc: dict[str, Any] | None = None
+    #: takes an ``Idempotency-Key`` header: sent again, it answers with what the first made
+    idempotent: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +98,8 @@ def guarded(route: Route) -> Handler:
 def endpoint(method: str, path: str, handler: Handler, summary: str, tag: str, *, access: Access,
              name: str | None = None,
              body: Schema | None = None, query: Schema | None = None, response: Schema | None = None,
-             paged: bool = False, status: int = 200, response_doc: dict[str, Any] | None = None) -> Route:
+             paged: bool = False, status: int = 200, response_doc: dict[str, Any] | None = None,
+             idempotent: bool = False) -> Route:
     """An ``/api`` route with the operation the OpenAPI document publishes for it."""
     return Route(method, path, handler, access, name,
-                 ApiDoc(summary, tag, body, query, response, paged, status, response_doc))
+                 ApiDoc(summary, tag, body, query, response, paged, status, response_doc, idempotent))

@@ -67,7 +67,9 @@ def render(request: web.Request, name: str, *, status: int = 200, **context: Any
     lang = language(request)
     base: dict[str, Any] = {"user": current_user(request), "csrf_token": csrf_token(request),
                             "lang": lang, "_": _translator(lang), "request_path": request.path,
-                            "f": formats_for(lang)}
+                            "f": formats_for(lang),
+                            # where a page goes when its own instance stops answering (failover.js)
+                            "instance_urls": list(request.app[SETTINGS].push.instance_urls)}
     html = request.app[TEMPLATES].get_template(name).render({**base, **context})
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8",
                         headers={"X-CSRF-Token": base["csrf_token"], "Cache-Control": "no-store"})

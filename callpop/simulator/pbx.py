@@ -126,15 +126,19 @@ class SimulatedPbx:
 
     # --- server ------------------------------------------------------------------------
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0, *, ssl: SSLContext | None = None) -> int:
+    async def start(self, host: str = "127.0.0.1", port: int = 0, *, ssl: SSLContext | None = None,
+                    reuse_port: bool = False) -> int:
         """Listen; returns the bound port (``port=0`` picks a free one). With *ssl* it
-        speaks AMI over TLS, as Asterisk does on its ``tlsbindport``.
+        speaks AMI over TLS, as Asterisk does on its ``tlsbindport``. *reuse_port*: bind
+        with ``SO_REUSEPORT``, beside a socket that keeps the port while this PBX is down
+        (a PBX that crashes and comes back on the same port, tests/support/ports.py).
 
         The templates are compiled here, once, so placing a call never stalls the loop."""
         for name in SCENARIOS:
             self.template(name)
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: AmiSession(self), host, port, ssl=ssl)
+        self._server = await loop.create_server(lambda: AmiSession(self), host, port, ssl=ssl,
+                                                reuse_port=reuse_port or None)
         bound: int = self._server.sockets[0].getsockname()[1]
         log.info("simulated PBX: AMI listening on %s:%d (user %r, %d agents, speed x%g)",
                  host, bound, self.username, len(self.agents), self.speed)

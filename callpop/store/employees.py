@@ -49,7 +49,9 @@ log = logging.getLogger(__name__)
 ROLES = ("manager", "supervisor", "admin")
 MIN_PASSWORD = 8
 _LOGIN = re.compile(r"^[A-Za-z0-9._@-]{1,100}$")
-_EXTENSION = re.compile(r"^[A-Za-z0-9*#_.-]{1,40}$")
+# An extension of the first PBX ("101"), or of PBX NAME of an [ami.NAME] table ("office2:101").
+_EXTENSION = re.compile(r"^(?:[A-Za-z0-9_-]{1,38}:)?[A-Za-z0-9*#_.-]{1,40}$")
+_EXTENSION_MAX = 40  # the column's width
 
 
 class EmployeeError(StoreError, ValueError):
@@ -76,8 +78,9 @@ def _check_extensions(extensions: Iterable[str]) -> list[str]:
     result: list[str] = []
     for raw in extensions:
         ext = str(raw).strip()
-        if not _EXTENSION.match(ext):
-            raise EmployeeError(f"extension: expected something like 101, found {raw!r}")
+        if not _EXTENSION.match(ext) or len(ext) > _EXTENSION_MAX:
+            raise EmployeeError(f"extension: expected something like 101 (or office2:101 on the "
+                                f"[ami.office2] PBX), found {raw!r}")
         if ext not in result:
             result.append(ext)
     return result
@@ -259,9 +262,19 @@ def _ask_password(login: str) -> str:
     return first
 
 
+def _check_pbxes(extensions: Sequence[str], settings: Settings) -> None:
+    """``office2:101`` is extension 101 of the ``[ami.office2]`` PBX: a prefix settings.toml
+    has no such table for is a typo, which would leave the employee's calls unmatched."""
+    for ext in extensions:
+        pbx, sep, _ = ext.strip().partition(":")
+        if sep and pbx not in settings.more_ami:
+            raise EmployeeError(f"extension: {ext!r} names no [ami.{pbx}] PBX")
+
+
 async def _run_user(args: argparse.Namespace, settings: Settings) -> EmployeeUpdate:
     from callpop.store.db import open_database
 
+    _check_pbxes(args.extension or (), settings)
     db = await open_database(settings.database)
     try:
         async with db.sessions() as session:

@@ -150,6 +150,8 @@ class Agreement(Base):
         Index("ix_agreements_client_created", "client_id", "created_at"),
         # covering: agreements won and lost per manager in a period, table untouched (migration 0004)
         Index("ix_agreements_status_closed_maker", "status", "closed_at", "made_by_id"),
+        # a save retried after a lost answer finds the first one (store/records/idempotency.py)
+        Index("uq_agreements_made_by_idempotency_key", "made_by_id", "idempotency_key", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -163,6 +165,8 @@ class Agreement(Base):
     call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"), default=None)
     external_id: Mapped[str | None] = mapped_column(String(100), unique=True, default=None)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # the Idempotency-Key of the request that created it (None: imported, or sent without one)
+    idempotency_key: Mapped[str | None] = mapped_column(String(64), default=None)
     closed_at: Mapped[dt.datetime | None] = mapped_column(default=None, index=True)
 
 
@@ -171,6 +175,7 @@ class Promise(Base):
     __table_args__ = (
         Index("ix_promises_client_status_due", "client_id", "status", "due_at"),
         Index("ix_promises_maker_status_due", "made_by_id", "status", "due_at"),
+        Index("uq_promises_made_by_idempotency_key", "made_by_id", "idempotency_key", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -182,13 +187,17 @@ class Promise(Base):
     call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"), default=None)
     external_id: Mapped[str | None] = mapped_column(String(100), unique=True, default=None)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    idempotency_key: Mapped[str | None] = mapped_column(String(64), default=None)
     closed_by_id: Mapped[int | None] = mapped_column(ForeignKey("employees.id"), default=None)
     closed_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
 
 class Note(Base):
     __tablename__ = "notes"
-    __table_args__ = (Index("ix_notes_client_created", "client_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_notes_client_created", "client_id", "created_at"),
+        Index("uq_notes_author_idempotency_key", "author_id", "idempotency_key", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
@@ -196,6 +205,7 @@ class Note(Base):
     author_id: Mapped[int | None] = mapped_column(ForeignKey("employees.id"), default=None)
     call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"), default=None)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    idempotency_key: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class Call(Base):
@@ -231,7 +241,7 @@ class Call(Base):
     # talking): answered_at is the latest it can have been, talk_seconds a lower bound (0009)
     answer_unseen: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # where the times come from: "ami" what callpop saw, "cdr" the PBX's call detail
-    # records, read for a row callpop could not see whole (callpop/store/cdr_reconcile.py)
+    # records, read for a row callpop could not see whole (callpop/store/cdr_reconcile.py; 0011)
     times_source: Mapped[str] = mapped_column(String(8), default="ami", server_default="ami")
 
     participants: Mapped[list[CallParticipant]] = relationship(back_populates="call", lazy="raise",

@@ -16,7 +16,6 @@ import datetime as dt
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -34,6 +33,7 @@ from callpop.store.db import Database
 from callpop.store.models import Agreement, Client, ClientPhone, Employee, Extension, Note, Promise
 from tests.support.browser import KNOWN_NUMBER, PASSWORD, PASSWORD_HASH, Live
 from tests.support.live import ami_logged_in
+from tests.support.ports import bound_socket
 
 CHROMIUM = os.environ.get("CALLPOP_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -103,13 +103,6 @@ async def browser(chromium_ws: str) -> AsyncIterator[Any]:
             yield attached
         finally:
             await attached.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def _seed(db: Database) -> tuple[int, int, int]:
@@ -182,14 +175,15 @@ async def live(db: Database, db_settings: Settings) -> AsyncIterator[Live]:
     from callpop.app import create_app
 
     anna, boris, client = await _seed(db)
+    sock = bound_socket()  # the server listens on it: its port is never free for another to take
     settings = db_settings.replace(
-        web=dataclasses.replace(db_settings.web, host="127.0.0.1", port=_free_port(),
+        web=dataclasses.replace(db_settings.web, host="127.0.0.1", port=sock.getsockname()[1],
                                 secret_key="browser-test-secret-of-32-bytes-or-more", default_language="en"),
         push=dataclasses.replace(db_settings.push, dismiss_after=1.5))
     app = create_app(settings, db=db)
     runner = web.AppRunner(app, shutdown_timeout=2)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", settings.web.port)
+    site = web.SockSite(runner, sock)
     await site.start()
     try:
         await ami_logged_in(app)

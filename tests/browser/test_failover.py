@@ -1,9 +1,11 @@
 """Two callpop instances on one PostgreSQL, one PBX: when the desk's instance goes away,
-the desk reconnects to the other one of ``[push] instance_urls`` and pops the next call."""
+the desk moves to the other one of ``[push] instance_urls`` with what the manager typed,
+saves it there once, and pops the next call."""
 
 from __future__ import annotations
 
 import dataclasses
+import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -11,14 +13,17 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from sqlalchemy import select
 
 from callpop.app import create_app
 from callpop.settings import AmiSettings, DatabaseSettings, Settings
 from callpop.simulator.pbx import SimulatedPbx
 from callpop.store.db import Database, open_database
-from tests.browser.conftest import _free_port, _login, _seed
+from callpop.store.models import Note, Promise
+from tests.browser.conftest import _login, _seed
 from tests.support.browser import KNOWN_NUMBER, Live, wait_for_js
 from tests.support.live import ami_logged_in
+from tests.support.ports import bound_socket
 
 CARD = "#calls article[data-call='{call}']"
 
@@ -58,38 +63,64 @@ def _instance(base: Settings, name: str, port: int, urls: tuple[str, ...], ami_p
                         reconnect_max=0.2))
 
 
-async def _serve(settings: Settings, db: Database) -> web.AppRunner:
+async def _serve(settings: Settings, db: Database, sock: socket.socket) -> web.AppRunner:
+    """The app listening on *sock* (bound to ``settings.web.port``)."""
     app = create_app(settings, db=db)
     runner = web.AppRunner(app, shutdown_timeout=2)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", settings.web.port).start()
+    await web.SockSite(runner, sock).start()
     await ami_logged_in(app)
     return runner
 
 
-async def test_the_desk_moves_to_the_other_instance_when_its_own_goes_away_and_pops_the_next_call(
+async def test_a_promise_saved_after_the_desks_instance_died_is_stored_once_and_the_desk_goes_on_on_the_other(
         browser: Any, pg_db: Database, settings: Settings, pbx: SimulatedPbx) -> None:
+    """A manager types a promise after a call; the desk's instance dies; they press Save. The
+    save cannot reach it: the page moves to the other instance with what was typed, sends
+    it there once, says where it is now, and pops the next call."""
     anna, boris, client = await _seed(pg_db)
-    ports = (_free_port(), _free_port())
+    socks = (bound_socket(), bound_socket())  # each instance's own, bound until it listens on it
+    ports = tuple(int(sock.getsockname()[1]) for sock in socks)
     urls = tuple(f"http://127.0.0.1:{p}" for p in ports)
     ami_port: int = pbx.port  # type: ignore[attr-defined]
-    first = await _serve(_instance(settings, "cp1", ports[0], urls, ami_port), pg_db)
-    second = await _serve(_instance(settings, "cp2", ports[1], urls, ami_port), pg_db)
+    first = await _serve(_instance(settings, "cp1", ports[0], urls, ami_port), pg_db, socks[0])
+    second = await _serve(_instance(settings, "cp2", ports[1], urls, ami_port), pg_db, socks[1])
     page = None
+    promise = "Пришлю коммерческое предложение до пятницы"
     try:
         page = await _login(browser, Live(urls[0], first.app, pbx, anna, boris, client), "anna")
-        before = await pbx.place_call("caller_hangup", client=KNOWN_NUMBER, agent="101")
-        await page.wait_for_selector(CARD.format(call=before), timeout=8000)
-        await first.cleanup()  # cp1 goes away: its tabs are closed (1001)
+        before = await pbx.place_call("incoming_answered", client=KNOWN_NUMBER, agent="101")
+        card = CARD.format(call=before)
+        await page.wait_for_selector(f"{card}.state-after textarea[name=promise_text]", timeout=15000)
+        await page.fill(f"{card} textarea[name=promise_text]", promise)
+        await first.cleanup()  # cp1 goes away: its tabs are closed (1001), its port refuses
+        # the socket went to cp2; the page, with a form being typed into, offers the move
+        # instead of making it under the manager's hands
+        offer = await page.wait_for_selector("#instance-notice button", timeout=10000)
+        assert await offer.inner_text() == f"Continue on 127.0.0.1:{ports[1]}"
+        assert await page.evaluate("window.location.origin") == urls[0]
+        await page.click(f"{card} form.record-form button[type=submit]")  # fails on cp1: the page moves
+        await page.wait_for_url(f"{urls[1]}/", timeout=10000)  # moved, the draft's fragment dropped
+        notice = await page.wait_for_selector("#instance-notice", timeout=5000)
+        assert f"127.0.0.1:{ports[0]} stopped answering" in await notice.inner_text()
+        assert f"127.0.0.1:{ports[1]}" in await notice.inner_text()
+        await page.wait_for_selector(f"{card} .promise-text:has-text('{promise}')", timeout=10000)
+        assert await page.locator(f"{card} .saved").inner_text() == "Saved."
+        async with pg_db.sessions() as s:
+            stored = (await s.execute(select(Promise).where(Promise.text == promise))).scalars().all()
+        assert [(p.client_id, p.made_by_id, p.call_id is not None) for p in stored] == [(client, anna, True)]
+        assert await page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('callpop.draft.'))") == []
+
         await wait_for_js(page, f"window.callpopDesk.socket !== null && "
                                 f"window.callpopDesk.socket.url === 'ws://127.0.0.1:{ports[1]}/ws' && "
                                 f"document.getElementById('connection-state').dataset.state === 'Connected'",
                           within=10)
         after = await pbx.place_call("incoming_answered", client=KNOWN_NUMBER, agent="101")
-        card = await page.wait_for_selector(CARD.format(call=after), timeout=8000)
-        assert "Иван Петров" in await card.inner_text()
+        popped = await page.wait_for_selector(CARD.format(call=after), timeout=8000)
+        assert "Иван Петров" in await popped.inner_text()
         assert await page.locator(CARD.format(call=after)).count() == 1
-        assert page.csp_violations == []  # the socket to cp2 is allowed by cp1's page policy
+        assert page.csp_violations == []  # the look at cp2 was allowed by cp1's page policy
+        assert page.dialogs == []
     finally:
         if page is not None:
             await page.context.close()
@@ -113,3 +144,23 @@ async def test_a_second_copy_of_a_message_does_not_bring_a_stopped_ringing_back(
         states.append(await page.evaluate(
             "m => { window.callpopDesk.handle(m); return window.callpopDesk.calls.get('x1').state; }", message))
     assert states == ["ringing", "gone", "gone"]
+
+
+async def test_a_note_typed_on_the_client_page_survives_a_reload_until_it_is_saved_once(
+        open_desk: Callable[..., Awaitable[Any]], live: Live) -> None:
+    from callpop.server.keys import DB
+
+    page = await open_desk("anna")
+    await page.goto(f"{live.url}/clients/{live.client_id}")
+    note = page.locator("form.record-form textarea[name=note_text]")
+    await note.fill("Перезвонить в среду после обеда")
+    await page.reload()  # a crash, a closed tab, a reload: the draft is still there
+    assert await note.input_value() == "Перезвонить в среду после обеда"
+    await page.click("form.record-form button[type=submit]")
+    await page.wait_for_selector("li.note .note-text:has-text('Перезвонить в среду после обеда')")
+    await page.reload()
+    await page.wait_for_selector("li.note .note-text:has-text('Перезвонить в среду после обеда')")
+    assert await note.input_value() == ""  # saved: the draft is gone
+    async with live.app[DB].sessions() as s:
+        texts = (await s.execute(select(Note.text).where(Note.client_id == live.client_id))).scalars().all()
+    assert sorted(texts) == ["Перезвонить в среду после обеда", "Предпочитает звонки после обеда"]

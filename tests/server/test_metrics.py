@@ -4,7 +4,6 @@ real simulated PBX over TCP, real database (and a database that is not there).""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from callpop.settings import AmiSettings, MetricsSettings, Settings
 from callpop.simulator.pbx import SimulatedPbx
 from callpop.store.db import Database, create_engine
 from tests.support.live import PASSWORD, Live, Recorder, StartLive, add_client, add_employee
+from tests.support.ports import PortHold
 
 NUMBER = "+79161234567"
 
@@ -119,13 +119,6 @@ async def test_metrics_answer_only_allowed_addresses(db_settings: Settings, star
         await live.close()
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
 async def test_health_is_ready_or_says_why_not(db_settings: Settings, db: Database,
                                                pbx: SimulatedPbx, start_live: StartLive) -> None:
     port: int = pbx.port  # type: ignore[attr-defined]
@@ -138,20 +131,22 @@ async def test_health_is_ready_or_says_why_not(db_settings: Settings, db: Databa
         assert (resp.status, body["ready"], body["reasons"], body["database"]) == (200, True, [], "ok")
     finally:
         await live.close()
-    down = db_settings.replace(ami=AmiSettings(host="127.0.0.1", port=_closed_port(), secret="x",
-                                               reconnect_min=0.05, reconnect_max=0.1))
-    live = await start_live(down, start_ami=True, store=Recorder().hooks())
-    try:
-        resp = await (await live.client()).get("/health")
-        body = await resp.json()
-        assert resp.status == 503 and body["ready"] is False
-        assert [r.split(":")[0] for r in body["reasons"]] == ["ami main"]
-    finally:
-        await live.close()
+    with PortHold() as closed:  # nothing listens there, and nothing can while it is held
+        down = db_settings.replace(ami=AmiSettings(host="127.0.0.1", port=closed.port, secret="x",
+                                                   reconnect_min=0.05, reconnect_max=0.1))
+        live = await start_live(down, start_ami=True, store=Recorder().hooks())
+        try:
+            resp = await (await live.client()).get("/health")
+            body = await resp.json()
+            assert resp.status == 503 and body["ready"] is False
+            assert [r.split(":")[0] for r in body["reasons"]] == ["ami main"]
+        finally:
+            await live.close()
 
 
 async def test_health_says_the_database_is_down(settings: Settings, start_live: StartLive) -> None:
-    engine = create_engine(f"postgresql+asyncpg://callpop@127.0.0.1:{_closed_port()}/callpop")
+    closed = PortHold()  # no database there, and none can start there while it is held
+    engine = create_engine(f"postgresql+asyncpg://callpop@127.0.0.1:{closed.port}/callpop")
     nowhere = Database(engine=engine, sessions=async_sessionmaker(engine, expire_on_commit=False), url="nowhere")
     app = create_app(settings, db=nowhere, start_ami=False, store=Recorder().hooks())
     server = TestServer(app)
@@ -167,6 +162,7 @@ async def test_health_says_the_database_is_down(settings: Settings, start_live: 
     finally:
         await live.close()
         await engine.dispose()
+        closed.close()
 
 
 async def test_rows_put_right_from_the_pbx_cdr_store_are_counted_in_metrics(

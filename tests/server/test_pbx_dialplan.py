@@ -133,15 +133,19 @@ async def test_the_question_starts_the_cards_lookup_so_the_pop_reuses_it(db_sett
         await add_client(db, "Иван Петров", NUMBER, promise="выставить счёт")
         tab = await live.tab("anna")
         await tab.start()
-        assert (await ask(live, "/pbx/caller-name", number="89161234567", call="1700000000.42"))[1] == "Иван Петров"
-        assert rec.lookups == ["+79161234567"]
-        await live.pipeline.handle([Ringing("1700000000.42", "inbound", "+79161234567", "101")])
+        call = "1700000000.42"
+        assert (await ask(live, "/pbx/caller-name", number="89161234567", call=call))[1] == "Иван Петров"
+        assert (await ask(live, "/pbx/route", number="89161234567", call=call))[1].startswith("dial=")
+        await rec.started(1)  # the route was the last question: the card's lookup starts
+        await live.pipeline.handle([Ringing(call, "inbound", "+79161234567", "101")])
         pop = await tab.until("call.ringing")
         assert pop["card"]["client"]["name"] == "Иван Петров"
         assert [p["text"] for p in pop["card"]["client"]["promises"]] == ["выставить счёт"]
         assert rec.lookups == ["+79161234567"]  # the pop used the lookup the dialplan started
         await ask(live, "/pbx/route", number=NUMBER)  # no call id: nothing to warm
-        assert rec.lookups == ["+79161234567"]
+        await ask(live, "/pbx/caller-name", number=NUMBER, call="1700000000.43")
+        await rec.started(2)  # a dialplan that asks only the name: its call is warmed too
+        assert rec.lookups == ["+79161234567", "+79161234567"]
     finally:
         await live.close()
 

@@ -60,7 +60,8 @@ async def test_a_page_of_another_instance_may_open_the_socket_and_its_policy_all
         except aiohttp.WSServerHandshakeError as exc:
             assert exc.status == 403, evil
     policy = (await c.get("/login")).headers["Content-Security-Policy"]
-    assert "connect-src 'self' ws://cp1.example:8080 wss://cp2.example:8443;" in policy
+    assert ("connect-src 'self' ws://cp1.example:8080 wss://cp2.example:8443 http://cp1.example:8080 "
+            "https://cp2.example:8443;") in policy
 
 
 async def test_bad_messages_get_errors_and_the_socket_stays(settings: Settings, db: Database,

@@ -24,6 +24,7 @@ from callpop.store.models import Call, CallParticipant, Contact
 from callpop.store_hooks import StoreHooks
 from callpop.telephony.events import AgentTalk, Answered, Ended, Ringing
 from tests.support.live import add_client, add_employee
+from tests.support.ports import PortHold
 
 T0 = dt.datetime.now(dt.UTC).replace(microsecond=0).timestamp() - 600
 NUMBER = "+79161234567"
@@ -286,7 +287,8 @@ async def test_an_unreachable_cdr_database_is_logged_without_its_password(
         db: Database, settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     await add_employee(db, "anna", ["101"])
     client = await add_client(db, "Иван", NUMBER)
-    url = "postgresql+asyncpg://cdr_reader:s3cret-pw@127.0.0.1:1/asteriskcdrdb"
+    closed = PortHold()  # no database there, and none can start there while it is held
+    url = f"postgresql+asyncpg://cdr_reader:s3cret-pw@127.0.0.1:{closed.port}/asteriskcdrdb"
     async with Instance(cdr_settings(settings, url, timeout=3.0), db, tmp_path / "spool.db") as one:
         await listed_talking(one.writer, "1700000040.1", client, seen_talk=4, at_most=28)
         with caplog.at_level(logging.WARNING, logger="callpop.cdr_reconciler"):
@@ -296,6 +298,7 @@ async def test_an_unreachable_cdr_database_is_logged_without_its_password(
     calls, _contacts, _parts = await rows(db)
     assert down.unreachable and down.waiting == 1
     assert caplog.text.count("is unreachable") == 1  # once per outage
-    assert "cdr_reader:***@127.0.0.1:1/asteriskcdrdb" in caplog.text
+    closed.close()
+    assert f"cdr_reader:***@127.0.0.1:{closed.port}/asteriskcdrdb" in caplog.text
     assert "s3cret-pw" not in caplog.text
     assert calls["1700000040.1"].answer_unseen

@@ -88,6 +88,19 @@ def test_user_command_creates_then_updates_without_printing_the_password(
     assert "nothing to change" in capsys.readouterr().out
 
 
+def test_an_extension_on_a_further_pbx_is_given_with_its_pbx_id(
+        db_settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/operations.md, "Several PBXs": ``callpop user ivanova --extension office2:101``."""
+    from callpop.settings import AmiSettings
+
+    two_pbxes = db_settings.replace(more_ami={"office2": AmiSettings(host="10.0.2.5")})
+    assert emp.main(_args("boris", name="Борис", extension=["office2:101"], password="very-secret"), two_pbxes) == 0
+    assert "extension office2:101 added" in capsys.readouterr().out
+    # a PBX id settings.toml has no [ami.NAME] for is a typo, not a new PBX
+    assert emp.main(_args("boris", extension=["ofice2:101"]), two_pbxes) == 2
+    assert "extension: 'ofice2:101' names no [ami.ofice2] PBX" in capsys.readouterr().err
+
+
 async def test_user_command_password_rules(db_settings: Settings, db: Database,
                                            capsys: pytest.CaptureFixture[str],
                                            monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,7 +16,6 @@ import datetime as dt
 import os
 import random
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -34,17 +33,56 @@ from callpop.simulator.cdr import CdrWriter
 from callpop.simulator.pbx import SimulatedPbx
 from callpop.store.db import Database, open_database
 from tests.support.fault_desks import DESK_PASSWORD, Desks
+from tests.support.ports import PortHold, taken, unbound_port
 
 AGENTS = ("101", "102", "103", "104")
 SECRET = "fault-secret"
 ROOT = Path(__file__).resolve().parent.parent.parent
+LISTENING = "callpop listening on"  # callpop/app.py logs it once its web port is bound
+PORT_ATTEMPTS = 5
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+async def spawn_daemon(settings_for: Callable[[int], Path], log: Path, env: dict[str, str], cwd: Path,
+                       ready: Callable[[], bool] = lambda: True,
+                       within: float = 60.0) -> tuple[subprocess.Popen[bytes], int]:
+    """Start ``callpop run`` with the settings ``settings_for(web port)`` writes, output
+    appended to *log*; returns the process and its web port once it listens there and
+    *ready* holds. The port cannot be handed over bound (tests/support/ports.py): one taken
+    before the daemon bound it makes the daemon exit, and it is started again on another."""
+    for _ in range(PORT_ATTEMPTS):
+        port = unbound_port()
+        run_env = {**env, "CALLPOP_SETTINGS": str(settings_for(port))}
+        offset = _size(log)
+        with log.open("ab") as out:
+            process = subprocess.Popen(  # noqa: ASYNC220 - returns at once; the daemon runs on its own
+                [sys.executable, "-m", "callpop", "run"], cwd=cwd, env=run_env, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + within
+        while True:
+            said = _since(log, offset)
+            if LISTENING in said and ready():
+                return process, port
+            if process.poll() is not None:
+                if taken(said):
+                    break  # another start, on another port
+                raise AssertionError(f"daemon exited ({process.returncode}) while starting:\n{said[-3000:]}")
+            if time.monotonic() > deadline:
+                process.kill()
+                process.wait()
+                raise AssertionError(f"daemon not ready within {within} s; its log:\n{said[-3000:]}")
+            await asyncio.sleep(0.02)
+    raise AssertionError(f"the daemon's web port was taken {PORT_ATTEMPTS} times in a row")
+
+
+def _size(log: Path) -> int:
+    return log.stat().st_size if log.exists() else 0
+
+
+def _since(log: Path, offset: int) -> str:
+    if not log.exists():
+        return ""
+    with log.open("rb") as f:
+        f.seek(offset)
+        return f.read().decode(errors="replace")
 
 
 @dataclass
@@ -92,16 +130,22 @@ def truth_of(pbx: SimulatedPbx, key: str, scenario: str, client: str, agent: str
 class DbProxy:
     """A TCP relay in front of PostgreSQL that can be cut (the database "unavailable" to
     the daemon: connections refused and open ones reset) without stopping the server the
-    other tests use."""
+    other tests use. Its port is held while it is cut (tests/support/ports.py); ``close``
+    releases it."""
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
-        self.listen_port = free_port()
+        self._hold = PortHold()
+        self.listen_port = self._hold.port
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._client, "127.0.0.1", self.listen_port)
+        self._server = await asyncio.start_server(self._client, "127.0.0.1", self.listen_port, reuse_port=True)
+
+    async def close(self) -> None:
+        await self.cut()
+        self._hold.close()
 
     async def cut(self) -> None:
         if self._server is not None:
@@ -174,6 +218,8 @@ class Run:
     # the PBX's CDR store (plan.cdr): an SQLite file beside a SQLite journal (as
     # cdr_sqlite3_custom keeps one), a ``cdr`` table in the journal's PostgreSQL database
     cdr_url: str = ""
+    # the PBX's port, kept while it is down (a crashed PBX comes back on it)
+    pbx_hold: PortHold | None = None
 
     def __post_init__(self) -> None:
         self.spool = self.tmp / "journal-spool.db"
@@ -254,11 +300,14 @@ timeout = 5.0
         return path
 
     async def start_pbx(self) -> None:
+        """Start the PBX, again on the same port after a crash (kept meanwhile: ``pbx_hold``)."""
+        if self.pbx_hold is None:
+            self.pbx_hold = PortHold()
         self.pbx = SimulatedPbx("callpop", SECRET, AGENTS, rng_seed=self.plan.seed)
         if self.plan.cdr:
             self.pbx.cdr = CdrWriter(self.cdr_url)
             await self.pbx.cdr.start()
-        self.pbx_port = await self.pbx.start("127.0.0.1", self.pbx_port)
+        self.pbx_port = await self.pbx.start("127.0.0.1", self.pbx_hold.port, reuse_port=True)
 
     async def stop_pbx(self) -> None:
         await self.pbx.stop()
@@ -269,14 +318,26 @@ timeout = 5.0
         """Start ``callpop run``; returns seconds until it logged in to the PBX."""
         started = time.monotonic()
         logins = len(self.pbx.logins)
-        self.web_port = free_port()
-        env = {**os.environ, "CALLPOP_SETTINGS": str(self.settings_file(self.web_port))}
+        login: list[float] = []
+
+        def logged_in() -> bool:
+            if not login and len(self.pbx.logins) > logins and self.pbx.clients > 0:
+                login.append(time.monotonic())
+            return bool(login)
+
+        env = dict(os.environ)
         env.pop("CALLPOP_DATABASE_URL", None)
-        with self.log.open("ab") as out:
-            self.daemon = subprocess.Popen(  # noqa: ASYNC220 - returns at once; the daemon runs on its own
-                [sys.executable, "-m", "callpop", "run"], cwd=self.tmp, env=env, stdout=out, stderr=subprocess.STDOUT)
-        await self.until(lambda: len(self.pbx.logins) > logins and self.pbx.clients > 0, 60, "daemon login")
-        return time.monotonic() - started
+        self.daemon, self.web_port = await spawn_daemon(self.settings_file, self.log, env, self.tmp, logged_in)
+        return login[0] - started
+
+    async def close(self) -> None:
+        """Stop the daemon, the PBX and the database relay; release their ports."""
+        await self.stop_daemon()
+        await self.stop_pbx()
+        if self.proxy is not None:
+            await self.proxy.close()
+        if self.pbx_hold is not None:
+            self.pbx_hold.close()
 
     def kill_daemon(self) -> None:
         assert self.daemon is not None

@@ -15,14 +15,13 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tests.support.fault_desks import Desks
-from tests.support.faults import AGENTS, Run, free_port
+from tests.support.faults import AGENTS, Run, spawn_daemon
 
 SECRET_KEY = "instances-share-this-session-key-of-32-bytes"
 
@@ -32,9 +31,9 @@ class Instance:
     """One ``callpop run`` process."""
 
     name: str
-    web_port: int
     spool: Path
     log: Path
+    web_port: int = 0  # known once it listens
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -56,21 +55,20 @@ class Instances:
 
     def __post_init__(self) -> None:
         tmp = self.run.tmp
-        self.members = [Instance(f"i{n}", free_port(), tmp / f"spool-i{n}.db", tmp / f"daemon-i{n}.log")
+        self.members = [Instance(f"i{n}", tmp / f"spool-i{n}.db", tmp / f"daemon-i{n}.log")
                         for n in range(self.count)]
 
     async def start(self) -> None:
-        """Start every instance; return once each is logged in to the PBX."""
+        """Start every instance; return once each listens and is logged in to the PBX."""
         pbx = self.run.pbx
         logins = len(pbx.logins)
+        env = {**os.environ, "CALLPOP_SECRET_KEY": SECRET_KEY}
+        env.pop("CALLPOP_DATABASE_URL", None)
         for member in self.members:
-            settings = self.run.settings_file(member.web_port, spool=member.spool, name=f"settings-{member.name}.toml")
-            env = {**os.environ, "CALLPOP_SETTINGS": str(settings), "CALLPOP_SECRET_KEY": SECRET_KEY}
-            env.pop("CALLPOP_DATABASE_URL", None)
-            with member.log.open("ab") as out:
-                member.process = subprocess.Popen(  # noqa: ASYNC220 - returns at once; the daemon runs on its own
-                    [sys.executable, "-m", "callpop", "run"], cwd=self.run.tmp, env=env, stdout=out,
-                    stderr=subprocess.STDOUT)
+            def settings(port: int, member: Instance = member) -> Path:
+                return self.run.settings_file(port, spool=member.spool, name=f"settings-{member.name}.toml")
+
+            member.process, member.web_port = await spawn_daemon(settings, member.log, env, self.run.tmp)
         await self.until(lambda: len(pbx.logins) >= logins + self.count and pbx.clients >= self.count, 60,
                          f"{self.count} instances logged in to the PBX")
 

@@ -1,6 +1,7 @@
 /* callpop: a client's card (the same on the desk's pop and on the client page), the
  * after-call form, and the offers for an unknown number. All text goes in via el() /
- * textContent; nothing from the server is ever parsed as HTML.
+ * textContent; nothing from the server is ever parsed as HTML. The after-call form is
+ * record_form.js (cards.recordForm).
  */
 "use strict";
 
@@ -216,77 +217,6 @@ const cards = (() => {
         ? t("Open agreements: %(n)s", { n: open.length }) + (money_ ? ` · ${money_}` : "") : t("No open agreements") }));
   }
 
-  /** Promise, agreement and note for a client, linked to the call when there is one. */
-  function recordForm(clientId, callId, onSaved) {
-    const tomorrow = new Date(Date.now() + 24 * 3600 * 1000);
-    tomorrow.setHours(10, 0, 0, 0);
-    const promiseText = el("textarea", { name: "promise_text", rows: 2, maxlength: 2000,
-      placeholder: t("What did you promise?") });
-    const promiseDue = momentField({ name: "promise_due" }, tomorrow);
-    const agreementTitle = el("input", { type: "text", name: "agreement_title", maxlength: 300,
-      placeholder: t("Deal, contract or arrangement") });
-    const agreementAmount = el("input", { type: "number", name: "agreement_amount", min: 0, step: "0.01",
-      placeholder: t("Amount") });
-    const noteText = el("textarea", { name: "note_text", rows: 2, maxlength: 10000, placeholder: t("Note") });
-    const error = el("p", { class: "error", hidden: true });
-    const done = el("p", { class: "saved", hidden: true });
-    const save = el("button", { type: "submit", text: t("Save") });
-    const form = el("form", { class: "record-form" },
-      el("h4", { text: t("Record what was agreed") }),
-      el("label", {}, t("Promise"), promiseText), el("label", {}, t("Due"), promiseDue),
-      el("label", {}, t("Agreement"), agreementTitle), el("label", {}, t("Amount"), agreementAmount),
-      el("label", {}, t("Note"), noteText), error, done, save);
-    form.addEventListener("input", () => { error.hidden = true; done.hidden = true; });
-    form.addEventListener("submit", async (ev) => {
-      ev.preventDefault();
-      error.hidden = true;
-      done.hidden = true;
-      const call = typeof callId === "function" ? callId() : callId; // known once the call has ended
-      const link = call ? { call_id: call } : {};
-      const jobs = [];
-      if (promiseText.value.trim()) {
-        const dueAt = promiseDue.value.trim() ? parseMoment(promiseDue.value) : null;
-        if (promiseDue.value.trim() && !dueAt) {
-          showError(error, t("Due") + ": " + t("Enter the date and time as %(pattern)s", { pattern: momentPlaceholder() }));
-          promiseDue.focus();
-          return;
-        }
-        const due = dueAt ? dueAt.toISOString() : null;
-        jobs.push(["promise", "/api/promises", { client_id: clientId, text: promiseText.value, due_at: due, ...link }, promiseText]);
-      }
-      if (agreementTitle.value.trim()) {
-        const body = { client_id: clientId, title: agreementTitle.value, ...link };
-        if (agreementAmount.value) body.amount = agreementAmount.value;
-        jobs.push(["agreement", "/api/agreements", body, agreementTitle]);
-      }
-      if (noteText.value.trim()) {
-        jobs.push(["note", "/api/notes", { client_id: clientId, text: noteText.value, ...link }, noteText]);
-      }
-      if (!jobs.length) {
-        showError(error, t("Nothing to save: write a promise, an agreement or a note."));
-        return;
-      }
-      save.disabled = true;
-      const saved = [];
-      try {
-        for (const [kind, path, body, input] of jobs) {
-          await api("POST", path, body);
-          saved.push(kind);
-          input.value = "";
-          if (kind === "agreement") agreementAmount.value = "";
-        }
-        done.textContent = t("Saved.");
-        done.hidden = false;
-        if (onSaved) onSaved(saved);
-      } catch (err) {
-        showError(error, err);
-      } finally {
-        save.disabled = false;
-      }
-    });
-    return form;
-  }
-
   /** Unknown number: create a client with it, or attach it to one found by search. */
   function unknownOffer(offer, onClient) {
     const error = el("p", { class: "error", hidden: true });
@@ -360,5 +290,6 @@ const cards = (() => {
     return api("GET", `/api/clients/${clientId}/card`);
   }
 
-  return { clientDetails, recordForm, unknownOffer, candidates, loadCard, promiseItem };
+  // recordForm: record_form.js
+  return { clientDetails, unknownOffer, candidates, loadCard, promiseItem };
 })();

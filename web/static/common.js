@@ -46,15 +46,27 @@ const callpop = (() => {
     }
   }
 
-  /** JSON to and from /api; a 4xx becomes an ApiError naming the field. */
-  async function api(method, path, body) {
-    const headers = { Accept: "application/json" };
+  /** JSON to and from /api; a 4xx becomes an ApiError naming the field. A request that
+   * got no answer at all (the instance is gone, the network down) is an ApiError with
+   * ``unreachable`` set, and failover.js is told: it may move the page to another
+   * instance. *extra* headers: an Idempotency-Key, say. */
+  async function api(method, path, body, extra) {
+    const headers = { Accept: "application/json", ...(extra || {}) };
     if (method !== "GET") headers["X-CSRF-Token"] = config.csrf;
     if (body !== undefined) headers["Content-Type"] = "application/json";
-    const resp = await fetch(path, {
-      method, headers, credentials: "same-origin",
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    let resp;
+    try {
+      resp = await fetch(path, {
+        method, headers, credentials: "same-origin",
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (_) {
+      // a write the manager asked for failed: moving now interrupts nothing
+      document.dispatchEvent(new CustomEvent("callpop:unreachable", { detail: { urgent: method !== "GET" } }));
+      const error = new ApiError(0, { message: t("The server is not answering.") });
+      error.unreachable = true;
+      throw error;
+    }
     if (resp.status === 401) {
       window.location.assign("/login?next=" + encodeURIComponent(window.location.pathname));
       throw new ApiError(401, { error: t("Your session has ended: log in again.") });

@@ -5,7 +5,7 @@
 "use strict";
 
 const desk = (() => {
-  const { config, t, el, api } = callpop;
+  const { config, t, el, api, duration } = callpop;
   const board = document.getElementById("calls");
   const empty = document.getElementById("no-calls");
   const stateLabel = document.getElementById("connection-state");
@@ -145,13 +145,25 @@ const desk = (() => {
     switch (entry.state) {
       case "ringing": return entry.direction === "outbound" ? t("Calling…") : t("Ringing…");
       case "active": return t("In conversation");
-      case "after": return t("Call ended — record what was agreed");
+      case "after": return entry.closeWarned ? t("Not saved: press Close again to discard what you typed")
+        : t("Call ended — record what was agreed");
       case "lost": return t("Connection lost — this call may have ended");
       case "gone": return entry.reason === "answered_elsewhere" ? t("Answered by a colleague")
         : entry.reason === "caller_hangup" ? t("Caller hung up")
           : entry.reason === "transferred" ? t("Transferred") : t("Missed call");
       default: return "";
     }
+  }
+
+  /** How long the call talked, from its call.ended: when callpop did not see the answer
+   * (it learned the call from the PBX's channel list after a restart) or the end (a lost
+   * PBX link), only the least it can have been, and said so (docs/websocket.md). */
+  function talkText(msg) {
+    if (msg.outcome !== "answered") return null;
+    const d = { duration: duration(msg.talk_seconds || 0) };
+    if (msg.answer_unseen) return t("talk ≥ %(duration)s, answer time unknown", d);
+    if (msg.end_unseen) return t("talk ≥ %(duration)s, end time unknown", d);
+    return t("talked %(duration)s", d);
   }
 
   /** The card's title: the client's name, else the number. A caller-ID name of an unknown
@@ -220,7 +232,7 @@ const desk = (() => {
           document.dispatchEvent(new CustomEvent("callpop:saved"));
           entry.pinned = false;
           refresh();
-        });
+        }, { call: entry.call, number: card.number.display || card.number.raw || "" });
         entry.formKey = key;
       }
       parts.push(entry.form);
@@ -257,8 +269,9 @@ const desk = (() => {
       callerId,
       entry.watching && entry.agentName ? el("span", { class: "meta agent-name", text: t("with %(name)s", { name: entry.agentName }) }) : null,
       el("span", { class: "call-status", text: statusText(entry) }),
+      entry.state === "after" && entry.talk ? el("span", { class: "meta call-talk", text: entry.talk }) : null,
       entry.state === "after" || entry.state === "gone" || entry.state === "lost"
-        ? el("button", { type: "button", class: "small close", text: t("Close"), onclick: () => remove(entry.call) })
+        ? el("button", { type: "button", class: "small close", text: t("Close"), onclick: () => close(entry) })
         : null].filter(Boolean));
     entry.node.className = `call-card state-${entry.state}` + (entry.compact ? " compact" : "");
     place(entry.body, bodyParts(entry));
@@ -340,6 +353,18 @@ const desk = (() => {
     entry.timer = setTimeout(() => remove(msg.call), dismissAfter);
   }
 
+  /** The manager closes a card: what they typed into it and did not save goes only at a
+   * second Close (else it stays a draft, brought back by the next page load). */
+  function close(entry) {
+    if (entry.form && entry.form.hasUnsent() && !entry.closeWarned) {
+      entry.closeWarned = true;
+      render(entry);
+      return;
+    }
+    if (entry.form) entry.form.discardDraft();
+    remove(entry.call);
+  }
+
   function remove(call) {
     const entry = calls.get(call);
     if (!entry) return;
@@ -380,6 +405,12 @@ const desk = (() => {
     switch (msg.type) {
       case "hello":
         me = msg.user;
+        if (socket && new URL(socket.url).host !== window.location.host) {
+          // the socket had to go to another instance: is this page's own one gone? (failover.js)
+          const live = new URL(socket.url);
+          live.protocol = live.protocol === "wss:" ? "https:" : "http:";
+          document.dispatchEvent(new CustomEvent("callpop:unreachable", { detail: { live: live.origin } }));
+        }
         dismissAfter = (msg.dismiss_after || config.dismissAfter || 8) * 1000;
         backoff = 1000;
         setConnection("Connected");
@@ -422,6 +453,7 @@ const desk = (() => {
         if (!entry) break;
         if (!entry.watching && (entry.state === "active" || (msg.answered_by || []).includes(entry.agent))) {
           entry.callId = msg.call_id;
+          entry.talk = talkText(msg);
           upsert({ call: msg.call, agent: entry.agent }, "after");
         } else {
           grey(msg, msg.outcome === "missed" ? "caller_hangup" : "answered_elsewhere");
@@ -523,6 +555,33 @@ const desk = (() => {
       await Notification.requestPermission();
       notifyButton.hidden = true;
     });
+  }
+
+  // --- after-call forms not yet saved (drafts.js): back after a reload or a move ------------
+
+  /** A card in the after-call state for a draft of a call this page has no card for. */
+  async function restore(draft) {
+    let client;
+    try {
+      client = await cards.loadCard(draft.client);
+    } catch (_) {
+      return; // not readable now (gone, or no access): the draft stays for the next load
+    }
+    if (calls.has(draft.call)) return;
+    const number = String(draft.number || "");
+    const entry = { call: draft.call, node: el("article", { dataset: { call: draft.call } }), state: "after",
+      card: { client, match: "single", caller_name: null, number: { display: number, raw: number, withheld: false } },
+      direction: "inbound", callId: draft.callId || null, agent: null, timer: null, reason: null, restored: true };
+    calls.set(draft.call, entry);
+    board.prepend(entry.node);
+    render(entry);
+    refreshEmpty();
+  }
+
+  if (window.callpopDrafts) {
+    for (const draft of window.callpopDrafts.all()) {
+      if (draft.call && Number.isInteger(draft.client)) restore(draft);
+    }
   }
 
   refreshEmpty();

@@ -45,6 +45,7 @@
       if (msg && msg.type === "kpi_changed") refresh().catch(() => {});
     });
     ws.addEventListener("close", () => {
+      document.dispatchEvent(new CustomEvent("callpop:unreachable", { detail: {} })); // gone? (failover.js)
       setTimeout(connect, delay);
       delay = Math.min(delay * 2, 30000);
     });

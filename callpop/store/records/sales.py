@@ -38,6 +38,7 @@ from callpop.store.records.validation import ParseContext
 __all__ = [
     "Actor",
     "Page",
+    "author_column",
     "create_record",
     "due_promises",
     "get_record",
@@ -63,6 +64,12 @@ _ORDER: dict[str, str] = {
     "agreement": "created_at", "note": "created_at", "payment": "paid_at", "receivable": "issued_at",
 }
 DEFAULT_LIMIT = 50
+
+
+def author_column(kind: str) -> str | None:
+    """The column naming the employee who wrote a *kind* record (None: money rows)."""
+    return _AUTHOR[kind]
+
 _MONEY = frozenset({"payment", "receivable"})
 
 
@@ -232,7 +239,8 @@ async def _after_money_change(session: AsyncSession, kind: str, client_id: int, 
 
 
 async def create_record(session: AsyncSession, kind: str, data: object, actor: Actor, settings: Settings,
-                        *, now: dt.datetime | None = None) -> dict[str, Any]:
+                        *, now: dt.datetime | None = None, idempotency_key: str | None = None) -> dict[str, Any]:
+    """A new record; *idempotency_key* through ``idempotency.create_once`` only."""
     now = now or utcnow()
     values = RESOURCES[kind].create.parse(data, parse_context(settings))
     _check_money(kind, actor, next(iter(values), None))
@@ -244,6 +252,8 @@ async def create_record(session: AsyncSession, kind: str, data: object, actor: A
         values["closed_at"] = now
     if kind in ("agreement", "payment", "receivable") and values.get("currency") is None:
         values.pop("currency", None)
+    if idempotency_key is not None:
+        values["idempotency_key"] = idempotency_key
     row = MODELS[kind](**{k: v for k, v in values.items() if v is not None})
     session.add(row)
     await session.flush()

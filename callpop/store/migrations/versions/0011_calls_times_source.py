@@ -4,8 +4,8 @@
 ``cdr`` (the PBX's call detail records, read after the call for a row whose answer or end
 callpop did not see: callpop/store/cdr_reconcile.py). Every existing row is ``ami``.
 
-Revision ID: 0010_calls_times_source
-Revises: 0009_calls_answer_unseen
+Revision ID: 0011_calls_times_source
+Revises: 0010_records_idempotency_key
 Create Date: 2026-12-03
 """
 
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010_calls_times_source"
-down_revision: str | None = "0009_calls_answer_unseen"
+revision: str = "0011_calls_times_source"
+down_revision: str | None = "0010_records_idempotency_key"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
