@@ -240,6 +240,9 @@ class Call(Base):
     # the answer was not seen (callpop learned the call from a channel listing, already
     # talking): answered_at is the latest it can have been, talk_seconds a lower bound (0009)
     answer_unseen: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # where the times come from: "ami" what callpop saw, "cdr" the PBX's call detail
+    # records, read for a row callpop could not see whole (callpop/store/cdr_reconcile.py; 0011)
+    times_source: Mapped[str] = mapped_column(String(8), default="ami", server_default="ami")
 
     participants: Mapped[list[CallParticipant]] = relationship(back_populates="call", lazy="raise",
                                                                cascade="all, delete-orphan")
