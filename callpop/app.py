@@ -1,11 +1,12 @@
 """The application factory and ``callpop run``.
 
 Every resource is opened and closed in a cleanup context, in this order: database, push
-hub, pipeline, fan-out to the other instances, AMI connection (so at shutdown the AMI
-connection stops first, the other instances stop hearing from this one, the pipeline
-finishes the calls in flight, tabs are told the server is going away, and the database is
-closed last). With no ``[ami] host`` configured, the AMI context starts the built-in
-simulated PBX on loopback and connects to it: callpop always talks real AMI over TCP.
+hub, pipeline, the CDR reconciler (with ``[cdr] url``), fan-out to the other instances,
+AMI connection (so at shutdown the AMI connection stops first, the other instances stop
+hearing from this one, the pipeline finishes the calls in flight, tabs are told the server
+is going away, and the database is closed last). With no ``[ami] host`` configured, the AMI
+context starts the built-in simulated PBX on loopback and connects to it: callpop always
+talks real AMI over TCP.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ def create_app(settings: Settings, *, db: Any | None = None, tracker: Any | None
     app.cleanup_ctx.append(_hub_ctx)
     app.cleanup_ctx.append(_login_gate_ctx)
     app.cleanup_ctx.append(_pipeline_ctx(store))
+    app.cleanup_ctx.append(_cdr_ctx)
     app.cleanup_ctx.append(_fanout_ctx)
     app.cleanup_ctx.append(metrics_ctx)
     app.cleanup_ctx.append(_ami_ctx(start_ami))
@@ -211,6 +213,22 @@ def _idle_sweep(settings: Settings, tracker: Any) -> Any:
     if idle <= 0 or settings.pbx.idle_sweep_interval <= 0:
         return None
     return IdleSweep(lambda now: tracker.sweep_chunks(now, idle), settings.pbx.idle_sweep_interval, time.time)
+
+
+async def _cdr_ctx(app: web.Application) -> AsyncIterator[None]:
+    """After the pipeline's (its journal writer writes the corrections): with ``[cdr] url``,
+    uncertain call rows are put right from the PBX's CDR store (callpop/cdr_reconciler.py)."""
+    settings, pipeline = app[SETTINGS], app.get(PIPELINE)
+    if not settings.cdr.url or pipeline is None or not pipeline.journal.extras:
+        yield
+        return
+    from callpop.cdr_reconciler import CdrReconciler
+
+    reconciler = CdrReconciler(settings, app[DB], pipeline.journal)
+    app[EXTRA]["cdr"] = reconciler
+    reconciler.start()
+    yield
+    await reconciler.close()
 
 
 def _ami_ctx(start: bool) -> Any:

@@ -16,6 +16,7 @@ __all__ = [
     "BonusKpi",
     "BonusLevel",
     "BonusSettings",
+    "CdrSettings",
     "DatabaseSettings",
     "DemoSettings",
     "DialRule",
@@ -136,6 +137,29 @@ class JournalSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class CdrSettings:
+    """The PBX's CDR store, read to put right the rows callpop could not see whole
+    (callpop/cdr_reconciler.py); off while ``url`` is empty."""
+
+    url: str = field(default="", repr=False)
+    password: str = field(default="", repr=False)
+    table: str = "cdr"
+    calldate_column: str = "calldate"
+    duration_column: str = "duration"
+    billsec_column: str = "billsec"
+    disposition_column: str = "disposition"
+    channel_column: str = "channel"
+    dstchannel_column: str = "dstchannel"
+    uniqueid_column: str = "uniqueid"
+    linkedid_column: str = "linkedid"
+    sequence_column: str = "sequence"
+    wait_after_end: float = 10.0
+    give_up_after: float = 3600.0
+    interval: float = 15.0
+    timeout: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
 class HistorySettings:
     promises: int = 20
     agreements: int = 10
@@ -253,6 +277,7 @@ class Settings:
     agents: Mapping[str, str] = field(default_factory=dict)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     journal: JournalSettings = field(default_factory=JournalSettings)
+    cdr: CdrSettings = field(default_factory=CdrSettings)
     history: HistorySettings = field(default_factory=HistorySettings)
     web: WebSettings = field(default_factory=WebSettings)
     push: PushSettings = field(default_factory=PushSettings)
