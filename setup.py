@@ -1,14 +1,17 @@
 """Build hook (everything else is in pyproject.toml): the desk's pages and static files
 live in the top-level ``web/`` of the repository, and a built wheel carries them as
 ``callpop/web/`` so that ``pip install callpop-*.whl`` serves the desk
-(callpop/webroot.py finds either)."""
+(callpop/webroot.py finds either). The operator's documentation (docs/*.md) goes to
+``share/doc/callpop/`` of the environment, where deploy/callpop.service points."""
 
 from pathlib import Path
 
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-WEB = Path(__file__).resolve().parent / "web"
+HERE = Path(__file__).resolve().parent
+WEB = HERE / "web"
+DOCS = sorted(p.relative_to(HERE).as_posix() for p in (HERE / "docs").glob("*.md"))
 
 
 class BuildPyWithWeb(build_py):  # type: ignore[misc]
@@ -26,4 +29,4 @@ class BuildPyWithWeb(build_py):  # type: ignore[misc]
                 self.copy_file(str(path), str(dest))
 
 
-setup(cmdclass={"build_py": BuildPyWithWeb})
+setup(cmdclass={"build_py": BuildPyWithWeb}, data_files=[("share/doc/callpop", DOCS)])

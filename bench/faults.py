@@ -4,6 +4,7 @@
     CALLPOP_PG_PORT=55432 CALLPOP_PG_DIR=/tmp/callpop-pg \\
     .venv/bin/python bench/faults.py                       # every fault, SQLite and PostgreSQL
     .venv/bin/python bench/faults.py --db sqlite --only daemon_killed
+    .venv/bin/python bench/faults.py --only daemon_killed --cdr   # with the PBX's CDR store
 
 Each run: ``callpop run`` (a real process) against the simulated PBX on loopback (this
 process) and a fresh database; 100 calls placed over ``--spread`` seconds (inbound answered,
@@ -25,6 +26,10 @@ with what it played (tests/support/faults.py). The faults:
   has a desk open on the daemon's websocket, and the JSON says how many of the calls placed
   while the database was away rang on their manager's desk before it was back
   (``popped_while_away`` of ``placed_while_away``).
+
+``--cdr``: the simulated PBX keeps CDR rows (callpop/simulator/cdr.py; an SQLite file beside
+an SQLite journal, a ``cdr`` table in the journal's PostgreSQL database) and the daemon's
+``[cdr]`` puts the rows it could not see whole right from them (callpop/cdr_reconciler.py).
 
 Columns: calls played, recorded (rows), open rows, contacts expected/counted, lost (of which
 knowable: neither wholly inside the daemon's downtime nor ended in it with less than
@@ -167,6 +172,8 @@ async def main() -> None:
     ap.add_argument("--db-down", type=float, default=30.0)
     ap.add_argument("--min-talk", type=int, default=6)
     ap.add_argument("--keep", action="store_true", help="keep each run's directory (daemon log, databases)")
+    ap.add_argument("--cdr", action="store_true",
+                    help="the PBX keeps CDR rows and the daemon reconciles uncertain rows from them ([cdr])")
     args = ap.parse_args()
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     if "postgresql" in kinds and not PG_URL:
@@ -180,10 +187,11 @@ async def main() -> None:
             plan = Plan(calls=args.calls, spread=args.spread, fault_at=args.fault_at, min_talk=args.min_talk,
                         long_talk=(args.min_talk + 6.0, args.min_talk + 14.0), short_talk=(0.5, args.min_talk - 2.0),
                         downtime=args.pbx_down if fault == "pbx_crashed" else args.downtime,
-                        db_downtime=args.db_down)
+                        db_downtime=args.db_down, cdr=args.cdr)
             r = await one(kind, fault, plan, keep=args.keep)
-            results[f"{fault}/{kind}"] = r
-            print(_row(kind, fault, r), flush=True)
+            label = f"{kind} + CDR" if args.cdr else kind
+            results[f"{fault}/{label}"] = r
+            print(_row(label, fault, r), flush=True)
     print(json.dumps(results))
 
 

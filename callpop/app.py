@@ -1,11 +1,12 @@
 """The application factory and ``callpop run``.
 
 Every resource is opened and closed in a cleanup context, in this order: database, push
-hub, pipeline, fan-out to the other instances, AMI connection (so at shutdown the AMI
-connection stops first, the other instances stop hearing from this one, the pipeline
-finishes the calls in flight, tabs are told the server is going away, and the database is
-closed last). With no ``[ami] host`` configured, the AMI context starts the built-in
-simulated PBX on loopback and connects to it: callpop always talks real AMI over TCP.
+hub, pipeline, the CDR reconciler (with ``[cdr] url``), fan-out to the other instances,
+AMI connection (so at shutdown the AMI connection stops first, the other instances stop
+hearing from this one, the pipeline finishes the calls in flight, tabs are told the server
+is going away, and the database is closed last). With no ``[ami] host`` configured, the AMI
+context starts the built-in simulated PBX on loopback and connects to it: callpop always
+talks real AMI over TCP.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from callpop.fanout import FANOUT, Fanout, fanout_enabled, instance_name
 from callpop.gc_pacing import GcPacer
+from callpop.logs import pbx_context
 from callpop.metrics import METRICS, Metrics, login_metrics_middleware, metrics_ctx
 from callpop.pipeline import PIPELINE, Pipeline
 from callpop.push import Hub
@@ -40,6 +42,9 @@ from callpop.server.templating import setup_templates
 from callpop.server.ws import recheck_accounts
 from callpop.settings import Settings
 from callpop.store_hooks import StoreHooks
+
+if TYPE_CHECKING:
+    from callpop.telephony.connection import AmiConnection
 
 __all__ = ["create_app", "main", "simulator_agents", "stop_on_signals"]
 
@@ -87,6 +92,7 @@ def create_app(settings: Settings, *, db: Any | None = None, tracker: Any | None
     app.cleanup_ctx.append(_hub_ctx)
     app.cleanup_ctx.append(_login_gate_ctx)
     app.cleanup_ctx.append(_pipeline_ctx(store))
+    app.cleanup_ctx.append(_cdr_ctx)
     app.cleanup_ctx.append(_fanout_ctx)
     app.cleanup_ctx.append(metrics_ctx)
     app.cleanup_ctx.append(_ami_ctx(start_ami))
@@ -209,6 +215,22 @@ def _idle_sweep(settings: Settings, tracker: Any) -> Any:
     return IdleSweep(lambda now: tracker.sweep_chunks(now, idle), settings.pbx.idle_sweep_interval, time.time)
 
 
+async def _cdr_ctx(app: web.Application) -> AsyncIterator[None]:
+    """After the pipeline's (its journal writer writes the corrections): with ``[cdr] url``,
+    uncertain call rows are put right from the PBX's CDR store (callpop/cdr_reconciler.py)."""
+    settings, pipeline = app[SETTINGS], app.get(PIPELINE)
+    if not settings.cdr.url or pipeline is None or not pipeline.journal.extras:
+        yield
+        return
+    from callpop.cdr_reconciler import CdrReconciler
+
+    reconciler = CdrReconciler(settings, app[DB], pipeline.journal)
+    app[EXTRA]["cdr"] = reconciler
+    reconciler.start()
+    yield
+    await reconciler.close()
+
+
 def _ami_ctx(start: bool) -> Any:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         if not start:
@@ -242,10 +264,13 @@ def _ami_ctx(start: bool) -> Any:
             connections[name] = AmiConnection(ami_settings if first else pbx_settings, tracker, sink,
                                               prefetch=prefetch, idle_sweep=_idle_sweep(settings, tracker),
                                               on_resync=functools.partial(pipeline.resynced, "" if first else name),
-                                              on_lost=functools.partial(pipeline.pbx_lost, "" if first else name))
+                                              on_lost=functools.partial(pipeline.pbx_lost, "" if first else name),
+                                              name="" if first else name)
         app[AMI] = next(iter(connections.values()))
         app[EXTRA]["ami"] = connections
-        tasks = [asyncio.create_task(c.run(), name=f"ami-connection-{n}") for n, c in connections.items()]
+        several = len(connections) > 1
+        tasks = [asyncio.create_task(_follow(n, c, several), name=f"ami-connection-{n}")
+                 for n, c in connections.items()]
         yield
         for connection, task in zip(connections.values(), tasks, strict=True):
             try:
@@ -260,6 +285,16 @@ def _ami_ctx(start: bool) -> Any:
             await simulator.stop()
 
     return ctx
+
+
+async def _follow(name: str, connection: AmiConnection, several: bool) -> None:
+    """Run one PBX's connection; with several PBXs its log lines (and those of what its
+    events set off) carry the PBX's id, so "ami: lost" says which one went away."""
+    if not several:
+        await connection.run()
+        return
+    with pbx_context(name):
+        await connection.run()
 
 
 # --- callpop run ------------------------------------------------------------------------

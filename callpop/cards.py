@@ -126,6 +126,10 @@ def transferred_message(event: Transferred, agent: str, card: dict[str, Any] | N
 
 
 def ended_message(event: Ended, agent: str, call_id: int | None) -> Message:
+    """``answer_unseen`` / ``end_unseen``: callpop did not see the answer (it learned the
+    call from a listing) or the end (a lost PBX link, a silent channel): ``talk_seconds`` is
+    then the least the talk can have been, to be shown as such, never as the talk."""
     return {"type": "call.ended", "call": event.call, "agent": agent, "direction": event.direction,
             "outcome": event.outcome, "answered_by": list(event.answered_by),
-            "talk_seconds": event.talk_seconds, "call_id": call_id, "at": event.ended_at}
+            "talk_seconds": event.talk_seconds, "answer_unseen": event.outcome == "answered" and event.answer_unseen,
+            "end_unseen": event.end_unseen, "call_id": call_id, "at": event.ended_at}

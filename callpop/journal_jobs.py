@@ -25,6 +25,8 @@ class Closed:
 
     call_id: int
     counted_employees: tuple[int, ...]
+    # False: the row had this end already (another instance, a replay): nothing was written
+    written: bool = True
 
 
 Kind = Literal["open", "rang", "client", "answer", "close", "sweep"]

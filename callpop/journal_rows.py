@@ -113,7 +113,7 @@ class RowWrites:
         if written is None:  # its end was journalled already (another instance): no news for the KPI
             found = await journal_recovery.call_row(session, pbx, event.call)
             assert found is not None  # the upsert found the row
-            return Closed(found, ())
+            return Closed(found, (), written=False)
         call_id = written
         counted: set[int] = set()
         if self._store.log_contacts is not None:

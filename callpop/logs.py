@@ -23,10 +23,13 @@ from typing import TextIO
 
 from callpop.settings import LoggingSettings
 
-__all__ = ["CALL_ID", "CallIdFilter", "JsonFormatter", "Throttle", "call_context", "setup_logging"]
+__all__ = ["CALL_ID", "PBX_ID", "CallIdFilter", "JsonFormatter", "TextFormatter", "Throttle", "call_context",
+           "pbx_context", "setup_logging"]
 
 _TEXT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 CALL_ID: ContextVar[str | None] = ContextVar("callpop_call", default=None)
+# With several PBXs ([ami.NAME]), the PBX a connection's task (and what it calls) works for.
+PBX_ID: ContextVar[str | None] = ContextVar("callpop_pbx", default=None)
 
 
 @contextlib.contextmanager
@@ -39,13 +42,35 @@ def call_context(call: str) -> Iterator[None]:
         CALL_ID.reset(token)
 
 
+@contextlib.contextmanager
+def pbx_context(pbx: str) -> Iterator[None]:
+    """Every log line written inside (and in the tasks started inside) is about PBX *pbx*."""
+    token = PBX_ID.set(pbx)
+    try:
+        yield
+    finally:
+        PBX_ID.reset(token)
+
+
 class CallIdFilter(logging.Filter):
-    """Puts the current call (if any) on the record as ``call``; ``extra={"call": ...}`` wins."""
+    """Puts the current call (if any) on the record as ``call``, and the PBX as ``pbx``;
+    ``extra={"call": ...}`` wins."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "call", None) is None:
             record.call = CALL_ID.get()
+        if getattr(record, "pbx", None) is None:
+            record.pbx = PBX_ID.get()
         return True
+
+
+class TextFormatter(logging.Formatter):
+    """The human format, with ``pbx=NAME`` after the message when several PBXs are followed."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        text = super().formatMessage(record)
+        pbx = getattr(record, "pbx", None)
+        return f"{text} pbx={pbx}" if pbx is not None else text
 
 
 class JsonFormatter(logging.Formatter):
@@ -61,6 +86,9 @@ class JsonFormatter(logging.Formatter):
         call = getattr(record, "call", None)
         if call is not None:
             data["call"] = str(call)
+        pbx = getattr(record, "pbx", None)
+        if pbx is not None:
+            data["pbx"] = str(pbx)
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
         return json.dumps(data, ensure_ascii=False)
@@ -73,7 +101,7 @@ def setup_logging(settings: LoggingSettings, stream: TextIO | None = None) -> No
     if settings.format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter(_TEXT))
+        handler.setFormatter(TextFormatter(_TEXT))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
 
-from callpop.server.keys import DB, HUB, connections
+from callpop.server.keys import DB, EXTRA, HUB, connections
 
 __all__ = ["METRICS", "Metrics", "login_metrics_middleware", "metrics_ctx", "readiness"]
 
@@ -102,6 +102,24 @@ class _Live(Collector):
         if hub is not None:
             yield GaugeMetricFamily("callpop_websocket_clients", "Desk tabs connected", value=hub.connections)
         yield from _fanout(app)
+        yield from _cdr(app)
+
+
+def _cdr(app: web.Application) -> Iterator[Metric]:
+    """The CDR reconciler (callpop/cdr_reconciler.py); nothing when ``[cdr] url`` is unset."""
+    cdr = app[EXTRA].get("cdr")
+    if cdr is None:
+        return
+    yield CounterMetricFamily("callpop_cdr_reconciled", "Uncertain call rows put right from the PBX's CDR",
+                              value=cdr.reconciled)
+    yield CounterMetricFamily("callpop_cdr_unusable", "Uncertain call rows whose CDR rows could not be used",
+                              value=cdr.unusable)
+    yield CounterMetricFamily("callpop_cdr_unmatched", "Uncertain call rows given up without CDR rows",
+                              value=cdr.unmatched)
+    yield CounterMetricFamily("callpop_cdr_unreachable", "Reconciliation passes that could not read the CDR "
+                              "database", value=cdr.unreachable)
+    yield GaugeMetricFamily("callpop_cdr_waiting", "Uncertain call rows waiting for their CDR rows",
+                            value=cdr.waiting)
 
 
 FANOUT_STATES = ("connecting", "listening", "lost", "stopped")

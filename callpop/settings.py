@@ -16,6 +16,7 @@ __all__ = [
     "BonusKpi",
     "BonusLevel",
     "BonusSettings",
+    "CdrSettings",
     "DatabaseSettings",
     "DemoSettings",
     "DialRule",
@@ -31,9 +32,15 @@ __all__ = [
     "PushSettings",
     "Settings",
     "WebSettings",
+    "ami_secret_variable",
     "default_bonus_kpis",
     "default_levels",
 ]
+
+
+def ami_secret_variable(name: str = "") -> str:
+    """The environment variable with the AMI secret of PBX *name* ("" = the first, [ami])."""
+    return f"CALLPOP_AMI_SECRET_{name.upper().replace('-', '_')}" if name else "CALLPOP_AMI_SECRET"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +134,29 @@ class JournalSettings:
     retry_interval: float = 2.0
     heartbeat_interval: float = 1.0
     max_open_hours: float = 4.0
+
+
+@dataclass(frozen=True, slots=True)
+class CdrSettings:
+    """The PBX's CDR store, read to put right the rows callpop could not see whole
+    (callpop/cdr_reconciler.py); off while ``url`` is empty."""
+
+    url: str = field(default="", repr=False)
+    password: str = field(default="", repr=False)
+    table: str = "cdr"
+    calldate_column: str = "calldate"
+    duration_column: str = "duration"
+    billsec_column: str = "billsec"
+    disposition_column: str = "disposition"
+    channel_column: str = "channel"
+    dstchannel_column: str = "dstchannel"
+    uniqueid_column: str = "uniqueid"
+    linkedid_column: str = "linkedid"
+    sequence_column: str = "sequence"
+    wait_after_end: float = 10.0
+    give_up_after: float = 3600.0
+    interval: float = 15.0
+    timeout: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +277,7 @@ class Settings:
     agents: Mapping[str, str] = field(default_factory=dict)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     journal: JournalSettings = field(default_factory=JournalSettings)
+    cdr: CdrSettings = field(default_factory=CdrSettings)
     history: HistorySettings = field(default_factory=HistorySettings)
     web: WebSettings = field(default_factory=WebSettings)
     push: PushSettings = field(default_factory=PushSettings)

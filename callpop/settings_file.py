@@ -23,6 +23,7 @@ from callpop.settings import (
     BonusKpi,
     BonusLevel,
     BonusSettings,
+    CdrSettings,
     DatabaseSettings,
     DemoSettings,
     DialingSettings,
@@ -38,6 +39,7 @@ from callpop.settings import (
     PushSettings,
     Settings,
     WebSettings,
+    ami_secret_variable,
     default_bonus_kpis,
     default_levels,
 )
@@ -66,6 +68,8 @@ _ENV_SECRETS = {
     ("web", "secret_key"): "CALLPOP_SECRET_KEY",
     ("demo", "database"): "CALLPOP_DEMO_DATABASE_URL",
     ("dialplan", "token"): "CALLPOP_DIALPLAN_TOKEN",
+    ("cdr", "url"): "CALLPOP_CDR_URL",
+    ("cdr", "password"): "CALLPOP_CDR_PASSWORD",
 }
 
 T = TypeVar("T")
@@ -222,6 +226,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "phones": PhoneSettings,
     "database": DatabaseSettings,
     "journal": JournalSettings,
+    "cdr": CdrSettings,
     "history": HistorySettings,
     "web": WebSettings,
     "push": PushSettings,
@@ -242,7 +247,7 @@ def _build_more_ami(base: dict[str, Any], tables: dict[str, Any], first_id: str,
             raise SettingsError(f"[ami.{name}]: expected a PBX id of letters, digits, - or _ other than "
                                 f"[pbx] id ({first_id!r})")
         merged = {**{k: v for k, v in base.items() if k not in ("host", "secret")}, **table}
-        secret = env.get(f"CALLPOP_AMI_SECRET_{name.upper().replace('-', '_')}")
+        secret = env.get(ami_secret_variable(name))
         if secret:
             merged["secret"] = secret
         ami = _build(AmiSettings, f"ami.{name}", merged)
@@ -278,6 +283,32 @@ def _check_push(push: PushSettings) -> None:
         if not re.fullmatch(r"https?://[A-Za-z0-9.\-]+(:\d{1,5})?/?", url):
             raise SettingsError(f"push.instance_urls[{i}]: expected an instance's base URL like "
                                 f"http://cp1.example:8080, found {url!r}")
+
+
+_URL = re.compile(r"^(sqlite|postgresql|mysql|mariadb)\+\w+://")
+_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _check_cdr(cdr: CdrSettings) -> None:
+    """[cdr]: an async SQLAlchemy URL, and names a table and columns can have (they go
+    into SQL as identifiers)."""
+    if not cdr.url:
+        return
+    if not _URL.match(cdr.url):
+        raise SettingsError("cdr.url: expected an SQLAlchemy async URL like "
+                            "postgresql+asyncpg://user@host/asterisk or sqlite+aiosqlite:////var/log/asterisk/"
+                            f"master.db, found one starting {cdr.url.split('://', 1)[0].split(':', 1)[0]!r}")
+    if not all(_COLUMN.match(part) for part in cdr.table.split(".", 1)):
+        raise SettingsError(f"cdr.table: expected a table name like cdr or asteriskcdrdb.cdr, found {cdr.table!r}")
+    for name in ("calldate", "duration", "billsec", "disposition", "channel", "dstchannel", "uniqueid",
+                 "linkedid", "sequence"):
+        value = getattr(cdr, f"{name}_column")
+        optional = name in ("linkedid", "sequence")
+        if not (_COLUMN.match(value) or (optional and value == "")):
+            expected = 'a column name or ""' if optional else "a column name"
+            raise SettingsError(f"cdr.{name}_column: expected {expected}, found {value!r}")
+    if cdr.interval <= 0:
+        raise SettingsError(f"cdr.interval: expected a number > 0, found {cdr.interval}")
 
 
 def settings_from_mapping(data: Mapping[str, Any], *, source: str = "<mapping>",
@@ -328,6 +359,7 @@ def settings_from_mapping(data: Mapping[str, Any], *, source: str = "<mapping>",
     ca_file = sections["ami"].tls_ca_file
     if ca_file and not Path(ca_file).is_file():
         raise SettingsError(f"ami.tls_ca_file: expected a PEM file of the CA, found {ca_file!r} (no such file)")
+    _check_cdr(sections["cdr"])
     _check_dialplan(sections["dialplan"])
     _check_networks("metrics.allow", sections["metrics"].allow)
     _check_push(sections["push"])

@@ -92,7 +92,9 @@ def format_pop(msg: dict[str, Any], agent: str) -> str | None:
     elif kind == "call.transferred":
         parts.append(f"{_safe(msg.get('from_agent'), 12)} -> {_safe(msg.get('to_agent'), 12)}")
     elif kind == "call.ended":
-        parts.append(f"outcome={_safe(msg.get('outcome'), 12)} talk={msg.get('talk_seconds')}s")
+        # the answer or the end not seen: the talk is only the least it can have been
+        unsure = ">=" if msg.get("answer_unseen") or msg.get("end_unseen") else "="
+        parts.append(f"outcome={_safe(msg.get('outcome'), 12)} talk{unsure}{msg.get('talk_seconds')}s")
     return "  ".join(parts)
 
 

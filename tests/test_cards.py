@@ -92,3 +92,14 @@ def test_messages_carry_the_agent_they_are_about() -> None:
                   talks=(AgentTalk("102", 42),))
     msg = ended_message(ended, "102", 77)
     assert (msg["outcome"], msg["talk_seconds"], msg["call_id"], msg["answered_by"]) == ("answered", 42, 77, ["102"])
+    assert (msg["answer_unseen"], msg["end_unseen"]) == (False, False)
+
+
+def test_an_ended_message_says_when_its_talk_is_only_a_lower_bound() -> None:
+    """A call learned from a listing (answer not seen) or gone without a Hangup (end not
+    seen): the message says so, so no desk shows the least talk as the talk."""
+    learned = Ended("c9", "inbound", "+79161234567", "answered", ("102",), 4, talks=(AgentTalk("102", 4, 12),),
+                    answer_unseen=True)
+    lost = Ended("c9", "inbound", "+79161234567", "answered", ("102",), 4, end_unseen=True)
+    assert [(m["talk_seconds"], m["answer_unseen"], m["end_unseen"]) for m in (
+        ended_message(learned, "102", 1), ended_message(lost, "102", 1))] == [(4, True, False), (4, False, True)]

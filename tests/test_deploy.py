@@ -17,12 +17,14 @@ def test_every_environment_variable_named_is_read_by_callpop() -> None:
     named = {v for f in FILES for v in re.findall(r"\bCALLPOP_[A-Z_]+\b", f.read_text(encoding="utf-8"))}
     assert {"CALLPOP_SETTINGS", "CALLPOP_AMI_SECRET", "CALLPOP_DATABASE_URL", "CALLPOP_SECRET_KEY"} <= named
     secrets = {"CALLPOP_AMI_SECRET": "s", "CALLPOP_DATABASE_URL": "sqlite+aiosqlite:///x.db",
-               "CALLPOP_SECRET_KEY": "k" * 32, "CALLPOP_DIALPLAN_TOKEN": "t", "CALLPOP_AMI_HOST": "pbx"}
+               "CALLPOP_SECRET_KEY": "k" * 32, "CALLPOP_DIALPLAN_TOKEN": "t", "CALLPOP_AMI_HOST": "pbx",
+               "CALLPOP_CDR_URL": "postgresql+asyncpg://cdr@pbx-db/asterisk", "CALLPOP_CDR_PASSWORD": "c"}
     settings = settings_from_mapping({}, environ=secrets)
     read = {"CALLPOP_SETTINGS", "CALLPOP_TEST_PG_URL", "CALLPOP_PASSWORD", "CALLPOP_BROWSER",
             "CALLPOP_BENCH_PG_URL"} | set(secrets)
     assert named <= read, named - read
     assert (settings.ami.secret, settings.web.secret_key, settings.dialplan.token) == ("s", "k" * 32, "t")
+    assert (settings.cdr.url, settings.cdr.password) == ("postgresql+asyncpg://cdr@pbx-db/asterisk", "c")
 
 
 def test_the_unit_runs_a_real_command_as_an_unprivileged_user() -> None:

@@ -12,6 +12,7 @@ sweeps is SQL, and the two dialects differ); the daemon killed mid-burst plays t
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -38,9 +39,9 @@ from tests.support.faults import (
 pytestmark = pytest.mark.faults
 
 
-@pytest.fixture
-async def run(db_url: str, tmp_path: Path) -> AsyncIterator[Run]:
-    r = Run(db_url, tmp_path, Plan())
+@contextlib.asynccontextmanager
+async def _running(db_url: str, tmp_path: Path, plan: Plan) -> AsyncIterator[Run]:
+    r = Run(db_url, tmp_path, plan)
     db = await open_database(DatabaseSettings(url=db_url))
     try:
         await r.seed(db)
@@ -57,6 +58,20 @@ async def run(db_url: str, tmp_path: Path) -> AsyncIterator[Run]:
         yield r
     finally:
         await r.close()
+
+
+@pytest.fixture
+async def run(db_url: str, tmp_path: Path) -> AsyncIterator[Run]:
+    async with _running(db_url, tmp_path, Plan()) as r:
+        yield r
+
+
+@pytest.fixture
+async def run_with_cdr(db_url: str, tmp_path: Path) -> AsyncIterator[Run]:
+    """The PBX keeps CDR rows (as cdr_pgsql / cdr_sqlite3_custom would) and the daemon's
+    ``[cdr]`` reads them."""
+    async with _running(db_url, tmp_path, Plan(cdr=True)) as r:
+        yield r
 
 
 def _sound(result: dict[str, Any]) -> None:
@@ -79,6 +94,22 @@ async def test_daemon_killed_mid_burst_closes_every_row_and_keeps_the_contacts(r
     # no contact counted that did not happen: a call answered while the daemon was down is
     # counted on the talk callpop is sure of (since its listing), never on a guess
     assert result["extra"] == 0, str(result)
+    assert result["from_cdr"] == 0, str(result)
+
+
+async def test_daemon_killed_with_a_cdr_store_loses_only_the_calls_wholly_inside_its_downtime(
+        run_with_cdr: Run) -> None:
+    run = run_with_cdr
+    result = await daemon_killed(run)
+    _sound(result)
+    assert result["missing_knowable"] == 0 and result["extra"] == 0, str(result)
+    # the rows callpop could not see whole were put right from the PBX's CDR rows...
+    assert result["from_cdr"] > 0, str(result)
+    assert result["uncertain_left"] == 0, str(result)
+    # ...so every contact counts but those of calls that started and ended while it was down
+    assert result["lost_outside_downtime"] == 0, str(result)
+    # and every answered call's talk is the PBX's (whole seconds)
+    assert result["talk_error_over_1s"] == 0, str(result)
 
 
 async def test_pbx_connection_reset_ten_times_loses_nothing(run: Run) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.paths import ROOT
 
-SOURCES = ("callpop", "web", "pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "settings.toml")
+SOURCES = ("callpop", "web", "docs", "pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "settings.toml")
 
 # Run in the unpacked wheel (a pure-Python wheel unpacked is what pip installs): the app
 # renders the login page from the packaged templates and serves a packaged script.
@@ -65,6 +65,17 @@ def test_the_wheel_carries_the_pages_and_static_files(wheel: Path) -> None:
             assert f"callpop/web/{path.relative_to(ROOT / 'web').as_posix()}" in names, path
     assert "callpop/store/migrations/versions/0001_initial.py" in names
     assert not any(n.startswith(("web/", "tests/")) for n in names)
+
+
+def test_the_docs_the_unit_points_at_are_installed_with_the_wheel(wheel: Path) -> None:
+    """deploy/callpop.service's Documentation= names a file under the venv (/opt/callpop):
+    the wheel's data files put docs/*.md there."""
+    unit = (ROOT / "deploy" / "callpop.service").read_text(encoding="utf-8")
+    (doc,) = [line.split("file://", 1)[1] for line in unit.splitlines() if line.startswith("Documentation=file://")]
+    in_venv = doc.removeprefix("/opt/callpop/")
+    names = {n.split(".data/data/", 1)[1] for n in zipfile.ZipFile(wheel).namelist() if ".data/data/" in n}
+    assert in_venv in names, sorted(names)
+    assert {f"share/doc/callpop/{p.name}" for p in (ROOT / "docs").glob("*.md")} <= names
 
 
 def test_the_installed_package_serves_the_desk_from_itself(wheel: Path, tmp_path: Path) -> None:

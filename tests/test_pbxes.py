@@ -104,3 +104,25 @@ async def test_two_pbxes_with_colliding_call_ids_pop_and_journal_apart(
         await asyncio.sleep(0.02)
     assert [r.split(":")[0] for r in body["reasons"]] == ["ami office2"]
     assert body["pbxes"]["main"] == "logged_in"
+
+
+async def test_a_refused_login_on_a_further_pbx_names_that_pbxs_table_and_variable(
+        db_settings: Settings, start_live: StartLive, two_pbxes: tuple[SimulatedPbx, SimulatedPbx],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """[ami.NAME] does not inherit [ami]'s secret: the hint must send the operator to
+    CALLPOP_AMI_SECRET_OFFICE2, not to the first PBX's variable, which is already right."""
+    first, second = two_pbxes
+    settings = db_settings.replace(**{f: getattr(settings_from_mapping({"ami": {
+        "host": "127.0.0.1", "port": first.port, "secret": "test-secret",  # type: ignore[attr-defined]
+        "office2": {"host": "127.0.0.1", "port": second.port, "secret": "wrong"}}},  # type: ignore[attr-defined]
+        environ={}), f) for f in ("ami", "more_ami")})
+    live = await start_live(settings, start_ami=True)
+    try:
+        for _ in range(300):
+            if "refused" in caplog.text and connections(live.app)["main"].state == "logged_in":
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await live.close()
+    refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage() and r.levelname == "ERROR"]
+    assert refused and all("[ami.office2]" in m and "CALLPOP_AMI_SECRET_OFFICE2" in m for m in refused), refused

@@ -89,3 +89,5 @@ def test_format_ignores_other_agents_and_non_call_messages() -> None:
     assert format_pop(msg, "102") is None
     assert format_pop({"type": "pong"}, "101") is None
     assert "outcome=missed" in (format_pop(msg, "101") or "")
+    learned = {**msg, "outcome": "answered", "talk_seconds": 4, "answer_unseen": True}
+    assert "talk>=4s" in (format_pop(learned, "101") or "")  # the least it can have been, said so

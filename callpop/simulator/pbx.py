@@ -30,6 +30,7 @@ from ssl import SSLContext
 from typing import Any
 
 from callpop.settings import Settings
+from callpop.simulator.cdr import CdrWriter, cdr_rows
 from callpop.simulator.scenario import (
     ACTION_LINE,
     AGENT,
@@ -113,6 +114,8 @@ class SimulatedPbx:
         self.calls_placed = 0
         self.logins: list[tuple[str, bool]] = []  # (md5 | plain, accepted): what clients did
         self.originates: list[dict[str, Any]] = []  # every Originate action as received (tests read it)
+        self.cdr: CdrWriter | None = None  # a CDR backend: rows for each call played to its end
+        self._cdr_sequence = 0
         self._ids = _Ids(rng=random.Random(rng_seed))
         self._templates: dict[str, Template] = {}
         self._sessions: set[AmiSession] = set()
@@ -301,6 +304,12 @@ class SimulatedPbx:
         if call.next_step < len(steps):
             self._schedule(call)
         else:
+            if self.cdr is not None:
+                loop = asyncio.get_running_loop()
+                offset = time.time() - loop.time()
+                rows = cdr_rows(call, lambda t: t + offset, self.speed, self._cdr_sequence)
+                self._cdr_sequence += len(rows)
+                self.cdr.record(rows)
             self._finish(call)
 
     def _broadcast(self, texts: list[tuple[Any, str]]) -> None:

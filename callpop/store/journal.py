@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, func, or_, select
+from sqlalchemy import Boolean, and_, bindparam, case, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callpop.store.db import dialect_of, insert_for
@@ -47,7 +47,10 @@ def _statements(dialect: str) -> dict[str, Any]:
     closed = insert(calls)
     ex = closed.excluded
     people = insert(parts)
-    answered = func.coalesce(calls.c.answered_at, ex.answered_at)
+    # a close that saw the answer (or read it from the PBX's CDR) replaces an answer a
+    # listing only bounded (answer_unseen); otherwise the first answer recorded stands
+    answered = case((and_(calls.c.answer_unseen, ex.answer_unseen.is_(False), ex.answered_at.is_not(None)),
+                     ex.answered_at), else_=func.coalesce(calls.c.answered_at, ex.answered_at))
     return {
         # a later ringing (another agent, a replay) only fills in a client found since
         "open": opened.on_conflict_do_update(
@@ -55,27 +58,33 @@ def _statements(dialect: str) -> dict[str, Any]:
             set_={"client_id": func.coalesce(calls.c.client_id, opened.excluded.client_id)},
         ).returning(calls.c.id),
         # a call's end seen by the tracker is written once: by whichever instance (or
-        # replay) comes first. It replaces an open row or one closed without its end
-        # (end_unseen: a sweep, a lost PBX link), never an end already seen
+        # replay) comes first. It replaces an open row, one closed without its end
+        # (end_unseen: a sweep, a lost PBX link) and one whose answer was not seen
+        # (answer_unseen) by a close that saw both (or read them from the PBX's CDR),
+        # never an end already seen with its answer
         "close": closed.on_conflict_do_update(
             index_elements=["pbx_id", "call_key"],
-            where=or_(calls.c.ended_at.is_(None), and_(calls.c.end_unseen, ex.end_unseen.is_(False))),
+            where=or_(calls.c.ended_at.is_(None), and_(calls.c.end_unseen, ex.end_unseen.is_(False)),
+                      and_(calls.c.answer_unseen, ex.end_unseen.is_(False), ex.answer_unseen.is_(False))),
             set_={
                 # never before the start (the row's, set at the first ringing): the database
                 # checks it (migration 0006) and a refused close would lose the call
                 "ended_at": case((ex.ended_at < calls.c.started_at, calls.c.started_at), else_=ex.ended_at),
                 "outcome": ex.outcome, "talk_seconds": ex.talk_seconds, "end_unseen": ex.end_unseen,
-                "answer_unseen": ex.answer_unseen,
+                "answer_unseen": ex.answer_unseen, "times_source": ex.times_source,
                 "client_id": func.coalesce(ex.client_id, calls.c.client_id),
                 "client_number": func.coalesce(calls.c.client_number, ex.client_number),
                 "caller_name": func.coalesce(calls.c.caller_name, ex.caller_name),
                 "answered_at": case((answered < calls.c.started_at, calls.c.started_at), else_=answered),
             },
         ).returning(calls.c.id),
-        # the contacts judged on an end that was not seen go when the end is seen after all
+        # the contacts judged on an end (or an answer) that was not seen go when it is seen
+        # after all: the same rows "close" replaces, for a close that saw the end
         "recontact": delete(Contact).where(Contact.call_id.in_(
             select(calls.c.id).where(calls.c.pbx_id == bindparam("pbx_id"), calls.c.call_key == bindparam("call_key"),
-                                     calls.c.ended_at.is_not(None), calls.c.end_unseen))),
+                                     calls.c.ended_at.is_not(None),
+                                     or_(calls.c.end_unseen,
+                                         and_(calls.c.answer_unseen, bindparam("answer_seen", type_=Boolean)))))),
         "participants": people.on_conflict_do_update(
             index_elements=["call_id", "extension"],
             set_={"employee_id": people.excluded.employee_id, "answered": people.excluded.answered,
@@ -126,9 +135,11 @@ async def close_call(session: AsyncSession, pbx_id: str, event: Ended, client_id
             "caller_name": event.caller_name, "client_id": client_id, "started_at": started_at,
             "answered_at": answered_at, "ended_at": ended_at, "outcome": event.outcome,
             "talk_seconds": event.talk_seconds, "end_unseen": event.end_unseen,
-            "answer_unseen": event.outcome == "answered" and event.answer_unseen}
+            "answer_unseen": event.outcome == "answered" and event.answer_unseen,
+            "times_source": event.times_source}
     if not event.end_unseen:
-        await session.execute(statements["recontact"], {"pbx_id": pbx_id, "call_key": event.call})
+        await session.execute(statements["recontact"], {"pbx_id": pbx_id, "call_key": event.call,
+                                                        "answer_seen": not call["answer_unseen"]})
     written = (await session.execute(statements["close"], call)).scalar_one_or_none()
     if written is None:
         log.debug("call %s: its end is journalled already; nothing written", event.call)

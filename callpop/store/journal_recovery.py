@@ -176,5 +176,5 @@ async def close_unseen(session: AsyncSession, pbx_id: str, live: Collection[str]
                       answer_unseen=bool(answer_unseen) and answered is not None)
         closed.append(Unseen(int(call_id), ended))
         log.warning("call %s (#%s): its end was not seen; closed as %s at %s, talk >= %d s", key, call_id,
-                    outcome, ended_at.isoformat(timespec="seconds"), talk)
+                    outcome, ended_at.isoformat(timespec="seconds"), talk, extra={"call": key})
     return closed

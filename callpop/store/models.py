@@ -26,6 +26,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -217,6 +218,12 @@ class Call(Base):
         Index("ix_calls_client_started", "client_id", "started_at"),
         # the dashboard's missed calls per manager and day (migration 0003)
         Index("ix_calls_outcome_started", "outcome", "started_at"),
+        # the few rows whose answer or end callpop did not see, by end: the CDR reconciler
+        # reads them every [cdr] interval without walking the journal (migration 0012)
+        # (each dialect's predicate as SQLAlchemy renders the reconciler's condition: SQLite
+        # uses a partial index only when the query has the very same terms)
+        Index("ix_calls_uncertain_ended", "ended_at", postgresql_where=text("end_unseen OR answer_unseen"),
+              sqlite_where=text("end_unseen = 1 OR answer_unseen = 1")),
         # migration 0006: the database refuses an answer or an end before the start
         CheckConstraint("answered_at >= started_at", name="ck_calls_answered_after_start"),
         CheckConstraint("ended_at >= started_at", name="ck_calls_ended_after_start"),
@@ -240,6 +247,9 @@ class Call(Base):
     # the answer was not seen (callpop learned the call from a channel listing, already
     # talking): answered_at is the latest it can have been, talk_seconds a lower bound (0009)
     answer_unseen: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # where the times come from: "ami" what callpop saw, "cdr" the PBX's call detail
+    # records, read for a row callpop could not see whole (callpop/store/cdr_reconcile.py; 0011)
+    times_source: Mapped[str] = mapped_column(String(8), default="ami", server_default="ami")
 
     participants: Mapped[list[CallParticipant]] = relationship(back_populates="call", lazy="raise",
                                                                cascade="all, delete-orphan")

@@ -40,7 +40,7 @@ from typing import Any
 
 from panoramisk import Manager
 
-from callpop.settings import AmiSettings
+from callpop.settings import AmiSettings, ami_secret_variable
 from callpop.telephony.ami_pump import AmiStats, EventPump, IdleSweep, Prefetch, Sink, Tracker
 from callpop.telephony.protocol import AmiConnectionLost, Batch, CallpopAmiProtocol
 
@@ -128,8 +128,9 @@ class AmiConnection:
                  loop_clock: Callable[[], float] = time.time, prefetch: Prefetch | None = None,
                  idle_sweep: IdleSweep | None = None,
                  on_resync: Callable[[float | None], None] | None = None,
-                 on_lost: Callable[[], None] | None = None) -> None:
+                 on_lost: Callable[[], None] | None = None, name: str = "") -> None:
         self._settings = settings
+        self._name = name  # "" for the first PBX ([ami]), else NAME of its [ami.NAME] table
         self._clock = loop_clock
         self.stats = AmiStats()
         self.heard: float | None = None  # when the PBX last sent anything (epoch seconds)
@@ -258,7 +259,8 @@ class AmiConnection:
             await self._resync()
             return logged_in, await self._watch()
         except AmiAuthError as exc:
-            log.error("ami: %s; check [ami] username and secret (CALLPOP_AMI_SECRET)", exc)
+            table = f"ami.{self._name}" if self._name else "ami"
+            log.error("ami: %s; check [%s] username and secret (%s)", exc, table, ami_secret_variable(self._name))
             return logged_in, str(exc)
         except (OSError, AmiError, TimeoutError) as exc:
             reason = self._lost.result() if self._lost.done() else (str(exc) or type(exc).__name__)

@@ -122,6 +122,10 @@ class Ended:
     # ``AgentTalk.at_most`` the upper bound (from the agent channel's creation). The journal
     # counts the talk from the answer it recorded live when it has one (journal_writer.py)
     answer_unseen: bool = field(default=False, compare=False)
+    # where the times come from: "ami" what callpop saw of the call (events, listings),
+    # "cdr" the PBX's call detail records, read after the call for a row callpop could not
+    # see whole (callpop/store/cdr_reconcile.py)
+    times_source: Literal["ami", "cdr"] = field(default="ami", compare=False)
     event: Literal["ended"] = field(default="ended", init=False)
 
     def as_dict(self) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -183,3 +184,32 @@ async def test_a_clients_calls_say_what_is_not_known(open_desk: Desk, live: Live
         "incoming · talk ≥ 0:04, answer time unknown",
         "incoming · talked 0:42",
     ]
+
+
+async def test_a_call_learned_from_a_listing_ends_with_its_talk_shown_as_the_least_it_can_have_been(
+        open_desk: Desk, live: Live) -> None:
+    """callpop (re)started while Иван talked to anna: the PBX's channel list shows the call
+    answered, not when. When it ends, anna's card says the talk callpop is sure of and that
+    the answer time is unknown, not a plain talk time."""
+    from callpop.pipeline import PIPELINE
+    from callpop.telephony.tracker import CallTracker
+    from tests.support.captures import CONFIG
+
+    page = await open_desk("anna")
+    listed_at = time.time()
+
+    def channel(uid: str, name: str, number: str, age: int) -> dict[str, str]:
+        return {"Event": "CoreShowChannel", "Channel": name, "Uniqueid": uid, "Linkedid": "1800000090.1",
+                "ChannelState": "6", "ChannelStateDesc": "Up", "CallerIDNum": number, "CallerIDName": "",
+                "Exten": "101", "Context": "from-trunk", "BridgeId": "bridge-1", "Duration": f"00:00:{age:02d}"}
+
+    tracker = CallTracker(CONFIG)  # the events a daemon's tracker makes of that listing
+    events = tracker.resync([channel("1800000090.1", "PJSIP/trunk-00000001", KNOWN_NUMBER, 10),
+                             channel("1800000091.2", "PJSIP/101-00000002", "101", 8)], now=listed_at)
+    events += tracker.resync([], now=listed_at + 4.3)  # gone from the next listing: ended
+    await live.app[PIPELINE].handle(events)
+    card = page.locator(CARD.format(call="1800000090.1"))
+    talk = card.locator(".call-talk")
+    await talk.wait_for(timeout=8000)
+    assert await talk.text_content() == "talk ≥ 0:04, answer time unknown"
+    assert "Иван Петров" in (await card.locator(".call-head").text_content() or "")

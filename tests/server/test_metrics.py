@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from callpop.app import create_app
 from callpop.server.keys import AMI, DB
@@ -162,3 +163,37 @@ async def test_health_says_the_database_is_down(settings: Settings, start_live: 
         await live.close()
         await engine.dispose()
         closed.close()
+
+
+async def test_rows_put_right_from_the_pbx_cdr_store_are_counted_in_metrics(
+        db_settings: Settings, db: Database, start_live: StartLive, tmp_path: Path) -> None:
+    """With ``[cdr] url`` the daemon reconciles on its own: a row whose answer it did not see
+    is put right from its CDR row and /metrics says so."""
+    from callpop.settings import CdrSettings
+    from callpop.simulator.cdr import cdr_table
+    from tests.store.test_cdr_reconcile import T0, cdr, listed_talking, write_cdr
+
+    cdr_url = f"sqlite+aiosqlite:///{tmp_path / 'master.db'}"
+    engine = create_async_engine(cdr_url)
+    async with engine.begin() as conn:
+        await conn.run_sync(cdr_table().metadata.create_all)
+    await engine.dispose()
+    await add_employee(db, "anna", ["101"])
+    client = await add_client(db, "Иван", NUMBER)
+    settings = db_settings.replace(cdr=CdrSettings(url=cdr_url, wait_after_end=0.0, interval=0.05))
+    live = await start_live(settings)
+    await listed_talking(live.pipeline.journal, "1700000050.1", client, seen_talk=4, at_most=28)
+    await write_cdr(cdr_url, cdr("1700000050.1", "PJSIP/carrier-00000001", "PJSIP/101-00000002", T0, 30, 25))
+
+    for _ in range(200):
+        if (await scrape(live)).get(("callpop_cdr_reconciled_total", ()), 0.0) >= 1:
+            break
+        await asyncio.sleep(0.05)
+    samples = await scrape(live)
+    assert samples[("callpop_cdr_reconciled_total", ())] == 1
+    assert samples[("callpop_cdr_waiting", ())] == 0
+    assert samples[("callpop_cdr_unreachable_total", ())] == 0
+    async with db.sessions() as session:
+        row = (await session.execute(text(
+            "SELECT talk_seconds, times_source, answer_unseen FROM calls WHERE call_key = '1700000050.1'"))).one()
+    assert (row[0], row[1], bool(row[2])) == (25, "cdr", False)

@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import text
 
 from callpop.settings import DatabaseSettings
+from callpop.simulator.cdr import CdrWriter
 from callpop.simulator.pbx import SimulatedPbx
 from callpop.store.db import Database, open_database
 from tests.support.fault_desks import DESK_PASSWORD, Desks
@@ -188,6 +189,8 @@ class Plan:
     fault_at: float = 2.0  # seconds into the burst
     resets: int = 10
     seed: int = 7
+    # the PBX keeps CDR rows (callpop/simulator/cdr.py) and the daemon reconciles from them
+    cdr: bool = False
 
 
 SCENARIO_MIX = (("incoming_answered", 6), ("ring_group", 1), ("outbound", 1), ("caller_hangup", 1))
@@ -212,6 +215,9 @@ class Run:
     web_port: int = 0
     # (epoch from, to) of each PBX link outage: from the drop or silence to the re-login
     link_down: list[tuple[float, float]] = field(default_factory=list)
+    # the PBX's CDR store (plan.cdr): an SQLite file beside a SQLite journal (as
+    # cdr_sqlite3_custom keeps one), a ``cdr`` table in the journal's PostgreSQL database
+    cdr_url: str = ""
     # the PBX's port, kept while it is down (a crashed PBX comes back on it)
     pbx_hold: PortHold | None = None
 
@@ -219,6 +225,9 @@ class Run:
         self.spool = self.tmp / "journal-spool.db"
         self.log = self.tmp / "daemon.log"
         self.daemon_url = self.db_url
+        if self.plan.cdr:
+            self.cdr_url = (f"sqlite+aiosqlite:///{self.tmp / 'asterisk-cdr.db'}" if self.db_url.startswith("sqlite")
+                            else self.db_url)
 
     # --- set-up -------------------------------------------------------------------------
 
@@ -280,7 +289,14 @@ one_per_client_per_day = false
 
 [logging]
 level = "INFO"
-""", encoding="utf-8")
+""" + (f"""
+[cdr]
+url = "{self.cdr_url}"
+wait_after_end = 0.3
+give_up_after = 300.0
+interval = 0.3
+timeout = 5.0
+""" if self.plan.cdr else ""), encoding="utf-8")
         return path
 
     async def start_pbx(self) -> None:
@@ -288,7 +304,15 @@ level = "INFO"
         if self.pbx_hold is None:
             self.pbx_hold = PortHold()
         self.pbx = SimulatedPbx("callpop", SECRET, AGENTS, rng_seed=self.plan.seed)
+        if self.plan.cdr:
+            self.pbx.cdr = CdrWriter(self.cdr_url)
+            await self.pbx.cdr.start()
         self.pbx_port = await self.pbx.start("127.0.0.1", self.pbx_hold.port, reuse_port=True)
+
+    async def stop_pbx(self) -> None:
+        await self.pbx.stop()
+        if self.pbx.cdr is not None:
+            await self.pbx.cdr.close()
 
     async def start_daemon(self) -> float:
         """Start ``callpop run``; returns seconds until it logged in to the PBX."""
@@ -309,7 +333,7 @@ level = "INFO"
     async def close(self) -> None:
         """Stop the daemon, the PBX and the database relay; release their ports."""
         await self.stop_daemon()
-        await self.pbx.stop()
+        await self.stop_pbx()
         if self.proxy is not None:
             await self.proxy.close()
         if self.pbx_hold is not None:
@@ -394,6 +418,37 @@ level = "INFO"
                 return
             await asyncio.sleep(0.2)
 
+    async def reconciled(self, within: float = 30.0) -> None:
+        """With a CDR store: until no row is left uncertain whose call has CDR rows (the
+        daemon's reconciler put them right; gives up after *within* s, the verdict then
+        counts what is left)."""
+        assert self.pbx.cdr is not None
+        await self.pbx.cdr.flush()
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if not await self.uncertain_with_cdr():
+                return
+            await asyncio.sleep(0.2)
+
+    async def uncertain_with_cdr(self) -> int:
+        """Rows still uncertain (answer or end unseen) whose call has CDR rows."""
+        db = await open_database(DatabaseSettings(url=self.db_url))
+        try:
+            async with db.sessions() as session:
+                keys = [r[0] for r in (await session.execute(text(
+                    "SELECT call_key FROM calls WHERE end_unseen OR answer_unseen"))).all()]
+        finally:
+            await db.close()
+        if not keys:
+            return 0
+        cdr = await open_database(DatabaseSettings(url=self.cdr_url), check_schema=False)
+        try:
+            async with cdr.sessions() as session:
+                known = {r[0] for r in (await session.execute(text("SELECT DISTINCT linkedid FROM cdr"))).all()}
+        finally:
+            await cdr.close()
+        return sum(1 for k in keys if k in known)
+
     # --- the verdict ----------------------------------------------------------------------
 
     async def rows(self) -> tuple[dict[str, dict[str, Any]], dict[str, list[tuple[str, bool]]], int]:
@@ -402,10 +457,10 @@ level = "INFO"
         try:
             async with db.sessions() as session:
                 calls = {r[0]: {"outcome": r[1], "talk": r[2], "ended": r[3], "unseen": r[4], "started": r[5],
-                                "answered": r[6], "answer_unseen": bool(r[7])}
+                                "answered": r[6], "answer_unseen": bool(r[7]), "source": r[8]}
                          for r in (await session.execute(text(
                              "SELECT call_key, outcome, talk_seconds, ended_at, end_unseen, started_at, "
-                             "answered_at, answer_unseen FROM calls"))).all()}
+                             "answered_at, answer_unseen, times_source FROM calls"))).all()}
                 contacts: dict[str, list[tuple[str, bool]]] = {}
                 for key, ext, counted in (await session.execute(text(
                         "SELECT c.call_key, x.extension, k.counted FROM contacts k JOIN calls c ON c.id = k.call_id "
@@ -460,6 +515,9 @@ level = "INFO"
             "open_rows": sum(1 for c in calls.values() if c["ended"] is None or c["outcome"] is None),
             "foreign_rows": sum(1 for k in calls if k not in self.truths),
             "end_unseen": sum(1 for c in calls.values() if c["unseen"]),
+            # rows put right from the PBX's CDR, and rows still uncertain (answer or end unseen)
+            "from_cdr": sum(1 for c in calls.values() if c["source"] == "cdr"),
+            "uncertain_left": sum(1 for c in calls.values() if c["unseen"] or c["answer_unseen"]),
             "contacts_expected": len(expected_contacts),
             "contacts_counted": len(counted & set(self.truths)),
             "lost": len(lost),
@@ -516,6 +574,8 @@ async def daemon_killed(run: Run) -> dict[str, Any]:
     await run.burst(fault)
     await run.played_out()
     await run.settled()
+    if run.plan.cdr:
+        await run.reconciled()
     await asyncio.sleep(0.5)
     await run.stop_daemon()
     result = await run.verdict(down=(down["from"], down["to"]))

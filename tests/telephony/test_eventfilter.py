@@ -3,6 +3,7 @@ and deploy/manager.conf lists exactly the events the tracker reads."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,8 @@ def test_deploy_manager_conf_is_the_generated_one() -> None:
     assert "read = call,agent\n" in text and "write = originate,reporting\n" in text
     for name in ("Newchannel", "Hangup", "BridgeEnter", "AgentConnect", "CoreShowChannel"):
         assert f"eventfilter(action(include),name({name})) =" in text
+    named = re.findall(r"tests/\S+\.py", text)  # the check the file tells the reader about exists
+    assert named and all((ROOT / path).is_file() for path in named), named
 
 
 def test_responses_and_listings_always_pass() -> None:

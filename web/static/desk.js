@@ -5,7 +5,7 @@
 "use strict";
 
 const desk = (() => {
-  const { config, t, el, api } = callpop;
+  const { config, t, el, api, duration } = callpop;
   const board = document.getElementById("calls");
   const empty = document.getElementById("no-calls");
   const stateLabel = document.getElementById("connection-state");
@@ -155,6 +155,17 @@ const desk = (() => {
     }
   }
 
+  /** How long the call talked, from its call.ended: when callpop did not see the answer
+   * (it learned the call from the PBX's channel list after a restart) or the end (a lost
+   * PBX link), only the least it can have been, and said so (docs/websocket.md). */
+  function talkText(msg) {
+    if (msg.outcome !== "answered") return null;
+    const d = { duration: duration(msg.talk_seconds || 0) };
+    if (msg.answer_unseen) return t("talk ≥ %(duration)s, answer time unknown", d);
+    if (msg.end_unseen) return t("talk ≥ %(duration)s, end time unknown", d);
+    return t("talked %(duration)s", d);
+  }
+
   /** The card's title: the client's name, else the number. A caller-ID name of an unknown
    * number comes from the carrier or the caller's phone and is only shown as such. */
   function callerTitle(card) {
@@ -258,6 +269,7 @@ const desk = (() => {
       callerId,
       entry.watching && entry.agentName ? el("span", { class: "meta agent-name", text: t("with %(name)s", { name: entry.agentName }) }) : null,
       el("span", { class: "call-status", text: statusText(entry) }),
+      entry.state === "after" && entry.talk ? el("span", { class: "meta call-talk", text: entry.talk }) : null,
       entry.state === "after" || entry.state === "gone" || entry.state === "lost"
         ? el("button", { type: "button", class: "small close", text: t("Close"), onclick: () => close(entry) })
         : null].filter(Boolean));
@@ -441,6 +453,7 @@ const desk = (() => {
         if (!entry) break;
         if (!entry.watching && (entry.state === "active" || (msg.answered_by || []).includes(entry.agent))) {
           entry.callId = msg.call_id;
+          entry.talk = talkText(msg);
           upsert({ call: msg.call, agent: entry.agent }, "after");
         } else {
           grey(msg, msg.outcome === "missed" ? "caller_hangup" : "answered_elsewhere");
