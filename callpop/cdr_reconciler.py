@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from callpop.logs import call_context
 from callpop.settings import Settings
 from callpop.store.cdr import CdrRow, CdrSource, safe_url
 from callpop.store.cdr_reconcile import Uncertain, cdr_call, corrected, uncertain_rows
@@ -142,31 +143,13 @@ class CdrReconciler:
             if not cdr_rows:
                 waiting[row.call_id] = (row.call_key, row.ended_at)
                 continue
-            made = cdr_call(cdr_rows, self._agent_of)
-            ended = corrected(row, made) if not isinstance(made, str) else made
-            if isinstance(ended, str):
+            with call_context(row.call_key):  # JSON log lines name the call, like the journal's
+                outcome = await self._one(row, cdr_rows)
+            if outcome == "unusable":
                 unusable += 1
-                if row.call_id not in self._told:
-                    self._told.add(row.call_id)
-                    self.unusable += 1
-                    log.warning("cdr: call %s (#%d): its %d CDR rows are not used (%s); it stays uncertain",
-                                row.call_key, row.call_id, len(cdr_rows), ended)
-                continue
-            closed = await self._journal.close_call(ended, row.client_id)
-            if closed is None:  # the journal's database is away: spooled, written (and told) later
-                continue
-            if not closed.written:
-                log.debug("cdr: call %s (#%d) was put right by another instance", row.call_key, row.call_id)
-                continue
-            reconciled += 1
-            self.reconciled += 1
-            log.info("cdr: call %s (#%d) put right from %d CDR rows: %s, talk %d s%s", row.call_key, row.call_id,
-                     len(cdr_rows), ended.outcome, ended.talk_seconds,
-                     f", {len(closed.counted_employees)} contact(s) counted" if closed.counted_employees else "")
-            if closed.counted_employees:
-                counted += len(closed.counted_employees)
-                if self._journal.on_counted is not None:
-                    self._journal.on_counted(closed.counted_employees)
+            elif isinstance(outcome, tuple):
+                reconciled += 1
+                counted += len(outcome)
         self._waiting = waiting
         self.waiting = len(waiting)
         if reconciled or unusable:
@@ -174,6 +157,32 @@ class CdrReconciler:
                      "%d wait for their CDR rows", reconciled, counted, unusable, len(waiting))
         return Pass(candidates=len(rows), reconciled=reconciled, counted=counted, waiting=len(waiting),
                     unusable=unusable)
+
+    async def _one(self, row: Uncertain, cdr_rows: list[CdrRow]) -> str | tuple[int, ...]:
+        """Put one row right: the employees counted, "unusable", or "other" (spooled, or
+        written by another instance)."""
+        made = cdr_call(cdr_rows, self._agent_of)
+        ended = corrected(row, made) if not isinstance(made, str) else made
+        if isinstance(ended, str):
+            if row.call_id not in self._told:
+                self._told.add(row.call_id)
+                self.unusable += 1
+                log.warning("cdr: call %s (#%d): its %d CDR rows are not used (%s); it stays uncertain",
+                            row.call_key, row.call_id, len(cdr_rows), ended)
+            return "unusable"
+        closed = await self._journal.close_call(ended, row.client_id)
+        if closed is None:  # the journal's database is away: spooled, written (and told) later
+            return "other"
+        if not closed.written:
+            log.debug("cdr: call %s (#%d) was put right by another instance", row.call_key, row.call_id)
+            return "other"
+        self.reconciled += 1
+        log.info("cdr: call %s (#%d) put right from %d CDR rows: %s, talk %d s%s", row.call_key, row.call_id,
+                 len(cdr_rows), ended.outcome, ended.talk_seconds,
+                 f", {len(closed.counted_employees)} contact(s) counted" if closed.counted_employees else "")
+        if closed.counted_employees and self._journal.on_counted is not None:
+            self._journal.on_counted(closed.counted_employees)
+        return closed.counted_employees
 
     def _gave_up(self, still: set[int], horizon: dt.datetime) -> None:
         """Rows waited for at the last pass that are no longer candidates: past
@@ -184,8 +193,9 @@ class CdrReconciler:
                 continue
             if ended_at < horizon:
                 self.unmatched += 1
-                log.warning("cdr: call %s (#%d): no CDR rows %g s after its end; given up, it stays uncertain",
-                            key, call_id, self._cfg.give_up_after)
+                with call_context(key):
+                    log.warning("cdr: call %s (#%d): no CDR rows %g s after its end; given up, it stays uncertain",
+                                key, call_id, self._cfg.give_up_after)
             else:
                 log.debug("cdr: call %s (#%d) was put right by another instance", key, call_id)
         self._waiting = {k: v for k, v in self._waiting.items() if k in still}

@@ -297,7 +297,7 @@ def _check_cdr(cdr: CdrSettings) -> None:
     if not _URL.match(cdr.url):
         raise SettingsError("cdr.url: expected an SQLAlchemy async URL like "
                             "postgresql+asyncpg://user@host/asterisk or sqlite+aiosqlite:////var/log/asterisk/"
-                            f"master.db, found {cdr.url.split('://', 1)[0]!r}://...")
+                            f"master.db, found one starting {cdr.url.split('://', 1)[0].split(':', 1)[0]!r}")
     if not all(_COLUMN.match(part) for part in cdr.table.split(".", 1)):
         raise SettingsError(f"cdr.table: expected a table name like cdr or asteriskcdrdb.cdr, found {cdr.table!r}")
     for name in ("calldate", "duration", "billsec", "disposition", "channel", "dstchannel", "uniqueid",

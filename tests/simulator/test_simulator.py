@@ -254,3 +254,49 @@ async def test_a_recorded_simulator_stream_replays_to_the_same_calls(scenario: s
     for d in replayed + live:
         d.pop("talk_seconds", None)  # a raw stream has no clock
     assert replayed == live
+
+
+async def test_the_pbx_keeps_a_cdr_row_per_dial_segment_as_asterisk_would(tmp_path: Any) -> None:
+    """With a CDR backend the simulator writes, for each call played to its end, one row per
+    dial segment with Asterisk's columns: Party A the trunk (inbound) or the agent (outbound),
+    its Uniqueid the call's Linkedid, the ring group's losers NO ANSWER, a queue's rows
+    answered at their start (the queue answered the caller), a caller who hung up NO ANSWER."""
+    from sqlalchemy import select
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from callpop.simulator.cdr import CdrWriter, cdr_table
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'master.db'}"
+    pbx = SimulatedPbx("callpop", "s", ("101", "102", "103", "104"), speed=4.0, rng_seed=3)
+    pbx.cdr = CdrWriter(url)
+    await pbx.cdr.start()
+    await pbx.start("127.0.0.1", 0)
+    keys = {name: await pbx.place_call(name, client="+79160000001", agent="101", talk_seconds=4)
+            for name in ("incoming_answered", "ring_group", "outbound", "caller_hangup", "queue_answered",
+                         "blind_transfer")}
+    await wait_until(lambda: not pbx._calls, within=30)
+    await pbx.cdr.close()
+    await pbx.stop()
+    engine = create_async_engine(url)
+    table = cdr_table()
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(table).order_by(table.c.sequence))).mappings().all()
+    await engine.dispose()
+    by_call: dict[str, list[Any]] = {}
+    for r in rows:
+        assert r["uniqueid"] == r["linkedid"] and 0 <= r["billsec"] <= r["duration"]
+        by_call.setdefault(r["linkedid"], []).append(r)
+
+    def shape(name: str) -> list[tuple[str, str, str]]:
+        return sorted((r["channel"].split("-")[0], r["dstchannel"].split("-")[0], r["disposition"])
+                      for r in by_call.get(keys[name], []))
+
+    assert shape("incoming_answered") == [("PJSIP/carrier", "PJSIP/101", "ANSWERED")]
+    group = shape("ring_group")  # 101 answers; the two other members the PBX picked rang
+    assert len(group) == 3 and {a for a, _, _ in group} == {"PJSIP/carrier"}
+    assert [(b, d) for _, b, d in group if d == "ANSWERED"] == [("PJSIP/101", "ANSWERED")]
+    assert shape("outbound") == [("PJSIP/101", "PJSIP/carrier", "ANSWERED")]
+    assert shape("caller_hangup") == [("PJSIP/carrier", "PJSIP/101", "NO ANSWER")]
+    queue = [r for r in by_call[keys["queue_answered"]] if r["disposition"] == "ANSWERED"]
+    assert len(queue) == 1 and queue[0]["billsec"] == queue[0]["duration"] and queue[0]["lastapp"] == "Queue"
+    assert keys["blind_transfer"] not in by_call  # transfers' segments are not modelled
