@@ -125,7 +125,8 @@ class RowWrites:
         """A call re-learned from a channel listing (callpop restarted mid-call) has only
         bounds on its answer; the answer recorded while it was on is the truth: count the
         caller's talk (and a single talker's) from there. Without one the talk stays an
-        interval (``answer_unseen``)."""
+        interval (``answer_unseen``); so it does with one when the end was not seen either
+        (``end_unseen``): the most it can have been still bounds it."""
         assert event.ended_at is not None
         answered = await journal_recovery.recorded_answer(session, self._pbx(event.call), event.call)
         if answered is None:
@@ -133,7 +134,9 @@ class RowWrites:
         talk = max(0, int(event.ended_at - answered.timestamp()))
         talks = event.talks
         if len(talks) == 1:
-            talks = (AgentTalk(talks[0].agent, talk),)
+            most = talks[0].at_most
+            talks = (AgentTalk(talks[0].agent, talk,
+                               max(talk, most) if event.end_unseen and most is not None else None),)
         return dataclasses.replace(event, talk_seconds=talk, talks=talks, answered_at=answered.timestamp(),
                                    answer_unseen=False)
 

@@ -4,6 +4,7 @@ an interval; the journal records the part it is sure of, and a contact counts on
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from zoneinfo import ZoneInfo
@@ -20,7 +21,7 @@ from callpop.store.directory import client_history
 from callpop.store.kpi.drill import VALUE_LABELS, drill
 from callpop.store.models import Call, CallParticipant, Contact
 from callpop.store_hooks import StoreHooks
-from callpop.telephony.events import Answered, CallEvent, Ended, Ringing
+from callpop.telephony.events import AgentTalk, Answered, CallEvent, Ended, Ringing
 from callpop.telephony.tracker import CallTracker
 from tests.support.captures import CONFIG
 from tests.support.live import add_client, add_employee
@@ -139,6 +140,28 @@ async def test_an_answer_recorded_live_before_a_restart_wins_over_the_listing(
         (contact,) = (await session.scalars(select(Contact))).all()
     assert (call.talk_seconds, call.answer_unseen) == (8, False)
     assert (contact.employee_id, contact.counted, contact.talk_seconds) == (emp, True, 8)
+
+
+async def test_an_answer_recorded_live_does_not_make_a_talk_whose_end_was_not_seen_short(
+        db: Database, settings: Settings) -> None:
+    """callpop saw the answer, died, learned the call again from a listing, then lost the
+    PBX link and the call was gone from the next listing: the talk from the recorded answer
+    (3 s) is exact at its start only; it may have gone on until the call was found gone."""
+    await add_client(db, "Иван", NUMBER)
+    emp = await add_employee(db, "anna", ["101"])
+    cfg = settings.replace(kpi=KpiSettings(min_talk_seconds=6, one_per_client_per_day=False))
+    events = _played(agent_up_for=8, ends_after=2.5)
+    ringing = next(e for e in events if isinstance(e, Ringing))
+    await _journal(db, cfg, [ringing, Answered(ringing.call, "101", at=LISTED_AT - 1)])  # seen live, then the kill
+    gone = [dataclasses.replace(e, end_unseen=True, talks=(AgentTalk("101", 2, 10),)) if isinstance(e, Ended)
+            else e for e in events]
+    await _journal(db, cfg, gone)
+    async with db.sessions() as session:
+        (call,) = (await session.scalars(select(Call))).all()
+        (contact,) = (await session.scalars(select(Contact))).all()
+    assert (call.talk_seconds, call.answer_unseen, call.end_unseen) == (3, False, True)
+    assert (contact.employee_id, contact.counted, contact.reason, contact.talk_seconds) == (
+        emp, False, "uncertain_talk", 3)
 
 
 async def test_a_row_learned_from_a_listing_and_closed_by_a_sweep_stays_uncertain(
