@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from callpop.callerid import safe_caller_name
+from callpop.callerid import safe_caller_name, to_ascii
 from callpop.settings import Settings
 
 __all__ = ["OUTBOUND_CID_VARIABLE", "Dial", "OriginatePlan", "device_for", "dial_for", "originate_plan", "pbx_of"]
@@ -80,11 +80,16 @@ def _number_part(number: str) -> str:
 
 
 def originate_plan(extension: str, agent_name: str, e164: str, settings: Settings) -> OriginatePlan:
-    """Click-to-call by the manager at *extension* to the client at *e164*."""
+    """Click-to-call by the manager at *extension* to the client at *e164*. The agent's
+    name is cleaned as the dialplan's ``CALLERID(name)`` answers are (``[dialplan]``
+    ``name_max_length`` and ``transliterate``): the same phones show both."""
     dial = dial_for(e164, settings)
-    name = safe_caller_name(agent_name, 40) or extension
+    dialplan = settings.dialplan
+    name = safe_caller_name(agent_name, dialplan.name_max_length, ascii_only=dialplan.transliterate) or extension
     caller_id = settings.dialing.agent_caller_id.format(name=name, extension=_number_part(pbx_of(extension,
                                                                                                  settings)[1]))
+    if dialplan.transliterate:  # the template's own words reach the same phone
+        caller_id = to_ascii(caller_id)
     outbound = settings.dialing.outbound_numbers.get(extension) or settings.dialing.outbound_number
     variables = ((OUTBOUND_CID_VARIABLE, _number_part(outbound)),) if _number_part(outbound) else ()
     return OriginatePlan(channel=device_for(extension, settings), exten=dial.exten, context=dial.context,

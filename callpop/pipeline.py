@@ -53,6 +53,7 @@ from callpop.telephony.events import (
     RingStopped,
     Transferred,
 )
+from callpop.telephony.pbxes import pbx_of
 
 if TYPE_CHECKING:
     from callpop.store.db import Database
@@ -63,6 +64,7 @@ log = logging.getLogger(__name__)
 
 STALE_AFTER = 6 * 3600.0  # a call with no event for this long is forgotten (missed hangup)
 SWEEP_EVERY = 60.0
+LOGGED_IDS = 10  # forgotten calls named by id in the log line; the rest are counted
 
 
 class Pipeline(CallLookups, PbxLinks):
@@ -333,21 +335,25 @@ class Pipeline(CallLookups, PbxLinks):
 
     def sweep(self, now: float) -> int:
         """Forget calls whose hangup we never saw: silent for STALE_AFTER, or silent for a
-        minute and unknown to the tracker. Returns how many were dropped."""
+        minute and unknown to the tracker. Returns how many were dropped; the log names
+        them (the first LOGGED_IDS of each PBX), for looking them up in the PBX's own logs."""
         active: set[str] | None = None
         if self._tracker is not None:
             with contextlib.suppress(Exception):
                 active = {a.call for a in self._tracker.active_calls()}
-        dropped = 0
+        dropped: dict[str, list[str]] = {}  # PBX -> its calls, in the order they were first heard
         for call, state in list(self._calls.items()):
             idle = now - state.last_event
             gone = active is not None and call not in active and idle > SWEEP_EVERY
             if state.worker is None and (idle > STALE_AFTER or gone):
                 del self._calls[call]
-                dropped += 1
-        if dropped:
-            log.info("forgot %d calls with no hangup seen", dropped)
-        return dropped
+                dropped.setdefault(pbx_of(call, self._settings.pbx.id, self._settings.more_ami), []).append(call)
+        several = bool(self._settings.more_ami)
+        for pbx, calls in dropped.items():
+            more = f" and {len(calls) - LOGGED_IDS} more" if len(calls) > LOGGED_IDS else ""
+            log.info("forgot %d calls with no hangup seen: %s%s", len(calls), ", ".join(calls[:LOGGED_IDS]), more,
+                     extra={"pbx": pbx} if several else None)
+        return sum(len(calls) for calls in dropped.values())
 
 
 PIPELINE: web.AppKey[Pipeline] = web.AppKey("pipeline", Pipeline)

@@ -8,7 +8,14 @@ fixture; the journal is recorded so we can count what the pipeline asked of it.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 
+import pytest
+
+from callpop.pipeline import LOGGED_IDS, STALE_AFTER
+from callpop.settings import Settings
+from callpop.settings_file import settings_from_mapping
 from callpop.store.db import Database
 from callpop.telephony.events import AgentTalk, Answered, Ended, Ringing, RingStopped, Transferred
 from tests.support.live import Live, Recorder, StartLive, add_client, add_employee
@@ -270,3 +277,25 @@ async def test_a_number_changed_after_arrival_is_looked_up_again(db: Database, s
     pop = await anna.until("call.ringing")
     assert pop["card"]["match"] == "single" and pop["card"]["client"]["name"] == "Иван Петров"
     assert rec.lookups == ["+79995550000", NUMBER]
+
+
+async def test_forgotten_calls_are_named_in_the_log_per_pbx(db_settings: Settings, db: Database,
+                                                            start_live: StartLive,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    """Calls whose hangup never came are forgotten after hours of silence; the log line
+    says which (the first few ids, then how many more) and on which PBX, so they can be
+    looked for in the PBX's own logs."""
+    several = settings_from_mapping({"ami": {"office2": {"host": "127.0.0.1"}}}, environ={})
+    live = await start_live(db_settings.replace(ami=several.ami, more_ami=several.more_ami), store=Recorder().hooks())
+    main_calls = [f"17000000{i:02d}.1" for i in range(LOGGED_IDS + 3)]
+    await live.pipeline.handle([ringing(call, "101") for call in main_calls])
+    await live.pipeline.handle([ringing(call, "office2:101") for call in ("office2:1700000000.1", "office2:17.2")])
+    await live.pipeline.drain()
+    caplog.set_level(logging.INFO, logger="callpop.pipeline")
+    assert live.pipeline.sweep(time.monotonic() + STALE_AFTER + 1) == LOGGED_IDS + 5
+    lines = {getattr(r, "pbx", None): r.getMessage() for r in caplog.records if "no hangup seen" in r.getMessage()}
+    assert lines == {
+        "main": f"forgot {LOGGED_IDS + 3} calls with no hangup seen: {', '.join(main_calls[:LOGGED_IDS])} and 3 more",
+        "office2": "forgot 2 calls with no hangup seen: office2:1700000000.1, office2:17.2",
+    }
+    assert live.pipeline.active == 0

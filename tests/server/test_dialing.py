@@ -47,6 +47,19 @@ def test_the_agent_leg_shows_the_agent_and_the_client_sees_the_company() -> None
     assert originate_plan("101", "Анна", "+79161234567", _settings()).variables == ()
 
 
+def test_the_agent_leg_name_is_cleaned_as_the_dialplan_name_is() -> None:
+    """A phone that cannot show UTF-8 gets the manager's name in ASCII on click-to-call
+    too, cut to the same length as the names the dialplan asks for."""
+    s = settings_from_mapping({"dialplan": {"transliterate": True, "name_max_length": 12},
+                               "dialing": {"agent_caller_id": "Звонок: {name} <{extension}>"}}, environ={})
+    plan = originate_plan("101", 'Анна "Аня"\nИванова', "+79161234567", s)
+    assert plan.caller_id == "Zvonok: Anna Ania Iv <101>"
+    assert plan.caller_id.isascii()
+    unlimited = settings_from_mapping({"dialplan": {"name_max_length": 100}}, environ={})
+    long_name = " ".join(["Анна"] * 15)
+    assert originate_plan("101", long_name, "+79161234567", unlimited).caller_id == long_name + " <101>"
+
+
 @pytest.mark.parametrize(("dialing", "message"), [
     ({"rules": [{"pattern": "(", "dial": "x"}]}, "dialing.rules[0]"),
     ({"rules": [{"pattern": r"^\+7(\d+)$", "dial": r"8\2"}]}, "dialing.rules[0]"),

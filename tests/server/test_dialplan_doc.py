@@ -1,6 +1,7 @@
 """docs/dialplan.md's plain-Asterisk snippet, run against the app: the URLs its CURL()
 calls build (with the dialplan's variables filled in as Asterisk would) must give the
-name and the route the snippet then uses."""
+name and the route the snippet then uses; and the name, whatever its characters, must
+reach CALLERID(name) whole when the snippet runs as Asterisk would run it."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ import re
 from urllib.parse import quote, unquote
 
 import aiohttp
+import pytest
 from yarl import URL
 
+from callpop.callerid import safe_caller_name
 from callpop.settings import DialplanSettings, Settings
 from callpop.store.db import Database
+from tests.support.dialplan_model import Channel, run_until
 from tests.support.live import Recorder, StartLive, add_client, add_employee
 from tests.support.paths import ROOT
 
@@ -95,3 +99,31 @@ async def test_the_documented_dialplan_gets_the_name_and_the_route(db_settings: 
         await http.close()
     finally:
         await live.close()
+
+
+def _name_lines(name: str) -> Channel:
+    """The snippet run up to its route question, with callpop answering *name*."""
+    def curl(url: str) -> str:
+        assert "/pbx/caller-name?" in url, url
+        return name
+
+    channel = Channel({"CALLPOP": "http://192.0.2.10:8080", "CALLPOP_TOKEN": "change-me",
+                       "CALLERID(num)": "89161234567", "CALLERID(name)": "CARRIER NAME",
+                       "CHANNEL(linkedid)": LINKEDID}, curl)
+    return run_until(_snippet(), channel, stop="/pbx/route")
+
+
+@pytest.mark.parametrize("name", [
+    "Ромашка) Ltd: Москва",       # a ")" closes ExecIf's parentheses early, then ":" splits
+    "ИП Иванов (склад: 2",
+    "Who? Me: ok, thanks",
+    "[x]: y) z",
+    "Иван Петров",
+])
+def test_the_documented_dialplan_sets_any_name_callpop_answers_whole(name: str) -> None:
+    assert safe_caller_name(name, 40) == name  # callpop answers it as it is
+    assert _name_lines(name).values["CALLERID(name)"] == name
+
+
+def test_an_empty_answer_keeps_the_name_the_carrier_sent() -> None:
+    assert _name_lines("").values["CALLERID(name)"] == "CARRIER NAME"
