@@ -33,7 +33,8 @@ an SQLite journal, a ``cdr`` table in the journal's PostgreSQL database) and the
 
 Columns: calls played, recorded (rows), open rows, contacts expected/counted, lost (of which
 knowable: neither wholly inside the daemon's downtime nor ended in it with less than
-min_talk talked before it died), extra, doubled, talk-time error (max/median seconds, over
+min_talk of talk the daemon had read before its last heartbeat: what it had read is
+measured at the kill, tests/support/ami_reads.py), extra, doubled, talk-time error (max/median seconds, over
 answered calls) and recovery time. Last line: the results as JSON.
 """
 

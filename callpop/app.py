@@ -225,8 +225,10 @@ async def _cdr_ctx(app: web.Application) -> AsyncIterator[None]:
     from callpop.cdr_reconciler import CdrReconciler
 
     reconciler = CdrReconciler(settings, app[DB], pipeline.journal)
+    if not reconciler.start():  # logged: no driver for that database; the pops go on
+        yield
+        return
     app[EXTRA]["cdr"] = reconciler
-    reconciler.start()
     yield
     await reconciler.close()
 

@@ -111,6 +111,9 @@ class SimulatedPbx:
         self.rng = random.Random(rng_seed)
         self.frozen = False
         self.on_write: Callable[[str, bytes], None] | None = None
+        # every byte a client's connection is sent, in order: (its peer "host:port", the bytes);
+        # a test tells from it what a client can have read (tests/support/ami_reads.py)
+        self.on_sent: Callable[[str, bytes], None] | None = None
         self.calls_placed = 0
         self.logins: list[tuple[str, bool]] = []  # (md5 | plain, accepted): what clients did
         self.originates: list[dict[str, Any]] = []  # every Originate action as received (tests read it)

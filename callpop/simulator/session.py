@@ -41,6 +41,7 @@ class PbxState(Protocol):
     secret: str
     md5: bool
     frozen: bool
+    on_sent: Callable[[str, bytes], None] | None
     logins: list[tuple[str, bool]]
     originates: list[dict[str, Any]]
     _sessions: set[AmiSession]
@@ -72,7 +73,7 @@ class AmiSession(asyncio.Protocol):
         self.peer = f"{host}:{port}"
         self.pbx._sessions.add(self)
         if not self.pbx.frozen:
-            transport.write(BANNER)
+            self.write(BANNER)
         else:
             self.held.append(b"")  # the banner goes out on unfreeze
         log.info("simulated PBX: client %s connected (%d clients)", self.peer, len(self.pbx._sessions))
@@ -105,6 +106,8 @@ class AmiSession(asyncio.Protocol):
             t.abort()
             return
         t.write(data)
+        if self.pbx.on_sent is not None:
+            self.pbx.on_sent(self.peer, data)
 
     def handle(self, msg: AmiMessage) -> None:
         m = {k.lower(): v for k, v in msg.items()}

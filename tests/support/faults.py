@@ -32,6 +32,7 @@ from callpop.settings import DatabaseSettings
 from callpop.simulator.cdr import CdrWriter
 from callpop.simulator.pbx import SimulatedPbx
 from callpop.store.db import Database, open_database
+from tests.support.ami_reads import Heard, SentLog, bytes_read
 from tests.support.fault_desks import DESK_PASSWORD, Desks
 from tests.support.ports import PortHold, taken, unbound_port
 
@@ -220,6 +221,7 @@ class Run:
     cdr_url: str = ""
     # the PBX's port, kept while it is down (a crashed PBX comes back on it)
     pbx_hold: PortHold | None = None
+    sent: SentLog = field(default_factory=SentLog)  # what the PBX sent each connection
 
     def __post_init__(self) -> None:
         self.spool = self.tmp / "journal-spool.db"
@@ -304,6 +306,7 @@ timeout = 5.0
         if self.pbx_hold is None:
             self.pbx_hold = PortHold()
         self.pbx = SimulatedPbx("callpop", SECRET, AGENTS, rng_seed=self.plan.seed)
+        self.pbx.on_sent = self.sent
         if self.plan.cdr:
             self.pbx.cdr = CdrWriter(self.cdr_url)
             await self.pbx.cdr.start()
@@ -339,10 +342,19 @@ timeout = 5.0
         if self.pbx_hold is not None:
             self.pbx_hold.close()
 
-    def kill_daemon(self) -> None:
+    def kill_daemon(self) -> Heard | None:
+        """SIGKILL; returns what the daemon had heard of the PBX's calls by then (the bytes
+        it had read: tests/support/ami_reads.py), None if it was not logged in once."""
         assert self.daemon is not None
+        self.daemon.send_signal(signal.SIGSTOP)  # frozen: it reads nothing more
+        sessions = [s for s in self.pbx._sessions if s.logged_in]
+        heard = None
+        if len(sessions) == 1:
+            peer = sessions[0].peer
+            heard = self.sent.heard(peer, bytes_read(peer, f"127.0.0.1:{self.pbx_port}"))
         self.daemon.send_signal(signal.SIGKILL)
         self.daemon.wait()
+        return heard
 
     async def stop_daemon(self) -> None:
         if self.daemon is None or self.daemon.poll() is not None:
@@ -473,23 +485,39 @@ timeout = 5.0
             await db.close()
         return calls, contacts, int(bad_times)
 
-    async def verdict(self, *, down: tuple[float, float] | None = None) -> dict[str, Any]:
+    async def verdict(self, *, down: tuple[float, float] | None = None, heard: Heard | None = None,
+                      alive_until: float | None = None) -> dict[str, Any]:
         """Counts against the truth. *down*: the daemon's downtime (epoch from, to): only
-        calls wholly inside it may be missing or lose their contact."""
+        calls wholly inside it may be missing or lose their contact. *heard*: what the
+        daemon had read of the PBX when it was killed, and *alive_until* its last heartbeat
+        then (the last moment it can have known a call was still on): a call's events it
+        had not read are as unknown to it as the ones sent while it was down. Without them
+        the daemon is taken to have read everything sent before *down* began."""
         calls, contacts, bad_times = await self.rows()
         expected_contacts = {k for k, t in self.truths.items() if t.talk >= self.plan.min_talk}
         counted = {k for k, cs in contacts.items() if any(c for _, c in cs)}
         doubled = sum(1 for cs in contacts.values() if sum(1 for _, c in cs if c) > 1)
-        inside = {k for k, t in self.truths.items() if down is not None and t.start >= down[0] and t.end <= down[1]}
+        if down is not None and heard is None:
+            heard = Heard(-1, rang={k for k, t in self.truths.items() if t.start < down[0]},
+                          answered={k: t.answer for k, t in self.truths.items()
+                                    if t.answer is not None and t.answer < down[0]},
+                          ended={k for k, t in self.truths.items() if t.end <= down[0]})
+        until = alive_until if alive_until is not None else down[0] if down is not None else 0.0
+        back = down[1] if down is not None else 0.0
+        # nothing of it read, over before the daemon was back: wholly unknown to callpop
+        inside = set() if heard is None else {
+            k for k, t in self.truths.items() if k not in heard.rang and t.end <= back}
         # played wholly while the PBX link was down: AMI replays nothing, the next listing
         # shows only what is still up (on a loaded machine a re-login can take a second)
         unfollowed = {k for k, t in self.truths.items() if any(a <= t.start and t.end <= b for a, b in self.link_down)}
         inside |= unfollowed
-        # ended while the daemon was down, with less than min_talk talked before it died (or
-        # answered only after): how long they talked cannot be known (docs/reliability.md)
-        unknowable = {k for k, t in self.truths.items()
-                      if down is not None and t.answer is not None and down[0] < t.end <= down[1]
-                      and max(0.0, down[0] - t.answer) < self.plan.min_talk <= t.talk}
+        # its end not read, over before the daemon was back, and less than min_talk of its
+        # talk read before the daemon's last heartbeat (or its answer not read): how long
+        # it talked cannot be known (docs/reliability.md)
+        unknowable = set() if heard is None else {
+            k for k, t in self.truths.items()
+            if k not in heard.ended and t.end <= back and t.talk >= self.plan.min_talk
+            and (k not in heard.answered or until - heard.answered[k] < self.plan.min_talk)}
         # answered while the daemon or its PBX link was down and still on when it was back:
         # the talk is sure only from when callpop saw it up (the row's answered_at: the
         # listing), the answer's moment is not listed (docs/reliability.md)
@@ -497,20 +525,20 @@ timeout = 5.0
                        if k in calls and calls[k]["answer_unseen"] and t.answer is not None
                        and t.talk_end is not None and t.answer <= _epoch(calls[k]["answered"])
                        and t.talk_end - _epoch(calls[k]["answered"]) < self.plan.min_talk <= t.talk}
-        lost = expected_contacts - counted
-        # a call missing from the journal must have ended while the daemon was down, without
-        # an answer it could have seen
+        # a call missing from the journal must be one the daemon had read neither the
+        # answer nor the end of, over before it was back
         missing_knowable = {k for k, t in self.truths.items() if k not in calls and k not in unfollowed and not (
-            down is not None and down[0] < t.end <= down[1] and (t.answer is None or t.answer > down[0]))}
+            heard is not None and k not in heard.ended and k not in heard.answered and t.end <= back)}
+        since = down[0] if down is not None else 0.0
+        lost = expected_contacts - counted
         errors = [abs(int(calls[k]["talk"]) - t.talk) for k, t in self.truths.items()
                   if k in calls and t.answer is not None and calls[k]["outcome"] == "answered"]
         return {
             "calls": len(self.truths),
             "recorded": sum(1 for k in self.truths if k in calls),
             "missing_knowable": len(missing_knowable),
-            "missing_detail": sorted((t.scenario, round(t.start - (down[0] if down else 0), 2),
-                                      round((t.answer or 0) - (down[0] if down else 0), 2),
-                                      round(t.end - (down[0] if down else 0), 2))
+            "missing_detail": sorted((t.scenario, round(t.start - since, 2), round((t.answer or 0) - since, 2),
+                                      round(t.end - since, 2))
                                      for k, t in self.truths.items() if k in missing_knowable)[:8],
             "open_rows": sum(1 for c in calls.values() if c["ended"] is None or c["outcome"] is None),
             "foreign_rows": sum(1 for k in calls if k not in self.truths),
@@ -544,6 +572,20 @@ def _epoch(moment: Any) -> float:
     return float(moment.timestamp())
 
 
+def last_beat(path: Path) -> float | None:
+    """The daemon's last heartbeat in its spool file (callpop/journal_spool.py)."""
+    if not path.exists():
+        return None
+    con = sqlite3.connect(path, timeout=5)
+    try:
+        row = con.execute("SELECT value FROM state WHERE key = 'heartbeat'").fetchone()
+        return None if row is None else float(row[0])
+    except sqlite3.OperationalError:
+        return None
+    finally:
+        con.close()
+
+
 def spool_count(path: Path) -> int:
     if not path.exists():
         return 0
@@ -563,10 +605,14 @@ def spool_count(path: Path) -> int:
 async def daemon_killed(run: Run) -> dict[str, Any]:
     """SIGKILL mid-burst, ``downtime`` s down, restarted."""
     down: dict[str, float] = {}
+    known: dict[str, Heard | None] = {}
 
     async def fault() -> None:
         down["from"] = time.time()
-        run.kill_daemon()
+        known["heard"] = run.kill_daemon()
+        beat = last_beat(run.spool)
+        if beat is not None:
+            down["beat"] = beat
         await asyncio.sleep(run.plan.downtime)
         down["recovery"] = await run.start_daemon()
         down["to"] = time.time()  # down until it follows calls again
@@ -578,8 +624,10 @@ async def daemon_killed(run: Run) -> dict[str, Any]:
         await run.reconciled()
     await asyncio.sleep(0.5)
     await run.stop_daemon()
-    result = await run.verdict(down=(down["from"], down["to"]))
+    result = await run.verdict(down=(down["from"], down["to"]), heard=known["heard"], alive_until=down.get("beat"))
     result["recovery_s"] = round(down["recovery"], 2)
+    heard = known["heard"]
+    result["unread_at_kill_bytes"] = heard.unread if heard is not None else None
     return result
 
 
