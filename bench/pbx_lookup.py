@@ -28,6 +28,9 @@ Two clients (``--client``), each a round of its own against a fresh server:
   starts and written at once, the answer read by its Content-Length; a call's two
   questions in one thread on one kept-alive connection. The client's own Python is a
   few microseconds per exchange, so this is the figure the PBX sees (and the target's).
+* ``raw-fresh``: the same, but each call opens its own connection (its first question's
+  time includes the connect) and closes it: func_curl keeps one curl handle per thread,
+  and each call is a new channel thread on the PBX, so this is the closer model.
 * ``aiohttp``: aiohttp's client on the bench's event loop, as the first version of this
   bench measured: its own parsing and scheduling add to every round trip.
 
@@ -162,6 +165,13 @@ def _start_server(code: str, url: str, args: argparse.Namespace) -> tuple[subpro
     return proc, int(info["port"])
 
 
+def request_bytes(port: int, path: str, params: dict[str, str]) -> bytes:
+    """The request as curl sends it for ``CURL(url)`` (Asterisk's user agent)."""
+    target = path + ("?" + urlencode(params) if params else "")
+    return (f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            "User-Agent: asterisk-libcurl-agent/1.0\r\nAccept: */*\r\n\r\n").encode()
+
+
 class RawHttp:
     """One keep-alive HTTP/1.1 connection used the way libcurl does in an Asterisk channel
     thread: a blocking socket with TCP_NODELAY, the request's bytes written at once, the
@@ -175,10 +185,7 @@ class RawHttp:
         self.buf = b""
 
     def request(self, path: str, params: dict[str, str]) -> bytes:
-        """The request as curl sends it for ``CURL(url)`` (Asterisk's user agent)."""
-        target = path + ("?" + urlencode(params) if params else "")
-        return (f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
-                "User-Agent: asterisk-libcurl-agent/1.0\r\nAccept: */*\r\n\r\n").encode()
+        return request_bytes(self.port, path, params)
 
     def get(self, request: bytes) -> tuple[int, bytes, str]:
         """Status, body and X-Callpop-Status of one exchange."""
@@ -213,7 +220,9 @@ async def _round(code: str, url: str, size: int, args: argparse.Namespace, seed:
     timings: dict[str, list[float]] = {p: [] for p in (*QUESTIONS, FLOOR, "/health")}
     counts = {"failed": 0, "answered": 0}
     try:
-        asker = _RawAsker(port, args.concurrency) if client == "raw" else _AiohttpAsker(port, args.concurrency)
+        asker: _RawAsker | _AiohttpAsker = (
+            _AiohttpAsker(port, args.concurrency) if client == "aiohttp"
+            else _RawAsker(port, args.concurrency, fresh=client == "raw-fresh"))
         try:
             async def call(i: int, number: str, record: bool) -> None:
                 params = {"number": number} | ({} if args.no_prefetch else {"call": f"{seed}.{i}"})
@@ -316,10 +325,14 @@ class _AiohttpAsker:
 
 class _RawAsker:
     """The questions through ``RawHttp``, each call's two in one thread on one connection
-    (a channel thread's curl handle keeps its connection), like the dialplan snippet."""
+    (a channel thread's curl handle keeps its connection), like the dialplan snippet.
+    *fresh*: each call opens its own connection, its first question's time including the
+    connect, and closes it after the second: func_curl keeps one curl handle per thread,
+    and every call is a new channel thread on the PBX."""
 
-    def __init__(self, port: int, concurrency: int) -> None:
+    def __init__(self, port: int, concurrency: int, *, fresh: bool = False) -> None:
         self.port = port
+        self.fresh = fresh
         self.threads = ThreadPoolExecutor(max_workers=concurrency + 2, thread_name_prefix="bench-curl")
         self.calls: queue.SimpleQueue[RawHttp] = queue.SimpleQueue()
         self.probes: queue.SimpleQueue[RawHttp] = queue.SimpleQueue()
@@ -346,7 +359,23 @@ class _RawAsker:
     async def _run(self, pool: queue.SimpleQueue[RawHttp], asks: list[tuple[str, dict[str, str]]]) -> list[Exchange]:
         return await asyncio.get_running_loop().run_in_executor(self.threads, self._exchanges, pool, asks)
 
+    def _fresh_call(self, params: dict[str, str]) -> list[Exchange]:
+        requests = [request_bytes(self.port, path, params) for path in QUESTIONS]
+        t0 = time.perf_counter()
+        conn = RawHttp(self.port)
+        try:
+            out = []
+            for path, request in zip(QUESTIONS, requests, strict=True):
+                _status, body, why = conn.get(request)
+                out.append((path, (time.perf_counter() - t0) * 1000, body, why))
+                t0 = time.perf_counter()
+            return out
+        finally:
+            conn.close()
+
     async def call(self, params: dict[str, str]) -> list[Exchange]:
+        if self.fresh:
+            return await asyncio.get_running_loop().run_in_executor(self.threads, self._fresh_call, params)
         return await self._run(self.calls, [(path, params) for path in QUESTIONS])
 
     async def probe(self, path: str) -> tuple[str, float]:
@@ -424,7 +453,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=20.0, help="calls per second (Poisson arrivals)")
     parser.add_argument("--concurrency", type=int, default=8, help="keep-alive connections at most")
     parser.add_argument("--client", default="raw,aiohttp",
-                        help="client modes, comma-separated: raw (a blocking socket, like curl), aiohttp")
+                        help="client modes, comma-separated: raw (a blocking socket, like curl), "
+                             "raw-fresh (the same, a new connection per call), aiohttp")
     parser.add_argument("--compare", help="another checkout (e.g. a git worktree of main) measured alongside")
     parser.add_argument("--cache-seconds", type=float, default=5.0, help="[dialplan] cache_seconds of the server")
     parser.add_argument("--reads-on-loop", action="store_true",

@@ -89,6 +89,7 @@ def create_app(settings: Settings, *, db: Any | None = None, tracker: Any | None
     setup_routes(app)
     setup_security_headers(app)
     app.cleanup_ctx.append(_database_ctx(db))
+    app.cleanup_ctx.append(_directory_watch_ctx)
     app.cleanup_ctx.append(_hub_ctx)
     app.cleanup_ctx.append(_login_gate_ctx)
     app.cleanup_ctx.append(_pipeline_ctx(store))
@@ -130,6 +131,18 @@ def _database_ctx(given: Any | None) -> Any:
         await database.close()
 
     return ctx
+
+
+async def _directory_watch_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Other processes' writes to clients, numbers and employees forget the answers they
+    change (callpop/store/directory_changes.py)."""
+    from callpop.store.directory_changes import DirectoryWatch
+
+    watch = DirectoryWatch(app[DB], check_every=app[SETTINGS].database.sqlite_change_check)
+    app[EXTRA]["directory_watch"] = watch
+    watch.start()
+    yield
+    await watch.stop()
 
 
 async def _login_gate_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -225,8 +238,10 @@ async def _cdr_ctx(app: web.Application) -> AsyncIterator[None]:
     from callpop.cdr_reconciler import CdrReconciler
 
     reconciler = CdrReconciler(settings, app[DB], pipeline.journal)
+    if not reconciler.start():  # logged: no driver for that database; the pops go on
+        yield
+        return
     app[EXTRA]["cdr"] = reconciler
-    reconciler.start()
     yield
     await reconciler.close()
 

@@ -81,11 +81,19 @@ class CdrReconciler:
             self._source = CdrSource(self._cfg)
         return self._source
 
-    def start(self) -> None:
-        self._source = self.source  # a URL whose driver is missing fails here, once, not at every pass
+    def start(self) -> bool:
+        """Start the periodic pass; False (logged) when the CDR database cannot be used at
+        all (its driver is not installed): callpop runs on without reconciling."""
+        try:
+            self._source = self.source  # a URL whose driver is missing fails here, once, not at every pass
+        except Exception as exc:
+            log.error("cdr: the CDR database %s cannot be used (%s: %s); call rows are not reconciled",
+                      safe_url(self._cfg.url), type(exc).__name__, self._secret_free(str(exc)))
+            return False
         log.info("cdr: call rows callpop could not see whole are put right from %s, table %s, every %g s",
                  safe_url(self._cfg.url), self._cfg.table, self._cfg.interval)
         self._task = asyncio.create_task(self._run(), name="cdr-reconciler")
+        return True
 
     async def close(self) -> None:
         if self._task is not None:

@@ -103,6 +103,7 @@ class _Live(Collector):
             yield GaugeMetricFamily("callpop_websocket_clients", "Desk tabs connected", value=hub.connections)
         yield from _fanout(app)
         yield from _cdr(app)
+        yield from _directory_watch(app)
 
 
 def _cdr(app: web.Application) -> Iterator[Metric]:
@@ -120,6 +121,20 @@ def _cdr(app: web.Application) -> Iterator[Metric]:
                               "database", value=cdr.unreachable)
     yield GaugeMetricFamily("callpop_cdr_waiting", "Uncertain call rows waiting for their CDR rows",
                             value=cdr.waiting)
+
+
+def _directory_watch(app: web.Application) -> Iterator[Metric]:
+    """Other processes' directory writes heard of (callpop/store/directory_changes.py)."""
+    watch = app[EXTRA].get("directory_watch")
+    if watch is None or watch.state == "off":
+        return
+    yield GaugeMetricFamily("callpop_directory_watch_up", "1 when other processes' directory writes are heard "
+                            "of (PostgreSQL: LISTEN connection up; SQLite: counter readable)",
+                            value=1.0 if watch.state in ("listening", "polling") else 0.0)
+    yield CounterMetricFamily("callpop_directory_changes", "Directory writes of other processes heard of "
+                              "(notifications, or moves of SQLite's counter)", value=watch.heard)
+    yield CounterMetricFamily("callpop_directory_watch_reconnects", "LISTEN connections for directory writes "
+                              "lost and made again", value=watch.reconnects)
 
 
 FANOUT_STATES = ("connecting", "listening", "lost", "stopped")

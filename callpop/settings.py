@@ -125,6 +125,7 @@ class DatabaseSettings:
     url: str = field(default="sqlite+aiosqlite:///var/callpop.db", repr=False)
     echo: bool = False
     sqlite_reads_in_thread: bool = True
+    sqlite_change_check: float = 0.2
 
 
 @dataclass(frozen=True, slots=True)

@@ -221,11 +221,15 @@ async def _route(request: web.Request) -> web.StreamResponse:
     regular = "1" if all(m.regular for m in found) else "0"
     hub, talking = request.app[HUB], _talking(request)
     asking = request.query.get("pbx") or app_settings.pbx.id  # a manager on another PBX cannot be dialled
-    dial = ""
+    dial, busy = "", False
     for extension in match.extensions:
-        if pbx_of(extension, app_settings)[0] == asking and hub.watches(extension) and extension not in talking:
-            dial = device_for(extension, app_settings)
-            break
-    why = "ok" if dial else ("manager-away" if match.extensions else "no-manager")
+        if pbx_of(extension, app_settings)[0] != asking or not hub.watches(extension):
+            continue
+        if extension in talking:
+            busy = True  # at the desk, but in a conversation
+            continue
+        dial = device_for(extension, app_settings)
+        break
+    why = "ok" if dial else "manager-busy" if busy else "manager-away" if match.extensions else "no-manager"
     return await _send(request, _text(f"dial={quote(dial, safe='/@:-_.')}&regular={regular}", why), key,
                        last=True)

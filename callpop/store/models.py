@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -393,3 +394,15 @@ class AuditEntry(Base):
     field: Mapped[str] = mapped_column(String(50))
     old: Mapped[str | None] = mapped_column(Text, default=None)
     new: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class DirectoryVersion(Base):
+    """One row whose ``version`` SQLite's triggers (the ``directory_changes`` migration)
+    bump at every write to clients, their phones, employees or extensions, by any process:
+    what tells a callpop process that another one changed who a caller is
+    (store/directory_changes.py). PostgreSQL notifies instead and leaves it at 0."""
+
+    __tablename__ = "directory_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, server_default="0")

@@ -2,7 +2,7 @@
 can change them: the call goes to the manager who has the client now, a number added a
 moment ago is known. A real app on a real port, the writes through the HTTP API, both
 databases; the cache lives far longer than the test, so only the invalidation can make
-the new answer appear."""
+the new answer appear. Writes by other processes: test_pbx_outside_writes.py."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
 from callpop.settings import DialplanSettings, Settings
-from callpop.store.db import Database, create_engine
+from callpop.store.db import Database
 from tests.support.live import HttpClient, Live, StartLive, add_client, add_employee
 
 NUMBER = "+79161234567"
@@ -65,18 +64,3 @@ async def test_a_number_added_through_the_api_is_known_at_once(live: Live, db: D
     assert await ask(live, "/pbx/caller-name", number=NUMBER) == ("Иван Петров", "ok")
     await api(manager, "PATCH", f"/api/clients/{client}", {"name": "Иван Сидоров"})
     assert await ask(live, "/pbx/caller-name", number=NUMBER) == ("Иван Сидоров", "ok")
-
-
-async def test_a_write_callpop_did_not_make_waits_for_the_age_bound(live: Live, db: Database,
-                                                                  db_settings: Settings) -> None:
-    """Another process (a second instance, an import) writes behind this one's back: the
-    remembered answer stands until ``cache_seconds``, which is what bounds it."""
-    await add_client(db, "Иван Петров", NUMBER)
-    assert await ask(live, "/pbx/caller-name", number=NUMBER) == ("Иван Петров", "ok")
-    other = create_engine(db_settings.database.url)
-    try:
-        async with other.begin() as conn:
-            await conn.execute(text("UPDATE clients SET name = 'Пётр Иванов'"))
-    finally:
-        await other.dispose()
-    assert await ask(live, "/pbx/caller-name", number=NUMBER) == ("Иван Петров", "ok")

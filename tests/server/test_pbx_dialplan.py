@@ -182,10 +182,10 @@ async def test_route_goes_to_the_responsible_manager_at_the_desk_and_free(
         assert await ask(live, "/pbx/route", number=NUMBER) == (200, "dial=SIP/150010001&regular=1", "ok")
         assert await ask(live, "/pbx/route", number="+79035550000") == (200, "dial=&regular=0", "manager-away")
         assert await ask(live, "/pbx/route", number="+79036660000") == (200, "dial=&regular=1", "no-manager")
-        # anna is talking to someone else: not now
+        # anna is at the desk but talking to someone else: not now, and the log says why
         await pbx.place_call("incoming_answered", client="+79161110000", agent="101", talk_seconds=2)
         await tab.until("call.answered", wait=5)
-        assert await ask(live, "/pbx/route", number=NUMBER) == (200, "dial=&regular=1", "manager-away")
+        assert await ask(live, "/pbx/route", number=NUMBER) == (200, "dial=&regular=1", "manager-busy")
         await tab.until("call.ended", wait=8)
         assert await ask(live, "/pbx/route", number=NUMBER) == (200, "dial=SIP/150010001&regular=1", "ok")
     finally:

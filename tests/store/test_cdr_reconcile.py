@@ -302,3 +302,16 @@ async def test_an_unreachable_cdr_database_is_logged_without_its_password(
     assert f"cdr_reader:***@127.0.0.1:{closed.port}/asteriskcdrdb" in caplog.text
     assert "s3cret-pw" not in caplog.text
     assert calls["1700000040.1"].answer_unseen
+
+
+async def test_a_cdr_database_without_its_driver_turns_reconciliation_off_with_one_error(
+        db: Database, settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """FreePBX's CDR store on MySQL needs an async MySQL driver callpop does not ship: the
+    daemon says so once and runs on (the pops matter more), rows stay as they are."""
+    url = "mysql+aiomysql://cdr_reader:s3cret-pw@pbx-db/asteriskcdrdb"
+    async with Instance(cdr_settings(settings, url), db, tmp_path / "spool.db") as one:
+        with caplog.at_level(logging.ERROR, logger="callpop.cdr_reconciler"):
+            started = one.reconciler.start()
+    assert started is False
+    assert "cannot be used" in caplog.text and "aiomysql" in caplog.text
+    assert "cdr_reader:***@pbx-db/asteriskcdrdb" in caplog.text and "s3cret-pw" not in caplog.text
