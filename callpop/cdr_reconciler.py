@@ -178,7 +178,9 @@ class CdrReconciler:
                 log.warning("cdr: call %s (#%d): its %d CDR rows are not used (%s); it stays uncertain",
                             row.call_key, row.call_id, len(cdr_rows), ended)
             return "unusable"
-        closed = await self._journal.close_call(ended, row.client_id)
+        # a row without a client (the daemon died between writing it at the first ringing
+        # and the lookup's answer) is looked up again: else its contacts are nobody's
+        closed = await self._journal.close_call(ended, row.client_id, resolve=row.client_id is None)
         if closed is None:  # the journal's database is away: spooled, written (and told) later
             return "other"
         if not closed.written:

@@ -154,6 +154,11 @@ class RowWrites:
                                                           extension_to_employee=by_ext, scope=scope)
         for item in closed:
             if self._store.log_contacts is not None and item.ended.outcome == "answered":
+                if item.client_id is None:  # its lookup's answer was never written (a kill)
+                    found = await self._client_of(session, item.ended)
+                    if found is not None:
+                        await journal_recovery.record_client(session, self._pbx(item.ended.call), item.ended.call,
+                                                             found)
                 contacts = await self._store.log_contacts(session, item.call_id, item.ended, self._settings,
                                                           by_extension=by_ext)
                 counted = tuple(sorted({c.employee_id for c in contacts if getattr(c, "counted", False)}))

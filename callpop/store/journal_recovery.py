@@ -108,7 +108,7 @@ async def recorded_answer(session: AsyncSession, pbx_id: str, call_key: str) -> 
 
 
 _OPEN = (select(Call.id, Call.call_key, Call.direction, Call.client_number, Call.caller_name, Call.started_at,
-                Call.answered_at, Call.answer_unseen)
+                Call.answered_at, Call.answer_unseen, Call.client_id)
          .where(Call.pbx_id == bindparam("pbx_id"), Call.ended_at.is_(None), Call.started_at < bindparam("before"))
          .order_by(Call.id))
 _PARTS = select(CallParticipant.extension, CallParticipant.answered).where(
@@ -116,11 +116,13 @@ _PARTS = select(CallParticipant.extension, CallParticipant.answered).where(
 
 
 class Unseen:
-    """A row closed without its end: the Ended the contact rules are run on."""
+    """A row closed without its end: the Ended the contact rules are run on, and the
+    row's client (None: the lookup's answer was never written, see JournalWriter)."""
 
-    def __init__(self, call_id: int, ended: Ended) -> None:
+    def __init__(self, call_id: int, ended: Ended, client_id: int | None = None) -> None:
         self.call_id = call_id
         self.ended = ended
+        self.client_id = client_id
 
 
 def in_scope(key: str, scope: str | None) -> bool:
@@ -145,7 +147,7 @@ async def close_unseen(session: AsyncSession, pbx_id: str, live: Collection[str]
     rows = (await session.execute(_OPEN, {"pbx_id": pbx_id, "before": before})).all()
     closed: list[Unseen] = []
     now = now or dt.datetime.now(dt.UTC)
-    for call_id, key, direction, number, name, started_at, answered_at, answer_unseen in rows:
+    for call_id, key, direction, number, name, started_at, answered_at, answer_unseen, client_id in rows:
         if key in live or not in_scope(key, scope):
             continue
         started_at = _aware(started_at)
@@ -174,7 +176,7 @@ async def close_unseen(session: AsyncSession, pbx_id: str, live: Collection[str]
                       ended_at=ended_at.timestamp(), agents_rang=tuple(ext for ext, _ in parts), talks=talks,
                       answered_at=None if answered is None else answered.timestamp(), end_unseen=True,
                       answer_unseen=bool(answer_unseen) and answered is not None)
-        closed.append(Unseen(int(call_id), ended))
+        closed.append(Unseen(int(call_id), ended, client_id))
         log.warning("call %s (#%s): its end was not seen; closed as %s at %s, talk >= %d s", key, call_id,
                     outcome, ended_at.isoformat(timespec="seconds"), talk, extra={"call": key})
     return closed

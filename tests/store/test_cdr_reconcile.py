@@ -315,3 +315,32 @@ async def test_a_cdr_database_without_its_driver_turns_reconciliation_off_with_o
     assert started is False
     assert "cannot be used" in caplog.text and "aiomysql" in caplog.text
     assert "cdr_reader:***@pbx-db/asteriskcdrdb" in caplog.text and "s3cret-pw" not in caplog.text
+
+
+async def test_a_row_whose_client_was_never_written_gets_it_with_the_cdr_correction(
+        db: Database, settings: Settings, cdr_url: str, tmp_path: Path) -> None:
+    """The row is written at the first ringing, before the client lookup ends; a daemon
+    killed then leaves it without a client. Ringing at the kill, over while callpop was
+    down: the sweep closes it as unknown, the CDR says answered, 32 s. The client is looked
+    up again from the row's number and the contact counts, once."""
+    emp = await add_employee(db, "anna", ["101"])
+    client = await add_client(db, "Иван", NUMBER)
+    key = "1700000003.1"
+    await write_cdr(cdr_url, cdr(key, "PJSIP/carrier-00000001", "PJSIP/101-00000002", T0, 40, 32, sequence=1))
+    async with Instance(cdr_settings(settings, cdr_url), db, tmp_path / "spool.db") as one:
+        await one.writer.open_call(Ringing(key, "inbound", NUMBER, "101", at=T0), None)
+        one.writer.last_beat = T0 + 3
+        assert await one.writer.sweep(set()) == 1
+        calls, contacts, _parts = await rows(db)
+        assert (calls[key].client_id, calls[key].outcome) == (None, "unknown") and key not in contacts
+
+        first = await one.reconciler.run_once()
+        again = await one.reconciler.run_once()
+
+    calls, contacts, _parts = await rows(db)
+    row = calls[key]
+    assert (first.reconciled, first.counted, again.candidates) == (1, 1, 0)
+    assert (row.client_id, row.outcome, row.talk_seconds, row.end_unseen, row.times_source) == (
+        client, "answered", 32, False, "cdr")
+    assert contacts[key] == [(emp, True, None, 32)]
+    assert one.kpi_changed == [(emp,)]

@@ -87,6 +87,35 @@ async def test_the_writer_logs_the_contact_of_a_row_it_closes_unseen(db: Databas
     assert contacts == [(emp, True, 199)] and counted == [(emp,)]
 
 
+async def test_a_row_closed_unseen_without_its_client_gets_it_and_its_contact(db: Database,
+                                                                              settings: Settings) -> None:
+    """The row is written at the first ringing, before the client lookup ends: a daemon
+    killed then leaves it without a client. The sweep after the restart looks the client
+    up from the row's number, so the talk it is sure of still counts."""
+    from callpop.journal_writer import JournalWriter
+
+    emp = await add_employee(db, "anna", ["101"])
+    client = await add_client(db, "Иван", NUMBER)
+    async with db.sessions() as session:
+        await open_call(session, "main", _ring("a1"), None)
+        await record_answer(session, "main", Answered("a1", "101", at=T0 + 1), emp)
+        await session.commit()
+    writer = JournalWriter(settings, db, StoreHooks.default())
+    writer.start()
+    writer.last_beat = T0 + 200
+    counted: list[tuple[int, ...]] = []
+    writer.on_counted = counted.append
+    try:
+        assert await writer.sweep(set()) == 1
+    finally:
+        await writer.close()
+    async with db.sessions() as session:
+        row = (await session.scalars(select(Call))).one()
+        contacts = [(c.employee_id, c.counted, c.talk_seconds) for c in (await session.scalars(select(Contact))).all()]
+    assert row.client_id == client
+    assert contacts == [(emp, True, 199)] and counted == [(emp,)]
+
+
 async def test_a_real_end_after_an_unseen_close_puts_the_row_right(db: Database) -> None:
     """A sweep that closed a row too early (its call was on after all) is overwritten by the
     call's real end: outcome, talk, end_unseen back to false."""
