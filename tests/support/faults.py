@@ -430,7 +430,7 @@ timeout = 5.0
                 return
             await asyncio.sleep(0.2)
 
-    async def reconciled(self, within: float = 30.0) -> None:
+    async def reconciled(self, within: float = 120.0) -> None:
         """With a CDR store: until no row is left uncertain whose call has CDR rows (the
         daemon's reconciler put them right; gives up after *within* s, the verdict then
         counts what is left)."""
@@ -469,10 +469,10 @@ timeout = 5.0
         try:
             async with db.sessions() as session:
                 calls = {r[0]: {"outcome": r[1], "talk": r[2], "ended": r[3], "unseen": r[4], "started": r[5],
-                                "answered": r[6], "answer_unseen": bool(r[7]), "source": r[8]}
+                                "answered": r[6], "answer_unseen": bool(r[7]), "source": r[8], "client": r[9]}
                          for r in (await session.execute(text(
                              "SELECT call_key, outcome, talk_seconds, ended_at, end_unseen, started_at, "
-                             "answered_at, answer_unseen, times_source FROM calls"))).all()}
+                             "answered_at, answer_unseen, times_source, client_id FROM calls"))).all()}
                 contacts: dict[str, list[tuple[str, bool]]] = {}
                 for key, ext, counted in (await session.execute(text(
                         "SELECT c.call_key, x.extension, k.counted FROM contacts k JOIN calls c ON c.id = k.call_id "
@@ -546,6 +546,9 @@ timeout = 5.0
             # rows put right from the PBX's CDR, and rows still uncertain (answer or end unseen)
             "from_cdr": sum(1 for c in calls.values() if c["source"] == "cdr"),
             "uncertain_left": sum(1 for c in calls.values() if c["unseen"] or c["answer_unseen"]),
+            # every call is with a seeded client: an answered row without one has no contact
+            "answered_without_client": sum(1 for c in calls.values()
+                                           if c["outcome"] == "answered" and c["client"] is None),
             "contacts_expected": len(expected_contacts),
             "contacts_counted": len(counted & set(self.truths)),
             "lost": len(lost),
