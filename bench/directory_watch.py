@@ -38,14 +38,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pbx_lookup import _cpu_seconds, _pct  # the same figures as the dialplan bench's
+
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = ("/pbx/caller-name", "/pbx/route")
 VARIANTS = {"every 0.2 s": 0.2, "every 0.01 s": 0.01, "off": 0.0}
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def serve(args: argparse.Namespace) -> None:
@@ -91,11 +88,6 @@ class OutsideWriter(threading.Thread):
                          (rng.randrange(1, self.size + 1),))
             self.writes += 1
         conn.close()
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _start_server(check: float, url: str) -> tuple[subprocess.Popen[str], int]:
