@@ -20,6 +20,7 @@ from callpop.journal_jobs import Closed, Job, unavailable
 from callpop.logs import call_context
 from callpop.settings import Settings
 from callpop.store import journal_recovery
+from callpop.store.caller_cache import write_generation
 from callpop.store_hooks import StoreHooks
 from callpop.telephony.events import AgentTalk, Answered, Ended, Ringing
 from callpop.telephony.pbxes import pbx_of
@@ -31,7 +32,10 @@ __all__ = ["RowWrites"]
 
 log = logging.getLogger("callpop.journal_writer")
 
-EXTENSIONS_TTL = 30.0  # the extension -> employee map is re-read at most this often
+# The extension -> employee map is re-read when the directory may have changed (a write
+# through this process, or another process's announced by the database), and at least
+# this often whatever was announced (the announcing connection may be down).
+EXTENSIONS_TTL = 30.0
 
 
 class RowWrites:
@@ -41,7 +45,7 @@ class RowWrites:
     _settings: Settings
     _db: Database
     _store: StoreHooks
-    _by_extension: tuple[float, dict[str, int]] | None
+    _by_extension: tuple[float, int, dict[str, int]] | None
     on_counted: Callable[[tuple[int, ...]], None] | None
     last_beat: float | None
 
@@ -167,12 +171,18 @@ class RowWrites:
         return len(closed)
 
     async def _extensions(self, session: AsyncSession) -> dict[str, int]:
-        """Who owns which extension, cached briefly: every call end needs it, and with a
-        thousand agents reading it each time would be most of the journal's work."""
+        """Who owns which extension, remembered until the directory may have changed: every
+        call end needs it (with a thousand agents, reading it each time would be most of the
+        journal's work), and a contact credited to an extension's former owner would be paid
+        to the wrong manager. The directory's write counter (store/caller_cache.py) moves on
+        this process's writes to employees and extensions and on those other processes
+        announce (store/directory_changes.py)."""
         now = time.monotonic()
-        if self._by_extension is None or now - self._by_extension[0] > EXTENSIONS_TTL:
-            self._by_extension = (now, await self._store.employees_by_extension(session))
-        return self._by_extension[1]
+        stamp = write_generation(self._db.engine).stamp
+        cached = self._by_extension
+        if cached is None or cached[1] != stamp or now - cached[0] > EXTENSIONS_TTL:
+            cached = self._by_extension = (now, stamp, await self._store.employees_by_extension(session))
+        return cached[2]
 
     async def _client_of(self, session: AsyncSession, event: Ringing | Ended) -> int | None:
         """The client of a spooled call: its lookup most likely failed with the database

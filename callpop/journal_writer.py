@@ -61,7 +61,7 @@ class JournalWriter(Spooling):
         self._task: asyncio.Task[None] | None = None
         self._beater: asyncio.Task[None] | None = None
         self._drainer: asyncio.Task[None] | None = None
-        self._by_extension: tuple[float, dict[str, int]] | None = None
+        self._by_extension: tuple[float, int, dict[str, int]] | None = None
         self._spool: Spool | None = None
         self._spooling = False
         self._mode = asyncio.Lock()

@@ -6,14 +6,17 @@ import asyncio
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, select, update
 
 from callpop.journal_writer import JournalWriter
 from callpop.settings import Settings
-from callpop.store.db import Database
-from callpop.store.models import Call, CallParticipant, Contact
+from callpop.store.db import Database, create_engine
+from callpop.store.directory_changes import DirectoryWatch
+from callpop.store.models import Call, CallParticipant, Contact, Extension
 from callpop.store_hooks import StoreHooks
 from callpop.telephony.events import AgentTalk, Ended, Ringing
+from tests.support.ami import wait_until
 from tests.support.live import add_client, add_employee
 
 
@@ -68,3 +71,38 @@ async def test_a_failing_call_does_not_lose_the_others(settings: Settings, db: D
         assert keys == {f"j{i}" for i in range(8)} - {"j3"}
     finally:
         await writer.close()
+
+
+@pytest.mark.parametrize("writer_of_the_move", ["this process", "another process"])
+async def test_an_extension_given_to_another_manager_credits_them_the_next_call(
+        settings: Settings, db: Database, writer_of_the_move: str) -> None:
+    """A desk moved to a new manager (their account given extension 101) must not pay the
+    old owner for the calls answered there afterwards: neither when this process made the
+    move nor when another one did (``callpop user``, a second instance), which only the
+    database's announcement tells."""
+    anna = await add_employee(db, "anna", ["101"])
+    boris = await add_employee(db, "boris")
+    client = await add_client(db, "Постоянный", "+79161234567")
+    watch = DirectoryWatch(db, check_every=0.01)
+    watch.start()
+    writer = JournalWriter(settings, db, StoreHooks.default())
+    writer.start()
+    other = create_engine(db.url) if writer_of_the_move == "another process" else db.engine
+    try:
+        await wait_until(lambda: watch.state in ("listening", "polling"), what="the directory watch")
+        await writer.close_call(_end(0), client)
+        heard = watch.heard
+        async with other.begin() as conn:
+            await conn.execute(update(Extension).where(Extension.extension == "101").values(employee_id=boris))
+        if writer_of_the_move == "another process":
+            await wait_until(lambda: watch.heard > heard, what="the move announced")
+        await writer.close_call(_end(1), client)
+        async with db.sessions() as session:
+            credited = dict((await session.execute(
+                select(Call.call_key, Contact.employee_id).join(Contact, Contact.call_id == Call.id))).all())
+        assert credited == {"j0": anna, "j1": boris}
+    finally:
+        await writer.close()
+        await watch.stop()
+        if other is not db.engine:
+            await other.dispose()
