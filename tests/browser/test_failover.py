@@ -4,22 +4,27 @@ saves it there once, and pops the next call."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import datetime as dt
 import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp import web
 from sqlalchemy import select
 
 from callpop.app import create_app
+from callpop.server.keys import HUB
 from callpop.settings import AmiSettings, DatabaseSettings, Settings
 from callpop.simulator.pbx import SimulatedPbx
 from callpop.store.db import Database, open_database
-from callpop.store.models import Note, Promise
+from callpop.store.models import Call, Contact, Note, Plan, Promise
 from tests.browser.conftest import _login, _seed
 from tests.support.browser import KNOWN_NUMBER, Live, wait_for_js
 from tests.support.live import ami_logged_in
@@ -164,3 +169,59 @@ async def test_a_note_typed_on_the_client_page_survives_a_reload_until_it_is_sav
     async with live.app[DB].sessions() as s:
         texts = (await s.execute(select(Note.text).where(Note.client_id == live.client_id))).scalars().all()
     assert sorted(texts) == ["Перезвонить в среду после обеда", "Предпочитает звонки после обеда"]
+
+
+async def test_an_earnings_page_whose_instance_died_moves_to_the_other_and_keeps_counting(
+        browser: Any, pg_db: Database, settings: Settings, pbx: SimulatedPbx) -> None:
+    """A manager watches their earnings between calls; the page's instance dies. The page
+    moves to the other instance by itself (nothing typed to lose) and the next counted
+    contact, announced there, moves the figure."""
+    anna, boris, client = await _seed(pg_db)
+    async with pg_db.sessions() as s:
+        month = dt.datetime.now(ZoneInfo("Europe/Moscow")).date().replace(day=1)
+        s.add(Plan(employee_id=anna, month=month, kpi="contacts", target=Decimal(10)))
+        await s.commit()
+    socks = (bound_socket(), bound_socket())
+    ports = tuple(int(sock.getsockname()[1]) for sock in socks)
+    urls = tuple(f"http://127.0.0.1:{p}" for p in ports)
+    ami_port: int = pbx.port  # type: ignore[attr-defined]
+    first = await _serve(_instance(settings, "cp1", ports[0], urls, ami_port), pg_db, socks[0])
+    second = await _serve(_instance(settings, "cp2", ports[1], urls, ami_port), pg_db, socks[1])
+    page = None
+    fact = "#earnings-table tr[data-kpi=contacts] [data-field=fact]"
+    try:
+        page = await _login(browser, Live(urls[0], first.app, pbx, anna, boris, client), "anna")
+        await page.goto(f"{urls[0]}/earnings")
+        assert (await page.locator(fact).inner_text()).strip() == "0"
+        await first.cleanup()  # cp1 goes away: the page's socket closes, its port refuses
+        await page.wait_for_url(f"{urls[1]}/earnings", timeout=15000)
+        notice = await page.wait_for_selector("#instance-notice", timeout=5000)
+        assert f"127.0.0.1:{ports[0]} stopped answering" in await notice.inner_text()
+        # the moved page listens on cp2: a contact counted there moves its figure
+        await wait_for_js(page, f"document.querySelector('{fact}') !== null", within=10)
+        await _counted_contact(pg_db, anna, client)
+        # announced until the moved page's socket is up and hears it (a refetch is idempotent)
+        for _ in range(100):
+            second.app[HUB].publish({"type": "kpi_changed", "employee_id": anna}, employee_ids=(anna,))
+            await asyncio.sleep(0.1)
+            if (await page.locator(fact).inner_text()).strip() == "1":
+                break
+        assert (await page.locator(fact).inner_text()).strip() == "1"
+        assert page.dialogs == []
+    finally:
+        if page is not None:
+            await page.context.close()
+        await second.cleanup()
+        await first.cleanup()
+
+
+async def _counted_contact(db: Database, employee_id: int, client_id: int) -> None:
+    now = dt.datetime.now(dt.UTC)
+    async with db.sessions() as s:
+        call = Call(pbx_id="main", call_key="moved-1", direction="inbound", client_id=client_id, started_at=now,
+                    answered_at=now, outcome="answered", talk_seconds=90)
+        s.add(call)
+        await s.flush()
+        s.add(Contact(call_id=call.id, employee_id=employee_id, client_id=client_id, direction="inbound",
+                      started_at=now, talk_seconds=90, counted=True))
+        await s.commit()
