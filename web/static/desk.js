@@ -12,7 +12,6 @@ const desk = (() => {
   const pbxLabel = document.getElementById("pbx-state");
   const pbxDown = new Set(); // ids of the PBXs callpop has lost (pbx.status)
   const strip = document.getElementById("call-strip");
-  const announcer = document.getElementById("announce");
   const calls = new Map(); // call id -> {node, state, card, callId, agent, timer}
   const page = config.page || {};
   const agentNames = page.agents || {};
@@ -39,74 +38,9 @@ const desk = (() => {
     renderBoard();
   }
 
-  // --- noticing a call: sound, the tab's title, screen readers ---------------------------------
-
-  const ringToggle = document.getElementById("ring-sound");
-  const RING_KEY = "callpop.ring";
-  if (ringToggle) {
-    const saved = window.localStorage.getItem(RING_KEY);
-    ringToggle.checked = saved === null ? !page.supervisor : saved === "on";
-    ringToggle.addEventListener("change", () => {
-      window.localStorage.setItem(RING_KEY, ringToggle.checked ? "on" : "off");
-      alerts();
-    });
-  }
-  let audio = null;
-  let ringTimer = null;
-  let flashTimer = null;
-  const baseTitle = document.title;
-
-  function beep() {
-    try {
-      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
-      const now = audio.currentTime;
-      for (const [offset, freq] of [[0, 880], [0.25, 660]]) {
-        const osc = audio.createOscillator();
-        const gain = audio.createGain();
-        osc.frequency.value = freq;
-        gain.gain.setValueAtTime(0.0001, now + offset);
-        gain.gain.exponentialRampToValueAtTime(0.2, now + offset + 0.02);
-        gain.gain.exponentialRampToValueAtTime(0.0001, now + offset + 0.22);
-        osc.connect(gain).connect(audio.destination);
-        osc.start(now + offset);
-        osc.stop(now + offset + 0.25);
-      }
-      window.callpopRings = (window.callpopRings || 0) + 1;
-    } catch (_) { /* no audio device: the title and the card still show the call */ }
-  }
-
-  /** Start or stop the ring and the title flash from what is ringing for me now. */
-  function alerts() {
-    const ringing = [...calls.values()].filter((e) => e.state === "ringing" && !e.watching
-      && e.direction !== "outbound");
-    if (ringing.length && ringToggle && ringToggle.checked) {
-      if (!ringTimer) { beep(); ringTimer = setInterval(beep, 3000); }
-    } else if (ringTimer) {
-      clearInterval(ringTimer);
-      ringTimer = null;
-    }
-    if (ringing.length) {
-      const flashed = `☎ ${notifyTitle(ringing[0].card)}`;
-      if (!flashTimer) {
-        document.title = flashed;
-        flashTimer = setInterval(() => {
-          document.title = document.title === baseTitle ? flashed : baseTitle;
-        }, 1000);
-      }
-    } else if (flashTimer) {
-      clearInterval(flashTimer);
-      flashTimer = null;
-      document.title = baseTitle;
-    }
-  }
-
-  function announce(entry) {
-    if (!announcer) return;
-    const card = entry.card;
-    const who = notifyTitle(card);
-    const extra = card.client ? ` — ${card.client.status === "regular" ? t("regular") : t("new")}` : "";
-    announcer.textContent = t("Incoming call: %(who)s", { who }) + extra;
-  }
+  // sound, the tab's title, the screen readers' line and desktop notifications (ringer.js)
+  const ringer = callpopRinger({ calls, supervisor: Boolean(page.supervisor), title: (card) => notifyTitle(card) });
+  const { alerts, announce, notify } = ringer;
 
   // --- supervisor: who is ringing and who is talking ------------------------------------------
 
@@ -376,18 +310,6 @@ const desk = (() => {
     alerts();
   }
 
-  function notify(entry) {
-    if (!document.hidden || !("Notification" in window) || Notification.permission !== "granted") return;
-    const card = entry.card;
-    const n = new Notification(t("Incoming call"), { body: notifyTitle(card), tag: entry.call });
-    n.onclick = () => {
-      window.focus();
-      entry.node.scrollIntoView({ block: "center" });
-      entry.node.classList.add("flash");
-      n.close();
-    };
-  }
-
   // --- messages ----------------------------------------------------------------------------
 
   // Ids of the live messages applied: with several callpop instances, a tab that moved from
@@ -544,17 +466,6 @@ const desk = (() => {
     }
     alerts();
     renderBoard();
-  }
-
-  // --- notifications permission: asked once, on a click ---------------------------------------
-
-  const notifyButton = document.getElementById("enable-notifications");
-  if (notifyButton) {
-    if (!("Notification" in window) || Notification.permission !== "default") notifyButton.hidden = true;
-    notifyButton.addEventListener("click", async () => {
-      await Notification.requestPermission();
-      notifyButton.hidden = true;
-    });
   }
 
   // --- after-call forms not yet saved (drafts.js): back after a reload or a move ------------
