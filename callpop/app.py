@@ -90,6 +90,7 @@ def create_app(settings: Settings, *, db: Any | None = None, tracker: Any | None
     setup_security_headers(app)
     app.cleanup_ctx.append(_database_ctx(db))
     app.cleanup_ctx.append(_directory_watch_ctx)
+    app.cleanup_ctx.append(_caller_index_ctx)
     app.cleanup_ctx.append(_hub_ctx)
     app.cleanup_ctx.append(_login_gate_ctx)
     app.cleanup_ctx.append(_pipeline_ctx(store))
@@ -143,6 +144,22 @@ async def _directory_watch_ctx(app: web.Application) -> AsyncIterator[None]:
     watch.start()
     yield
     await watch.stop()
+
+
+async def _caller_index_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The directory's numbers in memory for the dialplan's first question
+    (callpop/store/caller_index.py); after the directory watch, which says when it may answer."""
+    settings = app[SETTINGS].dialplan
+    if not settings.memory_index:
+        yield
+        return
+    from callpop.store.caller_index import IndexKeeper
+
+    keeper = IndexKeeper(app[DB], app[EXTRA]["directory_watch"], settings.index_refresh)
+    app[EXTRA]["caller_index"] = keeper
+    keeper.start()
+    yield
+    await keeper.stop()
 
 
 async def _login_gate_ctx(app: web.Application) -> AsyncIterator[None]:

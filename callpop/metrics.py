@@ -104,6 +104,7 @@ class _Live(Collector):
         yield from _fanout(app)
         yield from _cdr(app)
         yield from _directory_watch(app)
+        yield from _caller_index(app)
 
 
 def _cdr(app: web.Application) -> Iterator[Metric]:
@@ -135,6 +136,25 @@ def _directory_watch(app: web.Application) -> Iterator[Metric]:
                               "(notifications, or moves of SQLite's counter)", value=watch.heard)
     yield CounterMetricFamily("callpop_directory_watch_reconnects", "LISTEN connections for directory writes "
                               "lost and made again", value=watch.reconnects)
+
+
+def _caller_index(app: web.Application) -> Iterator[Metric]:
+    """The directory in memory for the dialplan (callpop/store/caller_index.py)."""
+    keeper = app[EXTRA].get("caller_index")
+    if keeper is None:
+        return
+    index = keeper.index
+    yield GaugeMetricFamily("callpop_dialplan_memory_current", "1 when the dialplan's questions are answered "
+                            "from the directory in memory (0: read from the database until a new copy is read)",
+                            value=0.0 if keeper.stale() or not keeper.current() else 1.0)
+    yield GaugeMetricFamily("callpop_dialplan_memory_clients", "Clients in the directory's copy in memory",
+                            value=0 if index is None else index.clients)
+    yield GaugeMetricFamily("callpop_dialplan_memory_bytes", "Approximate size of that copy",
+                            value=0 if index is None else index.nbytes())
+    yield CounterMetricFamily("callpop_dialplan_memory_answers", "Dialplan questions answered from memory",
+                              value=keeper.answered)
+    yield CounterMetricFamily("callpop_dialplan_memory_reads", "Copies of the directory read (each reads "
+                              "every client)", value=keeper.builds)
 
 
 FANOUT_STATES = ("connecting", "listening", "lost", "stopped")

@@ -88,6 +88,8 @@ class DialplanSettings:
     name_max_length: int = 40
     transliterate: bool = False
     cache_seconds: float = 5.0
+    memory_index: bool = True
+    index_refresh: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ from callpop.server.peers import peer_allowed
 from callpop.settings import DialplanSettings
 from callpop.store.caller import CallerMatch, caller_matches
 from callpop.store.caller_cache import AnswerCache
+from callpop.store.caller_index import IndexKeeper
 from callpop.telephony.events import Arrival
 
 __all__ = ["caller_name", "route"]
@@ -46,6 +47,7 @@ __all__ = ["caller_name", "route"]
 log = logging.getLogger(__name__)
 
 _CACHE = "pbx_answers"
+_INDEX = "caller_index"
 _ABANDONED = "pbx_reads_past_budget"
 # Reads past the budget still running (a database that stopped answering): beyond this
 # many, questions are answered empty at once ("busy") instead of adding reads behind them.
@@ -80,9 +82,15 @@ def _cache(request: web.Request) -> AnswerCache[Matches]:
 
 
 async def _matches(request: web.Request, key: PhoneKey) -> Matches:
-    """The clients with this number: from the answer cache (the route asked right after
-    the name; emptied by any write that could change it), else one statement under the
-    hard budget."""
+    """The clients with this number: from the directory in memory while nothing has
+    changed since it was read (store/caller_index.py), from the answer cache (the route
+    asked right after the name; emptied by any write that could change it), else one
+    statement under the hard budget."""
+    index: IndexKeeper | None = request.app[EXTRA].get(_INDEX)
+    if index is not None:
+        remembered = index.lookup(key)
+        if remembered is not None:
+            return remembered
     cache = _cache(request)
     found = cache.get(key.display_key)
     if found is not None:

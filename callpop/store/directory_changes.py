@@ -120,6 +120,11 @@ class DirectoryWatch:
         self._pending: Change | None = None
         self._task: asyncio.Task[None] | None = None
 
+    def current(self) -> bool:
+        """Whether other processes' writes are being heard now (what is remembered may be
+        trusted until they say otherwise)."""
+        return self.state in ("listening", "polling")
+
     def start(self) -> None:
         if self._db.dialect == "postgresql":
             self._task = asyncio.create_task(self._listen(), name="directory-watch")
