@@ -224,3 +224,51 @@ async def test_an_answered_row_whose_end_was_not_seen_is_uncertain_not_short(
     columns, rows = present(drilled, formats_for("en"), lambda code: VALUE_LABELS.get(code, code))
     assert [{k: v for k, v in zip(columns, row, strict=True) if k in ("talk_seconds", "reason")} for row in rows] == [
         {"talk_seconds": "≥ 0:02", "reason": "Talk maybe too short (answer or end time unknown)"}]
+
+
+async def test_a_row_learned_from_a_listing_and_closed_by_the_periodic_sweep_stays_uncertain(
+        db: Database, settings: Settings) -> None:
+    """callpop learned the call from a listing and then lost track of it with no heartbeat
+    to go by (the call vanished without a Hangup): the periodic sweep of rows open too long
+    closes it at the listing, the latest the answer can have been. Nothing of the talk is
+    sure, all of it may have happened: uncertain, not "too short"."""
+    client = await add_client(db, "Иван", NUMBER)
+    emp = await add_employee(db, "anna", ["101"])
+    cfg = settings.replace(kpi=KpiSettings(min_talk_seconds=6, one_per_client_per_day=False))
+    listed_at = time.time() - 60.0
+    learned = [e for e in _played(agent_up_for=8, ends_after=2.5, listed_at=listed_at) if not isinstance(e, Ended)]
+    await _journal(db, cfg, learned, client)
+    writer = JournalWriter(cfg, db, StoreHooks.default())
+    writer.start()
+    writer.last_beat = None  # no heartbeat from a run that died
+    try:
+        assert await writer.sweep([], older_than=30.0) == 1
+    finally:
+        await writer.close()
+    async with db.sessions() as session:
+        (call,) = (await session.scalars(select(Call))).all()
+        (contact,) = (await session.scalars(select(Contact))).all()
+    assert (call.outcome, call.talk_seconds, call.end_unseen, call.answer_unseen) == ("answered", 0, True, True)
+    assert (contact.employee_id, contact.counted, contact.reason, contact.talk_seconds) == (
+        emp, False, "uncertain_talk", 0)
+
+
+async def test_a_call_learned_from_a_listing_and_gone_after_a_lost_link_is_uncertain(
+        db: Database, settings: Settings) -> None:
+    """callpop learned the call from a listing, heard it talking 2.5 s more, then lost the
+    PBX link; the listing of the next login no longer shows it. Neither its answer nor its
+    end was seen: at least 2 s, at most from the agent's channel to that listing."""
+    client = await add_client(db, "Иван", NUMBER)
+    emp = await add_employee(db, "anna", ["101"])
+    cfg = settings.replace(kpi=KpiSettings(min_talk_seconds=6, one_per_client_per_day=False))
+    tracker = CallTracker(CONFIG)
+    events = tracker.resync(_listing(agent_up_for=8, linked=f"{int(LISTED_AT) - 10}.1"), now=LISTED_AT)
+    tracker.link_lost(LISTED_AT + 2.5)
+    events += tracker.resync([], now=LISTED_AT + 20)
+    await _journal(db, cfg, events, client)
+    async with db.sessions() as session:
+        (call,) = (await session.scalars(select(Call))).all()
+        (contact,) = (await session.scalars(select(Contact))).all()
+    assert (call.outcome, call.talk_seconds, call.end_unseen, call.answer_unseen) == ("answered", 2, True, True)
+    assert (contact.employee_id, contact.counted, contact.reason, contact.talk_seconds) == (
+        emp, False, "uncertain_talk", 2)
