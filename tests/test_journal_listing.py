@@ -218,6 +218,12 @@ async def test_an_answered_row_whose_end_was_not_seen_is_uncertain_not_short(
     assert (contact.employee_id, contact.counted, contact.reason, contact.talk_seconds) == (
         emp, False, "uncertain_talk", 2)
     async with db.sessions() as session:
+        (item,) = (await client_history(session, client, "calls")).items
+    # the client's last calls say the talk is a lower bound (shown "talk ≥ 0:02, end time unknown")
+    assert {k: v for k, v in item.to_json().items() if k in ("outcome", "talk_seconds", "answer_unseen",
+                                                             "end_unseen")} == {
+        "outcome": "answered", "talk_seconds": 2, "answer_unseen": False, "end_unseen": True}
+    async with db.sessions() as session:
         day = dt.datetime.fromtimestamp(began, ZoneInfo(cfg.kpi.timezone)).date()
         drilled = await drill(session, "contacts", emp, kpi.Period("day", day, day + dt.timedelta(days=1)),
                               cfg, dt.datetime.now(dt.UTC))

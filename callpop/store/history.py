@@ -118,14 +118,17 @@ class CallItem:
     talk_seconds: int
     talked: tuple[PersonRef, ...]
     rang: tuple[PersonRef, ...]
-    # the answer was not seen (callpop was restarted during the call): talk_seconds is the
-    # least it can have been, shown as such, never as the talk
+    # the answer was not seen (callpop was restarted during the call) or the end (the row
+    # was closed by a sweep, the PBX link was lost): talk_seconds is the least it can have
+    # been, shown as such, never as the talk
     answer_unseen: bool = False
+    end_unseen: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "direction": self.direction, "number": self.number,
                 "started_at": iso(self.started_at), "ended_at": iso(self.ended_at), "outcome": self.outcome,
                 "talk_seconds": self.talk_seconds, "answer_unseen": self.answer_unseen,
+                "end_unseen": self.end_unseen,
                 "talked": [p.to_json() for p in self.talked], "rang": [p.to_json() for p in self.rang]}
 
 
@@ -184,7 +187,7 @@ def _base(section: Section) -> Select[*tuple[Any, ...]]:
                 .outerjoin(_maker, _maker.id == Agreement.made_by_id))
     if section == "calls":
         return select(Call.id, Call.client_id, Call.direction, Call.client_number, Call.started_at, Call.ended_at,
-                      Call.outcome, Call.talk_seconds, Call.answer_unseen)
+                      Call.outcome, Call.talk_seconds, Call.answer_unseen, Call.end_unseen)
     return (select(Note.id, Note.client_id, Note.text, Note.author_id, _maker.name, Note.call_id, Note.created_at)
             .outerjoin(_maker, _maker.id == Note.author_id))
 
@@ -252,7 +255,7 @@ _SINGLE: dict[Section, Select[*tuple[Any, ...]] | CompoundSelect[*tuple[Any, ...
     "calls": _with_people(_single("calls")), "notes": _single("notes")}
 _SEVERAL = {s: _with_people(_several(s)) if s == "calls" else _several(s) for s in SECTIONS}
 _PREPARED = {s: Prepared.of(stmt) for s, stmt in _SINGLE.items()}
-_CALL_COLUMNS = 9
+_CALL_COLUMNS = 10
 
 
 def _split_people(rows: Sequence[Any]) -> tuple[list[Any], People]:
@@ -302,7 +305,7 @@ def _item(section: Section, row: Any, now: dt.datetime, people: People) -> Item:
         talked, rang = people.get(row[0], ([], []))
         return CallItem(id=row[0], direction=row[2], number=row[3], started_at=row[4], ended_at=row[5],
                         outcome=row[6], talk_seconds=row[7], talked=tuple(talked), rang=tuple(rang),
-                        answer_unseen=bool(row[8]))
+                        answer_unseen=bool(row[8]), end_unseen=bool(row[9]))
     return NoteItem(id=row[0], text=row[2], author=_person(row[3], row[4]), call_id=row[5], created_at=row[6])
 
 

@@ -158,8 +158,9 @@ async def test_every_page_works_under_the_content_security_policy(open_desk: Des
 
 async def test_a_clients_calls_say_what_is_not_known(open_desk: Desk, live: Live) -> None:
     """A call whose answer callpop did not see (it learned the call from the PBX's channel
-    list after a restart) shows its talk as the least it can have been; a call whose end
-    and answer were not seen says its outcome is unknown, not "in progress"."""
+    list after a restart) or whose end it did not see (closed by a sweep after a kill)
+    shows its talk as the least it can have been, as the desk does; a call whose end and
+    answer were not seen says its outcome is unknown, not "in progress"."""
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
     def row(key: str, minutes_ago: int, **values: Any) -> Call:
@@ -173,13 +174,16 @@ async def test_a_clients_calls_say_what_is_not_known(open_desk: Desk, live: Live
             row("answer-unseen", 20, answered_at=now - dt.timedelta(minutes=20), outcome="answered",
                 talk_seconds=4, answer_unseen=True),
             row("end-unseen", 10, outcome="unknown", talk_seconds=0, end_unseen=True),
+            row("answered-end-unseen", 5, answered_at=now - dt.timedelta(minutes=5), outcome="answered",
+                talk_seconds=2, end_unseen=True),
         ])
         await session.commit()
     page = await open_desk("anna")
     await page.goto(f"{live.url}/clients/{live.client_id}")
     items = page.locator("li.call .meta")
-    await items.nth(2).wait_for(timeout=5000)
+    await items.nth(3).wait_for(timeout=5000)
     assert await items.all_text_contents() == [
+        "incoming · talk ≥ 0:02, end time unknown",
         "incoming · outcome unknown",
         "incoming · talk ≥ 0:04, answer time unknown",
         "incoming · talked 0:42",
@@ -213,3 +217,24 @@ async def test_a_call_learned_from_a_listing_ends_with_its_talk_shown_as_the_lea
     await talk.wait_for(timeout=8000)
     assert await talk.text_content() == "talk ≥ 0:04, answer time unknown"
     assert "Иван Петров" in (await card.locator(".call-head").text_content() or "")
+
+
+async def test_a_call_whose_end_was_not_seen_ends_with_its_talk_shown_as_the_least_it_can_have_been(
+        open_desk: Desk, live: Live) -> None:
+    """anna's call was answered live, then the PBX link was lost and the call was gone from
+    the next listing: her card says the talk callpop is sure of and that the end time is
+    unknown, in the client's calls list's words."""
+    from callpop.pipeline import PIPELINE
+    from callpop.telephony.events import AgentTalk, Answered, Ended, Ringing
+
+    page = await open_desk("anna")
+    began = time.time()
+    call = "1800000190.1"
+    await live.app[PIPELINE].handle([
+        Ringing(call, "inbound", KNOWN_NUMBER, "101", at=began),
+        Answered(call, "101", at=began + 2),
+        Ended(call, "inbound", KNOWN_NUMBER, "answered", ("101",), 6, started_at=began, ended_at=began + 8,
+              talks=(AgentTalk("101", 6, 30),), answered_at=began + 2, end_unseen=True)])
+    talk = page.locator(CARD.format(call=call)).locator(".call-talk")
+    await talk.wait_for(timeout=8000)
+    assert await talk.text_content() == "talk ≥ 0:06, end time unknown"

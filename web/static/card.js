@@ -140,17 +140,26 @@ const cards = (() => {
       el("span", { class: "meta", text: `${person(a.made_by)} · ${day(a.created_at)}` }));
   }
 
+  /** How long an answered call talked, null for any other: a past call of the client's
+   * calls list and a call.ended on the desk alike (the same fields, docs/websocket.md). When
+   * callpop did not see the answer (it learned the call from the PBX's channel list after a
+   * restart) or the end (a lost PBX link, a row closed by a sweep after a kill), the talk is
+   * only known to be at least this long, and is shown so, never as the talk. */
+  function talkText(c) {
+    if (c.outcome !== "answered") return null;
+    const d = { duration: duration(c.talk_seconds || 0) };
+    if (c.answer_unseen) return t("talk ≥ %(duration)s, answer time unknown", d);
+    if (c.end_unseen) return t("talk ≥ %(duration)s, end time unknown", d);
+    return t("talked %(duration)s", d);
+  }
+
   function callItem(c) {
     const who = (c.talked || []).map(person).join(", ");
-    // an answer callpop did not see (it was restarted during the call): the talk is only
-    // known to be at least this long, and is shown so, never as the talk; a call still
-    // going on has no outcome yet: it is not a missed call
-    const outcome = c.outcome === "answered" && c.answer_unseen
-      ? t("talk ≥ %(duration)s, answer time unknown", { duration: duration(c.talk_seconds) })
-      : c.outcome === "answered" ? t("talked %(duration)s", { duration: duration(c.talk_seconds) })
-      : c.outcome === "missed" ? t("missed")
+    // a call still going on has no outcome yet: it is not a missed call
+    const outcome = talkText(c)
+      || (c.outcome === "missed" ? t("missed")
       // its end was not seen and nobody was seen answering: said so, never "in progress"
-      : c.outcome === "unknown" ? t("outcome unknown") : t("in progress");
+      : c.outcome === "unknown" ? t("outcome unknown") : t("in progress"));
     return el("li", { class: "call outcome-" + (c.outcome || "unknown") },
       el("span", { text: when(c.started_at) }),
       el("span", { class: "meta", text: `${c.direction === "outbound" ? t("outgoing") : t("incoming")} · ${outcome}` }),
@@ -291,5 +300,5 @@ const cards = (() => {
   }
 
   // recordForm: record_form.js
-  return { clientDetails, unknownOffer, candidates, loadCard, promiseItem };
+  return { clientDetails, unknownOffer, candidates, loadCard, promiseItem, talkText };
 })();

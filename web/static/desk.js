@@ -5,7 +5,7 @@
 "use strict";
 
 const desk = (() => {
-  const { config, t, el, api, duration } = callpop;
+  const { config, t, el, api } = callpop;
   const board = document.getElementById("calls");
   const empty = document.getElementById("no-calls");
   const stateLabel = document.getElementById("connection-state");
@@ -87,17 +87,6 @@ const desk = (() => {
           : entry.reason === "transferred" ? t("Transferred") : t("Missed call");
       default: return "";
     }
-  }
-
-  /** How long the call talked, from its call.ended: when callpop did not see the answer
-   * (it learned the call from the PBX's channel list after a restart) or the end (a lost
-   * PBX link), only the least it can have been, and said so (docs/websocket.md). */
-  function talkText(msg) {
-    if (msg.outcome !== "answered") return null;
-    const d = { duration: duration(msg.talk_seconds || 0) };
-    if (msg.answer_unseen) return t("talk ≥ %(duration)s, answer time unknown", d);
-    if (msg.end_unseen) return t("talk ≥ %(duration)s, end time unknown", d);
-    return t("talked %(duration)s", d);
   }
 
   /** The card's title: the client's name, else the number. A caller-ID name of an unknown
@@ -375,7 +364,7 @@ const desk = (() => {
         if (!entry) break;
         if (!entry.watching && (entry.state === "active" || (msg.answered_by || []).includes(entry.agent))) {
           entry.callId = msg.call_id;
-          entry.talk = talkText(msg);
+          entry.talk = cards.talkText(msg);  // the client's calls list's words
           upsert({ call: msg.call, agent: entry.agent }, "after");
         } else {
           grey(msg, msg.outcome === "missed" ? "caller_hangup" : "answered_elsewhere");
