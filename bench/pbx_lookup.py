@@ -83,6 +83,7 @@ def serve(args: argparse.Namespace) -> None:
 
     import callpop
     from callpop.app import create_app
+    from callpop.server.keys import EXTRA
     from callpop.settings_file import settings_from_mapping
 
     times: dict[str, list[float]] = {}
@@ -120,7 +121,9 @@ def serve(args: argparse.Namespace) -> None:
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        print(json.dumps({"port": runner.addresses[0][1], "code": str(Path(callpop.__file__).parent)}), flush=True)
+        index_s = await _index_ready(app[EXTRA].get("caller_index"))
+        print(json.dumps({"port": runner.addresses[0][1], "code": str(Path(callpop.__file__).parent),
+                          "index_s": index_s}), flush=True)
         try:
             await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until the client closes it
         finally:
@@ -138,6 +141,26 @@ def serve(args: argparse.Namespace) -> None:
     finally:
         profiler.disable()
         profiler.dump_stats(args.profile)
+
+
+async def _index_ready(keeper: Any) -> float | None:
+    """Seconds until the directory in memory answers (a tree without one: None), so that
+    no round is timed while it is read, as on a server running a while."""
+    if keeper is None:
+        return None
+    t0 = time.perf_counter()
+    while keeper.stale() or not keeper.current():
+        if time.perf_counter() - t0 > 600:
+            raise RuntimeError("the directory in memory was not read within 600 s")
+        await asyncio.sleep(0.1)
+    return round(time.perf_counter() - t0, 2)
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
 
 
 # --- the client (this process) -----------------------------------------------------------------
@@ -159,6 +182,9 @@ def _start_server(code: str, url: str, args: argparse.Namespace) -> tuple[subpro
     if not line:
         raise RuntimeError(f"server for {code} did not start")
     info = json.loads(line)
+    if info.get("index_s") is not None:
+        print(f"  {Path(code).name}: directory in memory after {info['index_s']} s, server RSS "
+              f"{_rss_mb(proc.pid)} MB", file=sys.stderr)
     expected = (Path(code).resolve() / "callpop").resolve()
     if Path(info["code"]).resolve() != expected:
         raise RuntimeError(f"server imported {info['code']}, expected {expected}")
@@ -264,6 +290,7 @@ async def _round(code: str, url: str, size: int, args: argparse.Namespace, seed:
             cpu0 = _cpu_seconds(proc.pid)
             await arrivals(args.calls, True)
             cpu = _cpu_seconds(proc.pid) - cpu0
+            rss = _rss_mb(proc.pid)
             server = json.loads(await asker.text(TIMES))
         finally:
             await asker.close()
@@ -283,6 +310,7 @@ async def _round(code: str, url: str, size: int, args: argparse.Namespace, seed:
     out["gc_max_ms"] = round(max(pauses, default=0.0), 3)
     out["gc_total_ms"] = round(sum(pauses), 1)
     out["cpu_per_call_ms"] = round(cpu * 1000 / args.calls, 3)
+    out["server_rss_mb"] = rss
     out["failed_open"] = counts["failed"]
     out["answered"] = counts["answered"]
     out["load_1m"] = round((load_before + os.getloadavg()[0]) / 2, 2)
