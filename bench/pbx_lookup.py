@@ -121,7 +121,14 @@ def serve(args: argparse.Namespace) -> None:
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        index_s = await _index_ready(app[EXTRA].get("caller_index"))
+        keeper = app[EXTRA].get("caller_index")
+        index_s = await _index_ready(keeper)
+        if args.rebuilding and keeper is not None:  # the worst case: a new copy read all the time
+            async def rebuild_forever() -> None:
+                while True:
+                    await keeper.rebuild()
+
+            app[EXTRA]["bench_rebuilding"] = asyncio.create_task(rebuild_forever())
         print(json.dumps({"port": runner.addresses[0][1], "code": str(Path(callpop.__file__).parent),
                           "index_s": index_s}), flush=True)
         try:
@@ -173,7 +180,8 @@ def _cpu_seconds(pid: int) -> float:
 
 def _start_server(code: str, url: str, args: argparse.Namespace) -> tuple[subprocess.Popen[str], int]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", "--code", code, "--url", url,
-           "--cache-seconds", str(args.cache_seconds)] + (["--reads-on-loop"] if args.reads_on_loop else [])
+           "--cache-seconds", str(args.cache_seconds)] + (["--reads-on-loop"] if args.reads_on_loop else []) \
+        + (["--rebuilding"] if args.rebuilding and code == str(ROOT) else [])
     if args.profile:
         cmd += ["--profile", f"{args.profile}.{Path(code).name}.{url.split(':', 1)[0]}.{time.time_ns()}.prof"]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -489,6 +497,10 @@ def main() -> None:
                         help="[database] sqlite_reads_in_thread = false (the read blocks the loop)")
     parser.add_argument("--no-prefetch", action="store_true",
                         help="ask without call=, so no card lookup is started (the questions alone)")
+    parser.add_argument("--rebuilding", action="store_true",
+                        help="this tree's server reads a new copy of the directory in memory over and over during "
+                             "the round (what the answers cost while a copy is read after a change; --compare "
+                             "a worktree of the same commit for the answers without it)")
     parser.add_argument("--skip-sqlite", action="store_true", help="only PostgreSQL (CALLPOP_BENCH_PG_URL)")
     parser.add_argument("--profile", help="cProfile the server's event loop thread into PREFIX.*.prof files")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import re
 import sqlite3
 import sys
 import time
@@ -45,8 +44,6 @@ __all__ = ["CallerIndex", "IndexKeeper", "build_from_rows"]
 
 log = logging.getLogger(__name__)
 
-_TAIL = re.compile(r"[0-9]{1,17}")
-_E164 = re.compile(r"\+[0-9]{1,17}")
 SETTLE = 1.0  # seconds without a change before a new copy is read
 _TICK = 0.25
 _CHUNK = 2000  # rows read between two turns of the event loop (PostgreSQL) or of the GIL
@@ -63,11 +60,15 @@ EXTENSIONS = ("SELECT e.id, x.extension FROM employees e JOIN extensions x ON x.
 
 
 def _tail_code(tail: str) -> int | None:
-    return int("1" + tail) if _TAIL.fullmatch(tail) else None
+    """``int("1" + digits)``: keeps leading zeros and length apart; None for anything but
+    1-17 ASCII digits."""
+    return int("1" + tail) if 0 < len(tail) <= 17 and tail.isascii() and tail.isdigit() else None
 
 
 def _e164_code(e164: str) -> int | None:
-    return int("1" + e164[1:]) if _E164.fullmatch(e164) else None
+    digits = e164[1:]
+    return (int("1" + digits) if e164[:1] == "+" and 0 < len(digits) <= 17 and digits.isascii() and digits.isdigit()
+            else None)
 
 
 class _Unordered(Exception):
@@ -166,48 +167,58 @@ class _Builder:
         self._name_end = 0
         self._company_end = 0
 
+    # The loops below run once per number and per client (millions): names kept local.
+
     def tails(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        idx = self.index
+        idx, last = self.index, 0
+        codes, clients, e164s, odd = idx.tails.append, idx.tail_clients.append, idx.tail_e164s.append, idx.odd_tails
         for tail, e164, client in rows:
             code = _tail_code(tail)
             e164_code = 0 if e164 is None else _e164_code(e164)
             if code is None or e164_code is None:
-                idx.odd_tails.setdefault(tail, []).append((client, e164))
+                odd.setdefault(tail, []).append((client, e164))
                 continue
-            if idx.tails and code < idx.tails[-1]:
+            if code < last:
                 raise _Unordered(tail)
-            idx.tails.append(code)
-            idx.tail_clients.append(client)
-            idx.tail_e164s.append(e164_code)
+            last = code
+            codes(code)
+            clients(client)
+            e164s(e164_code)
 
     def e164s(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        idx = self.index
+        idx, last = self.index, 0
+        codes, clients, odd = idx.e164s.append, idx.e164_clients.append, idx.odd_e164s
         for e164, client in rows:
             code = _e164_code(e164)
             if code is None:
-                idx.odd_e164s.setdefault(e164, []).append(client)
+                odd.setdefault(e164, []).append(client)
                 continue
-            if idx.e164s and code < idx.e164s[-1]:
+            if code < last:
                 raise _Unordered(e164)
-            idx.e164s.append(code)
-            idx.e164_clients.append(client)
+            last = code
+            codes(code)
+            clients(client)
 
     def clients(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        idx = self.index
+        idx, last = self.index, 0
+        ids, name_ends, company_ends = idx.ids.append, idx.name_ends.append, idx.company_ends.append
+        no_company, regular, responsibles = idx.no_company.append, idx.regular.append, idx.responsible.append
+        names, companies = self._names.write, self._companies.write
+        name_end, company_end = self._name_end, self._company_end
         for client, name, company, status, responsible in rows:
-            if idx.ids and client <= idx.ids[-1]:
+            if client <= last:
                 raise _Unordered(str(client))
-            idx.ids.append(client)
-            self._names.write(name)
-            self._name_end += len(name)
-            idx.name_ends.append(self._name_end)
-            idx.no_company.append(company is None)
+            last = client
+            ids(client)
+            name_end += names(name)
+            name_ends(name_end)
+            no_company(company is None)
             if company is not None:
-                self._companies.write(company)
-                self._company_end += len(company)
-            idx.company_ends.append(self._company_end)
-            idx.regular.append(status == "regular")
-            idx.responsible.append(-1 if responsible is None else responsible)
+                company_end += companies(company)
+            company_ends(company_end)
+            regular(status == "regular")
+            responsibles(-1 if responsible is None else responsible)
+        self._name_end, self._company_end = name_end, company_end
 
     def extensions(self, rows: Iterable[tuple[Any, ...]]) -> None:
         by_employee: dict[int, list[str]] = {}
