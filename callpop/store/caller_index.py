@@ -4,9 +4,10 @@ The PBX asks ``/pbx/caller-name`` once per call, so the answer cache (caller_cac
 helps the first question: it costs a statement (SQLite: a hand-over to a reader thread;
 PostgreSQL: a round trip to another process), 1-2 ms on a busy machine. This is a
 snapshot of what that statement reads, for every client, held in flat arrays (about
-125 bytes per client: 1M clients ~125 MB, and up to ~170 MB more while a new copy is
-read): a question is two binary searches, a few
-microseconds on the event loop.
+115 bytes per client: 1M clients ~115 MB, ~150 MB more for the moment a new copy
+arrives): a question is two binary searches, a few microseconds on the event loop. The copy is
+read by a process of its own (store/caller_index_read.py), so reading it never holds
+this process's GIL.
 
 A stale answer is worse than a slow one, so the snapshot is only ever used while nothing
 can have changed since it was read: it carries the write generation it was read under
@@ -23,56 +24,41 @@ An answer from here equals ``caller_matches`` on the same data, row for row
 from __future__ import annotations
 
 import asyncio
-import io
+import json
 import logging
-import sqlite3
+import os
 import sys
 import time
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
+import callpop
 from callpop.phones import PhoneKey
 from callpop.store.caller import CallerMatch
 from callpop.store.caller_cache import write_generation
 from callpop.store.db import Database
-from callpop.store.pg_direct import direct_pool
 
-__all__ = ["CallerIndex", "IndexKeeper", "build_from_rows"]
+__all__ = ["CallerIndex", "IndexKeeper", "e164_code", "read_index", "tail_code", "write_index"]
 
 log = logging.getLogger(__name__)
 
 SETTLE = 1.0  # seconds without a change before a new copy is read
 _TICK = 0.25
-_CHUNK = 2000  # rows read between two turns of the event loop (PostgreSQL) or of the GIL
-
-# Ordered by (length, text): for digit strings that is the order of int("1" + digits).
-PHONES_BY_TAIL = ("SELECT tail10, e164, client_id FROM client_phones WHERE tail10 IS NOT NULL "
-                  "ORDER BY length(tail10), tail10{collate}")
-PHONES_BY_E164 = ("SELECT e164, client_id FROM client_phones WHERE e164 IS NOT NULL "
-                  "ORDER BY length(e164), e164{collate}")
-CLIENTS = "SELECT id, name, company, status, responsible_id FROM clients ORDER BY id"
-# the extensions in the order (and collation) caller_matches sorts them
-EXTENSIONS = ("SELECT e.id, x.extension FROM employees e JOIN extensions x ON x.employee_id = e.id "
-              "WHERE e.active ORDER BY e.id, x.extension")
 
 
-def _tail_code(tail: str) -> int | None:
+def tail_code(tail: str) -> int | None:
     """``int("1" + digits)``: keeps leading zeros and length apart; None for anything but
     1-17 ASCII digits."""
     return int("1" + tail) if 0 < len(tail) <= 17 and tail.isascii() and tail.isdigit() else None
 
 
-def _e164_code(e164: str) -> int | None:
+def e164_code(e164: str) -> int | None:
     digits = e164[1:]
     return (int("1" + digits) if e164[:1] == "+" and 0 < len(digits) <= 17 and digits.isascii() and digits.isdigit()
             else None)
-
-
-class _Unordered(Exception):
-    """The database's order is not the order the binary search needs (a collation)."""
 
 
 @dataclass(slots=True)
@@ -89,9 +75,9 @@ class CallerIndex:
     odd_e164s: dict[str, list[int]] = field(default_factory=dict)
     ids: array[int] = field(default_factory=lambda: array("q"))
     name_ends: array[int] = field(default_factory=lambda: array("q"))
-    names: str = ""
+    names: bytes = b""  # UTF-8, one after the other; name_ends are byte offsets
     company_ends: array[int] = field(default_factory=lambda: array("q"))
-    companies: str = ""
+    companies: bytes = b""
     no_company: bytearray = field(default_factory=bytearray)
     regular: bytearray = field(default_factory=bytearray)
     responsible: array[int] = field(default_factory=lambda: array("q"))  # -1: nobody
@@ -108,17 +94,14 @@ class CallerIndex:
         return len(self.tails) + sum(len(v) for v in self.odd_tails.values())
 
     def nbytes(self) -> int:
-        arrays = (self.tails, self.tail_clients, self.tail_e164s, self.e164s, self.e164_clients, self.ids,
-                  self.name_ends, self.company_ends, self.responsible)
-        text = sys.getsizeof(self.names) + sys.getsizeof(self.companies)
-        return sum(a.itemsize * len(a) for a in arrays) + len(self.regular) + len(self.no_company) + text
+        return sum(a.itemsize * len(a) for a in _arrays(self)) + sum(len(b) for b in _blobs(self))
 
     def matches(self, key: PhoneKey) -> tuple[CallerMatch, ...]:
         """What ``caller_matches`` answers for *key* on the snapshot's data."""
         found: dict[int, bool] = {}  # client id -> an exact E.164 match among its numbers
-        wanted = _e164_code(key.e164) if key.e164 else None
+        wanted = e164_code(key.e164) if key.e164 else None
         if key.tail10:
-            code = _tail_code(key.tail10)
+            code = tail_code(key.tail10)
             if code is not None:
                 lo, hi = bisect_left(self.tails, code), bisect_right(self.tails, code)
                 for i in range(lo, hi):
@@ -146,153 +129,63 @@ class CallerIndex:
         if at == len(self.ids) or self.ids[at] != client_id:
             return None  # a number whose client the snapshot lacks: the join finds nothing either
         start = self.name_ends[at - 1] if at else 0
-        name = self.names[start:self.name_ends[at]]
+        name = self.names[start:self.name_ends[at]].decode()
         company: str | None = None
         if not self.no_company[at]:
             start = self.company_ends[at - 1] if at else 0
-            company = self.companies[start:self.company_ends[at]]
+            company = self.companies[start:self.company_ends[at]].decode()
         responsible = self.responsible[at]
         manager = None if responsible < 0 else responsible
         return CallerMatch(client_id, name, company, bool(self.regular[at]), exact, manager,
                            self.extensions.get(responsible, ()) if manager is not None else ())
 
 
-class _Builder:
-    """Fills a ``CallerIndex`` from the four reads, in the order they are made."""
+# --- the copy between the reading process and this one ---------------------------------
 
-    def __init__(self, generation: int) -> None:
-        self.index = CallerIndex(generation=generation)
-        self._names = io.StringIO()  # not a list of 1M strings: half the peak memory
-        self._companies = io.StringIO()
-        self._name_end = 0
-        self._company_end = 0
-
-    # The loops below run once per number and per client (millions): names kept local.
-
-    def tails(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        idx, last = self.index, 0
-        codes, clients, e164s, odd = idx.tails.append, idx.tail_clients.append, idx.tail_e164s.append, idx.odd_tails
-        for tail, e164, client in rows:
-            code = _tail_code(tail)
-            e164_code = 0 if e164 is None else _e164_code(e164)
-            if code is None or e164_code is None:
-                odd.setdefault(tail, []).append((client, e164))
-                continue
-            if code < last:
-                raise _Unordered(tail)
-            last = code
-            codes(code)
-            clients(client)
-            e164s(e164_code)
-
-    def e164s(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        idx, last = self.index, 0
-        codes, clients, odd = idx.e164s.append, idx.e164_clients.append, idx.odd_e164s
-        for e164, client in rows:
-            code = _e164_code(e164)
-            if code is None:
-                odd.setdefault(e164, []).append(client)
-                continue
-            if code < last:
-                raise _Unordered(e164)
-            last = code
-            codes(code)
-            clients(client)
-
-    def clients(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        idx, last = self.index, 0
-        ids, name_ends, company_ends = idx.ids.append, idx.name_ends.append, idx.company_ends.append
-        no_company, regular, responsibles = idx.no_company.append, idx.regular.append, idx.responsible.append
-        names, companies = self._names.write, self._companies.write
-        name_end, company_end = self._name_end, self._company_end
-        for client, name, company, status, responsible in rows:
-            if client <= last:
-                raise _Unordered(str(client))
-            last = client
-            ids(client)
-            name_end += names(name)
-            name_ends(name_end)
-            no_company(company is None)
-            if company is not None:
-                company_end += companies(company)
-            company_ends(company_end)
-            regular(status == "regular")
-            responsibles(-1 if responsible is None else responsible)
-        self._name_end, self._company_end = name_end, company_end
-
-    def extensions(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        by_employee: dict[int, list[str]] = {}
-        for employee, extension in rows:
-            if extension not in by_employee.setdefault(employee, []):
-                by_employee[employee].append(extension)
-        self.index.extensions = {employee: tuple(exts) for employee, exts in by_employee.items()}
-
-    def done(self, started: float) -> CallerIndex:
-        self.index.names = self._names.getvalue()
-        self.index.companies = self._companies.getvalue()
-        self._names, self._companies = io.StringIO(), io.StringIO()
-        self.index.built_in = time.monotonic() - started
-        return self.index
+_ARRAYS = ("tails", "tail_clients", "tail_e164s", "e164s", "e164_clients", "ids", "name_ends", "company_ends",
+           "responsible")
+_BLOBS = ("names", "companies", "no_company", "regular")
 
 
-def build_from_rows(generation: int, tails: Iterable[tuple[Any, ...]], e164s: Iterable[tuple[Any, ...]],
-                    clients: Iterable[tuple[Any, ...]], extensions: Iterable[tuple[Any, ...]]) -> CallerIndex:
-    """A snapshot from the four reads' rows (each in its statement's order)."""
-    builder = _Builder(generation)
-    started = time.monotonic()
-    builder.tails(tails)
-    builder.e164s(e164s)
-    builder.clients(clients)
-    builder.extensions(extensions)
-    return builder.done(started)
+def _arrays(index: CallerIndex) -> list[array[int]]:
+    return [getattr(index, name) for name in _ARRAYS]
 
 
-def _sqlite_chunks(cursor: sqlite3.Cursor) -> Iterable[tuple[Any, ...]]:
-    """The cursor's rows, letting the event loop's thread have the GIL between chunks."""
-    while rows := cursor.fetchmany(_CHUNK):
-        yield from rows
-        time.sleep(0)
+def _blobs(index: CallerIndex) -> list[bytes | bytearray]:
+    return [getattr(index, name) for name in _BLOBS]
 
 
-def _read_sqlite(path: str, generation: int) -> CallerIndex:
-    """One read transaction on a connection of its own (WAL: one snapshot of all four)."""
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    try:
-        conn.execute("PRAGMA query_only = ON")
-        conn.execute("BEGIN")
-        builder = _Builder(generation)
-        started = time.monotonic()
-        builder.tails(_sqlite_chunks(conn.execute(PHONES_BY_TAIL.format(collate=""))))
-        builder.e164s(_sqlite_chunks(conn.execute(PHONES_BY_E164.format(collate=""))))
-        builder.clients(_sqlite_chunks(conn.execute(CLIENTS)))
-        builder.extensions(conn.execute(EXTENSIONS))
-        conn.execute("COMMIT")
-        return builder.done(started)
-    finally:
-        conn.close()
+def write_index(index: CallerIndex, out: BinaryIO) -> None:
+    """A header line (JSON: counts and sizes), the arrays' and blobs' bytes (this
+    machine's layout: reader and server are one machine), then the small rest as JSON."""
+    rest = json.dumps({"odd_tails": index.odd_tails, "odd_e164s": index.odd_e164s,
+                       "extensions": {str(k): v for k, v in index.extensions.items()}}).encode()
+    header = {"arrays": [len(a) for a in _arrays(index)], "blobs": [len(b) for b in _blobs(index)],
+              "rest": len(rest), "built_in": index.built_in}
+    out.write(json.dumps(header).encode() + b"\n")
+    for a in _arrays(index):
+        out.write(a.tobytes())
+    for b in _blobs(index):
+        out.write(bytes(b))
+    out.write(rest)
 
 
-async def _pg_rows(conn: Any, sql: str, feed: Callable[[Iterable[tuple[Any, ...]]], None]) -> None:
-    """*sql*'s rows into *feed* a chunk at a time, the loop free between chunks."""
-    cursor = await conn.cursor(sql)
-    while rows := await cursor.fetch(_CHUNK):
-        feed([tuple(r) for r in rows])
-        await asyncio.sleep(0)
-
-
-async def _read_postgresql(db: Database, generation: int) -> CallerIndex | None:
-    pool = await direct_pool(db.engine)
-    if pool is None:
-        return None  # a URL with options the direct pool does not translate: no index
-    collate = ' COLLATE "C"'
-    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        builder = _Builder(generation)
-        started = time.monotonic()
-        await _pg_rows(conn, PHONES_BY_TAIL.format(collate=collate), builder.tails)
-        await _pg_rows(conn, PHONES_BY_E164.format(collate=collate), builder.e164s)
-        await _pg_rows(conn, CLIENTS, builder.clients)
-        builder.extensions([tuple(r) for r in await conn.fetch(EXTENSIONS)])
-        return builder.done(started)
+async def read_index(stream: asyncio.StreamReader, generation: int) -> CallerIndex:
+    """What ``write_index`` wrote, a piece at a time as it arrives."""
+    header = json.loads(await stream.readline())
+    index = CallerIndex(generation=generation, built_in=float(header["built_in"]))
+    for name, count in zip(_ARRAYS, header["arrays"], strict=True):
+        values = array("q")
+        values.frombytes(await stream.readexactly(count * values.itemsize))
+        setattr(index, name, values)
+    for name, size in zip(_BLOBS, header["blobs"], strict=True):
+        data = await stream.readexactly(size)
+        setattr(index, name, data if name in ("names", "companies") else bytearray(data))
+    rest = json.loads(await stream.readexactly(header["rest"]))
+    index.odd_tails = {k: [(c, e) for c, e in v] for k, v in rest["odd_tails"].items()}
+    index.odd_e164s = rest["odd_e164s"]
+    index.extensions = {int(k): tuple(v) for k, v in rest["extensions"].items()}
+    return index
 
 
 class IndexKeeper:
@@ -309,7 +202,8 @@ class IndexKeeper:
         self.builds = 0
         self.discarded = 0  # snapshots a write overtook while they were read
         self._task: asyncio.Task[None] | None = None
-        self._building: asyncio.Future[CallerIndex | None] | None = None
+        self.failed = 0     # copies that could not be read
+        self._reader: asyncio.subprocess.Process | None = None
 
     def lookup(self, key: PhoneKey) -> tuple[CallerMatch, ...] | None:
         """The answer from memory, or None when memory may be behind the database."""
@@ -334,30 +228,58 @@ class IndexKeeper:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        if self._building is not None:
-            await asyncio.gather(self._building, return_exceptions=True)
+        if self._reader is not None and self._reader.returncode is None:
+            self._reader.kill()
+
+    def _request(self) -> dict[str, Any] | None:
+        """What the reading process is told of the database; None: no copy can be read."""
+        url = self._db.engine.url
+        if self._db.dialect == "postgresql":
+            _args, connect = self._db.engine.dialect.create_connect_args(url)
+            try:
+                json.dumps(connect)
+            except TypeError:
+                return None  # connect arguments that are objects (an SSL context): not passed on
+            return {"postgresql": connect}
+        path = url.database or ""
+        if path in ("", ":memory:") or path.startswith("file:"):
+            return None  # an in-memory database: another process would see another database
+        return {"sqlite": str(Path(path).resolve())}
 
     async def rebuild(self) -> bool:
-        """Read a snapshot now; True when it is current (no write overtook it)."""
-        generation = self._generation.stamp
-        building: asyncio.Future[CallerIndex | None]
-        if self._db.dialect == "postgresql":
-            building = asyncio.ensure_future(_read_postgresql(self._db, generation))
-        else:
-            path = self._db.engine.url.database or ""
-            if path in ("", ":memory:") or path.startswith("file:"):
-                return False  # an in-memory database: its own connection would see another database
-            building = asyncio.ensure_future(asyncio.to_thread(_read_sqlite, path, generation))
-        self._building = building
-        try:
-            index = await building
-        except _Unordered as exc:
-            log.warning("caller index: the database does not sort numbers as expected (at %r); the dialplan's "
-                        "questions keep reading the database", str(exc)[:20])
+        """Read a copy now; True when it is current (no write overtook it)."""
+        request = self._request()
+        if request is None:
             return False
+        generation = self._generation.stamp
+        env = dict(os.environ)  # the reader imports the same callpop as this process
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(callpop.__file__).parent.parent),
+                                                          env.get("PYTHONPATH")]))
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "callpop.store.caller_index_read", stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+        self._reader = proc
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        errors = asyncio.ensure_future(proc.stderr.read())
+        try:
+            proc.stdin.write(json.dumps(request).encode() + b"\n")  # secrets through a pipe, never argv
+            await proc.stdin.drain()
+            proc.stdin.close()
+            try:
+                index: CallerIndex | None = await read_index(proc.stdout, generation)
+            except (asyncio.IncompleteReadError, ValueError):
+                index = None
+            status = await proc.wait()
         finally:
-            self._building = None
-        if index is None:
+            self._reader = None
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        why = (await errors).decode(errors="replace").strip().splitlines()
+        if status != 0 or index is None:
+            self.failed += 1
+            log.warning("caller index: reading the directory failed (exit %s: %s); the dialplan's questions "
+                        "keep reading the database", status, why[-1][:300] if why else "no message")
             return False
         self.builds += 1
         if index.generation != self._generation.stamp:
