@@ -125,8 +125,8 @@ def serve(args: argparse.Namespace) -> None:
         index_s = await _index_ready(keeper)
         if args.rebuilding and keeper is not None:  # the worst case: a new copy read all the time
             async def rebuild_forever() -> None:
-                while True:
-                    await keeper.rebuild()
+                while await keeper.rebuild():  # until the server stops
+                    pass
 
             app[EXTRA]["bench_rebuilding"] = asyncio.create_task(rebuild_forever())
         print(json.dumps({"port": runner.addresses[0][1], "code": str(Path(callpop.__file__).parent),

@@ -204,6 +204,7 @@ class IndexKeeper:
         self._task: asyncio.Task[None] | None = None
         self.failed = 0     # copies that could not be read
         self._reader: asyncio.subprocess.Process | None = None
+        self._stopping = False
 
     def lookup(self, key: PhoneKey) -> tuple[CallerMatch, ...] | None:
         """The answer from memory, or None when memory may be behind the database."""
@@ -225,6 +226,7 @@ class IndexKeeper:
         self._task = asyncio.create_task(self._keep(), name="caller-index")
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -249,7 +251,7 @@ class IndexKeeper:
     async def rebuild(self) -> bool:
         """Read a copy now; True when it is current (no write overtook it)."""
         request = self._request()
-        if request is None:
+        if request is None or self._stopping:
             return False
         generation = self._generation.stamp
         env = dict(os.environ)  # the reader imports the same callpop as this process
@@ -276,6 +278,8 @@ class IndexKeeper:
                 proc.kill()
                 await proc.wait()
         why = (await errors).decode(errors="replace").strip().splitlines()
+        if self._stopping:
+            return False  # killed by stop()
         if status != 0 or index is None:
             self.failed += 1
             log.warning("caller index: reading the directory failed (exit %s: %s); the dialplan's questions "
