@@ -223,6 +223,11 @@ class IndexKeeper:
         return index is None or index.generation != self._generation.stamp
 
     def start(self) -> None:
+        if self._request() is None:
+            log.info("caller index: off (%s); the dialplan's questions read the database",
+                     "an in-memory database" if self._db.dialect != "postgresql"
+                     else "connection options that cannot be passed to another process")
+            return
         self._task = asyncio.create_task(self._keep(), name="caller-index")
 
     async def stop(self) -> None:
