@@ -112,9 +112,12 @@ def serve(args: argparse.Namespace) -> None:
         return response
 
     async def main() -> None:
+        dialplan: dict[str, Any] = {"cache_seconds": args.cache_seconds}
+        if args.listen:
+            dialplan["listen"] = "127.0.0.1:0"
         settings = settings_from_mapping({"database": {"url": args.url,
                                                        "sqlite_reads_in_thread": not args.reads_on_loop},
-                                          "dialplan": {"cache_seconds": args.cache_seconds}}, environ={})
+                                          "dialplan": dialplan}, environ={})
         app = create_app(settings, start_ami=False, pace_gc=True)
         app.middlewares.insert(0, timed)
         runner = web.AppRunner(app, access_log=None)
@@ -129,8 +132,9 @@ def serve(args: argparse.Namespace) -> None:
                     pass
 
             app[EXTRA]["bench_rebuilding"] = asyncio.create_task(rebuild_forever())
+        listener = app[EXTRA].get("dialplan_listener")
         print(json.dumps({"port": runner.addresses[0][1], "code": str(Path(callpop.__file__).parent),
-                          "index_s": index_s}), flush=True)
+                          "index_s": index_s, "questions_port": listener.port if listener else None}), flush=True)
         try:
             await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until the client closes it
         finally:
@@ -178,10 +182,11 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _start_server(code: str, url: str, args: argparse.Namespace) -> tuple[subprocess.Popen[str], int]:
+def _start_server(code: str, url: str, args: argparse.Namespace) -> tuple[subprocess.Popen[str], int, int]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", "--code", code, "--url", url,
            "--cache-seconds", str(args.cache_seconds)] + (["--reads-on-loop"] if args.reads_on_loop else []) \
-        + (["--rebuilding"] if args.rebuilding and code == str(ROOT) else [])
+        + (["--rebuilding"] if args.rebuilding and code == str(ROOT) else []) \
+        + (["--listen"] if args.listen and code == str(ROOT) else [])
     if args.profile:
         cmd += ["--profile", f"{args.profile}.{Path(code).name}.{url.split(':', 1)[0]}.{time.time_ns()}.prof"]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -196,7 +201,7 @@ def _start_server(code: str, url: str, args: argparse.Namespace) -> tuple[subpro
     expected = (Path(code).resolve() / "callpop").resolve()
     if Path(info["code"]).resolve() != expected:
         raise RuntimeError(f"server imported {info['code']}, expected {expected}")
-    return proc, int(info["port"])
+    return proc, int(info["port"]), int(info.get("questions_port") or info["port"])
 
 
 def request_bytes(port: int, path: str, params: dict[str, str]) -> bytes:
@@ -249,14 +254,14 @@ async def _round(code: str, url: str, size: int, args: argparse.Namespace, seed:
                  client: str) -> dict[str, Any]:
     from lookup import _numbers
 
-    proc, port = await asyncio.to_thread(_start_server, code, url, args)
+    proc, port, questions_port = await asyncio.to_thread(_start_server, code, url, args)
     rng = random.Random(seed)
     timings: dict[str, list[float]] = {p: [] for p in (*QUESTIONS, FLOOR, "/health")}
     counts = {"failed": 0, "answered": 0}
     try:
         asker: _RawAsker | _AiohttpAsker = (
             _AiohttpAsker(port, args.concurrency) if client == "aiohttp"
-            else _RawAsker(port, args.concurrency, fresh=client == "raw-fresh"))
+            else _RawAsker(port, args.concurrency, fresh=client == "raw-fresh", questions_port=questions_port))
         try:
             async def call(i: int, number: str, record: bool) -> None:
                 params = {"number": number} | ({} if args.no_prefetch else {"call": f"{seed}.{i}"})
@@ -366,16 +371,17 @@ class _RawAsker:
     connect, and closes it after the second: func_curl keeps one curl handle per thread,
     and every call is a new channel thread on the PBX."""
 
-    def __init__(self, port: int, concurrency: int, *, fresh: bool = False) -> None:
+    def __init__(self, port: int, concurrency: int, *, fresh: bool = False, questions_port: int = 0) -> None:
         self.port = port
+        self.questions_port = questions_port or port  # [dialplan] listen, when the server has it
         self.fresh = fresh
         self.threads = ThreadPoolExecutor(max_workers=concurrency + 2, thread_name_prefix="bench-curl")
         self.calls: queue.SimpleQueue[RawHttp] = queue.SimpleQueue()
         self.probes: queue.SimpleQueue[RawHttp] = queue.SimpleQueue()
         self.opened: list[RawHttp] = []
-        for pool, n in ((self.calls, concurrency), (self.probes, 2)):
+        for pool, n, at in ((self.calls, concurrency, self.questions_port), (self.probes, 2, port)):
             for _ in range(n):
-                conn = RawHttp(port)
+                conn = RawHttp(at)
                 self.opened.append(conn)
                 pool.put(conn)
 
@@ -396,9 +402,9 @@ class _RawAsker:
         return await asyncio.get_running_loop().run_in_executor(self.threads, self._exchanges, pool, asks)
 
     def _fresh_call(self, params: dict[str, str]) -> list[Exchange]:
-        requests = [request_bytes(self.port, path, params) for path in QUESTIONS]
+        requests = [request_bytes(self.questions_port, path, params) for path in QUESTIONS]
         t0 = time.perf_counter()
-        conn = RawHttp(self.port)
+        conn = RawHttp(self.questions_port)
         try:
             out = []
             for path, request in zip(QUESTIONS, requests, strict=True):
@@ -419,7 +425,7 @@ class _RawAsker:
         return got[0], got[1]
 
     async def text(self, path: str) -> str:
-        return (await self._run(self.calls, [(path, {})]))[0][2].decode()
+        return (await self._run(self.probes, [(path, {})]))[0][2].decode()
 
     async def close(self) -> None:
         for conn in self.opened:
@@ -501,6 +507,9 @@ def main() -> None:
                         help="this tree's server reads a new copy of the directory in memory over and over during "
                              "the round (what the answers cost while a copy is read after a change; --compare "
                              "a worktree of the same commit for the answers without it)")
+    parser.add_argument("--listen", action="store_true",
+                        help="this tree's server also answers the questions on [dialplan] listen, and the raw "
+                             "clients ask there (floor and /health stay on the web port)")
     parser.add_argument("--skip-sqlite", action="store_true", help="only PostgreSQL (CALLPOP_BENCH_PG_URL)")
     parser.add_argument("--profile", help="cProfile the server's event loop thread into PREFIX.*.prof files")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)

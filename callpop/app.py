@@ -94,6 +94,7 @@ def create_app(settings: Settings, *, db: Any | None = None, tracker: Any | None
     app.cleanup_ctx.append(_hub_ctx)
     app.cleanup_ctx.append(_login_gate_ctx)
     app.cleanup_ctx.append(_pipeline_ctx(store))
+    app.cleanup_ctx.append(_dialplan_listener_ctx)
     app.cleanup_ctx.append(_cdr_ctx)
     app.cleanup_ctx.append(_fanout_ctx)
     app.cleanup_ctx.append(metrics_ctx)
@@ -160,6 +161,22 @@ async def _caller_index_ctx(app: web.Application) -> AsyncIterator[None]:
     keeper.start()
     yield
     await keeper.stop()
+
+
+async def _dialplan_listener_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The dialplan's questions on a port of their own when ``[dialplan] listen`` is set
+    (callpop/server/pbx_listener.py); after the hub and the pipeline, which answers use."""
+    address = app[SETTINGS].dialplan.listen_address()
+    if address is None:
+        yield
+        return
+    from callpop.server.pbx_listener import DialplanListener
+
+    listener = DialplanListener(app)
+    await listener.start(*address)
+    app[EXTRA]["dialplan_listener"] = listener
+    yield
+    await listener.stop()
 
 
 async def _login_gate_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -90,6 +90,18 @@ class DialplanSettings:
     cache_seconds: float = 5.0
     memory_index: bool = True
     index_refresh: float = 30.0
+    listen: str = ""
+
+    def listen_address(self) -> tuple[str, int] | None:
+        """``listen`` as (host, port): ``"127.0.0.1:8089"``, ``"[::1]:8089"``; None when
+        empty; ValueError when it is neither."""
+        if not self.listen:
+            return None
+        host, sep, port = self.listen.rpartition(":")
+        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(self.listen)
+        return host, int(port)
 
 
 @dataclass(frozen=True, slots=True)

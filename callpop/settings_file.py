@@ -273,6 +273,11 @@ def _check_dialplan(dialplan: DialplanSettings) -> None:
     if not 0 < dialplan.timeout <= 0.1:
         raise SettingsError(f"dialplan.timeout: expected seconds above 0 and at most 0.1 (the dialplan waits "
                             f"for the answer), found {dialplan.timeout!r}")
+    try:
+        dialplan.listen_address()
+    except ValueError:
+        raise SettingsError(f"dialplan.listen: expected an address and port like 127.0.0.1:8089 or [::1]:8089, "
+                            f"or \"\" for none, found {dialplan.listen!r}") from None
     if not dialplan.index_refresh >= 1:
         raise SettingsError(f"dialplan.index_refresh: expected seconds, at least 1 (each new copy reads "
                             f"every client), found {dialplan.index_refresh!r}")

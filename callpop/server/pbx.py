@@ -25,7 +25,8 @@ import contextlib
 import functools
 import hmac
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from urllib.parse import quote
 
 from aiohttp import web
@@ -35,17 +36,18 @@ from callpop.dialing import device_for, pbx_of
 from callpop.phones import PhoneKey, phone_key
 from callpop.server.keys import DB, EXTRA, HUB, SETTINGS, TRACKER
 from callpop.server.pbx_prefetch import PREFETCH_PACER
-from callpop.server.peers import peer_allowed
+from callpop.server.peers import address_allowed
 from callpop.settings import DialplanSettings
 from callpop.store.caller import CallerMatch, caller_matches
 from callpop.store.caller_cache import AnswerCache
 from callpop.store.caller_index import IndexKeeper
 from callpop.telephony.events import Arrival
 
-__all__ = ["caller_name", "route"]
+__all__ = ["CALLER_NAME", "ROUTE", "Answer", "answer", "answer_at_once", "caller_name", "route", "sent"]
 
 log = logging.getLogger(__name__)
 
+CALLER_NAME, ROUTE = "/pbx/caller-name", "/pbx/route"
 _CACHE = "pbx_answers"
 _INDEX = "caller_index"
 _ABANDONED = "pbx_reads_past_budget"
@@ -54,54 +56,63 @@ _ABANDONED = "pbx_reads_past_budget"
 IN_FLIGHT_MAX = 8
 _CACHE_MAX = 10_000
 Matches = tuple[CallerMatch, ...]
+Query = Mapping[str, str]
 
 
-def _text(body: str, status: str, code: int = 200) -> web.Response:
-    return web.Response(text=body, status=code, content_type="text/plain", charset="utf-8",
-                        headers={"X-Callpop-Status": status, "Cache-Control": "no-store"})
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One plain-text answer: the body, the status word (``X-Callpop-Status``), the HTTP
+    status, and what the card prefetch needs once it is sent."""
+
+    body: str
+    status: str
+    code: int = 200
+    key: PhoneKey | None = None
+    last: bool = False  # the route: the dialplan's last question about the call
 
 
-def _allowed(request: web.Request, settings: DialplanSettings) -> bool:
+def _allowed(query: Query, peer: str | None, settings: DialplanSettings) -> bool:
     """The PBX's address is in ``allow`` (when it is set) and the token matches (when set)."""
     if not settings.allow and not settings.token:
         return False
-    if settings.allow and not peer_allowed(request, settings.allow):
+    if settings.allow and not address_allowed(peer, settings.allow):
         return False
     if settings.token:
-        return hmac.compare_digest(request.query.get("token", "").encode(), settings.token.encode())
+        return hmac.compare_digest(query.get("token", "").encode(), settings.token.encode())
     return True
 
 
-def _cache(request: web.Request) -> AnswerCache[Matches]:
-    cache: AnswerCache[Matches] | None = request.app[EXTRA].get(_CACHE)
+def _cache(app: web.Application) -> AnswerCache[Matches]:
+    cache: AnswerCache[Matches] | None = app[EXTRA].get(_CACHE)
     if cache is None:
-        settings = request.app[SETTINGS].dialplan
-        cache = request.app[EXTRA][_CACHE] = AnswerCache(request.app[DB].engine, _CACHE_MAX,
-                                                         settings.cache_seconds)
+        settings = app[SETTINGS].dialplan
+        cache = app[EXTRA][_CACHE] = AnswerCache(app[DB].engine, _CACHE_MAX, settings.cache_seconds)
     return cache
 
 
-async def _matches(request: web.Request, key: PhoneKey) -> Matches:
-    """The clients with this number: from the directory in memory while nothing has
-    changed since it was read (store/caller_index.py), from the answer cache (the route
-    asked right after the name; emptied by any write that could change it), else one
-    statement under the hard budget."""
-    index: IndexKeeper | None = request.app[EXTRA].get(_INDEX)
+def _remembered(app: web.Application, key: PhoneKey) -> Matches | None:
+    """The clients with this number without reading the database: from the directory in
+    memory while nothing has changed since it was read (store/caller_index.py), else from
+    the answer cache (the route asked right after the name; emptied by any write that
+    could change it); None: the database must be read."""
+    index: IndexKeeper | None = app[EXTRA].get(_INDEX)
     if index is not None:
-        remembered = index.lookup(key)
-        if remembered is not None:
-            return remembered
-    cache = _cache(request)
-    found = cache.get(key.display_key)
-    if found is not None:
-        return found
+        found = index.lookup(key)
+        if found is not None:
+            return found
+    return _cache(app).get(key.display_key)
+
+
+async def _read(app: web.Application, key: PhoneKey) -> Matches:
+    """One statement under the hard budget."""
+    cache = _cache(app)
     generation = cache.generation()
-    abandoned: set[asyncio.Task[Matches]] = request.app[EXTRA].setdefault(_ABANDONED, set())
+    abandoned: set[asyncio.Task[Matches]] = app[EXTRA].setdefault(_ABANDONED, set())
     if len(abandoned) >= IN_FLIGHT_MAX:
         raise _Busy
-    lookup = asyncio.ensure_future(caller_matches(request.app[DB], key))
+    lookup = asyncio.ensure_future(caller_matches(app[DB], key))
     try:
-        async with asyncio.timeout(request.app[SETTINGS].dialplan.timeout):
+        async with asyncio.timeout(app[SETTINGS].dialplan.timeout):
             found = await asyncio.shield(lookup)
     except TimeoutError:
         # the answer goes out now; the read finishes (or fails) on its own and gives its
@@ -123,81 +134,105 @@ class _Busy(Exception):
     """Too many reads already past the budget: answer empty at once, do not queue more."""
 
 
-def _prefetch(request: web.Request, key: PhoneKey | None, last: bool) -> None:
-    """Ask for the card lookup of the call the dialplan is routing (``call`` = its
-    linkedid, the id the tracker gives the call), as the tracker's arrival hint would;
-    it starts once the questions are answered (server/pbx_prefetch.py)."""
-    call = request.query.get("call", "").strip()
-    pacer = request.app.get(PREFETCH_PACER)
+def sent(app: web.Application, query: Query, answer: Answer) -> None:
+    """Once the answer's bytes are out: ask for the card lookup of the call the dialplan
+    is routing (``call`` = its linkedid, the id the tracker gives the call), as the
+    tracker's arrival hint would; it starts once the questions are answered
+    (server/pbx_prefetch.py). The PBX has its bytes before the lookup competes with
+    anything for the CPU."""
+    key = answer.key
+    call = query.get("call", "").strip()
+    pacer = app.get(PREFETCH_PACER)
     if key is None or not key.external or not (key.e164 or key.tail10):
         return
     if call and pacer is not None and len(call) <= 64:
-        pacer.asked(Arrival(call, key.display_key), last=last)
+        pacer.asked(Arrival(call, key.display_key), last=answer.last)
 
 
-async def _send(request: web.Request, response: web.Response, key: PhoneKey | None,
-                last: bool = False) -> web.Response:
-    """Answer first, then ask for the card's lookup: the PBX has its bytes before the
-    lookup competes with anything for the CPU. *last*: the route, the dialplan's last
-    question about the call."""
-    await response.prepare(request)
-    await response.write_eof()
-    _prefetch(request, key, last)
-    return response
-
-
-def _question(request: web.Request) -> contextlib.AbstractContextManager[None]:
+def question(app: web.Application) -> contextlib.AbstractContextManager[None]:
     """While a question is answered, no card lookup the dialplan asked for starts."""
-    pacer = request.app.get(PREFETCH_PACER)
+    pacer = app.get(PREFETCH_PACER)
     return pacer.question() if pacer is not None else contextlib.nullcontext()
 
 
-async def _answer(request: web.Request) -> tuple[PhoneKey | None, Matches, str]:
-    """The number's key, its clients and a status word; never raises."""
-    settings = request.app[SETTINGS]
-    number = request.query.get("number", "")
+def _key(app: web.Application, path: str, query: Query) -> tuple[PhoneKey | None, str | None]:
+    """The number's key, or the status word that ends the question without a lookup."""
+    settings = app[SETTINGS]
+    number = query.get("number", "")
     if not number or len(number) > 64:
-        log.warning("pbx: %s without a usable number=...: check the dialplan's URL", request.path)
-        return None, (), "bad-request"
+        log.warning("pbx: %s without a usable number=...: check the dialplan's URL", path)
+        return None, "bad-request"
     key = phone_key(number, settings.phones.default_region, settings.phones.min_external_digits)
     if not key.external or not (key.e164 or key.tail10):
-        return key, (), "not-looked-up"
+        return key, "not-looked-up"
+    return key, None
+
+
+def _status(found: Matches) -> str:
+    return "unknown" if not found else "ok" if len(found) == 1 else "ambiguous"
+
+
+def answer_at_once(app: web.Application, path: str, query: Query, peer: str | None) -> Answer | None:
+    """The answer when it needs no database read (refused, no number, remembered);
+    None: ask ``answer``. Never raises."""
+    settings = app[SETTINGS].dialplan
+    if not _allowed(query, peer, settings):
+        return Answer("", "forbidden", 403)
+    key, final = _key(app, path, query)
+    if final is not None:
+        return _compose(app, path, query, key, (), final)
+    assert key is not None
     try:
-        found = await _matches(request, key)
+        found = _remembered(app, key)
+    except Exception:
+        log.exception("pbx: lookup of %s failed; answered empty", key.display_key)
+        return _compose(app, path, query, key, (), "error")
+    if found is None:
+        return None
+    return _compose(app, path, query, key, found, _status(found))
+
+
+async def answer(app: web.Application, path: str, query: Query, peer: str | None) -> Answer:
+    """The answer to one question (``CALLER_NAME`` or ``ROUTE``); never raises."""
+    at_once = answer_at_once(app, path, query, peer)
+    if at_once is not None:
+        return at_once
+    key, _final = _key(app, path, query)
+    assert key is not None
+    settings = app[SETTINGS].dialplan
+    try:
+        found = await _read(app, key)
     except TimeoutError:
-        log.warning("pbx: lookup of %s took over %g s; answered empty", key.display_key, settings.dialplan.timeout)
-        return key, (), "timeout"
+        log.warning("pbx: lookup of %s took over %g s; answered empty", key.display_key, settings.timeout)
+        return _compose(app, path, query, key, (), "timeout")
     except _Busy:
         log.warning("pbx: %d lookups still running past the budget; %s answered empty without one",
                     IN_FLIGHT_MAX, key.display_key)
-        return key, (), "busy"
+        return _compose(app, path, query, key, (), "busy")
     except Exception:
         log.exception("pbx: lookup of %s failed; answered empty", key.display_key)
-        return key, (), "error"
-    if not found:
-        return key, (), "unknown"
-    return key, found, "ok" if len(found) == 1 else "ambiguous"
+        return _compose(app, path, query, key, (), "error")
+    return _compose(app, path, query, key, found, _status(found))
 
 
-async def caller_name(request: web.Request) -> web.StreamResponse:
+def _compose(app: web.Application, path: str, query: Query, key: PhoneKey | None, found: Matches,
+             status: str) -> Answer:
+    if path == CALLER_NAME:
+        return _name(app, key, found, status)
+    return _route(app, query, key, found, status)
+
+
+def _name(app: web.Application, key: PhoneKey | None, found: Matches, status: str) -> Answer:
     """``CALLERID(name)`` for the number: one client's name, else empty."""
-    with _question(request):
-        return await _caller_name(request)
-
-
-async def _caller_name(request: web.Request) -> web.StreamResponse:
-    settings = request.app[SETTINGS].dialplan
-    if not _allowed(request, settings):
-        return _text("", "forbidden", 403)
-    key, found, status = await _answer(request)
     if len(found) != 1:
-        return await _send(request, _text("", status), key)
-    name = safe_caller_name(found[0].name, settings.name_max_length, ascii_only=settings.transliterate)
-    return await _send(request, _text(name, status), key)
+        return Answer("", status, key=key)
+    settings = app[SETTINGS].dialplan
+    return Answer(safe_caller_name(found[0].name, settings.name_max_length, ascii_only=settings.transliterate),
+                  status, key=key)
 
 
-def _talking(request: web.Request) -> set[str]:
-    tracker = request.app[EXTRA].get("calls") or request.app.get(TRACKER)  # every PBX's calls
+def _talking(app: web.Application) -> set[str]:
+    tracker = app[EXTRA].get("calls") or app.get(TRACKER)  # every PBX's calls
     if tracker is None:
         return set()
     return {agent for call in tracker.active_calls() for agent in call.talking}
@@ -212,23 +247,15 @@ def _responsible(found: Sequence[CallerMatch]) -> CallerMatch | None:
     return found[0]
 
 
-async def route(request: web.Request) -> web.StreamResponse:
+def _route(app: web.Application, query: Query, key: PhoneKey | None, found: Matches, status: str) -> Answer:
     """``dial=<device>&regular=<1|0>``; ``dial`` is empty when the manager cannot take it."""
-    with _question(request):
-        return await _route(request)
-
-
-async def _route(request: web.Request) -> web.StreamResponse:
-    app_settings = request.app[SETTINGS]
-    if not _allowed(request, app_settings.dialplan):
-        return _text("", "forbidden", 403)
-    key, found, status = await _answer(request)
     match = _responsible(found)
     if match is None:
-        return await _send(request, _text("", status), key, last=True)
+        return Answer("", status, key=key, last=True)
+    app_settings = app[SETTINGS]
     regular = "1" if all(m.regular for m in found) else "0"
-    hub, talking = request.app[HUB], _talking(request)
-    asking = request.query.get("pbx") or app_settings.pbx.id  # a manager on another PBX cannot be dialled
+    hub, talking = app[HUB], _talking(app)
+    asking = query.get("pbx") or app_settings.pbx.id  # a manager on another PBX cannot be dialled
     dial, busy = "", False
     for extension in match.extensions:
         if pbx_of(extension, app_settings)[0] != asking or not hub.watches(extension):
@@ -239,5 +266,33 @@ async def _route(request: web.Request) -> web.StreamResponse:
         dial = device_for(extension, app_settings)
         break
     why = "ok" if dial else "manager-busy" if busy else "manager-away" if match.extensions else "no-manager"
-    return await _send(request, _text(f"dial={quote(dial, safe='/@:-_.')}&regular={regular}", why), key,
-                       last=True)
+    return Answer(f"dial={quote(dial, safe='/@:-_.')}&regular={regular}", why, key=key, last=True)
+
+
+# --- on the web port ---------------------------------------------------------------------
+
+
+def _response(answer: Answer) -> web.Response:
+    return web.Response(text=answer.body, status=answer.code, content_type="text/plain", charset="utf-8",
+                        headers={"X-Callpop-Status": answer.status, "Cache-Control": "no-store"})
+
+
+async def _ask(request: web.Request, path: str) -> web.StreamResponse:
+    app = request.app
+    with question(app):
+        reply = await answer(app, path, request.query, request.remote)
+        response = _response(reply)
+        await response.prepare(request)
+        await response.write_eof()
+        sent(app, request.query, reply)
+    return response
+
+
+async def caller_name(request: web.Request) -> web.StreamResponse:
+    """``GET /pbx/caller-name?number=N``."""
+    return await _ask(request, CALLER_NAME)
+
+
+async def route(request: web.Request) -> web.StreamResponse:
+    """``GET /pbx/route?number=N[&pbx=NAME]``."""
+    return await _ask(request, ROUTE)

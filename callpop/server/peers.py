@@ -9,14 +9,19 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-__all__ = ["peer_allowed"]
+__all__ = ["address_allowed", "peer_allowed"]
 
 
 def peer_allowed(request: web.Request, allow: Sequence[str]) -> bool:
-    """Whether the TCP peer's address is in one of the *allow* addresses or networks
-    (an IPv4 peer seen through an IPv6 socket counts as IPv4)."""
+    """Whether the request's TCP peer is allowed (``address_allowed``)."""
+    return address_allowed(request.remote, allow)
+
+
+def address_allowed(address: str | None, allow: Sequence[str]) -> bool:
+    """Whether *address* is in one of the *allow* addresses or networks (an IPv4 peer
+    seen through an IPv6 socket counts as IPv4)."""
     try:
-        peer = ipaddress.ip_address((request.remote or "").split("%")[0])
+        peer = ipaddress.ip_address((address or "").split("%")[0])
     except ValueError:
         return False
     if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:

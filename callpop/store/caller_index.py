@@ -29,19 +29,19 @@ import logging
 import os
 import sys
 import time
-from array import array
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import callpop
 from callpop.phones import PhoneKey
 from callpop.store.caller import CallerMatch
 from callpop.store.caller_cache import write_generation
+from callpop.store.caller_index_wire import Parts, e164_code, read_parts, tail_code
 from callpop.store.db import Database
 
-__all__ = ["CallerIndex", "IndexKeeper", "e164_code", "read_index", "tail_code", "write_index"]
+__all__ = ["CallerIndex", "IndexKeeper"]
 
 log = logging.getLogger(__name__)
 
@@ -49,41 +49,11 @@ SETTLE = 1.0  # seconds without a change before a new copy is read
 _TICK = 0.25
 
 
-def tail_code(tail: str) -> int | None:
-    """``int("1" + digits)``: keeps leading zeros and length apart; None for anything but
-    1-17 ASCII digits."""
-    return int("1" + tail) if 0 < len(tail) <= 17 and tail.isascii() and tail.isdigit() else None
-
-
-def e164_code(e164: str) -> int | None:
-    digits = e164[1:]
-    return (int("1" + digits) if e164[:1] == "+" and 0 < len(digits) <= 17 and digits.isascii() and digits.isdigit()
-            else None)
-
-
 @dataclass(slots=True)
-class CallerIndex:
-    """One snapshot: numbers sorted for binary search, clients by id."""
+class CallerIndex(Parts):
+    """One copy, as read under write generation ``generation``."""
 
-    tails: array[int] = field(default_factory=lambda: array("q"))
-    tail_clients: array[int] = field(default_factory=lambda: array("q"))
-    tail_e164s: array[int] = field(default_factory=lambda: array("q"))  # 0: no E.164
-    e164s: array[int] = field(default_factory=lambda: array("q"))
-    e164_clients: array[int] = field(default_factory=lambda: array("q"))
-    # numbers the arrays cannot hold (not plain digits): by text, with (client, e164)
-    odd_tails: dict[str, list[tuple[int, str | None]]] = field(default_factory=dict)
-    odd_e164s: dict[str, list[int]] = field(default_factory=dict)
-    ids: array[int] = field(default_factory=lambda: array("q"))
-    name_ends: array[int] = field(default_factory=lambda: array("q"))
-    names: bytes = b""  # UTF-8, one after the other; name_ends are byte offsets
-    company_ends: array[int] = field(default_factory=lambda: array("q"))
-    companies: bytes = b""
-    no_company: bytearray = field(default_factory=bytearray)
-    regular: bytearray = field(default_factory=bytearray)
-    responsible: array[int] = field(default_factory=lambda: array("q"))  # -1: nobody
-    extensions: dict[int, tuple[str, ...]] = field(default_factory=dict)  # active employees only
     generation: int = 0
-    built_in: float = 0.0
 
     @property
     def clients(self) -> int:
@@ -92,9 +62,6 @@ class CallerIndex:
     @property
     def numbers(self) -> int:
         return len(self.tails) + sum(len(v) for v in self.odd_tails.values())
-
-    def nbytes(self) -> int:
-        return sum(a.itemsize * len(a) for a in _arrays(self)) + sum(len(b) for b in _blobs(self))
 
     def matches(self, key: PhoneKey) -> tuple[CallerMatch, ...]:
         """What ``caller_matches`` answers for *key* on the snapshot's data."""
@@ -138,54 +105,6 @@ class CallerIndex:
         manager = None if responsible < 0 else responsible
         return CallerMatch(client_id, name, company, bool(self.regular[at]), exact, manager,
                            self.extensions.get(responsible, ()) if manager is not None else ())
-
-
-# --- the copy between the reading process and this one ---------------------------------
-
-_ARRAYS = ("tails", "tail_clients", "tail_e164s", "e164s", "e164_clients", "ids", "name_ends", "company_ends",
-           "responsible")
-_BLOBS = ("names", "companies", "no_company", "regular")
-
-
-def _arrays(index: CallerIndex) -> list[array[int]]:
-    return [getattr(index, name) for name in _ARRAYS]
-
-
-def _blobs(index: CallerIndex) -> list[bytes | bytearray]:
-    return [getattr(index, name) for name in _BLOBS]
-
-
-def write_index(index: CallerIndex, out: BinaryIO) -> None:
-    """A header line (JSON: counts and sizes), the arrays' and blobs' bytes (this
-    machine's layout: reader and server are one machine), then the small rest as JSON."""
-    rest = json.dumps({"odd_tails": index.odd_tails, "odd_e164s": index.odd_e164s,
-                       "extensions": {str(k): v for k, v in index.extensions.items()}}).encode()
-    header = {"arrays": [len(a) for a in _arrays(index)], "blobs": [len(b) for b in _blobs(index)],
-              "rest": len(rest), "built_in": index.built_in}
-    out.write(json.dumps(header).encode() + b"\n")
-    for a in _arrays(index):
-        out.write(a.tobytes())
-    for b in _blobs(index):
-        out.write(bytes(b))
-    out.write(rest)
-
-
-async def read_index(stream: asyncio.StreamReader, generation: int) -> CallerIndex:
-    """What ``write_index`` wrote, a piece at a time as it arrives."""
-    header = json.loads(await stream.readline())
-    index = CallerIndex(generation=generation, built_in=float(header["built_in"]))
-    for name, count in zip(_ARRAYS, header["arrays"], strict=True):
-        values = array("q")
-        values.frombytes(await stream.readexactly(count * values.itemsize))
-        setattr(index, name, values)
-    for name, size in zip(_BLOBS, header["blobs"], strict=True):
-        data = await stream.readexactly(size)
-        setattr(index, name, data if name in ("names", "companies") else bytearray(data))
-    rest = json.loads(await stream.readexactly(header["rest"]))
-    index.odd_tails = {k: [(c, e) for c, e in v] for k, v in rest["odd_tails"].items()}
-    index.odd_e164s = rest["odd_e164s"]
-    index.extensions = {int(k): tuple(v) for k, v in rest["extensions"].items()}
-    return index
 
 
 class IndexKeeper:
@@ -273,7 +192,7 @@ class IndexKeeper:
             await proc.stdin.drain()
             proc.stdin.close()
             try:
-                index: CallerIndex | None = await read_index(proc.stdout, generation)
+                index: CallerIndex | None = await read_parts(proc.stdout, CallerIndex(generation=generation))
             except (asyncio.IncompleteReadError, ValueError):
                 index = None
             status = await proc.wait()

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from callpop.store.caller_index import CallerIndex, e164_code, tail_code, write_index
+from callpop.store.caller_index_wire import Parts, e164_code, tail_code, write_parts
 
 __all__ = ["main", "read_postgresql", "read_sqlite"]
 
@@ -50,10 +50,10 @@ class Unordered(Exception):
 
 
 class _Builder:
-    """Fills a ``CallerIndex`` from the four reads, in the order they are made."""
+    """Fills a ``Parts`` from the four reads, in the order they are made."""
 
     def __init__(self) -> None:
-        self.index = CallerIndex()
+        self.index = Parts()
         self._names = io.BytesIO()  # UTF-8, not 1M string objects
         self._companies = io.BytesIO()
         self._name_end = 0
@@ -119,7 +119,7 @@ class _Builder:
                 by_employee[employee].append(extension)
         self.index.extensions = {employee: tuple(exts) for employee, exts in by_employee.items()}
 
-    def done(self, started: float) -> CallerIndex:
+    def done(self, started: float) -> Parts:
         self.index.names = self._names.getvalue()
         self.index.companies = self._companies.getvalue()
         self._names, self._companies = io.BytesIO(), io.BytesIO()
@@ -132,7 +132,7 @@ def _chunks(cursor: sqlite3.Cursor) -> Iterable[tuple[Any, ...]]:
         yield from rows
 
 
-def read_sqlite(path: str) -> CallerIndex:
+def read_sqlite(path: str) -> Parts:
     conn = sqlite3.connect(Path(path).as_uri() + "?mode=ro", uri=True, isolation_level=None)  # never creates one
     try:
         conn.execute("BEGIN")
@@ -154,7 +154,7 @@ async def _pg_rows(conn: Any, sql: str, feed: Callable[[Iterable[tuple[Any, ...]
         feed([tuple(r) for r in chunk])
 
 
-async def read_postgresql(connect: dict[str, Any]) -> CallerIndex:
+async def read_postgresql(connect: dict[str, Any]) -> Parts:
     import asyncpg  # type: ignore[import-untyped]
 
     conn = await asyncpg.connect(**connect, server_settings={"application_name": "callpop-caller-index"})
@@ -186,7 +186,7 @@ def main(stdin: BinaryIO = sys.stdin.buffer, stdout: BinaryIO = sys.stdout.buffe
     except Unordered as exc:
         print(f"numbers not in the expected order at {str(exc)[:20]!r}", file=sys.stderr)
         return 3
-    write_index(index, stdout)
+    write_parts(index, stdout)
     stdout.flush()
     return 0
 

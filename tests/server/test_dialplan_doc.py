@@ -13,6 +13,7 @@ import pytest
 from yarl import URL
 
 from callpop.callerid import safe_caller_name
+from callpop.server.keys import EXTRA
 from callpop.settings import DialplanSettings, Settings
 from callpop.store.db import Database
 from tests.support.dialplan_model import Channel, run_until
@@ -65,11 +66,14 @@ def _hashcompat(body: str) -> dict[str, str]:
     return {unquote(k): unquote(v) for k, _, v in pairs}
 
 
+@pytest.mark.parametrize("port", ["web", "listen"])
 async def test_the_documented_dialplan_gets_the_name_and_the_route(db_settings: Settings, db: Database,
-                                                                   start_live: StartLive) -> None:
+                                                                   start_live: StartLive, port: str) -> None:
+    """``CALLPOP`` pointing at the web port, or at ``[dialplan] listen``'s port."""
     snippet = _snippet()
     globals_ = dict(re.findall(r"^(CALLPOP\w*)=(\S+)$", snippet, flags=re.M))
-    settings = db_settings.replace(dialplan=DialplanSettings(token=globals_["CALLPOP_TOKEN"], timeout=5.0),
+    settings = db_settings.replace(dialplan=DialplanSettings(token=globals_["CALLPOP_TOKEN"], timeout=5.0,
+                                                             listen="127.0.0.1:0" if port == "listen" else ""),
                                    agents={"PJSIP/101": "101"})
     rec = Recorder()
     live = await start_live(settings, store=rec.hooks())
@@ -79,7 +83,8 @@ async def test_the_documented_dialplan_gets_the_name_and_the_route(db_settings: 
         tab = await live.tab("anna")
         await tab.start()
         variables = {
-            "${CALLPOP}": str(live.server.make_url("")).rstrip("/"),
+            "${CALLPOP}": (str(live.server.make_url("")).rstrip("/") if port == "web"
+                           else f"http://127.0.0.1:{live.app[EXTRA]['dialplan_listener'].port}"),
             "${CALLPOP_TOKEN}": globals_["CALLPOP_TOKEN"],
             "${URIENCODE(${CALLERID(num)})}": quote("89161234567", safe=""),
             "${CHANNEL(linkedid)}": LINKEDID,
