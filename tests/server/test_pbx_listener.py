@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from callpop.server import pbx as pbx_answers
 from callpop.server.keys import EXTRA
 from callpop.settings import DialplanSettings, Settings
 from callpop.store.db import Database
@@ -175,3 +176,22 @@ async def test_a_question_on_this_port_warms_the_pop_as_on_the_web_port(db_setti
     finally:
         pbx.close()
         await live.close()
+
+
+async def test_a_failure_while_answering_answers_empty_and_the_connection_goes_on(
+        live: Live, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail open: a bug in composing the route is an empty answer, as on the web port."""
+    anna = await add_employee(db, "anna", ["101"])
+    await add_client(db, "Иван", NUMBER, responsible_id=anna)
+
+    def broken(_app: object) -> set[str]:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(pbx_answers, "_talking", broken)
+    pbx = await connect(live)
+    try:
+        code, headers, body = await pbx.ask("/pbx/route?number=%2B79161234567")
+        assert (code, body, headers["x-callpop-status"]) == (200, "", "error")
+        assert (await pbx.ask("/pbx/caller-name?number=%2B79161234567"))[2] == "Иван"
+    finally:
+        pbx.close()
