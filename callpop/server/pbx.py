@@ -174,7 +174,15 @@ def _status(found: Matches) -> str:
 
 def answer_at_once(app: web.Application, path: str, query: Query, peer: str | None) -> Answer | None:
     """The answer when it needs no database read (refused, no number, remembered);
-    None: ask ``answer``. Never raises."""
+    None: ask ``answer``. Never raises: a bug is an empty answer (the caller is waiting)."""
+    try:
+        return _at_once(app, path, query, peer)
+    except Exception:
+        log.exception("pbx: answering %s failed; answered empty", path)
+        return Answer("", "error", last=path == ROUTE)
+
+
+def _at_once(app: web.Application, path: str, query: Query, peer: str | None) -> Answer | None:
     settings = app[SETTINGS].dialplan
     if not _allowed(query, peer, settings):
         return Answer("", "forbidden", 403)
@@ -197,6 +205,14 @@ async def answer(app: web.Application, path: str, query: Query, peer: str | None
     at_once = answer_at_once(app, path, query, peer)
     if at_once is not None:
         return at_once
+    try:
+        return await _after_reading(app, path, query)
+    except Exception:
+        log.exception("pbx: answering %s failed; answered empty", path)
+        return Answer("", "error", last=path == ROUTE)
+
+
+async def _after_reading(app: web.Application, path: str, query: Query) -> Answer:
     key, _final = _key(app, path, query)
     assert key is not None
     settings = app[SETTINGS].dialplan

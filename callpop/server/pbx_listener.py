@@ -49,12 +49,6 @@ def _bytes(reply: Answer, *, head: bool, close: bool) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + (b"" if head else body)
 
 
-def _failed(message: RawRequestMessage) -> Answer:
-    """A bug, not a refusal: the caller is waiting, so the answer is empty (fail open)."""
-    log.exception("pbx: %s failed; answered empty", message.url.path)
-    return Answer("", "error")
-
-
 class _Connection(asyncio.Protocol):
     """One kept-alive connection from the PBX."""
 
@@ -124,10 +118,7 @@ class _Connection(asyncio.Protocol):
                 return
             query = message.url.query
             with question(self._app):
-                try:
-                    reply = answer_at_once(self._app, message.url.path, query, self._peer)
-                except Exception:
-                    reply = _failed(message)
+                reply = answer_at_once(self._app, message.url.path, query, self._peer)
                 if reply is not None:
                     self._send(message, reply)
                     sent(self._app, query, reply)
@@ -137,10 +128,7 @@ class _Connection(asyncio.Protocol):
     async def _answer_later(self, message: RawRequestMessage) -> None:
         query = message.url.query
         with question(self._app):
-            try:
-                reply = await answer(self._app, message.url.path, query, self._peer)
-            except Exception:
-                reply = _failed(message)
+            reply = await answer(self._app, message.url.path, query, self._peer)
             if not self._closing:
                 self._send(message, reply)
                 sent(self._app, query, reply)

@@ -192,3 +192,17 @@ async def test_route_goes_to_the_responsible_manager_at_the_desk_and_free(
     finally:
         await live.close()
 
+
+
+async def test_a_failure_while_answering_answers_empty(live: Live, db: Database,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail open on the web port too: a bug in composing the route is an empty answer."""
+    anna = await add_employee(db, "anna", ["101"])
+    await add_client(db, "Иван", NUMBER, responsible_id=anna)
+
+    def broken(_app: object) -> set[str]:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(pbx_answers, "_talking", broken)
+    assert await ask(live, "/pbx/route", number=NUMBER) == (200, "", "error")
+    assert await ask(live, "/pbx/caller-name", number=NUMBER) == (200, "Иван", "ok")
