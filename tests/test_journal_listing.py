@@ -79,6 +79,26 @@ async def _journal(db: Database, settings: Settings, events: list[CallEvent], cl
         await writer.close()
 
 
+async def _sweep(db: Database, settings: Settings, last_beat: float | None, **kwargs: float) -> None:
+    """A restarted writer's sweep of the rows nobody follows (its last heartbeat
+    *last_beat*); exactly one row is closed."""
+    writer = JournalWriter(settings, db, StoreHooks.default())
+    writer.start()
+    writer.last_beat = last_beat
+    try:
+        assert await writer.sweep([], **kwargs) == 1
+    finally:
+        await writer.close()
+
+
+async def _the_call(db: Database) -> tuple[Call, Contact]:
+    """The journal's only call row and its only contact."""
+    async with db.sessions() as session:
+        (call,) = (await session.scalars(select(Call))).all()
+        (contact,) = (await session.scalars(select(Contact))).all()
+    return call, contact
+
+
 async def test_a_contact_whose_answer_was_not_seen_counts_only_on_the_talk_that_is_sure(
         db: Database, settings: Settings) -> None:
     """min_talk 6 s: a call seen talking 2.5 s before it ended, whose agent's channel was
@@ -88,9 +108,8 @@ async def test_a_contact_whose_answer_was_not_seen_counts_only_on_the_talk_that_
     emp = await add_employee(db, "anna", ["101"])
     cfg = settings.replace(kpi=KpiSettings(min_talk_seconds=6, one_per_client_per_day=False))
     await _journal(db, cfg, _played(agent_up_for=8, ends_after=2.5))
+    call, contact = await _the_call(db)
     async with db.sessions() as session:
-        (call,) = (await session.scalars(select(Call))).all()
-        (contact,) = (await session.scalars(select(Contact))).all()
         (part,) = (await session.scalars(select(CallParticipant))).all()
     assert (call.client_id, call.outcome, call.talk_seconds, call.answer_unseen) == (client, "answered", 2, True)
     assert call.answered_at is not None and call.answered_at.timestamp() == LISTED_AT
@@ -135,9 +154,7 @@ async def test_an_answer_recorded_live_before_a_restart_wins_over_the_listing(
     before = [ringing, Answered(ringing.call, "101", at=LISTED_AT - 6)]  # seen live, then the kill
     await _journal(db, cfg, before)
     await _journal(db, cfg, events)
-    async with db.sessions() as session:
-        (call,) = (await session.scalars(select(Call))).all()
-        (contact,) = (await session.scalars(select(Contact))).all()
+    call, contact = await _the_call(db)
     assert (call.talk_seconds, call.answer_unseen) == (8, False)
     assert (contact.employee_id, contact.counted, contact.talk_seconds) == (emp, True, 8)
 
@@ -156,9 +173,7 @@ async def test_an_answer_recorded_live_does_not_make_a_talk_whose_end_was_not_se
     gone = [dataclasses.replace(e, end_unseen=True, talks=(AgentTalk("101", 2, 10),)) if isinstance(e, Ended)
             else e for e in events]
     await _journal(db, cfg, gone)
-    async with db.sessions() as session:
-        (call,) = (await session.scalars(select(Call))).all()
-        (contact,) = (await session.scalars(select(Contact))).all()
+    call, contact = await _the_call(db)
     assert (call.talk_seconds, call.answer_unseen, call.end_unseen) == (3, False, True)
     assert (contact.employee_id, contact.counted, contact.reason, contact.talk_seconds) == (
         emp, False, "uncertain_talk", 3)
@@ -178,16 +193,8 @@ async def test_a_row_learned_from_a_listing_and_closed_by_a_sweep_stays_uncertai
     before_death = [e for e in _played(agent_up_for=8, ends_after=2.5, listed_at=listed_at)
                     if not isinstance(e, Ended)]
     await _journal(db, cfg, before_death, client)
-    writer = JournalWriter(cfg, db, StoreHooks.default())
-    writer.start()
-    writer.last_beat = listed_at + 2.5  # its last heartbeat before the second death
-    try:
-        assert await writer.sweep([]) == 1
-    finally:
-        await writer.close()
-    async with db.sessions() as session:
-        (call,) = (await session.scalars(select(Call))).all()
-        (contact,) = (await session.scalars(select(Contact))).all()
+    await _sweep(db, cfg, listed_at + 2.5)  # its last heartbeat before the second death
+    call, contact = await _the_call(db)
     assert (call.outcome, call.talk_seconds, call.end_unseen, call.answer_unseen) == ("answered", 2, True, True)
     assert (contact.employee_id, contact.counted, contact.reason, contact.talk_seconds) == (
         emp, False, "uncertain_talk", 2)
@@ -204,16 +211,8 @@ async def test_an_answered_row_whose_end_was_not_seen_is_uncertain_not_short(
     began = time.time() - 60.0
     ringing = Ringing("1799999990.1", "inbound", NUMBER, "101", at=began)
     await _journal(db, cfg, [ringing, Answered(ringing.call, "101", at=began + 3)], client)
-    writer = JournalWriter(cfg, db, StoreHooks.default())
-    writer.start()
-    writer.last_beat = began + 5.5
-    try:
-        assert await writer.sweep([]) == 1
-    finally:
-        await writer.close()
-    async with db.sessions() as session:
-        (call,) = (await session.scalars(select(Call))).all()
-        (contact,) = (await session.scalars(select(Contact))).all()
+    await _sweep(db, cfg, began + 5.5)
+    call, contact = await _the_call(db)
     assert (call.outcome, call.talk_seconds, call.end_unseen, call.answer_unseen) == ("answered", 2, True, False)
     assert (contact.employee_id, contact.counted, contact.reason, contact.talk_seconds) == (
         emp, False, "uncertain_talk", 2)
@@ -244,16 +243,8 @@ async def test_a_row_learned_from_a_listing_and_closed_by_the_periodic_sweep_sta
     listed_at = time.time() - 60.0
     learned = [e for e in _played(agent_up_for=8, ends_after=2.5, listed_at=listed_at) if not isinstance(e, Ended)]
     await _journal(db, cfg, learned, client)
-    writer = JournalWriter(cfg, db, StoreHooks.default())
-    writer.start()
-    writer.last_beat = None  # no heartbeat from a run that died
-    try:
-        assert await writer.sweep([], older_than=30.0) == 1
-    finally:
-        await writer.close()
-    async with db.sessions() as session:
-        (call,) = (await session.scalars(select(Call))).all()
-        (contact,) = (await session.scalars(select(Contact))).all()
+    await _sweep(db, cfg, None, older_than=30.0)  # no heartbeat from a run that died
+    call, contact = await _the_call(db)
     assert (call.outcome, call.talk_seconds, call.end_unseen, call.answer_unseen) == ("answered", 0, True, True)
     assert (contact.employee_id, contact.counted, contact.reason, contact.talk_seconds) == (
         emp, False, "uncertain_talk", 0)
@@ -272,9 +263,7 @@ async def test_a_call_learned_from_a_listing_and_gone_after_a_lost_link_is_uncer
     tracker.link_lost(LISTED_AT + 2.5)
     events += tracker.resync([], now=LISTED_AT + 20)
     await _journal(db, cfg, events, client)
-    async with db.sessions() as session:
-        (call,) = (await session.scalars(select(Call))).all()
-        (contact,) = (await session.scalars(select(Contact))).all()
+    call, contact = await _the_call(db)
     assert (call.outcome, call.talk_seconds, call.end_unseen, call.answer_unseen) == ("answered", 2, True, True)
     assert (contact.employee_id, contact.counted, contact.reason, contact.talk_seconds) == (
         emp, False, "uncertain_talk", 2)
