@@ -77,7 +77,7 @@ class _Connection(asyncio.Protocol):
             return
         self._listener.open_connections += 1
         self._listener.connections.add(self)
-        self._idle = loop.call_later(IDLE, self._close)
+        self._idle = loop.call_later(IDLE, self.close)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._idle is not None:
@@ -100,11 +100,11 @@ class _Connection(asyncio.Protocol):
         for message, _payload in messages:
             self._waiting.append(message)
         if len(self._waiting) > MAX_PIPELINED:
-            self._close()
+            self.close()
             return
         if messages and self._idle is not None:
             self._idle.cancel()
-            self._idle = asyncio.get_running_loop().call_later(IDLE, self._close)
+            self._idle = asyncio.get_running_loop().call_later(IDLE, self.close)
         self._serve()
 
     def _serve(self) -> None:
@@ -151,18 +151,15 @@ class _Connection(asyncio.Protocol):
         self._transport.write(_bytes(reply, head=message.method == "HEAD", close=close))
         self._listener.answered += 1
         if close:
-            self._close()
+            self.close()
 
     def _refuse(self, code: int, status: str) -> None:
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(_bytes(Answer("", status, code), head=False, close=True))
         self._listener.bad_requests += 1
-        self._close()
+        self.close()
 
     def close(self) -> None:
-        self._close()
-
-    def _close(self) -> None:
         self._closing = True
         self._waiting.clear()
         if self._transport is not None:

@@ -29,7 +29,7 @@ from callpop.store.models import Client, ClientPhone, Employee, Extension
 from callpop.store.pg_direct import direct_pool
 from callpop.store.prepared import Prepared
 
-__all__ = ["CallerMatch", "caller_matches", "caller_matches_sync"]
+__all__ = ["CallerMatch", "caller_matches", "caller_matches_sync", "exact_first"]
 
 # The dialplan's reads run here (not on the cards' pool: a burst of pops never queues
 # the PBX's questions behind it).
@@ -83,8 +83,13 @@ def _matches(key: PhoneKey, rows: Sequence[tuple[Any, ...]]) -> tuple[CallerMatc
         by_client[cid] = (entry[0], exact, entry[2])
     matches = [CallerMatch(cid, name, company, status == "regular", exact, responsible, tuple(exts))
                for (cid, name, company, status, responsible), exact, exts in by_client.values()]
+    return exact_first(matches)
+
+
+def exact_first(matches: Sequence[CallerMatch]) -> tuple[CallerMatch, ...]:
+    """The directory's rule: an exact E.164 match wins over last-10-digit ones."""
     if any(m.exact for m in matches):
-        matches = [m for m in matches if m.exact]
+        return tuple(m for m in matches if m.exact)
     return tuple(matches)
 
 

@@ -36,7 +36,7 @@ from typing import Any
 
 import callpop
 from callpop.phones import PhoneKey
-from callpop.store.caller import CallerMatch
+from callpop.store.caller import CallerMatch, exact_first
 from callpop.store.caller_cache import write_generation
 from callpop.store.caller_index_wire import Parts, e164_code, read_parts, tail_code
 from callpop.store.db import Database
@@ -85,11 +85,8 @@ class CallerIndex(Parts):
                 found[client] = True
         if not found:
             return ()
-        matches = [m for m in (self._client(client, exact) for client, exact in sorted(found.items()))
-                   if m is not None]
-        if any(m.exact for m in matches):
-            matches = [m for m in matches if m.exact]
-        return tuple(matches)
+        return exact_first([m for m in (self._client(client, exact) for client, exact in sorted(found.items()))
+                            if m is not None])
 
     def _client(self, client_id: int, exact: bool) -> CallerMatch | None:
         at = bisect_left(self.ids, client_id)
@@ -120,15 +117,15 @@ class IndexKeeper:
         self.answered = 0   # questions answered from memory
         self.builds = 0
         self.discarded = 0  # snapshots a write overtook while they were read
-        self._task: asyncio.Task[None] | None = None
         self.failed = 0     # copies that could not be read
+        self._task: asyncio.Task[None] | None = None
         self._reader: asyncio.subprocess.Process | None = None
         self._stopping = False
 
     def lookup(self, key: PhoneKey) -> tuple[CallerMatch, ...] | None:
         """The answer from memory, or None when memory may be behind the database."""
         index = self.index
-        if index is None or index.generation != self._generation.stamp or not self._watch.current():
+        if index is None or self.stale() or not self.current():
             return None
         self.answered += 1
         return index.matches(key)
